@@ -1,0 +1,366 @@
+//! Control-socket connections and the commands they carry (PROTOCOL.md §2):
+//! line framing with a length bound, one response per request, `logs
+//! --follow` streaming, and the execution of each command against the hub.
+//!
+//! Commands run inside the event loop's pass, like chat input; nothing here
+//! blocks. A peer that sends requests without reading the answers is not
+//! read from while its output is backed up; a follower that falls too far
+//! behind is disconnected.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+use serde_json::{Value, json};
+
+use super::conn::{interrupted, would_block};
+use super::event_loop::{FD_SETSIZE, Server};
+use super::logbook::Entry;
+use super::net;
+use crate::control::{self, ErrorCode, MAX_REQUEST_LINE, Request};
+use crate::hub::{HubError, RoomInfo};
+
+/// Above this much unsent output, a control connection is not read from.
+const OUTPUT_HWM: usize = 256 * 1024;
+
+/// A `logs --follow` reader with more unsent output than this is dropped.
+const FOLLOWER_MAX_BACKLOG: usize = 1024 * 1024;
+
+pub struct AdminConn {
+    pub id: u64,
+    pub stream: UnixStream,
+    /// uid and pid of the peer (SO_PEERCRED), for the log.
+    peer: Option<(u32, i32)>,
+    inbuf: Vec<u8>,
+    /// Discarding the rest of an over-long request line.
+    skipping: bool,
+    out: Vec<u8>,
+    /// Streaming log entries after this sequence number.
+    follow_after: Option<u64>,
+    read_closed: bool,
+}
+
+impl AdminConn {
+    pub fn wants_read(&self) -> bool {
+        !self.read_closed && self.out.len() <= OUTPUT_HWM
+    }
+
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    fn who(&self) -> String {
+        match self.peer {
+            Some((uid, pid)) => format!("uid {uid} pid {pid}"),
+            None => "unknown peer".to_string(),
+        }
+    }
+
+    fn respond(&mut self, value: &Value) {
+        // serde_json escapes control characters, so a response is one line.
+        serde_json::to_writer(&mut self.out, value).expect("writing JSON to a Vec cannot fail");
+        self.out.push(b'\n');
+    }
+
+    /// Takes the complete request lines out of the input buffer; over-long
+    /// lines come back as `Err` (once) and are skipped to their newline.
+    fn take_lines(&mut self) -> Vec<Result<Vec<u8>, String>> {
+        let mut lines = Vec::new();
+        while let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.inbuf.drain(..=nl).take(nl).collect();
+            if std::mem::take(&mut self.skipping) {
+                continue;
+            }
+            if line.len() > MAX_REQUEST_LINE {
+                lines.push(Err(too_long()));
+            } else {
+                lines.push(Ok(line));
+            }
+        }
+        if self.inbuf.len() > MAX_REQUEST_LINE {
+            self.inbuf.clear();
+            if !std::mem::replace(&mut self.skipping, true) {
+                lines.push(Err(too_long()));
+            }
+        } else if self.skipping {
+            self.inbuf.clear();
+        }
+        if self.read_closed && !self.inbuf.is_empty() {
+            // A last request without its newline (printf '...' | socat ...).
+            lines.push(Ok(std::mem::take(&mut self.inbuf)));
+        }
+        lines
+    }
+}
+
+fn too_long() -> String {
+    format!("request line longer than {MAX_REQUEST_LINE} bytes")
+}
+
+impl Server {
+    pub(super) fn accept_admins(&mut self) {
+        loop {
+            let Some(control) = &self.control else {
+                return;
+            };
+            match control.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.as_raw_fd() as usize >= FD_SETSIZE {
+                        self.log.warn(
+                            "control: connection refused: no descriptor slot left for select(2)",
+                        );
+                        continue;
+                    }
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let id = self.next_id();
+                    let peer = net::peer_credentials(&stream);
+                    self.admins.insert(
+                        id,
+                        AdminConn {
+                            id,
+                            stream,
+                            peer,
+                            inbuf: Vec::new(),
+                            skipping: false,
+                            out: Vec::new(),
+                            follow_after: None,
+                            read_closed: false,
+                        },
+                    );
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) => {
+                    self.log.warn(format!("control: accept: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads what a control connection sent and answers each complete line.
+    pub(super) fn read_admin(&mut self, id: u64) {
+        let Some(a) = self.admins.get_mut(&id) else {
+            return;
+        };
+        if a.wants_read() {
+            let mut buf = [0u8; 16 * 1024];
+            match a.stream.read(&mut buf) {
+                Ok(0) => a.read_closed = true,
+                Ok(n) if a.follow_after.is_some() => {
+                    // A follower's further input is ignored.
+                    let _ = n;
+                }
+                Ok(n) => a.inbuf.extend_from_slice(&buf[..n]),
+                Err(e) if would_block(&e) || interrupted(&e) => {}
+                Err(_) => a.read_closed = true,
+            }
+        }
+        let lines = a.take_lines();
+        for line in lines {
+            let response = match line {
+                Err(msg) => control::error_response(ErrorCode::BadRequest, &msg),
+                Ok(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(line) => match Request::parse(&line) {
+                    Err(msg) => control::error_response(ErrorCode::BadRequest, &msg),
+                    Ok(req) => self.execute(id, req),
+                },
+            };
+            if let Some(a) = self.admins.get_mut(&id) {
+                a.respond(&response);
+            }
+        }
+    }
+
+    /// Runs one command and returns its response.
+    fn execute(&mut self, admin: u64, req: Request) -> Value {
+        if req.changes_state() {
+            let who = self
+                .admins
+                .get(&admin)
+                .map(AdminConn::who)
+                .unwrap_or_default();
+            self.log
+                .info(format!("control: {} by {who}", summarize(&req)));
+        }
+        match req {
+            Request::CreateRoom { name, limit } => match self.hub.create_room(&name, limit) {
+                Ok(room) => {
+                    self.log.info(format!(
+                        "room '{}' created with limit {}",
+                        room.name, room.limit
+                    ));
+                    json!({ "ok": true, "room": room_json(&room) })
+                }
+                Err(e) => hub_error(&e),
+            },
+            Request::List {} => {
+                let rooms: Vec<Value> = self.hub.list().iter().map(room_json).collect();
+                json!({ "ok": true, "rooms": rooms })
+            }
+            Request::Participants { room } => match self.hub.participants(&room) {
+                Ok(members) => {
+                    let list: Vec<Value> = members
+                        .iter()
+                        .map(|m| {
+                            json!({
+                                "username": m.username,
+                                "address": m.address,
+                                "joined_at": m.joined_at,
+                            })
+                        })
+                        .collect();
+                    json!({ "ok": true, "room": room, "participants": list })
+                }
+                Err(e) => hub_error(&e),
+            },
+            Request::CloseRoom { room } => match self.hub.close_room(&room) {
+                Ok(closure) => {
+                    for &conn in &closure.members {
+                        self.begin_close(conn, Some(&closure.line), true);
+                    }
+                    self.log.info(format!(
+                        "room '{}' closed; {} member(s) disconnected",
+                        closure.room,
+                        closure.members.len()
+                    ));
+                    json!({ "ok": true, "room": closure.room, "disconnected": closure.members.len() })
+                }
+                Err(e) => hub_error(&e),
+            },
+            Request::SetLimit { room, limit } => match self.hub.set_limit(&room, limit) {
+                Ok(info) => {
+                    self.log.info(format!(
+                        "room '{}' limit changed to {}",
+                        info.name, info.limit
+                    ));
+                    json!({ "ok": true, "room": room_json(&info) })
+                }
+                Err(e) => hub_error(&e),
+            },
+            Request::Kick { room, username } => match self.hub.kick(&room, &username) {
+                Ok(kick) => {
+                    let dep = &kick.departure;
+                    self.log.info(format!(
+                        "leave: '{}' removed from room '{}' ({}) by an admin",
+                        dep.member.username, dep.room, dep.member.address
+                    ));
+                    self.deliver(&dep.notice);
+                    self.begin_close(kick.conn, Some(&kick.line), true);
+                    self.drop_doomed();
+                    json!({ "ok": true, "room": room, "username": username })
+                }
+                Err(e) => hub_error(&e),
+            },
+            Request::Logs { limit, follow } => {
+                let entries: Vec<&Entry> = self.log.recent(limit).collect();
+                let response = json!({ "ok": true, "logs": entries });
+                if follow {
+                    let last = self.log.last_seq();
+                    if let Some(a) = self.admins.get_mut(&admin) {
+                        a.follow_after = Some(last);
+                    }
+                }
+                response
+            }
+            Request::Stats {} => json!({ "ok": true, "stats": self.stats_json() }),
+        }
+    }
+
+    fn stats_json(&self) -> Value {
+        json!({
+            "uptime_secs": self.started.elapsed().as_secs(),
+            "clients": self.clients.len(),
+            "members": self.hub.member_count(),
+            "rooms": self.hub.room_count(),
+            "messages_relayed": self.stats.messages_relayed,
+            "deliveries": self.stats.deliveries,
+            "bytes_out": self.stats.bytes_out,
+            "slow_consumer_drops": self.stats.slow_consumer_drops,
+            "joins": self.stats.joins,
+            "refusals": self.stats.refusals,
+        })
+    }
+
+    /// Hands new log entries to `logs --follow` readers; drops readers that
+    /// fall too far behind.
+    pub(super) fn forward_logs(&mut self) {
+        loop {
+            let entries = self.log.take_unsent();
+            if entries.is_empty() {
+                return;
+            }
+            let mut lagging = Vec::new();
+            for a in self.admins.values_mut() {
+                let Some(after) = a.follow_after else {
+                    continue;
+                };
+                for e in entries.iter().filter(|e| e.seq > after) {
+                    a.respond(&json!({ "log": e }));
+                    a.follow_after = Some(e.seq);
+                }
+                if a.out.len() > FOLLOWER_MAX_BACKLOG {
+                    lagging.push(a.id);
+                }
+            }
+            for id in lagging {
+                self.admins.remove(&id);
+                self.log.warn(format!(
+                    "control: dropped a logs --follow reader more than {FOLLOWER_MAX_BACKLOG} bytes behind"
+                ));
+            }
+        }
+    }
+
+    /// One write per control connection with output; closes the finished.
+    pub(super) fn flush_admins(&mut self) {
+        let mut done = Vec::new();
+        for a in self.admins.values_mut() {
+            if !a.out.is_empty() {
+                match a.stream.write(&a.out) {
+                    Ok(n) => {
+                        a.out.drain(..n);
+                    }
+                    Err(e) if would_block(&e) || interrupted(&e) => {}
+                    Err(_) => {
+                        done.push(a.id);
+                        continue;
+                    }
+                }
+            }
+            let following = a.follow_after.is_some();
+            if a.read_closed && (a.out.is_empty() || following) {
+                done.push(a.id);
+            }
+        }
+        for id in done {
+            self.admins.remove(&id);
+        }
+    }
+}
+
+fn room_json(r: &RoomInfo) -> Value {
+    json!({ "name": r.name, "limit": r.limit, "members": r.members })
+}
+
+fn hub_error(e: &HubError) -> Value {
+    let code = match e {
+        HubError::NotFound(_) => ErrorCode::NotFound,
+        HubError::Exists(_) => ErrorCode::Exists,
+        HubError::Invalid(_) => ErrorCode::Invalid,
+    };
+    control::error_response(code, e.message())
+}
+
+/// A request as one log phrase.
+fn summarize(req: &Request) -> String {
+    match req {
+        Request::CreateRoom { name, limit } => format!("create-room '{name}' limit {limit}"),
+        Request::CloseRoom { room } => format!("close-room '{room}'"),
+        Request::SetLimit { room, limit } => format!("set-limit '{room}' {limit}"),
+        Request::Kick { room, username } => format!("kick '{username}' from '{room}'"),
+        other => format!("{other:?}"),
+    }
+}

@@ -1,0 +1,808 @@
+//! The one select(2) loop. It owns every descriptor (TCP listeners, chat
+//! clients, the control socket and its clients, the signal self-pipe), asks
+//! the hub what each input means, and carries out the deliveries.
+//!
+//! Each pass: compute timers → select → signals → accept → one read per
+//! readable connection → decode and act on buffered frames (rooms with a
+//! backed-up member are skipped) → one write per connection with output →
+//! close what is finished. Nothing else in chatd blocks or calls select.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::select::{FdSet, select};
+use nix::sys::time::{TimeVal, TimeValLike};
+
+use super::Config;
+use super::admin::AdminConn;
+use super::conn::{Conn, Phase, ReadOutcome};
+use super::logbook::Logbook;
+use super::net::ControlSocket;
+use super::signals::Signals;
+use crate::hub::{ConnId, Delivery, Hub, RoomId};
+use crate::timefmt;
+use crate::wire::{self, ErrorCode, EventKind};
+
+/// select(2) cannot watch descriptors at or above this number.
+pub const FD_SETSIZE: usize = libc_fd_setsize();
+
+const fn libc_fd_setsize() -> usize {
+    // glibc and musl both fix FD_SETSIZE at 1024 on Linux.
+    1024
+}
+
+/// How long a closing connection may take to flush its last event and see
+/// the peer's FIN before it is closed regardless.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// How long, after SIGINT/SIGTERM, clients get to receive `shutdown`.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Bytes read from one connection per pass at most (fairness), and the size
+/// of the shared read buffer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long accepting pauses when descriptors run out and no spare is left.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub messages_relayed: u64,
+    pub deliveries: u64,
+    pub bytes_out: u64,
+    pub slow_consumer_drops: u64,
+    pub joins: u64,
+    pub refusals: u64,
+}
+
+pub struct Server {
+    pub(super) cfg: Config,
+    pub(super) hub: Hub,
+    pub(super) clients: HashMap<ConnId, Conn>,
+    pub(super) admins: HashMap<u64, AdminConn>,
+    pub(super) log: Logbook,
+    pub(super) stats: Stats,
+    pub(super) started: Instant,
+    listeners: Vec<TcpListener>,
+    pub(super) control: Option<ControlSocket>,
+    signals: Signals,
+    next_id: u64,
+    /// Above this much queued output a member is "backed up": its room is not
+    /// read from, and its write-timeout clock runs.
+    hwm: usize,
+    scratch: Vec<u8>,
+    /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it is
+    /// closed so the pending connection can be accepted, told 503, and closed.
+    spare_fd: Option<File>,
+    accept_paused_until: Option<Instant>,
+    last_fd_warning: Option<Instant>,
+    /// Set once SIGINT/SIGTERM arrived: the moment chatd exits at the latest.
+    shutdown_deadline: Option<Instant>,
+    /// Connections to drop once the current delivery is done.
+    doomed: Vec<(ConnId, String)>,
+}
+
+impl Server {
+    pub fn new(
+        cfg: Config,
+        hub: Hub,
+        log: Logbook,
+        listeners: Vec<TcpListener>,
+        control: Option<ControlSocket>,
+        signals: Signals,
+    ) -> Server {
+        let hwm = cfg.sendq / 2;
+        Server {
+            cfg,
+            hub,
+            clients: HashMap::new(),
+            admins: HashMap::new(),
+            log,
+            stats: Stats::default(),
+            started: Instant::now(),
+            listeners,
+            control,
+            signals,
+            next_id: 1,
+            hwm,
+            scratch: vec![0; READ_CHUNK],
+            spare_fd: File::open("/dev/null").ok(),
+            accept_paused_until: None,
+            last_fd_warning: None,
+            shutdown_deadline: None,
+            doomed: Vec::new(),
+        }
+    }
+
+    pub(super) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Runs until SIGINT/SIGTERM and the shutdown that follows.
+    pub fn run(&mut self) -> Result<(), String> {
+        loop {
+            let now = Instant::now();
+            self.expire_timers(now);
+            if let Some(deadline) = self.shutdown_deadline
+                && (self.clients.is_empty() || now >= deadline)
+            {
+                let unflushed = self.clients.len();
+                self.clients.clear();
+                self.log.info(format!(
+                    "stopped ({unflushed} client(s) closed before their output was flushed)"
+                ));
+                return Ok(());
+            }
+            let timeout = self.select_timeout(now);
+            let (mut readable, mut writable) = self.interest();
+            let mut rset = fd_set(&readable);
+            let mut wset = fd_set(&writable);
+            let mut tv = timeout.map(|t| TimeVal::microseconds(t.as_micros() as i64));
+            match select(None, &mut rset, &mut wset, None, tv.as_mut()) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(format!("select: {e}")),
+            }
+            readable.retain(|fd| rset.contains(borrow(*fd)));
+            writable.retain(|fd| wset.contains(borrow(*fd)));
+            self.dispatch(&readable, &writable);
+        }
+    }
+
+    /// Acts on one select result.
+    fn dispatch(&mut self, readable: &[RawFd], writable: &[RawFd]) {
+        if readable.contains(&self.signals.fd().as_raw_fd()) {
+            self.on_signals();
+        }
+        for i in 0..self.listeners.len() {
+            if readable.contains(&self.listeners[i].as_raw_fd()) {
+                self.accept_clients(i);
+            }
+        }
+        if let Some(c) = &self.control
+            && readable.contains(&c.listener.as_raw_fd())
+        {
+            self.accept_admins();
+        }
+        let ready_clients: Vec<(ConnId, bool, bool)> = self
+            .clients
+            .values()
+            .map(|c| {
+                let fd = c.stream.as_raw_fd();
+                (c.id, readable.contains(&fd), writable.contains(&fd))
+            })
+            .filter(|(_, r, w)| *r || *w)
+            .collect();
+        for (id, r, w) in ready_clients {
+            if w && let Some(c) = self.clients.get_mut(&id) {
+                c.write_blocked = false;
+            }
+            if r {
+                self.read_client(id);
+            }
+        }
+        let ready_admins: Vec<u64> = self
+            .admins
+            .values()
+            .filter(|a| {
+                let fd = a.stream.as_raw_fd();
+                readable.contains(&fd) || writable.contains(&fd)
+            })
+            .map(|a| a.id)
+            .collect();
+        for id in ready_admins {
+            self.read_admin(id);
+        }
+        self.process_clients();
+        self.forward_logs();
+        self.flush_clients();
+        self.flush_admins();
+        self.reap_clients();
+    }
+
+    // -- select set-up ------------------------------------------------------
+
+    /// The descriptors to watch for reading and for writing.
+    fn interest(&self) -> (Vec<RawFd>, Vec<RawFd>) {
+        let mut rd = vec![self.signals.fd().as_raw_fd()];
+        let mut wr = Vec::new();
+        let paused = self.accept_paused_until.is_some_and(|t| Instant::now() < t);
+        if self.shutdown_deadline.is_none() && !paused {
+            rd.extend(self.listeners.iter().map(|l| l.as_raw_fd()));
+        }
+        if let Some(c) = &self.control {
+            rd.push(c.listener.as_raw_fd());
+        }
+        let mut congested = HashMap::new();
+        for c in self.clients.values() {
+            let fd = c.stream.as_raw_fd();
+            if self.wants_read(c, &mut congested) {
+                rd.push(fd);
+            }
+            if c.pending() > 0 && c.write_blocked {
+                wr.push(fd);
+            }
+        }
+        for a in self.admins.values() {
+            let fd = a.stream.as_raw_fd();
+            if a.wants_read() {
+                rd.push(fd);
+            }
+            if a.wants_write() {
+                wr.push(fd);
+            }
+        }
+        (rd, wr)
+    }
+
+    fn wants_read(&self, c: &Conn, congested: &mut HashMap<RoomId, bool>) -> bool {
+        if c.read_closed {
+            return false;
+        }
+        match c.phase {
+            Phase::Handshake { .. } => c.decoder.space() > 0,
+            Phase::Closing { .. } => true,
+            Phase::Member => {
+                c.decoder.space() > 0
+                    && !self
+                        .hub
+                        .room_of(c.id)
+                        .is_some_and(|r| self.room_congested(r, congested))
+            }
+        }
+    }
+
+    /// Whether some member of the room has more than the high-water mark of
+    /// unsent output (cached per pass in `cache`).
+    fn room_congested(&self, room: RoomId, cache: &mut HashMap<RoomId, bool>) -> bool {
+        *cache.entry(room).or_insert_with(|| {
+            self.hub.member_conns(room).any(|id| {
+                self.clients
+                    .get(&id)
+                    .is_some_and(|c| c.pending() > self.hwm)
+            })
+        })
+    }
+
+    /// How long select may sleep: until the nearest deadline, or not at all
+    /// when decoded frames wait in a room that can flow again.
+    fn select_timeout(&self, now: Instant) -> Option<Duration> {
+        let mut next: Option<Instant> = self.shutdown_deadline;
+        let mut earliest = |t: Instant| {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        };
+        if let Some(t) = self.accept_paused_until {
+            earliest(t);
+        }
+        let mut congested = HashMap::new();
+        for c in self.clients.values() {
+            match c.phase {
+                Phase::Handshake { deadline } | Phase::Closing { deadline, .. } => {
+                    earliest(deadline)
+                }
+                Phase::Member => {
+                    if let Some(since) = c.backlogged_since {
+                        earliest(since + self.cfg.write_timeout);
+                    }
+                    let ready = c.decoder.frame_ready() || c.read_closed;
+                    let blocked = self
+                        .hub
+                        .room_of(c.id)
+                        .is_some_and(|r| self.room_congested(r, &mut congested));
+                    if ready && !blocked {
+                        return Some(Duration::ZERO);
+                    }
+                }
+            }
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    // -- signals ------------------------------------------------------------
+
+    fn on_signals(&mut self) {
+        let pending = self.signals.take();
+        if pending.hangup {
+            self.log.info("SIGHUP received: nothing to reload; ignored");
+        }
+        if pending.terminate {
+            if self.shutdown_deadline.is_some() {
+                self.log
+                    .warn("second termination signal: exiting without waiting for clients");
+                self.shutdown_deadline = Some(Instant::now());
+            } else {
+                self.begin_shutdown();
+            }
+        }
+    }
+
+    /// Stops listening, tells every client `shutdown`, and gives their output
+    /// [`SHUTDOWN_GRACE`] to drain.
+    fn begin_shutdown(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        self.shutdown_deadline = Some(deadline);
+        self.log.info(format!(
+            "shutting down: telling {} client(s)",
+            self.clients.len()
+        ));
+        self.listeners.clear();
+        self.control = None;
+        self.admins.clear();
+        let line = wire::system_event(EventKind::Shutdown, wire::SHUTDOWN, None);
+        for c in self.clients.values_mut() {
+            if !matches!(c.phase, Phase::Closing { .. }) {
+                c.queue(&line);
+            }
+            c.phase = Phase::Closing {
+                deadline,
+                linger: false,
+            };
+        }
+    }
+
+    // -- accepting ----------------------------------------------------------
+
+    fn accept_clients(&mut self, index: usize) {
+        loop {
+            let accepted = self.listeners[index].accept();
+            match accepted {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if super::conn::would_block(&e) => return,
+                Err(e) if super::conn::interrupted(&e) => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    self.on_fd_exhaustion(index);
+                    return;
+                }
+                Err(e) => {
+                    self.log.warn(format!("accept: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let fd = stream.as_raw_fd() as usize;
+        if fd >= FD_SETSIZE {
+            self.refuse_at_door(stream, peer, "no descriptor slot left for select(2)");
+            return;
+        }
+        if self.clients.len() >= self.cfg.max_clients {
+            let why = format!("--max-clients {} reached", self.cfg.max_clients);
+            self.refuse_at_door(stream, peer, &why);
+            return;
+        }
+        if let Err(e) = stream.set_nonblocking(true) {
+            self.log
+                .warn(format!("client {peer}: set non-blocking: {e}"));
+            return;
+        }
+        // Chat lines are small and latency matters more than segment count.
+        let _ = stream.set_nodelay(true);
+        let id = self.next_id();
+        let deadline = Instant::now() + self.cfg.handshake_timeout;
+        self.clients.insert(
+            id,
+            Conn::new(id, stream, peer, self.cfg.max_frame, deadline),
+        );
+    }
+
+    /// Answers 503 with one best-effort write and closes at once; such a
+    /// connection never enters the loop.
+    fn refuse_at_door(&mut self, mut stream: TcpStream, peer: SocketAddr, why: &str) {
+        let _ = stream.set_nonblocking(true);
+        let line = wire::error_event(
+            ErrorCode::Unavailable,
+            None,
+            &format!("server at capacity: {why}"),
+        );
+        let _ = stream.write(&line);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        self.stats.refusals += 1;
+        self.log.warn(format!("refused 503 to {peer}: {why}"));
+    }
+
+    /// accept(2) said EMFILE/ENFILE. The pending connection would keep the
+    /// listener readable and the loop spinning, so: give up the spare
+    /// descriptor, accept and refuse the connection, take the spare back.
+    /// Without a spare, stop watching the listeners for a moment.
+    fn on_fd_exhaustion(&mut self, index: usize) {
+        let now = Instant::now();
+        if self
+            .last_fd_warning
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_fd_warning = Some(now);
+            self.log
+                .warn("out of file descriptors: refusing new connections until some close");
+        }
+        if self.spare_fd.take().is_some() {
+            if let Ok((stream, peer)) = self.listeners[index].accept() {
+                self.refuse_at_door(stream, peer, "out of file descriptors");
+            }
+            self.spare_fd = File::open("/dev/null").ok();
+        }
+        if self.spare_fd.is_none() {
+            self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+        }
+    }
+
+    // -- reading and acting on input ---------------------------------------
+
+    fn read_client(&mut self, id: ConnId) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let discard = matches!(c.phase, Phase::Closing { .. });
+        match c.read_once(&mut self.scratch, discard) {
+            Ok(ReadOutcome::Data(_)) | Ok(ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Eof) => c.read_closed = true,
+            Err(e) => {
+                c.read_closed = true;
+                if !discard {
+                    self.doom(id, format!("read error: {e}"));
+                    self.drop_doomed();
+                }
+            }
+        }
+    }
+
+    /// Decodes and acts on the frames buffered in every connection, skipping
+    /// members whose room is backed up.
+    fn process_clients(&mut self) {
+        let ids: Vec<ConnId> = self
+            .clients
+            .values()
+            .filter(|c| c.decoder.buffered() > 0 || c.read_closed)
+            .map(|c| c.id)
+            .collect();
+        let mut congested = HashMap::new();
+        for id in ids {
+            self.process_client(id, &mut congested);
+            self.drop_doomed();
+        }
+    }
+
+    fn process_client(&mut self, id: ConnId, congested: &mut HashMap<RoomId, bool>) {
+        loop {
+            let Some(c) = self.clients.get_mut(&id) else {
+                return;
+            };
+            let phase = c.phase;
+            if let Phase::Closing { .. } = phase {
+                return;
+            }
+            if phase == Phase::Member
+                && let Some(room) = self.hub.room_of(id)
+                && self.room_congested(room, congested)
+            {
+                return;
+            }
+            let c = self.clients.get_mut(&id).expect("checked above");
+            match c.decoder.next_frame() {
+                None => break,
+                Some(Err(e)) => {
+                    self.close_with_error(id, e.code(), &e.reason(), None);
+                    return;
+                }
+                Some(Ok(payload)) => {
+                    let crossed = match phase {
+                        Phase::Handshake { .. } => self.on_handshake(id, &payload),
+                        _ => self.on_message(id, &payload),
+                    };
+                    if let Some(room) = crossed {
+                        congested.insert(room, true);
+                    }
+                }
+            }
+        }
+        // No complete frame left. If the peer is gone, so is the member.
+        let c = &self.clients[&id];
+        if c.read_closed {
+            let why = if c.decoder.buffered() > 0 {
+                "connection closed mid-frame"
+            } else {
+                "connection closed"
+            };
+            self.doom(id, why.to_string());
+        }
+    }
+
+    /// The first frame. Returns the room if the join notice backed it up.
+    fn on_handshake(&mut self, id: ConnId, payload: &[u8]) -> Option<RoomId> {
+        let hs = match wire::parse_handshake(payload) {
+            Ok(hs) => hs,
+            Err(reason) => {
+                self.close_with_error(id, ErrorCode::BadRequest, &reason, None);
+                return None;
+            }
+        };
+        let peer = self.clients[&id].peer;
+        let joined_at = timefmt::rfc3339(timefmt::unix_now());
+        match self
+            .hub
+            .join(id, &hs.username, &hs.room, &peer.to_string(), &joined_at)
+        {
+            Ok(delivery) => {
+                self.clients.get_mut(&id).expect("joining").phase = Phase::Member;
+                self.stats.joins += 1;
+                self.log.info(format!(
+                    "join: '{}' entered room '{}' from {peer}",
+                    hs.username, hs.room
+                ));
+                let crossed = self.deliver(&delivery);
+                crossed.then(|| self.hub.room_of(id)).flatten()
+            }
+            Err(refusal) => {
+                self.stats.refusals += 1;
+                self.log.warn(format!(
+                    "refused {} to '{}' from {peer}: {}",
+                    refusal.code.as_str(),
+                    hs.username,
+                    refusal.reason
+                ));
+                self.begin_close(id, Some(&refusal.line), true);
+                None
+            }
+        }
+    }
+
+    /// A chat message from a member. Returns the room if it backed it up.
+    fn on_message(&mut self, id: ConnId, payload: &[u8]) -> Option<RoomId> {
+        let text = match wire::validate_message(payload) {
+            Ok(t) => t,
+            Err(reason) => {
+                // The stream is still in sync: reject this message only.
+                let line = wire::error_event(ErrorCode::BadRequest, None, reason);
+                self.queue_to(id, &line);
+                self.log.warn(format!(
+                    "rejected message from {}: {reason}",
+                    self.describe(id)
+                ));
+                return None;
+            }
+        };
+        let delivery = self.hub.say(id, text)?;
+        self.stats.messages_relayed += 1;
+        if self.cfg.log_messages {
+            self.log
+                .info(format!("message from {}: {text}", self.describe(id)));
+        }
+        let crossed = self.deliver(&delivery);
+        crossed.then(|| self.hub.room_of(id)).flatten()
+    }
+
+    /// Sends an error event to the connection, then closes it; a member
+    /// leaves its room first.
+    fn close_with_error(&mut self, id: ConnId, code: ErrorCode, reason: &str, room: Option<&str>) {
+        self.stats.refusals += 1;
+        self.log.warn(format!(
+            "error {} to {}: {reason}; closing",
+            code.as_str(),
+            self.describe(id)
+        ));
+        let line = wire::error_event(code, room, reason);
+        self.leave_room(id, "closed after a protocol error");
+        self.begin_close(id, Some(&line), true);
+    }
+
+    // -- delivery -----------------------------------------------------------
+
+    /// Appends one encoded line to each recipient's queue. A recipient whose
+    /// queue would exceed `--sendq` is dropped instead (after the delivery).
+    /// Returns whether some recipient is now above the high-water mark.
+    pub(super) fn deliver(&mut self, d: &Delivery) -> bool {
+        let mut crossed = false;
+        for &to in &d.to {
+            if self.queue_to(to, &d.line) {
+                crossed = true;
+            }
+        }
+        self.stats.deliveries += d.to.len() as u64;
+        crossed
+    }
+
+    /// Queues a line for one connection, enforcing `--sendq`. Returns whether
+    /// its queue is above the high-water mark afterwards.
+    pub(super) fn queue_to(&mut self, id: ConnId, line: &[u8]) -> bool {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        if c.pending() + line.len() > self.cfg.sendq {
+            let why = format!(
+                "slow consumer: output queue would exceed --sendq {} bytes",
+                self.cfg.sendq
+            );
+            self.doom(id, why);
+            return false;
+        }
+        c.queue(line);
+        c.pending() > self.hwm
+    }
+
+    fn doom(&mut self, id: ConnId, why: String) {
+        if !self.doomed.iter().any(|(d, _)| *d == id) {
+            self.doomed.push((id, why));
+        }
+    }
+
+    /// Closes the connections marked during a delivery; their rooms get
+    /// `leave` (which may mark more).
+    pub(super) fn drop_doomed(&mut self) {
+        while let Some((id, why)) = self.doomed.pop() {
+            if why.starts_with("slow consumer") {
+                self.stats.slow_consumer_drops += 1;
+                self.log
+                    .warn(format!("dropping {}: {why}", self.describe(id)));
+            }
+            self.leave_room(id, &why);
+            self.clients.remove(&id);
+        }
+    }
+
+    /// Takes a member out of its room, telling the others; logs the leave.
+    fn leave_room(&mut self, id: ConnId, why: &str) {
+        if let Some(dep) = self.hub.leave(id) {
+            let addr = &dep.member.address;
+            self.log.info(format!(
+                "leave: '{}' left room '{}' ({addr}): {why}",
+                dep.member.username, dep.room
+            ));
+            self.deliver(&dep.notice);
+        } else if let Some(c) = self.clients.get(&id)
+            && matches!(c.phase, Phase::Handshake { .. })
+        {
+            self.log.info(format!(
+                "client {} gone before its handshake: {why}",
+                c.peer
+            ));
+        }
+    }
+
+    /// Queues a last line (if any) and moves the connection to closing.
+    pub(super) fn begin_close(&mut self, id: ConnId, line: Option<&[u8]>, linger: bool) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if let Some(line) = line {
+            // A last notice is worth going past the sendq by one line.
+            c.queue(line);
+        }
+        c.phase = Phase::Closing {
+            deadline: Instant::now() + CLOSE_LINGER,
+            linger,
+        };
+    }
+
+    /// "'Yan' in 'Teste' (127.0.0.1:50312)" or "client 127.0.0.1:50312",
+    /// for logs.
+    pub(super) fn describe(&self, id: ConnId) -> String {
+        let peer = self
+            .clients
+            .get(&id)
+            .map_or_else(|| "?".to_string(), |c| c.peer.to_string());
+        match self.hub.member(id) {
+            Some((room, m)) => format!("'{}' in '{room}' ({peer})", m.username),
+            None => format!("client {peer}"),
+        }
+    }
+
+    // -- writing and closing ------------------------------------------------
+
+    /// One write per connection that has output and was not blocked.
+    fn flush_clients(&mut self) {
+        let now = Instant::now();
+        let mut failed = Vec::new();
+        for c in self.clients.values_mut() {
+            if c.pending() > 0 && !c.write_blocked {
+                let before = c.pending();
+                match c.write_once() {
+                    Ok(n) => {
+                        self.stats.bytes_out += n as u64;
+                        if n < before {
+                            c.write_blocked = true;
+                        }
+                    }
+                    Err(e) => failed.push((c.id, format!("write error: {e}"))),
+                }
+            }
+            if c.pending() > self.hwm {
+                c.backlogged_since.get_or_insert(now);
+            } else {
+                c.backlogged_since = None;
+            }
+        }
+        for (id, why) in failed {
+            self.doom(id, why);
+        }
+        self.drop_doomed();
+    }
+
+    /// Closes connections whose closing is complete.
+    fn reap_clients(&mut self) {
+        let mut done = Vec::new();
+        for c in self.clients.values_mut() {
+            if let Phase::Closing { linger, .. } = c.phase
+                && c.pending() == 0
+            {
+                if !linger || c.read_closed {
+                    done.push(c.id);
+                } else {
+                    c.shutdown_write();
+                }
+            }
+        }
+        for id in done {
+            self.clients.remove(&id);
+        }
+    }
+
+    /// Handshake timeouts, closing deadlines and slow consumers.
+    fn expire_timers(&mut self, now: Instant) {
+        let mut late_handshakes = Vec::new();
+        let mut finished = Vec::new();
+        let mut slow = Vec::new();
+        for c in self.clients.values() {
+            match c.phase {
+                Phase::Handshake { deadline } if now >= deadline => late_handshakes.push(c.id),
+                Phase::Closing { deadline, .. } if now >= deadline => finished.push(c.id),
+                Phase::Member
+                    if c.backlogged_since.is_some_and(|since| {
+                        now.duration_since(since) >= self.cfg.write_timeout
+                    }) =>
+                {
+                    slow.push(c.id)
+                }
+                _ => {}
+            }
+        }
+        for id in slow {
+            let why = format!(
+                "slow consumer: output above {} bytes for over {} s (--write-timeout)",
+                self.hwm,
+                self.cfg.write_timeout.as_secs_f64()
+            );
+            self.doom(id, why);
+        }
+        for id in finished {
+            self.clients.remove(&id);
+        }
+        let reason = format!(
+            "no complete handshake within {} s",
+            self.cfg.handshake_timeout.as_secs_f64()
+        );
+        for id in late_handshakes {
+            self.close_with_error(id, ErrorCode::Timeout, &reason, None);
+        }
+        self.drop_doomed();
+    }
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == Errno::EMFILE as i32 || code == Errno::ENFILE as i32)
+}
+
+/// Borrows a raw descriptor for an FdSet.
+fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
+    // SAFETY: every descriptor passed here belongs to an object the Server
+    // owns and does not close between building the sets and reading them
+    // back; the sets never outlive one pass of the loop.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+fn fd_set<'a>(fds: &[RawFd]) -> FdSet<'a> {
+    let mut set = FdSet::new();
+    for &fd in fds {
+        debug_assert!((fd as usize) < FD_SETSIZE);
+        set.insert(borrow(fd));
+    }
+    set
+}

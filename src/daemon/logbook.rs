@@ -1,0 +1,221 @@
+//! The logbook: every log entry goes to one sink (stderr, or syslog) and into
+//! an in-memory ring that `chatctl logs` reads; entries not yet handed to
+//! `logs --follow` readers wait in a queue the event loop drains each pass.
+//!
+//! Entry text is made single-line and free of control characters here, so
+//! nothing a client sends can forge log lines or drive an operator's
+//! terminal.
+
+use std::collections::VecDeque;
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::timefmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+}
+
+impl Level {
+    /// syslog(3) priority, also used as the `<N>` prefix journald reads.
+    fn priority(self) -> u8 {
+        match self {
+            Level::Error => 3,
+            Level::Warn => 4,
+            Level::Info => 6,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Increases by one per entry; lets followers resume without duplicates.
+    #[serde(skip)]
+    pub seq: u64,
+    pub ts: String,
+    pub level: Level,
+    pub message: String,
+}
+
+/// Where entries are written besides the ring.
+pub enum Sink {
+    /// Human-readable lines on stderr; when `journal` is set (stderr is
+    /// connected to journald) each line starts with its `<N>` priority
+    /// instead of a timestamp, which journald strips and records.
+    Stderr {
+        journal: bool,
+    },
+    Syslog(Box<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>),
+    /// Ring only (tests).
+    None,
+}
+
+impl Sink {
+    /// stderr, with journald's priority prefixes when systemd connected
+    /// stderr to the journal (it sets `$JOURNAL_STREAM` then).
+    pub fn stderr() -> Sink {
+        Sink::Stderr {
+            journal: std::env::var_os("JOURNAL_STREAM").is_some(),
+        }
+    }
+
+    /// The local syslog daemon over /dev/log, facility daemon.
+    pub fn syslog() -> Result<Sink, String> {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: "chatd".into(),
+            pid: std::process::id(),
+        };
+        syslog::unix(formatter)
+            .map(|l| Sink::Syslog(Box::new(l)))
+            .map_err(|e| format!("syslog: cannot connect to the local syslog socket: {e}"))
+    }
+}
+
+pub struct Logbook {
+    ring: VecDeque<Entry>,
+    capacity: usize,
+    sink: Sink,
+    unsent: Vec<Entry>,
+    last_seq: u64,
+}
+
+impl Logbook {
+    pub fn new(sink: Sink, capacity: usize) -> Logbook {
+        Logbook {
+            ring: VecDeque::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            sink,
+            unsent: Vec::new(),
+            last_seq: 0,
+        }
+    }
+
+    pub fn info(&mut self, message: impl Into<String>) {
+        self.log(Level::Info, message.into());
+    }
+
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.log(Level::Warn, message.into());
+    }
+
+    pub fn error(&mut self, message: impl Into<String>) {
+        self.log(Level::Error, message.into());
+    }
+
+    pub fn log(&mut self, level: Level, message: String) {
+        self.last_seq += 1;
+        let entry = Entry {
+            seq: self.last_seq,
+            ts: timefmt::rfc3339(timefmt::unix_now()),
+            level,
+            message: sanitize(&message),
+        };
+        self.write_sink(&entry);
+        if self.ring.len() == self.capacity {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(entry.clone());
+        self.unsent.push(entry);
+    }
+
+    /// The newest `limit` entries, oldest first.
+    pub fn recent(&self, limit: usize) -> impl Iterator<Item = &Entry> {
+        self.ring.iter().skip(self.ring.len().saturating_sub(limit))
+    }
+
+    /// The sequence number of the newest entry (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Entries logged since the last call, for `logs --follow` readers.
+    pub fn take_unsent(&mut self) -> Vec<Entry> {
+        std::mem::take(&mut self.unsent)
+    }
+
+    fn write_sink(&mut self, e: &Entry) {
+        // A sink that fails (stderr closed, syslog gone) must not stop the
+        // daemon; the ring still has the entry.
+        match &mut self.sink {
+            Sink::Stderr { journal: true } => {
+                let _ = writeln!(std::io::stderr(), "<{}>{}", e.level.priority(), e.message);
+            }
+            Sink::Stderr { journal: false } => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{} {:<5} {}",
+                    e.ts,
+                    e.level.label(),
+                    e.message
+                );
+            }
+            Sink::Syslog(logger) => {
+                let _ = match e.level {
+                    Level::Error => logger.err(&e.message),
+                    Level::Warn => logger.warning(&e.message),
+                    Level::Info => logger.info(&e.message),
+                };
+            }
+            Sink::None => {}
+        }
+    }
+}
+
+/// Control characters become `\u{..}` escapes so an entry is one clean line.
+fn sanitize(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_keeps_the_newest_and_follow_queue_drains() {
+        let mut log = Logbook::new(Sink::None, 3);
+        for i in 0..5 {
+            log.info(format!("e{i}"));
+        }
+        let all: Vec<&str> = log.recent(100).map(|e| e.message.as_str()).collect();
+        assert_eq!(all, ["e2", "e3", "e4"]);
+        let two: Vec<&str> = log.recent(2).map(|e| e.message.as_str()).collect();
+        assert_eq!(two, ["e3", "e4"]);
+        assert_eq!(log.take_unsent().len(), 5);
+        assert!(log.take_unsent().is_empty());
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut log = Logbook::new(Sink::None, 3);
+        log.warn("a\nb\x1b[31m");
+        let e = log.recent(1).next().unwrap();
+        assert_eq!(e.message, "a\\u{a}b\\u{1b}[31m");
+        assert_eq!(e.level, Level::Warn);
+    }
+}

@@ -1,0 +1,120 @@
+//! The daemon: configuration, start-up (bind everything, or fail with a
+//! message that names what failed), and the event loop that runs until a
+//! termination signal.
+
+mod admin;
+mod conn;
+mod event_loop;
+pub mod logbook;
+mod net;
+mod signals;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::hub::Hub;
+use event_loop::Server;
+use logbook::{Logbook, Sink};
+
+pub use event_loop::FD_SETSIZE;
+
+/// Descriptors kept for everything that is not a chat client: stdio, the
+/// listeners, the signal pipe, the control socket and its clients, the spare
+/// descriptor, syslog.
+pub const FD_RESERVE: usize = 24;
+
+/// The most chat clients select(2) can hold next to the reserve.
+pub const MAX_CLIENTS_CEILING: usize = FD_SETSIZE - FD_RESERVE;
+
+/// Everything chatd needs to know to run; built by `src/bin/chatd.rs` from
+/// its flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    /// Rooms that exist from start-up (name, limit).
+    pub rooms: Vec<(String, usize)>,
+    pub control: PathBuf,
+    pub state_dir: Option<PathBuf>,
+    pub max_frame: usize,
+    pub max_clients: usize,
+    pub handshake_timeout: Duration,
+    pub sendq: usize,
+    pub write_timeout: Duration,
+    pub log_messages: bool,
+    pub log_capacity: usize,
+}
+
+/// The largest encoded event a frame of `max_frame` bytes can produce: every
+/// byte may become a 6-byte `\uXXXX` escape, plus the other fields.
+pub fn max_event_len(max_frame: usize) -> usize {
+    max_frame * 6 + 1024
+}
+
+impl Config {
+    /// Checks the limits against each other; the error names the flags.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("at least one --listen address is needed".into());
+        }
+        if self.max_frame == 0 {
+            return Err("--max-frame must be at least 1".into());
+        }
+        if self.max_clients == 0 || self.max_clients > MAX_CLIENTS_CEILING {
+            return Err(format!(
+                "--max-clients must be between 1 and {MAX_CLIENTS_CEILING} (select(2) watches at most {FD_SETSIZE} descriptors)"
+            ));
+        }
+        let need = 4 * max_event_len(self.max_frame);
+        if self.sendq < need {
+            return Err(format!(
+                "--sendq {} is too small for --max-frame {}: it must be at least {need} bytes (four of the largest events)",
+                self.sendq, self.max_frame
+            ));
+        }
+        if self.handshake_timeout.is_zero() || self.write_timeout.is_zero() {
+            return Err("--handshake-timeout and --write-timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Binds everything, then serves until SIGINT/SIGTERM. Errors are start-up
+/// failures, worded for the operator.
+pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
+    cfg.validate()?;
+    let mut log = Logbook::new(sink, cfg.log_capacity);
+    let mut hub = Hub::new();
+    for (name, limit) in &cfg.rooms {
+        hub.create_room(name, *limit)
+            .map_err(|e| format!("--room {name}:{limit}: {}", e.message()))?;
+    }
+    let signals = signals::Signals::install().map_err(|e| format!("signals: {e}"))?;
+    let mut listeners = Vec::new();
+    for addr in &cfg.listen {
+        let l = net::listen_tcp(*addr).map_err(|e| format!("listen {addr}: {e}"))?;
+        listeners.push(l);
+    }
+    let control = net::bind_control(&cfg.control)?;
+    log.info(format!(
+        "chatd {} started (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    ));
+    for l in &listeners {
+        let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
+        log.info(format!("listening on {addr}"));
+    }
+    if control.replaced_stale {
+        log.info(format!(
+            "control: replaced a stale socket left at {}",
+            control.path.display()
+        ));
+    }
+    log.info(format!("control socket at {}", control.path.display()));
+    for r in hub.list() {
+        log.info(format!("room '{}' ready with limit {}", r.name, r.limit));
+    }
+    let mut server = Server::new(cfg, hub, log, listeners, Some(control), signals);
+    server.run()
+}

@@ -1,0 +1,505 @@
+//! The core of chatd: rooms, their limits and their members, and what each
+//! operation (join, say, leave, create, close, kick, set-limit) must send to
+//! whom.
+//!
+//! The hub never touches a socket, a clock or the logger. Connections are
+//! plain [`ConnId`]s chosen by the caller; times arrive as already-formatted
+//! strings. Every method returns what to deliver (an encoded event line and
+//! its recipients) or a refusal, and the event loop carries that out. No
+//! input makes it panic.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::wire::{self, ErrorCode, Event, EventKind};
+
+/// Identifies a connection; chosen by the caller, never reused.
+pub type ConnId = u64;
+
+/// Identifies a room for its whole life; a room closed and created again under
+/// the same name gets a new id. Ids grow in creation order.
+pub type RoomId = u64;
+
+/// Upper bound for a room's participant limit.
+pub const MAX_LIMIT: usize = 1_000_000;
+
+/// One encoded event line and the connections it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub to: Vec<ConnId>,
+    pub line: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub conn: ConnId,
+    pub username: String,
+    pub address: String,
+    pub joined_at: String,
+}
+
+#[derive(Debug)]
+struct Room {
+    name: String,
+    limit: usize,
+    /// In join order.
+    members: Vec<Member>,
+}
+
+/// A room as the control protocol shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomInfo {
+    pub name: String,
+    pub limit: usize,
+    pub members: usize,
+}
+
+/// Why an admin operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubError {
+    NotFound(String),
+    Exists(String),
+    Invalid(String),
+}
+
+impl HubError {
+    pub fn message(&self) -> &str {
+        match self {
+            HubError::NotFound(m) | HubError::Exists(m) | HubError::Invalid(m) => m,
+        }
+    }
+}
+
+/// A refused join: the error event to send before closing, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub reason: String,
+    pub line: Vec<u8>,
+}
+
+/// A member who left (or was removed): who, from where, and the `leave`
+/// notice for the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub room: String,
+    pub member: Member,
+    pub notice: Delivery,
+}
+
+/// A room an admin closed: its members get `line` and are disconnected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closure {
+    pub room: String,
+    pub members: Vec<ConnId>,
+    pub line: Vec<u8>,
+}
+
+/// A member an admin removed: `line` goes to `conn`, which is then closed;
+/// the room gets `departure.notice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kick {
+    pub conn: ConnId,
+    pub line: Vec<u8>,
+    pub departure: Departure,
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    /// Keyed by id, so iteration is creation order.
+    rooms: BTreeMap<RoomId, Room>,
+    by_name: HashMap<String, RoomId>,
+    /// The room each joined connection is in.
+    member_of: HashMap<ConnId, RoomId>,
+    next_room: RoomId,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// Creates an empty room. Names follow the protocol's rules; the limit is
+    /// 1..=[`MAX_LIMIT`].
+    pub fn create_room(&mut self, name: &str, limit: usize) -> Result<RoomInfo, HubError> {
+        wire::validate_room_name(name).map_err(HubError::Invalid)?;
+        check_limit(limit)?;
+        if self.by_name.contains_key(name) {
+            return Err(HubError::Exists(format!(
+                "a room named '{name}' already exists"
+            )));
+        }
+        let id = self.next_room;
+        self.next_room += 1;
+        self.rooms.insert(
+            id,
+            Room {
+                name: name.to_string(),
+                limit,
+                members: Vec::new(),
+            },
+        );
+        self.by_name.insert(name.to_string(), id);
+        Ok(RoomInfo {
+            name: name.to_string(),
+            limit,
+            members: 0,
+        })
+    }
+
+    /// Changes a room's limit. New joins obey it; members above it stay.
+    pub fn set_limit(&mut self, name: &str, limit: usize) -> Result<RoomInfo, HubError> {
+        check_limit(limit)?;
+        let id = self.room_id(name)?;
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        room.limit = limit;
+        Ok(info(room))
+    }
+
+    /// Rooms in creation order.
+    pub fn list(&self) -> Vec<RoomInfo> {
+        self.rooms.values().map(info).collect()
+    }
+
+    /// A room's members in join order.
+    pub fn participants(&self, name: &str) -> Result<&[Member], HubError> {
+        let id = self.room_id(name)?;
+        Ok(&self.rooms[&id].members)
+    }
+
+    /// The room a connection has joined, if any.
+    pub fn room_of(&self, conn: ConnId) -> Option<RoomId> {
+        self.member_of.get(&conn).copied()
+    }
+
+    /// The connections in a room (empty for an unknown id).
+    pub fn member_conns(&self, room: RoomId) -> impl Iterator<Item = ConnId> + '_ {
+        self.rooms
+            .get(&room)
+            .into_iter()
+            .flat_map(|r| r.members.iter().map(|m| m.conn))
+    }
+
+    /// The room name and member record of a joined connection.
+    pub fn member(&self, conn: ConnId) -> Option<(&str, &Member)> {
+        let room = self.rooms.get(self.member_of.get(&conn)?)?;
+        let member = room.members.iter().find(|m| m.conn == conn)?;
+        Some((&room.name, member))
+    }
+
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn member_count(&self) -> usize {
+        self.member_of.len()
+    }
+
+    /// Puts `conn` in a room after a valid handshake. On success every member,
+    /// the joiner included, gets the `join` notice. A refusal carries the
+    /// error event to send before closing: 404, 501 or 409.
+    pub fn join(
+        &mut self,
+        conn: ConnId,
+        username: &str,
+        room_name: &str,
+        address: &str,
+        joined_at: &str,
+    ) -> Result<Delivery, Refusal> {
+        let refuse = |code: ErrorCode, reason: String| Refusal {
+            line: wire::error_event(code, Some(room_name), &reason),
+            code,
+            reason,
+        };
+        if self.member_of.contains_key(&conn) {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                "this connection has already joined a room".to_string(),
+            ));
+        }
+        let Some(&id) = self.by_name.get(room_name) else {
+            return Err(refuse(
+                ErrorCode::NoSuchRoom,
+                format!("no room named '{room_name}'"),
+            ));
+        };
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        if room.members.iter().any(|m| m.username == username) {
+            return Err(refuse(
+                ErrorCode::NameTaken,
+                format!("username '{username}' is already in room '{room_name}'"),
+            ));
+        }
+        if room.members.len() >= room.limit {
+            return Err(refuse(
+                ErrorCode::RoomFull,
+                format!(
+                    "room '{room_name}' is full ({} of {})",
+                    room.members.len(),
+                    room.limit
+                ),
+            ));
+        }
+        room.members.push(Member {
+            conn,
+            username: username.to_string(),
+            address: address.to_string(),
+            joined_at: joined_at.to_string(),
+        });
+        self.member_of.insert(conn, id);
+        let line = Event {
+            kind: EventKind::Join,
+            username,
+            message: wire::JOINED,
+            room: Some(room_name),
+            reason: None,
+        }
+        .encode();
+        Ok(Delivery {
+            to: room.members.iter().map(|m| m.conn).collect(),
+            line,
+        })
+    }
+
+    /// A chat message from a member: goes to every other member of its room.
+    /// `None` when `conn` is not in a room.
+    pub fn say(&self, conn: ConnId, text: &str) -> Option<Delivery> {
+        let room = &self.rooms[self.member_of.get(&conn)?];
+        let sender = room.members.iter().find(|m| m.conn == conn)?;
+        let line = Event {
+            kind: EventKind::Message,
+            username: &sender.username,
+            message: text,
+            room: Some(&room.name),
+            reason: None,
+        }
+        .encode();
+        Some(Delivery {
+            to: room
+                .members
+                .iter()
+                .filter(|m| m.conn != conn)
+                .map(|m| m.conn)
+                .collect(),
+            line,
+        })
+    }
+
+    /// Removes `conn` from its room (it disconnected or was dropped); the
+    /// remaining members get `leave`. `None` when it was in no room.
+    pub fn leave(&mut self, conn: ConnId) -> Option<Departure> {
+        let id = self.member_of.remove(&conn)?;
+        let room = self.rooms.get_mut(&id).expect("member_of and rooms agree");
+        let pos = room.members.iter().position(|m| m.conn == conn)?;
+        let member = room.members.remove(pos);
+        let line = Event {
+            kind: EventKind::Leave,
+            username: &member.username,
+            message: wire::LEFT,
+            room: Some(&room.name),
+            reason: None,
+        }
+        .encode();
+        Some(Departure {
+            room: room.name.clone(),
+            notice: Delivery {
+                to: room.members.iter().map(|m| m.conn).collect(),
+                line,
+            },
+            member,
+        })
+    }
+
+    /// Closes a room: it disappears, and its members get `closed` and are to
+    /// be disconnected by the caller (without `leave` notices).
+    pub fn close_room(&mut self, name: &str) -> Result<Closure, HubError> {
+        let id = self.room_id(name)?;
+        let room = self.rooms.remove(&id).expect("by_name and rooms agree");
+        self.by_name.remove(name);
+        let members: Vec<ConnId> = room.members.iter().map(|m| m.conn).collect();
+        for conn in &members {
+            self.member_of.remove(conn);
+        }
+        Ok(Closure {
+            line: wire::system_event(EventKind::Closed, wire::CLOSED, Some(&room.name)),
+            room: room.name,
+            members,
+        })
+    }
+
+    /// Removes a member by name: it gets `kicked`, the room gets `leave`.
+    pub fn kick(&mut self, room_name: &str, username: &str) -> Result<Kick, HubError> {
+        let id = self.room_id(room_name)?;
+        let conn = self.rooms[&id]
+            .members
+            .iter()
+            .find(|m| m.username == username)
+            .map(|m| m.conn)
+            .ok_or_else(|| {
+                HubError::NotFound(format!(
+                    "no member named '{username}' in room '{room_name}'"
+                ))
+            })?;
+        let departure = self.leave(conn).expect("member was just found");
+        Ok(Kick {
+            conn,
+            line: wire::system_event(EventKind::Kicked, wire::KICKED, Some(room_name)),
+            departure,
+        })
+    }
+
+    fn room_id(&self, name: &str) -> Result<RoomId, HubError> {
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| HubError::NotFound(format!("no room named '{name}'")))
+    }
+}
+
+fn info(room: &Room) -> RoomInfo {
+    RoomInfo {
+        name: room.name.clone(),
+        limit: room.limit,
+        members: room.members.len(),
+    }
+}
+
+fn check_limit(limit: usize) -> Result<(), HubError> {
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(HubError::Invalid(format!(
+            "limit must be between 1 and {MAX_LIMIT}, not {limit}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(line: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(line).unwrap()
+    }
+
+    fn hub_with(name: &str, limit: usize) -> Hub {
+        let mut hub = Hub::new();
+        hub.create_room(name, limit).unwrap();
+        hub
+    }
+
+    fn join(hub: &mut Hub, conn: ConnId, user: &str, room: &str) -> Result<Delivery, Refusal> {
+        hub.join(conn, user, room, "127.0.0.1:1", "2026-11-24T10:00:00Z")
+    }
+
+    #[test]
+    fn join_notifies_everyone_including_joiner() {
+        let mut hub = hub_with("Teste", 2);
+        let d = join(&mut hub, 1, "Yan", "Teste").unwrap();
+        assert_eq!(d.to, vec![1]);
+        let d = join(&mut hub, 2, "Buendia", "Teste").unwrap();
+        assert_eq!(d.to, vec![1, 2]);
+        let v = event(&d.line);
+        assert_eq!(v["username"], "Buendia");
+        assert_eq!(v["message"], "*** ENTROU NA SALA ***");
+        assert_eq!(v["type"], "join");
+        assert_eq!(v["room"], "Teste");
+    }
+
+    #[test]
+    fn refusals_have_the_right_codes() {
+        let mut hub = hub_with("Teste", 1);
+        assert_eq!(
+            join(&mut hub, 1, "Yan", "Nope").unwrap_err().code,
+            ErrorCode::NoSuchRoom
+        );
+        join(&mut hub, 1, "Yan", "Teste").unwrap();
+        assert_eq!(
+            join(&mut hub, 2, "Yan", "Teste").unwrap_err().code,
+            ErrorCode::NameTaken
+        );
+        let r = join(&mut hub, 3, "Ana", "Teste").unwrap_err();
+        assert_eq!(r.code, ErrorCode::RoomFull);
+        let v = event(&r.line);
+        assert_eq!(v["username"], "Sistema");
+        assert_eq!(v["message"], "501");
+        assert_eq!(hub.member_count(), 1);
+    }
+
+    #[test]
+    fn names_are_case_sensitive() {
+        let mut hub = hub_with("Teste", 3);
+        join(&mut hub, 1, "Yan", "Teste").unwrap();
+        join(&mut hub, 2, "yan", "Teste").unwrap();
+        assert_eq!(
+            join(&mut hub, 3, "Yan", "teste").unwrap_err().code,
+            ErrorCode::NoSuchRoom
+        );
+    }
+
+    #[test]
+    fn say_goes_to_others_only_and_rooms_are_isolated() {
+        let mut hub = hub_with("A", 5);
+        hub.create_room("B", 5).unwrap();
+        join(&mut hub, 1, "Yan", "A").unwrap();
+        join(&mut hub, 2, "Buendia", "A").unwrap();
+        join(&mut hub, 3, "Ana", "B").unwrap();
+        let d = hub.say(1, "Olá").unwrap();
+        assert_eq!(d.to, vec![2]);
+        assert_eq!(event(&d.line)["message"], "Olá");
+        assert_eq!(hub.say(3, "x").unwrap().to, Vec::<ConnId>::new());
+        assert_eq!(hub.say(99, "x"), None);
+    }
+
+    #[test]
+    fn leave_notifies_the_rest_and_frees_the_slot() {
+        let mut hub = hub_with("Teste", 2);
+        join(&mut hub, 1, "Yan", "Teste").unwrap();
+        join(&mut hub, 2, "Buendia", "Teste").unwrap();
+        let dep = hub.leave(2).unwrap();
+        assert_eq!(dep.notice.to, vec![1]);
+        assert_eq!(dep.member.username, "Buendia");
+        assert_eq!(event(&dep.notice.line)["message"], "*** SAIU DA SALA ***");
+        assert_eq!(hub.leave(2), None);
+        join(&mut hub, 3, "Buendia", "Teste").unwrap();
+    }
+
+    #[test]
+    fn admin_operations() {
+        let mut hub = Hub::new();
+        assert!(matches!(hub.create_room("", 2), Err(HubError::Invalid(_))));
+        assert!(matches!(hub.create_room("x", 0), Err(HubError::Invalid(_))));
+        hub.create_room("Z", 1).unwrap();
+        hub.create_room("A", 2).unwrap();
+        assert!(matches!(hub.create_room("A", 2), Err(HubError::Exists(_))));
+        let names: Vec<String> = hub.list().into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["Z", "A"], "creation order");
+
+        join(&mut hub, 1, "Yan", "Z").unwrap();
+        hub.set_limit("Z", 3).unwrap();
+        join(&mut hub, 2, "Ana", "Z").unwrap();
+        hub.set_limit("Z", 1).unwrap();
+        assert_eq!(
+            hub.participants("Z").unwrap().len(),
+            2,
+            "members above the limit stay"
+        );
+        assert_eq!(
+            join(&mut hub, 3, "Bia", "Z").unwrap_err().code,
+            ErrorCode::RoomFull
+        );
+
+        let kick = hub.kick("Z", "Yan").unwrap();
+        assert_eq!(kick.conn, 1);
+        assert_eq!(kick.departure.notice.to, vec![2]);
+        assert_eq!(event(&kick.line)["type"], "kicked");
+        assert!(matches!(hub.kick("Z", "Yan"), Err(HubError::NotFound(_))));
+
+        let closure = hub.close_room("Z").unwrap();
+        assert_eq!(closure.members, vec![2]);
+        assert_eq!(event(&closure.line)["message"], "*** SALA ENCERRADA ***");
+        assert_eq!(hub.room_of(2), None);
+        assert!(matches!(hub.close_room("Z"), Err(HubError::NotFound(_))));
+        assert_eq!(hub.list().len(), 1);
+        hub.create_room("Z", 1).unwrap();
+    }
+}

@@ -1,0 +1,658 @@
+//! The chat wire format (PROTOCOL.md §1): the incremental frame decoder for
+//! client → server frames (10-byte ASCII length header + payload), handshake
+//! and message validation, and the encoder for server → client events.
+//!
+//! This module is pure: it never touches a socket, a clock or the logger, and
+//! no input makes it panic. Bad input becomes an error value that the caller
+//! turns into an error event.
+
+use serde::Deserialize;
+
+/// Length of the frame header: the payload length in ASCII decimal digits,
+/// padded with spaces (or zeros) to exactly this many bytes.
+pub const HEADER_LEN: usize = 10;
+
+/// The username the server speaks as; reserved for clients in any case.
+pub const SYSTEM_USER: &str = "Sistema";
+
+pub const JOINED: &str = "*** ENTROU NA SALA ***";
+pub const LEFT: &str = "*** SAIU DA SALA ***";
+pub const CLOSED: &str = "*** SALA ENCERRADA ***";
+pub const KICKED: &str = "*** REMOVIDO DA SALA ***";
+pub const SHUTDOWN: &str = "*** SERVIDOR ENCERRANDO ***";
+
+pub const MAX_USERNAME_CHARS: usize = 32;
+pub const MAX_ROOM_CHARS: usize = 64;
+
+/// The error codes of the `error` event, as the prototype's client knows them
+/// (404, 501) plus the ones chatd adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// 400: malformed handshake or frame, or a message that is not clean UTF-8.
+    BadRequest,
+    /// 404: no room of that name.
+    NoSuchRoom,
+    /// 408: no complete handshake within the timeout.
+    Timeout,
+    /// 409: that username is already in that room.
+    NameTaken,
+    /// 413: frame longer than the limit.
+    TooLarge,
+    /// 501: the room's participant limit is reached.
+    RoomFull,
+    /// 503: the server is at capacity.
+    Unavailable,
+}
+
+impl ErrorCode {
+    /// The code as it travels in the event's `message` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "400",
+            ErrorCode::NoSuchRoom => "404",
+            ErrorCode::Timeout => "408",
+            ErrorCode::NameTaken => "409",
+            ErrorCode::TooLarge => "413",
+            ErrorCode::RoomFull => "501",
+            ErrorCode::Unavailable => "503",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Frame decoding
+// ---------------------------------------------------------------------------
+
+/// A framing error: the byte stream cannot be resynchronised after it, so the
+/// connection must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+    /// The header is not ASCII digits surrounded by spaces.
+    BadHeader([u8; HEADER_LEN]),
+    /// The announced length is over the limit.
+    TooLong { len: u64, max: usize },
+}
+
+impl FrameError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::BadHeader(_) => ErrorCode::BadRequest,
+            FrameError::TooLong { .. } => ErrorCode::TooLarge,
+        }
+    }
+
+    pub fn reason(&self) -> String {
+        match self {
+            FrameError::BadHeader(h) => format!(
+                "bad frame header {}: expected {} bytes of ASCII digits padded with spaces",
+                escape_for_log(h),
+                HEADER_LEN
+            ),
+            FrameError::TooLong { len, max } => {
+                format!("frame of {len} bytes is over the limit of {max} bytes")
+            }
+        }
+    }
+}
+
+/// Parses a 10-byte header: digits, optionally surrounded by spaces
+/// ("26        ", "        26" and "0000000026" all mean 26).
+pub fn parse_header(header: &[u8; HEADER_LEN], max_frame: usize) -> Result<usize, FrameError> {
+    let bad = || FrameError::BadHeader(*header);
+    let start = header.iter().position(|&b| b != b' ').ok_or_else(bad)?;
+    let end = header.iter().rposition(|&b| b != b' ').ok_or_else(bad)? + 1;
+    let digits = &header[start..end];
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    // At most ten digits: always fits in a u64.
+    let len = digits
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+    if len > max_frame as u64 {
+        return Err(FrameError::TooLong {
+            len,
+            max: max_frame,
+        });
+    }
+    Ok(len as usize)
+}
+
+/// Incremental frame decoder. Bytes go in with [`Decoder::push`] in any
+/// chunking; whole payloads come out of [`Decoder::next_frame`].
+///
+/// The buffer never holds more than `HEADER_LEN + max_frame` bytes: callers
+/// ask [`Decoder::space`] how much they may read before pushing.
+#[derive(Debug)]
+pub struct Decoder {
+    buf: Vec<u8>,
+    /// Start of the unconsumed bytes in `buf`.
+    start: usize,
+    max_frame: usize,
+    failed: bool,
+}
+
+impl Decoder {
+    pub fn new(max_frame: usize) -> Decoder {
+        Decoder {
+            buf: Vec::new(),
+            start: 0,
+            max_frame,
+            failed: false,
+        }
+    }
+
+    /// Bytes buffered but not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// How many more bytes may be pushed without exceeding the bound.
+    pub fn space(&self) -> usize {
+        if self.failed {
+            return 0;
+        }
+        (HEADER_LEN + self.max_frame).saturating_sub(self.buffered())
+    }
+
+    /// Whether [`Decoder::next_frame`] would return something now (a frame,
+    /// or a framing error).
+    pub fn frame_ready(&self) -> bool {
+        let avail = &self.buf[self.start..];
+        if self.failed || avail.len() < HEADER_LEN {
+            return false;
+        }
+        let header: &[u8; HEADER_LEN] = avail[..HEADER_LEN].try_into().expect("length checked");
+        match parse_header(header, self.max_frame) {
+            Ok(len) => avail.len() >= HEADER_LEN + len,
+            Err(_) => true,
+        }
+    }
+
+    /// Appends received bytes. Pushing more than [`Decoder::space`] is
+    /// allowed but defeats the memory bound; the daemon never does.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame's payload, `None` when more bytes are needed,
+    /// or the framing error (after which the decoder yields nothing more).
+    /// Frames of length 0 are skipped, as the protocol says.
+    pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            let avail = &self.buf[self.start..];
+            if avail.len() < HEADER_LEN {
+                return None;
+            }
+            let mut header = [0u8; HEADER_LEN];
+            header.copy_from_slice(&avail[..HEADER_LEN]);
+            let len = match parse_header(&header, self.max_frame) {
+                Ok(len) => len,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            if avail.len() < HEADER_LEN + len {
+                return None;
+            }
+            let payload = avail[HEADER_LEN..HEADER_LEN + len].to_vec();
+            self.start += HEADER_LEN + len;
+            if len > 0 {
+                return Some(Ok(payload));
+            }
+        }
+    }
+}
+
+/// Encodes one client → server frame (used by the `chat` client and tests).
+/// The header is left-aligned, as the prototype's client writes it.
+pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!("{:<width$}", payload.len(), width = HEADER_LEN).into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Handshake and message validation
+// ---------------------------------------------------------------------------
+
+/// The first frame of a connection: who is joining which room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    pub username: String,
+    pub room: String,
+}
+
+#[derive(Deserialize)]
+struct RawHandshake {
+    username: String,
+    room: String,
+}
+
+/// Parses and validates the handshake payload: a JSON object in UTF-8 with
+/// string fields `username` and `room` (other fields are ignored). The error
+/// is a human-readable reason for a 400.
+pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, String> {
+    let raw: RawHandshake = serde_json::from_slice(payload).map_err(|e| {
+        format!(
+            "malformed handshake: expected {{\"username\": ..., \"room\": ...}}: {}",
+            e
+        )
+    })?;
+    validate_username(&raw.username)?;
+    validate_room_name(&raw.room)?;
+    Ok(Handshake {
+        username: raw.username,
+        room: raw.room,
+    })
+}
+
+fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > max_chars {
+        return Err(format!("{what} must be 1 to {max_chars} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} must not contain control characters"));
+    }
+    if name.trim() != name {
+        return Err(format!("{what} must not start or end with spaces"));
+    }
+    Ok(())
+}
+
+/// A username is 1–32 characters, no control characters, no leading or
+/// trailing spaces, and not `Sistema` in any case.
+pub fn validate_username(name: &str) -> Result<(), String> {
+    validate_name("username", name, MAX_USERNAME_CHARS)?;
+    if name.to_lowercase() == SYSTEM_USER.to_lowercase() {
+        return Err(format!("username '{SYSTEM_USER}' is reserved"));
+    }
+    Ok(())
+}
+
+/// A room name is 1–64 characters, no control characters, no leading or
+/// trailing spaces.
+pub fn validate_room_name(name: &str) -> Result<(), String> {
+    validate_name("room name", name, MAX_ROOM_CHARS)
+}
+
+/// A chat message must be UTF-8 with no control characters (C0, DEL, C1);
+/// tab is allowed. Returns the text, or the reason for a 400.
+pub fn validate_message(payload: &[u8]) -> Result<&str, &'static str> {
+    let text = std::str::from_utf8(payload).map_err(|_| "message is not valid UTF-8")?;
+    if text.chars().any(|c| c.is_control() && c != '\t') {
+        return Err("message contains control characters");
+    }
+    Ok(text)
+}
+
+// ---------------------------------------------------------------------------
+// Event encoding
+// ---------------------------------------------------------------------------
+
+/// The `type` field of a server → client event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Join,
+    Message,
+    Leave,
+    Error,
+    Closed,
+    Kicked,
+    Shutdown,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Join => "join",
+            EventKind::Message => "message",
+            EventKind::Leave => "leave",
+            EventKind::Error => "error",
+            EventKind::Closed => "closed",
+            EventKind::Kicked => "kicked",
+            EventKind::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// One server → client event, borrowed for encoding.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub kind: EventKind,
+    pub username: &'a str,
+    pub message: &'a str,
+    pub room: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+impl Event<'_> {
+    /// Encodes the event as one line: a flat JSON object, pure ASCII, whose
+    /// only literal `}` is the byte before the final `\n`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.username.len() + self.message.len());
+        out.extend_from_slice(b"{\"username\":");
+        push_json_string(&mut out, self.username);
+        out.extend_from_slice(b",\"message\":");
+        push_json_string(&mut out, self.message);
+        out.extend_from_slice(b",\"type\":");
+        push_json_string(&mut out, self.kind.as_str());
+        if let Some(room) = self.room {
+            out.extend_from_slice(b",\"room\":");
+            push_json_string(&mut out, room);
+        }
+        if let Some(reason) = self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            push_json_string(&mut out, reason);
+        }
+        out.extend_from_slice(b"}\n");
+        out
+    }
+}
+
+/// Encodes an `error` event from `Sistema` with its code and reason.
+pub fn error_event(code: ErrorCode, room: Option<&str>, reason: &str) -> Vec<u8> {
+    Event {
+        kind: EventKind::Error,
+        username: SYSTEM_USER,
+        message: code.as_str(),
+        room,
+        reason: Some(reason),
+    }
+    .encode()
+}
+
+/// Encodes a notice from `Sistema` (`closed`, `kicked`, `shutdown`).
+pub fn system_event(kind: EventKind, message: &str, room: Option<&str>) -> Vec<u8> {
+    Event {
+        kind,
+        username: SYSTEM_USER,
+        message,
+        room,
+        reason: None,
+    }
+    .encode()
+}
+
+/// Appends `s` as a JSON string literal that is pure ASCII and contains no
+/// literal `{` or `}`: everything else is written as `\uXXXX` escapes
+/// (UTF-16 surrogate pairs above U+FFFF).
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            ' '..='~' if c != '{' && c != '}' => out.push(c as u8),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    push_u_escape(out, *unit);
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn push_u_escape(out: &mut Vec<u8>, unit: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[usize::from((unit >> shift) & 0xf)]);
+    }
+}
+
+/// Renders bytes for a log line: printable ASCII as is, the rest as `\xNN`.
+pub fn escape_for_log(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'"' | b'\\' => {
+                s.push('\\');
+                s.push(b as char);
+            }
+            b' '..=b'~' => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(s: &str) -> [u8; HEADER_LEN] {
+        s.as_bytes().try_into().unwrap()
+    }
+
+    #[test]
+    fn header_forms_accepted() {
+        assert_eq!(parse_header(&header("26        "), 100), Ok(26));
+        assert_eq!(parse_header(&header("        26"), 100), Ok(26));
+        assert_eq!(parse_header(&header("0000000026"), 100), Ok(26));
+        assert_eq!(parse_header(&header("   26     "), 100), Ok(26));
+        assert_eq!(parse_header(&header("0         "), 100), Ok(0));
+    }
+
+    #[test]
+    fn header_garbage_rejected() {
+        for h in [
+            "          ",
+            "2 6       ",
+            "-1        ",
+            "+5        ",
+            "abcdefghij",
+            "26\n       ",
+        ] {
+            assert!(
+                matches!(parse_header(&header(h), 100), Err(FrameError::BadHeader(_))),
+                "{h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_over_limit_is_413() {
+        let err = parse_header(&header("4294967296"), 16384).unwrap_err();
+        assert_eq!(
+            err,
+            FrameError::TooLong {
+                len: 4294967296,
+                max: 16384
+            }
+        );
+        assert_eq!(err.code(), ErrorCode::TooLarge);
+        assert_eq!(
+            parse_header(&header("9999999999"), 16384)
+                .unwrap_err()
+                .code(),
+            ErrorCode::TooLarge
+        );
+        assert_eq!(parse_header(&header("16384     "), 16384), Ok(16384));
+    }
+
+    fn stream_of(payloads: &[&[u8]]) -> Vec<u8> {
+        payloads.iter().flat_map(|p| encode_frame(p)).collect()
+    }
+
+    fn decode_all(chunks: &[&[u8]], max: usize) -> Vec<Result<Vec<u8>, FrameError>> {
+        let mut d = Decoder::new(max);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.push(c);
+            while let Some(f) = d.next_frame() {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn split_at_every_byte_yields_same_frames() {
+        let payloads: Vec<&[u8]> = vec![
+            br#"{"username": "Yan", "room": "Teste"}"#,
+            b"Ol\xc3\xa1",
+            b"",
+            b"x",
+            b"{}}}",
+        ];
+        let stream = stream_of(&payloads);
+        let expected: Vec<Result<Vec<u8>, FrameError>> = payloads
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| Ok(p.to_vec()))
+            .collect();
+        assert_eq!(decode_all(&[&stream], 100), expected, "one read");
+        for cut in 0..=stream.len() {
+            let (a, b) = stream.split_at(cut);
+            assert_eq!(decode_all(&[a, b], 100), expected, "cut at {cut}");
+            for cut2 in cut..=stream.len() {
+                let (b1, b2) = b.split_at(cut2 - cut);
+                assert_eq!(decode_all(&[a, b1, b2], 100), expected, "cuts {cut},{cut2}");
+            }
+        }
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(decode_all(&bytes, 100), expected, "byte by byte");
+    }
+
+    #[test]
+    fn framing_error_stops_the_decoder() {
+        let mut stream = stream_of(&[b"hello"]);
+        stream.extend_from_slice(b"xx        ");
+        stream.extend_from_slice(&encode_frame(b"after"));
+        let out = decode_all(&[&stream], 100);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0], Ok(b"hello".to_vec()));
+        assert!(matches!(out[1], Err(FrameError::BadHeader(_))));
+    }
+
+    #[test]
+    fn decoder_space_is_bounded() {
+        let mut d = Decoder::new(20);
+        assert_eq!(d.space(), 30);
+        d.push(b"20        0123456789");
+        assert_eq!(d.space(), 10);
+        assert_eq!(d.next_frame(), None);
+        d.push(b"0123456789");
+        assert_eq!(d.space(), 0);
+        assert_eq!(d.next_frame(), Some(Ok(b"01234567890123456789".to_vec())));
+        assert_eq!(d.space(), 30);
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn handshake_valid_and_extra_fields_ignored() {
+        let h = parse_handshake(br#"{"username": "Yan", "room": "Teste", "x": 1}"#).unwrap();
+        assert_eq!(h.username, "Yan");
+        assert_eq!(h.room, "Teste");
+    }
+
+    #[test]
+    fn handshake_rejections() {
+        let bad: &[&[u8]] = &[
+            b"not json",
+            b"[]",
+            br#"{"username": "Yan"}"#,
+            br#"{"username": 5, "room": "Teste"}"#,
+            br#"{"username": "", "room": "Teste"}"#,
+            br#"{"username": " Yan", "room": "Teste"}"#,
+            br#"{"username": "Yan", "room": "Teste "}"#,
+            br#"{"username": "sIsTeMa", "room": "Teste"}"#,
+            br#"{"username": "a\u001bb", "room": "Teste"}"#,
+            br#"{"username": "a\u0085b", "room": "Teste"}"#,
+            br#"{"username": "123456789012345678901234567890123", "room": "Teste"}"#,
+            b"{\"username\": \"\xff\", \"room\": \"Teste\"}",
+        ];
+        for b in bad {
+            assert!(parse_handshake(b).is_err(), "{}", escape_for_log(b));
+        }
+        let room65 = format!(r#"{{"username": "Yan", "room": "{}"}}"#, "r".repeat(65));
+        assert!(parse_handshake(room65.as_bytes()).is_err());
+        let room64 = format!(r#"{{"username": "Yan", "room": "{}"}}"#, "é".repeat(64));
+        assert!(
+            parse_handshake(room64.as_bytes()).is_ok(),
+            "64 characters, 128 bytes"
+        );
+        let user32 = format!(r#"{{"username": "{}", "room": "x"}}"#, "ü".repeat(32));
+        assert!(parse_handshake(user32.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn message_validation() {
+        assert_eq!(validate_message(b"Ol\xc3\xa1\tok"), Ok("Olá\tok"));
+        assert!(validate_message(b"\xff").is_err());
+        assert!(validate_message(b"a\x1b[31mred").is_err());
+        assert!(validate_message(b"line\nbreak").is_err());
+        assert!(validate_message("c1\u{9b}".as_bytes()).is_err());
+        assert!(validate_message(b"del\x7f").is_err());
+    }
+
+    #[test]
+    fn event_is_ascii_with_one_closing_brace() {
+        let text = "Olá {ok} \"q\" \\ 😀 \u{7f}";
+        let line = Event {
+            kind: EventKind::Message,
+            username: "Yan}",
+            message: text,
+            room: Some("Teste{"),
+            reason: None,
+        }
+        .encode();
+        assert!(line.is_ascii());
+        assert_eq!(line.iter().filter(|&&b| b == b'}').count(), 1);
+        assert_eq!(line.iter().filter(|&&b| b == b'{').count(), 1);
+        assert!(line.ends_with(b"}\n"));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["message"], text);
+        assert_eq!(v["username"], "Yan}");
+        assert_eq!(v["room"], "Teste{");
+        assert_eq!(v["type"], "message");
+    }
+
+    #[test]
+    fn event_matches_protocol_example() {
+        let line = Event {
+            kind: EventKind::Message,
+            username: "Yan",
+            message: "Olá {ok}",
+            room: Some("Teste"),
+            reason: None,
+        }
+        .encode();
+        assert_eq!(
+            line,
+            b"{\"username\":\"Yan\",\"message\":\"Ol\\u00e1 \\u007bok\\u007d\",\"type\":\"message\",\"room\":\"Teste\"}\n"
+        );
+    }
+
+    #[test]
+    fn error_event_fields() {
+        let line = error_event(ErrorCode::NoSuchRoom, Some("X"), "no room named 'X'");
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["username"], "Sistema");
+        assert_eq!(v["message"], "404");
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["reason"], "no room named 'X'");
+    }
+
+    #[test]
+    fn frame_encoding_is_left_aligned() {
+        assert_eq!(encode_frame(b"abc"), b"3         abc");
+    }
+}
