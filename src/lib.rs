@@ -4,6 +4,7 @@
 //! - [`wire`]: the chat wire format (frames in, JSON event lines out); pure.
 //! - [`hub`]: rooms, members and limits; returns what to send to whom; pure.
 //! - [`control`]: the control protocol's types, shared by chatd and chatctl.
+//! - [`text`]: terminal- and log-safe rendering of untrusted text; pure.
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate; pure.
 //! - [`daemon`]: the I/O shell: one select(2) loop around the hub.
 //!
@@ -13,5 +14,6 @@
 pub mod control;
 pub mod daemon;
 pub mod hub;
+pub mod text;
 pub mod timefmt;
 pub mod wire;

@@ -176,15 +176,25 @@ impl Server {
 
     /// Runs one command and returns its response.
     fn execute(&mut self, admin: u64, req: Request) -> Value {
-        if req.changes_state() {
+        let audit = req.changes_state().then(|| summarize(&req));
+        let response = self.run_command(admin, req);
+        if let Some(what) = audit {
             let who = self
                 .admins
                 .get(&admin)
                 .map(AdminConn::who)
                 .unwrap_or_default();
+            let outcome = match response["error"]["message"].as_str() {
+                Some(msg) => format!("refused: {msg}"),
+                None => "ok".to_string(),
+            };
             self.log
-                .info(format!("control: {} by {who}", summarize(&req)));
+                .info(format!("control: {what} by {who}: {outcome}"));
         }
+        response
+    }
+
+    fn run_command(&mut self, admin: u64, req: Request) -> Value {
         match req {
             Request::CreateRoom { name, limit } => match self.hub.create_room(&name, limit) {
                 Ok(room) => {

@@ -11,7 +11,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::timefmt;
+use crate::{text, timefmt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -123,7 +123,7 @@ impl Logbook {
             seq: self.last_seq,
             ts: timefmt::rfc3339(timefmt::unix_now()),
             level,
-            message: sanitize(&message),
+            message: text::printable(&message),
         };
         self.write_sink(&entry);
         if self.ring.len() == self.capacity {
@@ -174,22 +174,6 @@ impl Logbook {
             Sink::None => {}
         }
     }
-}
-
-/// Control characters become `\u{..}` escapes so an entry is one clean line.
-fn sanitize(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

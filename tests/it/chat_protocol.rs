@@ -1,0 +1,481 @@
+//! PROTOCOL.md §1 against the real chatd over real sockets: framing, the
+//! handshake, every event and error code, and what happens to the
+//! connection after each.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn short() -> Duration {
+    Duration::from_millis(300)
+}
+
+#[test]
+fn dialogue_join_message_leave() {
+    let d = Daemon::start(&["--room", "Teste:2"]);
+    let mut yan = d.joined("Yan", "Teste");
+    let mut bue = d.joined("Buendia", "Teste");
+    // The joiner's notice goes to the members already there too.
+    let ev = yan.event();
+    assert_eq!(ev["type"], "join");
+    assert_eq!(ev["username"], "Buendia");
+    assert_eq!(ev["message"], "*** ENTROU NA SALA ***");
+    assert_eq!(ev["room"], "Teste");
+
+    yan.say("Olá");
+    let ev = bue.event();
+    assert_eq!(ev["type"], "message");
+    assert_eq!(ev["username"], "Yan");
+    assert_eq!(ev["message"], "Olá");
+    assert_eq!(ev["room"], "Teste");
+    // No echo to the sender.
+    yan.expect_silence(short());
+
+    drop(bue);
+    let ev = yan.event();
+    assert_eq!(ev["type"], "leave");
+    assert_eq!(ev["username"], "Buendia");
+    assert_eq!(ev["message"], "*** SAIU DA SALA ***");
+    assert_eq!(ev["room"], "Teste");
+}
+
+#[test]
+fn header_alignments_are_all_accepted() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut reader = d.joined("R", "Teste");
+    let mut c = Client::connect(d.addr);
+    let hs = br#"{"username": "W", "room": "Teste"}"#;
+    c.send_raw(format!("{:>10}", hs.len()).as_bytes());
+    c.send_raw(hs);
+    assert_eq!(c.event()["type"], "join");
+    assert_eq!(reader.event()["username"], "W");
+    c.send_raw(b"0000000005right");
+    c.send_raw(b"         5left!");
+    c.send_raw(b"5         plain");
+    for want in ["right", "left!", "plain"] {
+        assert_eq!(reader.event()["message"], want);
+    }
+}
+
+#[test]
+fn frames_split_at_every_byte_and_batched() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut reader = d.joined("R", "Teste");
+    let mut w = Client::connect(d.addr);
+    let mut stream = frame(br#"{"username": "W", "room": "Teste"}"#);
+    for i in 0..5 {
+        stream.extend(frame(format!("msg {i} {{}}").as_bytes()));
+    }
+    // One byte per write, with pauses so they arrive in separate reads.
+    for b in &stream[..40] {
+        w.send_raw(&[*b]);
+        thread::sleep(Duration::from_millis(2));
+    }
+    w.send_raw(&stream[40..]);
+    assert_eq!(w.event()["type"], "join");
+    assert_eq!(reader.event()["type"], "join");
+    for i in 0..5 {
+        assert_eq!(reader.event()["message"], format!("msg {i} {{}}"));
+    }
+}
+
+#[test]
+fn zero_length_frame_is_ignored() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut reader = d.joined("R", "Teste");
+    let mut w = d.joined("W", "Teste");
+    reader.event();
+    w.send_raw(b"0         ");
+    w.say("after");
+    assert_eq!(reader.event()["message"], "after");
+    w.expect_silence(short());
+}
+
+#[test]
+fn events_are_ascii_with_one_brace_and_round_trip() {
+    let d = Daemon::start(&["--room", "Sala {1}:5"]);
+    let mut reader = d.joined("R", "Sala {1}");
+    let mut w = d.joined("Wéb}", "Sala {1}");
+    reader.event();
+    let text = "Olá {ok} \"aspas\" \\ barra 😀 日本 \ttab";
+    w.say(text);
+    // Client::event checks the line: pure ASCII, one literal `}` at the end.
+    let ev = reader.event();
+    assert_eq!(ev["message"], text);
+    assert_eq!(ev["username"], "Wéb}");
+    assert_eq!(ev["room"], "Sala {1}");
+}
+
+#[test]
+fn prototype_client_reads_up_to_first_brace() {
+    // The prototype's client reads one byte at a time until the first `}`
+    // and hands that to json.loads; the next read starts with "\n".
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut raw = TcpStream::connect(d.addr).unwrap();
+    raw.write_all(&frame(br#"{"username": "Yan", "room": "Teste"}"#))
+        .unwrap();
+    let mut w = d.joined("W", "Teste");
+    w.say("chaves {} e acentuação");
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut decode_message = || {
+        let mut msg = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            raw.read_exact(&mut byte).unwrap();
+            msg.push(byte[0]);
+            if byte[0] == b'}' {
+                break;
+            }
+        }
+        serde_json::from_slice::<Value>(&msg).unwrap()
+    };
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let m = decode_message();
+        got.push(format!(
+            "{} > {}",
+            m["username"].as_str().unwrap(),
+            m["message"].as_str().unwrap()
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            "Yan > *** ENTROU NA SALA ***",
+            "W > *** ENTROU NA SALA ***",
+            "W > chaves {} e acentuação"
+        ]
+    );
+}
+
+fn expect_error_and_close(c: &mut Client, code: &str) -> Value {
+    let ev = c.event();
+    assert_eq!(ev["type"], "error", "{ev}");
+    assert_eq!(ev["username"], "Sistema");
+    assert_eq!(ev["message"], code, "{ev}");
+    assert!(ev["reason"].as_str().is_some_and(|r| !r.is_empty()), "{ev}");
+    assert!(
+        c.closed_within(Duration::from_secs(5)),
+        "connection not closed after {code}"
+    );
+    ev
+}
+
+#[test]
+fn refusals_404_501_409_close_the_connection() {
+    let mut d = Daemon::start(&["--room", "Teste:2"]);
+    let mut c = d.join("Yan", "Nope");
+    expect_error_and_close(&mut c, "404");
+
+    let _a = d.joined("Yan", "Teste");
+    let mut dup = d.join("Yan", "Teste");
+    expect_error_and_close(&mut dup, "409");
+
+    let _b = d.joined("Buendia", "Teste");
+    let mut full = d.join("Ana", "Teste");
+    expect_error_and_close(&mut full, "501");
+    d.wait_log("refused 501", Duration::from_secs(2));
+    d.wait_log("refused 404", Duration::from_secs(2));
+    d.wait_log("refused 409", Duration::from_secs(2));
+}
+
+#[test]
+fn a_freed_slot_can_be_taken_again() {
+    let d = Daemon::start(&["--room", "Teste:1"]);
+    let a = d.joined("Yan", "Teste");
+    let mut b = d.join("Ana", "Teste");
+    expect_error_and_close(&mut b, "501");
+    drop(a);
+    assert!(eventually(Duration::from_secs(5), || {
+        let mut c = d.join("Ana", "Teste");
+        c.event()["type"] == "join"
+    }));
+}
+
+#[test]
+fn malformed_handshakes_get_400_and_close() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let cases: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        b"[1,2]".to_vec(),
+        br#"{"username": "Yan"}"#.to_vec(),
+        br#"{"username": "", "room": "Teste"}"#.to_vec(),
+        br#"{"username": "SISTEMA", "room": "Teste"}"#.to_vec(),
+        br#"{"username": " Yan", "room": "Teste"}"#.to_vec(),
+        br#"{"username": "a\u001b[2Jb", "room": "Teste"}"#.to_vec(),
+        format!(r#"{{"username": "{}", "room": "Teste"}}"#, "x".repeat(33)).into_bytes(),
+        b"{\"username\": \"\xff\xfe\", \"room\": \"Teste\"}".to_vec(),
+    ];
+    for payload in cases {
+        let mut c = Client::connect(d.addr);
+        c.send_frame(&payload);
+        expect_error_and_close(&mut c, "400");
+    }
+}
+
+#[test]
+fn bad_header_gets_400_and_close() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut c = Client::connect(d.addr);
+    c.send_raw(b"hello worl");
+    expect_error_and_close(&mut c, "400");
+    // Also after joining.
+    let mut m = d.joined("Yan", "Teste");
+    m.send_raw(b"GET / HTTP/1.1\r\n\r\n");
+    expect_error_and_close(&mut m, "400");
+}
+
+#[test]
+fn oversized_frame_gets_413_and_close() {
+    let mut d = Daemon::start(&["--room", "Teste:5", "--max-frame", "100"]);
+    let mut c = Client::connect(d.addr);
+    // A 4 GiB length: refused from the header alone, nothing is buffered.
+    c.send_raw(b"4294967296");
+    c.send_raw(&[b'x'; 1000]);
+    let ev = expect_error_and_close(&mut c, "413");
+    assert!(ev["reason"].as_str().unwrap().contains("100"));
+    let mut m = d.joined("Yan", "Teste");
+    m.send_raw(b"101       ");
+    expect_error_and_close(&mut m, "413");
+    let mut ok = d.joined("Ana", "Teste");
+    ok.send_frame(&[b'y'; 100]);
+    ok.expect_silence(short());
+    d.wait_log("error 413", Duration::from_secs(2));
+}
+
+#[test]
+fn bad_messages_get_400_and_connection_stays() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut r = d.joined("R", "Teste");
+    let mut w = d.joined("W", "Teste");
+    r.event();
+    for bad in [
+        &b"\xff\xfe invalid utf-8"[..],
+        b"\x1b[31mred\x1b[0m",
+        b"line\nbreak",
+        "c1 \u{9b}31m".as_bytes(),
+        b"bell\x07",
+    ] {
+        w.send_frame(bad);
+        let ev = w.event();
+        assert_eq!(ev["type"], "error");
+        assert_eq!(ev["message"], "400");
+    }
+    w.say("still here\twith tab");
+    assert_eq!(r.event()["message"], "still here\twith tab");
+    r.expect_silence(short());
+}
+
+#[test]
+fn rooms_are_isolated() {
+    let d = Daemon::start(&["--room", "A:5", "--room", "B:5"]);
+    let mut a1 = d.joined("Yan", "A");
+    let mut a2 = d.joined("Ana", "A");
+    let mut b1 = d.joined("Yan", "B");
+    let mut b2 = d.joined("Bia", "B");
+    a1.event();
+    b1.event();
+    a1.say("in A");
+    b2.say("in B");
+    assert_eq!(a2.event()["message"], "in A");
+    assert_eq!(b1.event()["message"], "in B");
+    assert_eq!(a2.event_within(short()), None);
+    assert_eq!(b1.event_within(short()), None);
+    drop(a2);
+    assert_eq!(a1.event()["type"], "leave");
+    b1.expect_silence(short());
+    b2.expect_silence(Duration::from_millis(10));
+}
+
+#[test]
+fn half_header_then_silence_gets_408_others_unaffected() {
+    let mut d = Daemon::start(&["--room", "Teste:5", "--handshake-timeout", "1"]);
+    let mut stalled = Client::connect(d.addr);
+    stalled.send_raw(b"26  ");
+    let mut a = d.joined("Yan", "Teste");
+    let mut b = d.joined("Ana", "Teste");
+    a.event();
+    let start = Instant::now();
+    b.say("during the stall");
+    assert_eq!(a.event()["message"], "during the stall");
+    let ev = expect_error_and_close(&mut stalled, "408");
+    assert_eq!(ev["type"], "error");
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(4), "408 took {waited:?}");
+    d.wait_log("error 408", Duration::from_secs(2));
+    a.say("after");
+    assert_eq!(b.event()["message"], "after");
+}
+
+#[test]
+fn hundred_slowloris_handshakes_all_get_408() {
+    let d = Daemon::start(&["--room", "Teste:5", "--handshake-timeout", "1"]);
+    let mut slow: Vec<Client> = (0..100)
+        .map(|_| {
+            let mut c = Client::connect(d.addr);
+            c.send_raw(b"3");
+            c
+        })
+        .collect();
+    let mut ok = d.joined("Yan", "Teste");
+    ok.expect_silence(Duration::from_millis(10));
+    for c in &mut slow {
+        expect_error_and_close(c, "408");
+    }
+}
+
+#[test]
+fn max_clients_gives_503() {
+    let d = Daemon::start(&["--room", "Teste:5", "--max-clients", "2"]);
+    let _a = d.joined("A", "Teste");
+    let _b = d.joined("B", "Teste");
+    let mut c = Client::connect(d.addr);
+    let ev = expect_error_and_close(&mut c, "503");
+    assert!(ev["reason"].as_str().unwrap().contains("max-clients"));
+}
+
+#[test]
+fn never_reading_member_is_dropped_and_nobody_loses_a_message() {
+    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "1"]);
+    let mut sender = d.joined("S", "Teste");
+    let mut reader = d.joined("R", "Teste");
+    let stalled = d.joined("X", "Teste");
+    sender.event();
+    sender.event();
+    reader.event();
+    // X never reads again. The sender floods far more than the kernel
+    // buffers and X's sendq can hold.
+    const N: usize = 2000;
+    let body = "z".repeat(8000);
+    let addr_sender = thread::spawn(move || {
+        for i in 0..N {
+            sender.say(&format!("{i:05} {body}"));
+        }
+        sender
+    });
+    let mut got = 0;
+    let mut saw_leave = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < N && Instant::now() < deadline {
+        let ev = reader.event();
+        match ev["type"].as_str().unwrap() {
+            "message" => {
+                let m = ev["message"].as_str().unwrap();
+                assert_eq!(&m[..5], format!("{got:05}"), "message lost or reordered");
+                got += 1;
+            }
+            "leave" => {
+                assert_eq!(ev["username"], "X");
+                saw_leave = true;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(got, N);
+    let mut sender = addr_sender.join().unwrap();
+    if !saw_leave {
+        assert_eq!(reader.event()["username"], "X");
+    }
+    // The sender got the leave notice too.
+    let ev = sender.event();
+    assert_eq!(ev["type"], "leave");
+    assert_eq!(ev["username"], "X");
+    d.wait_log("slow consumer", Duration::from_secs(2));
+    drop(stalled);
+}
+
+#[test]
+fn sigterm_sends_shutdown_to_everyone_and_exits_0() {
+    let mut d = Daemon::start(&["--room", "Teste:5"]);
+    let mut a = d.joined("Yan", "Teste");
+    let mut pending = Client::connect(d.addr);
+    pending.send_raw(b"12");
+    let control = d.control.clone();
+    d.signal("TERM");
+    let ev = a.event();
+    assert_eq!(ev["type"], "shutdown");
+    assert_eq!(ev["username"], "Sistema");
+    assert_eq!(ev["message"], "*** SERVIDOR ENCERRANDO ***");
+    assert!(a.closed_within(Duration::from_secs(5)));
+    assert_eq!(pending.event()["type"], "shutdown");
+    let st = d.wait_exit(Duration::from_secs(5));
+    assert!(st.success(), "{st}");
+    assert!(!control.exists(), "control socket left behind");
+}
+
+#[test]
+fn sigint_also_shuts_down_cleanly() {
+    let mut d = Daemon::start(&[]);
+    d.signal("INT");
+    assert!(d.wait_exit(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn listens_on_ipv6_loopback_and_several_addresses() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback here");
+        return;
+    }
+    let mut d = Daemon::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        "[::1]:0",
+        "--room",
+        "Teste:5",
+    ]);
+    let v6 = d.wait_log("listening on [::1]:", Duration::from_secs(2));
+    let addr: std::net::SocketAddr = v6.rsplit("listening on ").next().unwrap().parse().unwrap();
+    let mut a = d.joined("Yan", "Teste");
+    let mut b = Client::connect(addr);
+    b.handshake("Ana", "Teste");
+    assert_eq!(b.event()["type"], "join");
+    assert_eq!(a.event()["username"], "Ana");
+    b.say("via v6");
+    assert_eq!(a.event()["message"], "via v6");
+}
+
+#[test]
+fn second_daemon_on_the_same_port_fails_clearly() {
+    let d = Daemon::start(&[]);
+    let dir = TempDir::new("second");
+    let out = std::process::Command::new(CHATD)
+        .args(["--listen", &d.addr.to_string(), "--control"])
+        .arg(dir.path().join("c.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&d.addr.to_string()) && err.contains("in use"),
+        "{err}"
+    );
+    // The first one still serves.
+    let mut c = d.join("Yan", "Nope");
+    assert_eq!(c.event()["message"], "404");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        &["--max-clients", "5000"][..],
+        &["--room", "NoLimit"],
+        &["--listen", "nowhere"],
+        &["--sendq", "100"],
+        &["--handshake-timeout", "0"],
+    ] {
+        let out = std::process::Command::new(CHATD)
+            .args(args)
+            .arg("--control")
+            .arg("/nonexistent-dir-for-test/c.sock")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(!out.stderr.is_empty());
+    }
+}

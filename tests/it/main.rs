@@ -1,0 +1,6 @@
+//! The integration suite: one test binary that runs the real chatd, chatctl
+//! and chat programs over real loopback sockets.
+
+mod chat_protocol;
+mod control;
+mod support;

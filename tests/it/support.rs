@@ -1,0 +1,402 @@
+//! Helpers shared by the integration tests: a running chatd on a free
+//! loopback port with a private control socket, raw chat clients, and raw
+//! control connections. Everything stays on 127.0.0.1 / ::1.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const CHATD: &str = env!("CARGO_BIN_EXE_chatd");
+pub const CHATCTL: &str = env!("CARGO_BIN_EXE_chatctl");
+pub const CHAT: &str = env!("CARGO_BIN_EXE_chat");
+
+/// A private temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("chatd-it-{}-{tag}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A chatd process. Killed on drop if still running.
+pub struct Daemon {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub control: PathBuf,
+    pub dir: TempDir,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts chatd on 127.0.0.1:0 with a control socket in a fresh
+    /// temporary directory, plus `extra` flags; waits until it listens.
+    pub fn start(extra: &[&str]) -> Daemon {
+        let dir = TempDir::new("d");
+        Daemon::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: TempDir, extra: &[&str]) -> Daemon {
+        let control = dir.path().join("control.sock");
+        let mut args: Vec<String> = vec![
+            "--control".into(),
+            control.display().to_string(),
+            "--state-dir".into(),
+            dir.path().join("state").display().to_string(),
+        ];
+        if !extra.contains(&"--listen") {
+            args.push("--listen".into());
+            args.push("127.0.0.1:0".into());
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, log) = spawn_logged(&args, &[]);
+        let mut d = Daemon {
+            child,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            control,
+            dir,
+            log,
+        };
+        let line = d.wait_log("listening on ", Duration::from_secs(10));
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        d.addr = addr.parse().unwrap();
+        d.wait_log("control socket at", Duration::from_secs(5));
+        d
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle`; panics with the log if it
+    /// does not come.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            if Instant::now() > end {
+                panic!(
+                    "no log line with {needle:?}; log:\n{}",
+                    self.log_lines().join("\n")
+                );
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "chatd exited ({st}) before logging {needle:?}; log:\n{}",
+                    self.log_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn join(&self, user: &str, room: &str) -> Client {
+        let mut c = Client::connect(self.addr);
+        c.handshake(user, room);
+        c
+    }
+
+    /// Joins and waits for the own join notice.
+    pub fn joined(&self, user: &str, room: &str) -> Client {
+        let mut c = self.join(user, room);
+        let ev = c.event();
+        assert_eq!(ev["type"], "join", "{ev}");
+        assert_eq!(ev["username"], user);
+        c
+    }
+
+    /// Runs chatctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(CHATCTL)
+            .arg("--socket")
+            .arg(&self.control)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin::connect(&self.control)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < end, "chatd did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns chatd with `args`, collecting its stderr lines in the background.
+pub fn spawn_logged(args: &[String], env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut cmd = Command::new(CHATD);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("CHATD_CONTROL")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, log)
+}
+
+/// Encodes a client frame with the prototype's left-aligned header.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = format!("{:<10}", payload.len()).into_bytes();
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A raw chat client.
+pub struct Client {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn handshake(&mut self, user: &str, room: &str) {
+        let hs = serde_json::json!({ "username": user, "room": room }).to_string();
+        self.send_frame(hs.as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    pub fn send_frame(&mut self, payload: &[u8]) {
+        self.send_raw(&frame(payload));
+    }
+
+    pub fn say(&mut self, text: &str) {
+        self.send_frame(text.as_bytes());
+    }
+
+    /// The next raw event line (without the newline), or None on EOF or
+    /// timeout.
+    pub fn line_within(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).take(nl).collect();
+                return Some(line);
+            }
+            let left = end.checked_duration_since(Instant::now())?;
+            self.stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next event, parsed; panics if none arrives in time.
+    pub fn event(&mut self) -> Value {
+        let line = self
+            .line_within(EVENT_TIMEOUT)
+            .expect("expected an event, got EOF or timeout");
+        check_event_line(&line);
+        serde_json::from_slice(&line).unwrap()
+    }
+
+    pub fn event_within(&mut self, timeout: Duration) -> Option<Value> {
+        let line = self.line_within(timeout)?;
+        check_event_line(&line);
+        Some(serde_json::from_slice(&line).unwrap())
+    }
+
+    /// Asserts that nothing arrives for `wait`.
+    pub fn expect_silence(&mut self, wait: Duration) {
+        if let Some(line) = self.line_within(wait) {
+            panic!("expected silence, got {}", String::from_utf8_lossy(&line));
+        }
+    }
+
+    /// Whether the server closed the connection (EOF) within `timeout`,
+    /// after any pending events.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut chunk = [0u8; 4096];
+        while Instant::now() < end {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
+    pub fn close_write(&self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+}
+
+/// Every event line must be pure ASCII with exactly one literal `}`, its
+/// last byte (PROTOCOL.md §1).
+pub fn check_event_line(line: &[u8]) {
+    assert!(
+        line.is_ascii(),
+        "not ASCII: {}",
+        String::from_utf8_lossy(line)
+    );
+    assert_eq!(
+        line.iter().filter(|&&b| b == b'}').count(),
+        1,
+        "more than one literal brace: {}",
+        String::from_utf8_lossy(line)
+    );
+    assert_eq!(line.last(), Some(&b'}'));
+}
+
+/// A raw control-socket client: one JSON request per line.
+pub struct Admin {
+    pub stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Admin {
+    pub fn connect(path: &Path) -> Admin {
+        let stream = UnixStream::connect(path).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Admin { stream, reader }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).unwrap();
+        self.stream.write_all(b"\n").unwrap();
+    }
+
+    pub fn read_json(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(line.ends_with('\n'), "incomplete response line {line:?}");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    pub fn request(&mut self, req: Value) -> Value {
+        self.send_line(&req.to_string());
+        self.read_json()
+    }
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
