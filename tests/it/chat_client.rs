@@ -1,0 +1,491 @@
+//! The `chat` client against a real chatd: scripted mode through pipes, and
+//! interactive mode in real terminals (tmux, each test on its own tmux
+//! server socket so tests run in parallel).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// A scripted `chat` whose stdin we hold open and whose stdout we read.
+struct Bot {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Bot {
+    fn start(d: &Daemon, user: &str, room: &str, extra: &[&str]) -> Bot {
+        let mut child = Command::new(CHAT)
+            .args([
+                "--server",
+                &d.addr.to_string(),
+                "--user",
+                user,
+                "--room",
+                room,
+            ])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Bot {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+        }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("expected a line from chat")
+    }
+
+    fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn finish(mut self) -> (Option<i32>, String) {
+        drop(self.stdin.take());
+        let end = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < end, "chat did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status.code(), err)
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn scripted_clients_talk() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut bob = Bot::start(&d, "Bob", "Teste", &[]);
+    assert_eq!(bob.line(), "Bob > *** ENTROU NA SALA ***");
+
+    let out = Command::new(CHAT)
+        .args([
+            "--server",
+            &d.addr.to_string(),
+            "--user",
+            "Ann",
+            "--room",
+            "Teste",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"hello {there}\r\nol\xc3\xa1\n\nlast line without newline")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Ann > *** ENTROU NA SALA ***\n"
+    );
+
+    assert_eq!(bob.line(), "Ann > *** ENTROU NA SALA ***");
+    assert_eq!(bob.line(), "Ann > hello {there}");
+    assert_eq!(bob.line(), "Ann > olá");
+    assert_eq!(bob.line(), "Ann > last line without newline");
+    assert_eq!(bob.line(), "Ann > *** SAIU DA SALA ***");
+
+    bob.send("bye\n");
+    let (code, err) = bob.finish();
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn scripted_json_prints_event_lines_as_received() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let bot = Bot::start(&d, "Bob", "Teste", &["--json"]);
+    let line = bot.line();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["type"], "join");
+    assert_eq!(v["username"], "Bob");
+    let (code, _) = bot.finish();
+    assert_eq!(code, Some(0));
+}
+
+fn run_chat(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(CHAT)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn scripted_refusals_and_errors_have_exit_statuses() {
+    let d = Daemon::start(&["--room", "Teste:1"]);
+    let server = d.addr.to_string();
+    let (code, err) = run_chat(&["--server", &server, "--user", "A", "--room", "Nope"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("404") && err.contains("no room named 'Nope'"),
+        "{err}"
+    );
+
+    let bob = Bot::start(&d, "Bob", "Teste", &[]);
+    assert_eq!(bob.line(), "Bob > *** ENTROU NA SALA ***");
+    let (code, err) = run_chat(&["--server", &server, "--user", "Bob", "--room", "Teste"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("409"), "{err}");
+    let (code, err) = run_chat(&["--server", &server, "--user", "Cid", "--room", "Teste"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("501") && err.contains("full"), "{err}");
+
+    let (code, err) = run_chat(&["--server", &server, "--room", "Teste"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--user"), "{err}");
+
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let (code, err) = run_chat(&["--server", &port, "--user", "A", "--room", "B"]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn scripted_rejected_message_is_reported() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let out = Command::new(CHAT)
+        .args([
+            "--server",
+            &d.addr.to_string(),
+            "--user",
+            "A",
+            "--room",
+            "Teste",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"bell\x07\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("message rejected (400)"), "{err}");
+}
+
+#[test]
+fn scripted_client_reports_room_closed_by_admin() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let bob = Bot::start(&d, "Bob", "Teste", &[]);
+    assert_eq!(bob.line(), "Bob > *** ENTROU NA SALA ***");
+    assert!(d.ctl(&["room", "close", "Teste"]).status.success());
+    assert_eq!(bob.line(), "Sistema > *** SALA ENCERRADA ***");
+    let (code, err) = bob.finish();
+    assert_eq!(code, Some(1));
+    assert!(err.contains("encerrada"), "{err}");
+}
+
+#[test]
+fn hostile_server_cannot_drive_the_terminal() {
+    // A fake server that sends escape sequences in every field.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf).unwrap();
+        s.write_all(
+            b"{\"username\":\"Bob\",\"message\":\"*** ENTROU NA SALA ***\",\"type\":\"join\"}\n\
+              {\"username\":\"\\u001b[31mEvil\",\"message\":\"\\u001b]0;pwned\\u0007\\u009b2J\\u202eabc\",\"type\":\"message\"}\n\
+              raw \x1b[2J garbage line\n",
+        )
+        .unwrap();
+    });
+    let out = Command::new(CHAT)
+        .args(["--server", &addr, "--user", "Bob", "--room", "R"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    server.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.stdout.contains(&0x1b),
+        "escape byte reached the terminal: {text:?}"
+    );
+    assert!(!text.contains('\u{9b}') && !text.contains('\u{202e}') && !text.contains('\u{7}'));
+    assert!(text.contains("\\u{1b}[31mEvil > \\u{1b}]0;pwned"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// Interactive mode, in real terminals
+// ---------------------------------------------------------------------------
+
+/// A tmux server of our own with one window running a command.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(tag: &str, command: &str) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is needed for the interactive tests (apt-get install tmux; scripts/test installs it)"
+        );
+        let socket = format!("chatd-it-{}-{tag}", std::process::id());
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
+            .arg(command)
+            .env("TERM", "xterm")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        Tmux { socket }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// Types literal text (no key names).
+    fn type_text(&self, text: &str) {
+        let st = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-l", text])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `f`; panics with the screen if not.
+    fn wait(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.screen();
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "waiting for {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        self.wait(needle, |s| s.contains(needle))
+    }
+
+    /// The last non-empty line on the screen.
+    fn last_line(&self) -> String {
+        self.screen()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_end()
+            .to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn interactive_two_people_talk_and_leave_with_sair() {
+    let d = Daemon::start(&["--room", "Teste:2"]);
+    let cmd = format!("{CHAT} --server {}", d.addr);
+    let yan = Tmux::start("yan", &cmd);
+    yan.wait_for("Username:");
+    yan.type_text("Yan");
+    yan.keys(&["Enter"]);
+    yan.wait_for("Escolha a sala:");
+    yan.type_text("Nope");
+    yan.keys(&["Enter"]);
+    // A room that does not exist: said so, and asked again.
+    yan.wait_for("A sala escolhida não existe. Tente novamente.");
+    yan.wait("second room prompt", |s| {
+        s.matches("Escolha a sala:").count() == 2
+    });
+    yan.type_text("Teste");
+    yan.keys(&["Enter"]);
+    yan.wait_for("Para sair, digite o comando /SAIR.");
+    yan.wait_for("Yan > *** ENTROU NA SALA ***");
+
+    let ana = Tmux::start("ana", &format!("{cmd} --user Ana --room Teste"));
+    ana.wait_for("Ana > *** ENTROU NA SALA ***");
+    yan.wait_for("Ana > *** ENTROU NA SALA ***");
+
+    // Ana is half-way through a line when Yan's message arrives: the event
+    // appears above, and her line is redrawn intact.
+    ana.type_text("digitando");
+    ana.wait("typed text", |s| {
+        s.lines().any(|l| l.trim_end() == "Ana > digitando")
+    });
+    yan.type_text("Olá {tudo bem}");
+    yan.keys(&["Enter"]);
+    ana.wait_for("Yan > Olá {tudo bem}");
+    assert_eq!(ana.last_line(), "Ana > digitando");
+    ana.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
+    ana.type_text("!");
+    ana.keys(&["Enter"]);
+    yan.wait_for("Ana > digit!");
+
+    // /SAIR: the other side sees the leave notice; Yan is asked for a room.
+    yan.type_text("/SAIR");
+    yan.keys(&["Enter"]);
+    ana.wait_for("Yan > *** SAIU DA SALA ***");
+    yan.wait_for("Saindo da sala...");
+    yan.wait("room prompt after /SAIR", |s| {
+        s.matches("Escolha a sala:").count() == 3
+    });
+}
+
+#[test]
+fn interactive_full_room_and_taken_name_ask_again() {
+    let d = Daemon::start(&["--room", "Cheia:1", "--room", "Livre:5"]);
+    let _occupant = d.joined("Yan", "Cheia");
+    let _other = d.joined("Yan", "Livre");
+    let t = Tmux::start("full", &format!("{CHAT} --server {} --user Ana", d.addr));
+    t.wait_for("Escolha a sala:");
+    t.type_text("Cheia");
+    t.keys(&["Enter"]);
+    t.wait_for("A sala escolhida está cheia. Tente outra.");
+    t.wait("room prompt again", |s| {
+        s.matches("Escolha a sala:").count() == 2
+    });
+    t.type_text("Livre");
+    t.keys(&["Enter"]);
+    t.wait_for("Ana > *** ENTROU NA SALA ***");
+
+    let t2 = Tmux::start("taken", &format!("{CHAT} --server {} --room Livre", d.addr));
+    t2.wait_for("Username:");
+    t2.type_text("Ana");
+    t2.keys(&["Enter"]);
+    t2.wait_for("Esse nome já está em uso nesta sala. Escolha outro.");
+    t2.wait("username prompt again", |s| {
+        s.matches("Username:").count() == 2
+    });
+    t2.type_text("Bia");
+    t2.keys(&["Enter"]);
+    t2.wait_for("Bia > *** ENTROU NA SALA ***");
+}
+
+#[test]
+fn interactive_ctrl_c_and_ctrl_d_exit_and_restore_the_terminal() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let dir = TempDir::new("tty");
+    for (tag, key) in [("cc", "C-c"), ("cd", "C-d")] {
+        let report = dir.path().join(format!("{tag}.txt"));
+        let cmd = format!(
+            "sh -c '{CHAT} --server {} --user U{tag} --room Teste; echo exit=$? > {p}; stty -a >> {p}; sleep 30'",
+            d.addr,
+            p = report.display()
+        );
+        let t = Tmux::start(tag, &cmd);
+        t.wait_for(&format!("U{tag} > *** ENTROU NA SALA ***"));
+        t.keys(&[key]);
+        assert!(
+            eventually(Duration::from_secs(5), || std::fs::read_to_string(&report)
+                .is_ok_and(|s| s.contains("icanon"))),
+            "chat did not exit on {key}"
+        );
+        let text = std::fs::read_to_string(&report).unwrap();
+        assert!(text.starts_with("exit=0"), "{text}");
+        // Canonical mode and echo are back on (stty prints "-icanon" when off).
+        assert!(
+            !text.contains("-icanon") && !text.contains("-echo "),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn interactive_client_says_when_the_server_stops() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let t = Tmux::start(
+        "stop",
+        &format!(
+            "sh -c '{CHAT} --server {} --user Yan --room Teste; sleep 30'",
+            d.addr
+        ),
+    );
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    assert!(d.stop().success());
+    t.wait_for("Sistema > *** SERVIDOR ENCERRANDO ***");
+    t.wait_for("O servidor está encerrando.");
+}
