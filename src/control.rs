@@ -113,6 +113,32 @@ pub fn resolve_socket_path(explicit: Option<&Path>) -> PathBuf {
     )
 }
 
+/// Where the system service (chatd.service, RuntimeDirectory=chatd) puts
+/// its control socket.
+pub const SYSTEM_SOCKET: &str = "/run/chatd/control.sock";
+
+/// chatctl's rule: [`resolve_socket_path`], except that when neither the
+/// flag nor an environment variable chose the path and nothing is there, the
+/// system service's socket is used if it exists. So an administrator in
+/// group chatd needs no flag for the packaged daemon.
+pub fn resolve_client_socket_path(explicit: Option<&Path>) -> PathBuf {
+    let path = resolve_socket_path(explicit);
+    let chosen = explicit.is_some()
+        || ["CHATD_CONTROL", "RUNTIME_DIRECTORY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if chosen || path.exists() {
+        return path;
+    }
+    // "Permission denied" on the system socket counts as there: the error
+    // that follows then names the socket the user most likely meant.
+    match std::fs::symlink_metadata(SYSTEM_SOCKET) {
+        Ok(_) => PathBuf::from(SYSTEM_SOCKET),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => PathBuf::from(SYSTEM_SOCKET),
+        Err(_) => path,
+    }
+}
+
 fn resolve_with(
     explicit: Option<&Path>,
     env: impl Fn(&str) -> Option<std::ffi::OsString>,

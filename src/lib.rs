@@ -6,11 +6,13 @@
 //! - [`control`]: the control protocol's types, shared by chatd and chatctl.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text; pure.
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate; pure.
+//! - [`cli`]: the three programs' command lines (clap).
 //! - [`daemon`]: the I/O shell: one select(2) loop around the hub.
 //!
 //! The binaries live in `src/bin/`: `chatd` (the daemon), `chatctl` (the
 //! admin CLI) and `chat` (the terminal client).
 
+pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod hub;

@@ -26,26 +26,9 @@ use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices, Termi
 use nix::sys::time::{TimeVal, TimeValLike};
 use serde_json::Value;
 
+use chatd::cli::chat::Args;
 use chatd::text::printable;
 use chatd::wire;
-
-/// Talk in a chatd room from the terminal, or from a script through a pipe.
-#[derive(Debug, Parser)]
-#[command(name = "chat", version, about, long_about = None)]
-struct Args {
-    /// chatd's address.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1234")]
-    server: String,
-    /// Username (asked for when interactive and not given).
-    #[arg(long, value_name = "NAME")]
-    user: Option<String>,
-    /// Room to join (asked for when interactive and not given).
-    #[arg(long, value_name = "NAME")]
-    room: Option<String>,
-    /// Print events as the JSON lines received instead of `username > message`.
-    #[arg(long)]
-    json: bool,
-}
 
 /// How a session in a room ended.
 #[derive(Debug)]

@@ -9,92 +9,15 @@
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use serde_json::Value;
 
-use chatd::control::{Request, resolve_socket_path};
+use chatd::cli::chatctl::{Args, Command, RoomCommand};
+use chatd::control::{Request, resolve_client_socket_path};
 use chatd::text::printable;
-
-/// Administer chatd: create, list and close rooms, see who is in them,
-/// read the daemon's log.
-#[derive(Debug, Parser)]
-#[command(name = "chatctl", version, about, long_about = None)]
-struct Args {
-    /// Control socket of the daemon [default: $CHATD_CONTROL, else
-    /// $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock,
-    /// else /tmp/chatd-$UID/control.sock].
-    #[arg(long, global = true, value_name = "PATH")]
-    socket: Option<PathBuf>,
-
-    /// Print the daemon's JSON responses as they came, one per line.
-    #[arg(long, global = true)]
-    json: bool,
-
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Create, list, close rooms, or change a room's limit.
-    #[command(subcommand)]
-    Room(RoomCommand),
-    /// List rooms (same as `room list`).
-    List,
-    /// List the members of a room, in join order.
-    Participants {
-        /// Room name.
-        room: String,
-    },
-    /// Remove a member from a room (it is told, then disconnected).
-    Kick {
-        /// Room name.
-        room: String,
-        /// Username of the member.
-        user: String,
-    },
-    /// Show the daemon's recent log entries, oldest first.
-    Logs {
-        /// How many entries.
-        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 100)]
-        lines: usize,
-        /// Keep printing new entries as they are logged.
-        #[arg(short, long)]
-        follow: bool,
-    },
-    /// Show counters: uptime, clients, rooms, messages, bytes, drops.
-    Stats,
-}
-
-#[derive(Debug, Subcommand)]
-enum RoomCommand {
-    /// Create a room.
-    Create {
-        /// Room name (1-64 characters).
-        name: String,
-        /// Most members at once.
-        #[arg(long, value_name = "N")]
-        limit: usize,
-    },
-    /// List rooms in creation order.
-    List,
-    /// Close a room: its members are told and disconnected.
-    Close {
-        /// Room name.
-        name: String,
-    },
-    /// Change a room's limit (members above it stay; new joins obey it).
-    SetLimit {
-        /// Room name.
-        name: String,
-        /// New limit.
-        limit: usize,
-    },
-}
 
 /// Why chatctl stops, each mapped to its exit status in one place.
 enum Failure {
@@ -163,10 +86,15 @@ fn request_for(cmd: &Command) -> Request {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
-    let path = resolve_socket_path(args.socket.as_deref());
+    let path = resolve_client_socket_path(args.socket.as_deref());
     let shown = path.display().to_string();
     let unreachable = |what: &str, e: io::Error| {
-        Failure::Unreachable(format!("cannot reach chatd at {shown}: {what}{e}"))
+        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
+            " (the socket's group may administer: for the service, group chatd)"
+        } else {
+            ""
+        };
+        Failure::Unreachable(format!("cannot reach chatd at {shown}: {what}{e}{hint}"))
     };
     let mut stream = UnixStream::connect(&path).map_err(|e| unreachable("", e))?;
     let follow = matches!(args.command, Command::Logs { follow: true, .. });

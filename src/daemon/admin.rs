@@ -198,6 +198,12 @@ impl Server {
         match req {
             Request::CreateRoom { name, limit } => match self.hub.create_room(&name, limit) {
                 Ok(room) => {
+                    if let Err(e) = self.store.save(&self.hub.list()) {
+                        // Not on disk, so not created: undo (the room is new
+                        // and empty; nobody could join it in between).
+                        let _ = self.hub.close_room(&name);
+                        return self.persist_failed(e);
+                    }
                     self.log.info(format!(
                         "room '{}' created with limit {}",
                         room.name, room.limit
@@ -226,30 +232,49 @@ impl Server {
                 }
                 Err(e) => hub_error(&e),
             },
-            Request::CloseRoom { room } => match self.hub.close_room(&room) {
-                Ok(closure) => {
-                    for &conn in &closure.members {
-                        self.begin_close(conn, Some(&closure.line), true);
+            Request::CloseRoom { room } => {
+                // On disk first: the members cannot be un-disconnected.
+                if let Err(e) = self.hub.participants(&room) {
+                    return hub_error(&e);
+                }
+                let remaining: Vec<RoomInfo> = self
+                    .hub
+                    .list()
+                    .into_iter()
+                    .filter(|r| r.name != room)
+                    .collect();
+                if let Err(e) = self.store.save(&remaining) {
+                    return self.persist_failed(e);
+                }
+                let closure = self.hub.close_room(&room).expect("checked above");
+                for &conn in &closure.members {
+                    self.begin_close(conn, Some(&closure.line), true);
+                }
+                self.log.info(format!(
+                    "room '{}' closed; {} member(s) disconnected",
+                    closure.room,
+                    closure.members.len()
+                ));
+                json!({ "ok": true, "room": closure.room, "disconnected": closure.members.len() })
+            }
+            Request::SetLimit { room, limit } => {
+                let old = self.hub.list().into_iter().find(|r| r.name == room);
+                match self.hub.set_limit(&room, limit) {
+                    Ok(info) => {
+                        if let Err(e) = self.store.save(&self.hub.list()) {
+                            let old = old.expect("set_limit found the room").limit;
+                            let _ = self.hub.set_limit(&room, old);
+                            return self.persist_failed(e);
+                        }
+                        self.log.info(format!(
+                            "room '{}' limit changed to {}",
+                            info.name, info.limit
+                        ));
+                        json!({ "ok": true, "room": room_json(&info) })
                     }
-                    self.log.info(format!(
-                        "room '{}' closed; {} member(s) disconnected",
-                        closure.room,
-                        closure.members.len()
-                    ));
-                    json!({ "ok": true, "room": closure.room, "disconnected": closure.members.len() })
+                    Err(e) => hub_error(&e),
                 }
-                Err(e) => hub_error(&e),
-            },
-            Request::SetLimit { room, limit } => match self.hub.set_limit(&room, limit) {
-                Ok(info) => {
-                    self.log.info(format!(
-                        "room '{}' limit changed to {}",
-                        info.name, info.limit
-                    ));
-                    json!({ "ok": true, "room": room_json(&info) })
-                }
-                Err(e) => hub_error(&e),
-            },
+            }
             Request::Kick { room, username } => match self.hub.kick(&room, &username) {
                 Ok(kick) => {
                     let dep = &kick.departure;
@@ -277,6 +302,15 @@ impl Server {
             }
             Request::Stats {} => json!({ "ok": true, "stats": self.stats_json() }),
         }
+    }
+
+    /// The state file could not be written: the change was not made.
+    fn persist_failed(&mut self, e: String) -> Value {
+        self.log.error(format!("{e}; the change was refused"));
+        control::error_response(
+            ErrorCode::Failed,
+            &format!("not saved, nothing changed: {e}"),
+        )
     }
 
     fn stats_json(&self) -> Value {

@@ -23,7 +23,9 @@ use super::admin::AdminConn;
 use super::conn::{Conn, Phase, ReadOutcome};
 use super::logbook::Logbook;
 use super::net::ControlSocket;
+use super::notify::Notifier;
 use super::signals::Signals;
+use super::store::Store;
 use crate::hub::{ConnId, Delivery, Hub, RoomId};
 use crate::timefmt;
 use crate::wire::{self, ErrorCode, EventKind};
@@ -85,17 +87,34 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// Connections to drop once the current delivery is done.
     doomed: Vec<(ConnId, String)>,
+    pub(super) store: Store,
+    notifier: Notifier,
+    /// The (clients, rooms) last reported in STATUS=, and when.
+    status_sent: ((usize, usize), Instant),
+}
+
+/// At most one STATUS= notification per this interval.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What start-up opened for the loop: sockets, the signal pipe, the state
+/// store and the systemd notifier.
+pub struct Bound {
+    pub listeners: Vec<TcpListener>,
+    pub control: Option<ControlSocket>,
+    pub signals: Signals,
+    pub store: Store,
+    pub notifier: Notifier,
 }
 
 impl Server {
-    pub fn new(
-        cfg: Config,
-        hub: Hub,
-        log: Logbook,
-        listeners: Vec<TcpListener>,
-        control: Option<ControlSocket>,
-        signals: Signals,
-    ) -> Server {
+    pub fn new(cfg: Config, hub: Hub, log: Logbook, bound: Bound) -> Server {
+        let Bound {
+            listeners,
+            control,
+            signals,
+            store,
+            notifier,
+        } = bound;
         let hwm = cfg.sendq / 2;
         Server {
             cfg,
@@ -116,6 +135,9 @@ impl Server {
             last_fd_warning: None,
             shutdown_deadline: None,
             doomed: Vec::new(),
+            store,
+            notifier,
+            status_sent: ((usize::MAX, usize::MAX), Instant::now()),
         }
     }
 
@@ -127,9 +149,12 @@ impl Server {
 
     /// Runs until SIGINT/SIGTERM and the shutdown that follows.
     pub fn run(&mut self) -> Result<(), String> {
+        self.notifier.send("READY=1");
+        self.report_status(Instant::now());
         loop {
             let now = Instant::now();
             self.expire_timers(now);
+            self.report_status(now);
             if let Some(deadline) = self.shutdown_deadline
                 && (self.clients.is_empty() || now >= deadline)
             {
@@ -207,6 +232,23 @@ impl Server {
         self.reap_clients();
     }
 
+    /// Tells systemd how many clients and rooms there are (on change, at
+    /// most once per [`STATUS_INTERVAL`]).
+    fn report_status(&mut self, now: Instant) {
+        if !self.notifier.enabled() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        let counts = (self.clients.len(), self.hub.room_count());
+        let (sent, at) = self.status_sent;
+        if counts != sent && (now.duration_since(at) >= STATUS_INTERVAL || sent.0 == usize::MAX) {
+            self.notifier.send(&format!(
+                "STATUS={} client(s), {} room(s)",
+                counts.0, counts.1
+            ));
+            self.status_sent = (counts, now);
+        }
+    }
+
     // -- select set-up ------------------------------------------------------
 
     /// The descriptors to watch for reading and for writing.
@@ -278,6 +320,13 @@ impl Server {
         let mut earliest = |t: Instant| {
             next = Some(next.map_or(t, |n| n.min(t)));
         };
+        if self.notifier.enabled() {
+            // Wake to report a status that changed during the last interval.
+            let counts = (self.clients.len(), self.hub.room_count());
+            if counts != self.status_sent.0 {
+                earliest(self.status_sent.1 + STATUS_INTERVAL);
+            }
+        }
         if let Some(t) = self.accept_paused_until {
             earliest(t);
         }
@@ -328,6 +377,7 @@ impl Server {
     fn begin_shutdown(&mut self) {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         self.shutdown_deadline = Some(deadline);
+        self.notifier.send("STOPPING=1\nSTATUS=shutting down");
         self.log.info(format!(
             "shutting down: telling {} client(s)",
             self.clients.len()

@@ -65,10 +65,12 @@ pub enum Sink {
 
 impl Sink {
     /// stderr, with journald's priority prefixes when systemd connected
-    /// stderr to the journal (it sets `$JOURNAL_STREAM` then).
+    /// stderr to the journal: it then sets `$JOURNAL_STREAM` to the
+    /// stream's "device:inode", which must match stderr itself (a child
+    /// whose stderr was redirected inherits the variable but not the stream).
     pub fn stderr() -> Sink {
         Sink::Stderr {
-            journal: std::env::var_os("JOURNAL_STREAM").is_some(),
+            journal: stderr_is_journal(),
         }
     }
 
@@ -83,6 +85,23 @@ impl Sink {
         syslog::unix(formatter)
             .map(|l| Sink::Syslog(Box::new(l)))
             .map_err(|e| format!("syslog: cannot connect to the local syslog socket: {e}"))
+    }
+}
+
+fn stderr_is_journal() -> bool {
+    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let var = var.to_string_lossy();
+    let Some((dev, ino)) = var.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(std::io::stderr()) {
+        Ok(st) => st.st_dev == dev && st.st_ino == ino,
+        Err(_) => false,
     }
 }
 

@@ -7,7 +7,9 @@ mod conn;
 mod event_loop;
 pub mod logbook;
 mod net;
+mod notify;
 mod signals;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,7 +37,9 @@ pub struct Config {
     /// Rooms that exist from start-up (name, limit).
     pub rooms: Vec<(String, usize)>,
     pub control: PathBuf,
-    pub state_dir: Option<PathBuf>,
+    /// Where `rooms.json` lives (already resolved, see
+    /// [`store::resolve_state_dir`]).
+    pub state_dir: PathBuf,
     pub max_frame: usize,
     pub max_clients: usize,
     pub handshake_timeout: Duration,
@@ -84,10 +88,32 @@ impl Config {
 pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     cfg.validate()?;
     let mut log = Logbook::new(sink, cfg.log_capacity);
+    // The state first: a bad state file must stop chatd before it binds
+    // anything.
+    let store = store::Store::open(&cfg.state_dir)?;
+    let saved = store.load()?;
     let mut hub = Hub::new();
+    for r in &saved {
+        hub.create_room(&r.name, r.limit).map_err(|e| {
+            format!(
+                "state: {}: room '{}': {}; fix or move the file away, chatd will not overwrite it",
+                store.path().display(),
+                r.name,
+                e.message()
+            )
+        })?;
+    }
+    let mut from_flags = Vec::new();
     for (name, limit) in &cfg.rooms {
+        if hub.participants(name).is_ok() {
+            continue;
+        }
         hub.create_room(name, *limit)
             .map_err(|e| format!("--room {name}:{limit}: {}", e.message()))?;
+        from_flags.push(name.clone());
+    }
+    if !from_flags.is_empty() {
+        store.save(&hub.list())?;
     }
     let signals = signals::Signals::install().map_err(|e| format!("signals: {e}"))?;
     let mut listeners = Vec::new();
@@ -112,9 +138,30 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         ));
     }
     log.info(format!("control socket at {}", control.path.display()));
+    log.info(format!(
+        "state: {} room(s) loaded from {}",
+        saved.len(),
+        store.path().display()
+    ));
     for r in hub.list() {
-        log.info(format!("room '{}' ready with limit {}", r.name, r.limit));
+        let origin = if from_flags.contains(&r.name) {
+            " (added by --room)"
+        } else {
+            ""
+        };
+        log.info(format!(
+            "room '{}' ready with limit {}{origin}",
+            r.name, r.limit
+        ));
     }
-    let mut server = Server::new(cfg, hub, log, listeners, Some(control), signals);
+    let notifier = notify::Notifier::from_env();
+    let bound = event_loop::Bound {
+        listeners,
+        control: Some(control),
+        signals,
+        store,
+        notifier,
+    };
+    let mut server = Server::new(cfg, hub, log, bound);
     server.run()
 }

@@ -3,5 +3,7 @@
 
 mod chat_client;
 mod chat_protocol;
+mod contrib;
 mod control;
+mod service;
 mod support;

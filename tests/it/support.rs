@@ -48,7 +48,8 @@ pub struct Daemon {
     pub child: Child,
     pub addr: SocketAddr,
     pub control: PathBuf,
-    pub dir: TempDir,
+    /// Holds the control socket and `state/`; `None` only after `into_dir`.
+    dir: Option<TempDir>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -78,7 +79,7 @@ impl Daemon {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
             control,
-            dir,
+            dir: Some(dir),
             log,
         };
         let line = d.wait_log("listening on ", Duration::from_secs(10));
@@ -86,6 +87,23 @@ impl Daemon {
         d.addr = addr.parse().unwrap();
         d.wait_log("control socket at", Duration::from_secs(5));
         d
+    }
+
+    /// The daemon's private directory (control socket, `state/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("dir taken").path()
+    }
+
+    /// The state file chatd writes.
+    pub fn state_file(&self) -> PathBuf {
+        self.dir().join("state").join("rooms.json")
+    }
+
+    /// Waits for the process to end (after a signal sent by the caller) and
+    /// hands back its directory, to start another chatd on the same state.
+    pub fn into_dir(mut self) -> TempDir {
+        self.wait_exit(Duration::from_secs(10));
+        self.dir.take().expect("dir taken")
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -233,7 +251,7 @@ pub struct Client {
     buf: Vec<u8>,
 }
 
-pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
@@ -265,27 +283,40 @@ impl Client {
     /// The next raw event line (without the newline), or None on EOF or
     /// timeout.
     pub fn line_within(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        self.try_line(timeout).ok()
+    }
+
+    /// The next raw event line, or why there is none.
+    pub fn try_line(&mut self, timeout: Duration) -> Result<Vec<u8>, String> {
         let end = Instant::now() + timeout;
         loop {
             if let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=nl).take(nl).collect();
-                return Some(line);
+                return Ok(line);
             }
-            let left = end.checked_duration_since(Instant::now())?;
+            let left = end
+                .checked_duration_since(Instant::now())
+                .ok_or_else(|| format!("timeout after {timeout:?}"))?;
             self.stream
                 .set_read_timeout(Some(left.max(Duration::from_millis(1))))
                 .unwrap();
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return None,
+                Ok(0) => {
+                    return Err(format!(
+                        "EOF (unterminated: {:?})",
+                        String::from_utf8_lossy(&self.buf)
+                    ));
+                }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e)
                     if e.kind() == std::io::ErrorKind::WouldBlock
                         || e.kind() == std::io::ErrorKind::TimedOut =>
                 {
-                    return None;
+                    return Err(format!("timeout after {timeout:?}"));
                 }
-                Err(_) => return None,
+                Err(e) => return Err(format!("read error: {e}")),
             }
         }
     }
@@ -293,8 +324,8 @@ impl Client {
     /// The next event, parsed; panics if none arrives in time.
     pub fn event(&mut self) -> Value {
         let line = self
-            .line_within(EVENT_TIMEOUT)
-            .expect("expected an event, got EOF or timeout");
+            .try_line(EVENT_TIMEOUT)
+            .unwrap_or_else(|why| panic!("expected an event: {why}"));
         check_event_line(&line);
         serde_json::from_slice(&line).unwrap()
     }

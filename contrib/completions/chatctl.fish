@@ -1,0 +1,91 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_chatctl_global_optspecs
+    string join \n socket= json h/help V/version
+end
+
+function __fish_chatctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_chatctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_chatctl_using_subcommand
+    set -l cmd (__fish_chatctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c chatctl -n "__fish_chatctl_needs_command" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_needs_command" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_needs_command" -s V -l version -d 'Print version'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "room" -d 'Create, list, close rooms, or change a room\'s limit'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "list" -d 'List rooms (same as `room list`)'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "participants" -d 'List the members of a room, in join order'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "kick" -d 'Remove a member from a room (it is told, then disconnected)'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "logs" -d 'Show the daemon\'s recent log entries, oldest first'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "stats" -d 'Show counters: uptime, clients, rooms, messages, bytes, drops'
+complete -c chatctl -n "__fish_chatctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -f -a "create" -d 'Create a room'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -f -a "list" -d 'List rooms in creation order'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -f -a "close" -d 'Close a room: its members are told and disconnected'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -f -a "set-limit" -d 'Change a room\'s limit (members above it stay; new joins obey it)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and not __fish_seen_subcommand_from create list close set-limit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from create" -l limit -d 'Most members at once' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from create" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from create" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from list" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from list" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from close" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from close" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from close" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from set-limit" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from set-limit" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from set-limit" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a room'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from help" -f -a "list" -d 'List rooms in creation order'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from help" -f -a "close" -d 'Close a room: its members are told and disconnected'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from help" -f -a "set-limit" -d 'Change a room\'s limit (members above it stay; new joins obey it)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand room; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand list" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand participants" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand participants" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand participants" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand kick" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand kick" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand kick" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand logs" -s n -l lines -d 'How many entries' -r
+complete -c chatctl -n "__fish_chatctl_using_subcommand logs" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand logs" -s f -l follow -d 'Keep printing new entries as they are logged'
+complete -c chatctl -n "__fish_chatctl_using_subcommand logs" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand logs" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand stats" -l socket -d 'Control socket of the daemon [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock; when that does not exist, /run/chatd/control.sock, where chatd.service puts it]' -r -F
+complete -c chatctl -n "__fish_chatctl_using_subcommand stats" -l json -d 'Print the daemon\'s JSON responses as they came, one per line'
+complete -c chatctl -n "__fish_chatctl_using_subcommand stats" -s h -l help -d 'Print help'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "room" -d 'Create, list, close rooms, or change a room\'s limit'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "list" -d 'List rooms (same as `room list`)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "participants" -d 'List the members of a room, in join order'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "kick" -d 'Remove a member from a room (it is told, then disconnected)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "logs" -d 'Show the daemon\'s recent log entries, oldest first'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "stats" -d 'Show counters: uptime, clients, rooms, messages, bytes, drops'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and not __fish_seen_subcommand_from room list participants kick logs stats help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and __fish_seen_subcommand_from room" -f -a "create" -d 'Create a room'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and __fish_seen_subcommand_from room" -f -a "list" -d 'List rooms in creation order'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and __fish_seen_subcommand_from room" -f -a "close" -d 'Close a room: its members are told and disconnected'
+complete -c chatctl -n "__fish_chatctl_using_subcommand help; and __fish_seen_subcommand_from room" -f -a "set-limit" -d 'Change a room\'s limit (members above it stay; new joins obey it)'

@@ -1,0 +1,15 @@
+complete -c chatd -l listen -d 'Address to accept chat clients on (repeatable; IPv4 or [IPv6]:port)' -r
+complete -c chatd -l room -d 'A room that exists from start-up, as NAME:LIMIT (repeatable)' -r
+complete -c chatd -l control -d 'Control socket path [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock]' -r -F
+complete -c chatd -l state-dir -d 'Directory for the state file rooms.json (rooms and limits) [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatd, else ~/.local/state/chatd]' -r -F
+complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in bytes' -r
+complete -c chatd -l max-clients -d 'Most chat clients connected at once (at most what select(2) can hold)' -r
+complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
+complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
+complete -c chatd -l write-timeout -d 'Seconds a client\'s output may stay backed up before it is dropped' -r
+complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
+syslog\t'The local syslog daemon (/dev/log), facility daemon'"
+complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
+complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
+complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c chatd -s V -l version -d 'Print version'

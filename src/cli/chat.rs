@@ -1,0 +1,31 @@
+//! The command line of `chat` (clap). Kept in the library so the man page
+//! and completions can be generated from it.
+
+use clap::Parser;
+
+/// Talk in a chatd room from the terminal, or from a script through a pipe.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat",
+    version,
+    about,
+    long_about = None,
+    after_help = "Interactive when stdin is a terminal: /SAIR leaves the room, Ctrl-D or Ctrl-C quits. \
+                  Otherwise each stdin line is sent as one message (--user and --room required).\n\
+                  Exit status: 0 ok; 1 join refused, message rejected or session ended by the server; \
+                  2 usage error; 3 the server could not be reached."
+)]
+pub struct Args {
+    /// chatd's address.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:1234")]
+    pub server: String,
+    /// Username (asked for when interactive and not given).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Room to join (asked for when interactive and not given).
+    #[arg(long, value_name = "NAME")]
+    pub room: Option<String>,
+    /// Print events as the JSON lines received instead of `username > message`.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,92 @@
+//! The command line of `chatctl` (clap): global flags and subcommands.
+//! Kept in the library so the man page and completions can be generated
+//! from it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Administer chatd: create, list and close rooms, see who is in them,
+/// read the daemon's log.
+#[derive(Debug, Parser)]
+#[command(
+    name = "chatctl",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit status: 0 ok; 1 the daemon refused (its message on stderr); 2 usage error; \
+                  3 the daemon could not be reached."
+)]
+pub struct Args {
+    /// Control socket of the daemon [default: $CHATD_CONTROL, else
+    /// $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock,
+    /// else /tmp/chatd-$UID/control.sock; when that does not exist,
+    /// /run/chatd/control.sock, where chatd.service puts it].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print the daemon's JSON responses as they came, one per line.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, close rooms, or change a room's limit.
+    #[command(subcommand)]
+    Room(RoomCommand),
+    /// List rooms (same as `room list`).
+    List,
+    /// List the members of a room, in join order.
+    Participants {
+        /// Room name.
+        room: String,
+    },
+    /// Remove a member from a room (it is told, then disconnected).
+    Kick {
+        /// Room name.
+        room: String,
+        /// Username of the member.
+        user: String,
+    },
+    /// Show the daemon's recent log entries, oldest first.
+    Logs {
+        /// How many entries.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 100)]
+        lines: usize,
+        /// Keep printing new entries as they are logged.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Show counters: uptime, clients, rooms, messages, bytes, drops.
+    Stats,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomCommand {
+    /// Create a room.
+    Create {
+        /// Room name (1-64 characters).
+        name: String,
+        /// Most members at once.
+        #[arg(long, value_name = "N")]
+        limit: usize,
+    },
+    /// List rooms in creation order.
+    List,
+    /// Close a room: its members are told and disconnected.
+    Close {
+        /// Room name.
+        name: String,
+    },
+    /// Change a room's limit (members above it stay; new joins obey it).
+    SetLimit {
+        /// Room name.
+        name: String,
+        /// New limit.
+        limit: usize,
+    },
+}

@@ -1,0 +1,97 @@
+//! The command line of `chatd` (clap): flags, defaults and help text. Kept
+//! in the library so the man page and completions can be generated from it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogTarget {
+    /// Standard error (journald captures it under systemd).
+    Stderr,
+    /// The local syslog daemon (/dev/log), facility daemon.
+    Syslog,
+}
+
+/// A chat-room daemon: named rooms with participant limits over TCP,
+/// administered with chatctl over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(name = "chatd", version, about, long_about = None)]
+pub struct Args {
+    /// Address to accept chat clients on (repeatable; IPv4 or [IPv6]:port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1234")]
+    pub listen: Vec<SocketAddr>,
+
+    /// A room that exists from start-up, as NAME:LIMIT (repeatable).
+    #[arg(long, value_name = "NAME:LIMIT", value_parser = parse_room)]
+    pub room: Vec<(String, usize)>,
+
+    /// Control socket path [default: $CHATD_CONTROL, else
+    /// $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock,
+    /// else /tmp/chatd-$UID/control.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+
+    /// Directory for the state file rooms.json (rooms and limits)
+    /// [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatd, else
+    /// ~/.local/state/chatd].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Largest frame payload a client may send, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16384)]
+    pub max_frame: usize,
+
+    /// Most chat clients connected at once (at most what select(2) can hold).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_clients: usize,
+
+    /// Seconds a new connection has to send its handshake.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub handshake_timeout: Duration,
+
+    /// Most unsent output per client, in bytes; a client beyond it is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub sendq: usize,
+
+    /// Seconds a client's output may stay backed up before it is dropped.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub write_timeout: Duration,
+
+    /// Where log entries go.
+    #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
+    pub log_target: LogTarget,
+
+    /// Also log the text of chat messages (off by default, for privacy).
+    #[arg(long)]
+    pub log_messages: bool,
+
+    /// Log entries kept in memory for `chatctl logs`.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub log_capacity: usize,
+}
+
+pub fn parse_room(s: &str) -> Result<(String, usize), String> {
+    // Room names may contain ':'; the limit is after the last one.
+    let (name, limit) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected NAME:LIMIT, got '{s}'"))?;
+    let limit = limit
+        .parse()
+        .map_err(|_| format!("limit in '{s}' is not a whole number"))?;
+    Ok((name.to_string(), limit))
+}
+
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!(
+            "'{s}' must be more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
