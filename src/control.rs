@@ -1,9 +1,7 @@
 //! The control protocol (PROTOCOL.md §2), shared by chatd and chatctl: the
-//! request type, the error codes, the size bound on a request line, and how
-//! both programs find the socket. One JSON request per line, one JSON
-//! response per line.
-
-use std::path::{Path, PathBuf};
+//! request type, the error codes and the size bound on a request line. One
+//! JSON request per line, one JSON response per line. (Where the socket is:
+//! [`crate::paths`].)
 
 use serde::{Deserialize, Serialize};
 
@@ -101,118 +99,9 @@ pub fn error_response(code: ErrorCode, message: &str) -> serde_json::Value {
     })
 }
 
-/// Where the control socket is, the same rule in chatd and chatctl:
-/// the explicit path, else `$CHATD_CONTROL`, else
-/// `$RUNTIME_DIRECTORY/control.sock`, else
-/// `$XDG_RUNTIME_DIR/chatd/control.sock`, else `/tmp/chatd-$UID/control.sock`.
-pub fn resolve_socket_path(explicit: Option<&Path>) -> PathBuf {
-    resolve_with(
-        explicit,
-        |name| std::env::var_os(name),
-        nix::unistd::getuid().as_raw(),
-    )
-}
-
-/// Where the system service (chatd.service, RuntimeDirectory=chatd) puts
-/// its control socket.
-pub const SYSTEM_SOCKET: &str = "/run/chatd/control.sock";
-
-/// chatctl's rule: [`resolve_socket_path`], except that when neither the
-/// flag nor an environment variable chose the path and nothing is there, the
-/// system service's socket is used if it exists. So an administrator in
-/// group chatd needs no flag for the packaged daemon.
-pub fn resolve_client_socket_path(explicit: Option<&Path>) -> PathBuf {
-    let path = resolve_socket_path(explicit);
-    let chosen = explicit.is_some()
-        || ["CHATD_CONTROL", "RUNTIME_DIRECTORY"]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
-    if chosen || path.exists() {
-        return path;
-    }
-    // "Permission denied" on the system socket counts as there: the error
-    // that follows then names the socket the user most likely meant.
-    match std::fs::symlink_metadata(SYSTEM_SOCKET) {
-        Ok(_) => PathBuf::from(SYSTEM_SOCKET),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => PathBuf::from(SYSTEM_SOCKET),
-        Err(_) => path,
-    }
-}
-
-fn resolve_with(
-    explicit: Option<&Path>,
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
-    uid: u32,
-) -> PathBuf {
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    let set = |name: &str| env(name).filter(|v| !v.is_empty());
-    if let Some(p) = set("CHATD_CONTROL") {
-        return PathBuf::from(p);
-    }
-    if let Some(dirs) = set("RUNTIME_DIRECTORY") {
-        // systemd joins several RuntimeDirectory= entries with ':'.
-        let first = dirs
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !first.is_empty() {
-            return Path::new(&first).join("control.sock");
-        }
-    }
-    if let Some(dir) = set("XDG_RUNTIME_DIR") {
-        return Path::new(&dir).join("chatd").join("control.sock");
-    }
-    PathBuf::from(format!("/tmp/chatd-{uid}/control.sock"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::OsString;
-
-    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| OsString::from(v))
-        }
-    }
-
-    #[test]
-    fn socket_path_resolution_order() {
-        let all = env_of(&[
-            ("CHATD_CONTROL", "/a.sock"),
-            ("RUNTIME_DIRECTORY", "/run/chatd:/run/other"),
-            ("XDG_RUNTIME_DIR", "/run/user/1000"),
-        ]);
-        assert_eq!(
-            resolve_with(Some(Path::new("/x")), &all, 5),
-            PathBuf::from("/x")
-        );
-        assert_eq!(resolve_with(None, &all, 5), PathBuf::from("/a.sock"));
-        let env = env_of(&[
-            ("CHATD_CONTROL", ""),
-            ("RUNTIME_DIRECTORY", "/run/chatd:/run/other"),
-        ]);
-        assert_eq!(
-            resolve_with(None, env, 5),
-            PathBuf::from("/run/chatd/control.sock")
-        );
-        let env = env_of(&[("XDG_RUNTIME_DIR", "/run/user/1000")]);
-        assert_eq!(
-            resolve_with(None, env, 5),
-            PathBuf::from("/run/user/1000/chatd/control.sock")
-        );
-        assert_eq!(
-            resolve_with(None, env_of(&[]), 5),
-            PathBuf::from("/tmp/chatd-5/control.sock")
-        );
-    }
 
     #[test]
     fn request_parsing() {

@@ -4,6 +4,7 @@
 //! - [`wire`]: the chat wire format (frames in, JSON event lines out); pure.
 //! - [`hub`]: rooms, members and limits; returns what to send to whom; pure.
 //! - [`control`]: the control protocol's types, shared by chatd and chatctl.
+//! - [`paths`]: where the control socket and the state directory are.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text; pure.
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate; pure.
 //! - [`cli`]: the three programs' command lines (clap).
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod hub;
+pub mod paths;
 pub mod text;
 pub mod timefmt;
 pub mod wire;

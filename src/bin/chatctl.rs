@@ -16,7 +16,8 @@ use clap::Parser;
 use serde_json::Value;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand};
-use chatd::control::{Request, resolve_client_socket_path};
+use chatd::control::Request;
+use chatd::paths::resolve_client_socket_path;
 use chatd::text::printable;
 
 /// Why chatctl stops, each mapped to its exit status in one place.

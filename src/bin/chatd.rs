@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use chatd::cli::chatd::{Args, LogTarget};
-use chatd::control::resolve_socket_path;
-use chatd::daemon::{self, Config, logbook::Sink, store};
+use chatd::daemon::{self, Config, logbook::Sink};
+use chatd::paths::{resolve_socket_path, resolve_state_dir};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
             Err(e) => return fail(&e),
         },
     };
-    let state_dir = match store::resolve_state_dir(args.state_dir.as_deref()) {
+    let state_dir = match resolve_state_dir(args.state_dir.as_deref()) {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };

@@ -38,7 +38,7 @@ pub struct Config {
     pub rooms: Vec<(String, usize)>,
     pub control: PathBuf,
     /// Where `rooms.json` lives (already resolved, see
-    /// [`store::resolve_state_dir`]).
+    /// [`crate::paths::resolve_state_dir`]).
     pub state_dir: PathBuf,
     pub max_frame: usize,
     pub max_clients: usize,

@@ -33,42 +33,6 @@ struct StateFile {
     rooms: Vec<SavedRoom>,
 }
 
-/// Where the state lives: `--state-dir`, else `$STATE_DIRECTORY` (systemd's
-/// StateDirectory=), else `$XDG_STATE_HOME/chatd`, else
-/// `~/.local/state/chatd`.
-pub fn resolve_state_dir(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    resolve_with(explicit, |k| std::env::var_os(k))
-}
-
-fn resolve_with(
-    explicit: Option<&Path>,
-    env: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Result<PathBuf, String> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    let set = |name: &str| env(name).filter(|v| !v.is_empty());
-    if let Some(dirs) = set("STATE_DIRECTORY") {
-        // systemd joins several StateDirectory= entries with ':'.
-        let first = dirs
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !first.is_empty() {
-            return Ok(PathBuf::from(first));
-        }
-    }
-    if let Some(dir) = set("XDG_STATE_HOME") {
-        return Ok(Path::new(&dir).join("chatd"));
-    }
-    if let Some(home) = set("HOME") {
-        return Ok(Path::new(&home).join(".local/state/chatd"));
-    }
-    Err("state: no state directory: give --state-dir, or set STATE_DIRECTORY, XDG_STATE_HOME or HOME".into())
-}
-
 pub struct Store {
     dir: PathBuf,
 }
@@ -161,43 +125,4 @@ impl Store {
 /// Formats an I/O error with the step and the file it concerns.
 fn at<'a>(what: &'a str, path: &'a Path) -> impl Fn(io::Error) -> String + 'a {
     move |e| format!("{what} {}: {e}", path.display())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::OsString;
-
-    #[test]
-    fn state_dir_resolution_order() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| OsString::from(v))
-            }
-        };
-        let all = env(&[
-            ("STATE_DIRECTORY", "/var/lib/chatd:/var/lib/x"),
-            ("XDG_STATE_HOME", "/home/u/.st"),
-            ("HOME", "/home/u"),
-        ]);
-        assert_eq!(
-            resolve_with(Some(Path::new("/d")), all),
-            Ok(PathBuf::from("/d"))
-        );
-        assert_eq!(resolve_with(None, all), Ok(PathBuf::from("/var/lib/chatd")));
-        let e = env(&[("XDG_STATE_HOME", "/home/u/.st"), ("HOME", "/home/u")]);
-        assert_eq!(
-            resolve_with(None, e),
-            Ok(PathBuf::from("/home/u/.st/chatd"))
-        );
-        let e = env(&[("HOME", "/home/u")]);
-        assert_eq!(
-            resolve_with(None, e),
-            Ok(PathBuf::from("/home/u/.local/state/chatd"))
-        );
-        assert!(resolve_with(None, env(&[])).is_err());
-    }
 }

@@ -91,33 +91,38 @@ impl Drop for Bot {
     }
 }
 
+/// Runs a scripted `chat` with `input` on its stdin, to completion.
+fn chat_with_stdin(d: &Daemon, user: &str, room: &str, input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(CHAT)
+        .args([
+            "--server",
+            &d.addr.to_string(),
+            "--user",
+            user,
+            "--room",
+            room,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn scripted_clients_talk() {
     let d = Daemon::start(&["--room", "Teste:5"]);
     let mut bob = Bot::start(&d, "Bob", "Teste", &[]);
     assert_eq!(bob.line(), "Bob > *** ENTROU NA SALA ***");
 
-    let out = Command::new(CHAT)
-        .args([
-            "--server",
-            &d.addr.to_string(),
-            "--user",
-            "Ann",
-            "--room",
-            "Teste",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b"hello {there}\r\nol\xc3\xa1\n\nlast line without newline")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = chat_with_stdin(
+        &d,
+        "Ann",
+        "Teste",
+        b"hello {there}\r\nol\xc3\xa1\n\nlast line without newline",
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -199,24 +204,7 @@ fn scripted_refusals_and_errors_have_exit_statuses() {
 #[test]
 fn scripted_rejected_message_is_reported() {
     let d = Daemon::start(&["--room", "Teste:5"]);
-    let out = Command::new(CHAT)
-        .args([
-            "--server",
-            &d.addr.to_string(),
-            "--user",
-            "A",
-            "--room",
-            "Teste",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"bell\x07\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = chat_with_stdin(&d, "A", "Teste", b"bell\x07\n");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("message rejected (400)"), "{err}");

@@ -292,5 +292,5 @@ fn systemd_unit_points_at_what_chatd_reads() {
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line}");
     }
-    assert_eq!(chatd::control::SYSTEM_SOCKET, "/run/chatd/control.sock");
+    assert_eq!(chatd::paths::SYSTEM_SOCKET, "/run/chatd/control.sock");
 }
