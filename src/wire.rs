@@ -655,4 +655,89 @@ mod tests {
     fn frame_encoding_is_left_aligned() {
         assert_eq!(encode_frame(b"abc"), b"3         abc");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Decodes `stream` split at the given cut points (as fractions of
+        /// the length), pushing at most `space()` bytes at a time.
+        fn decode_chunked(
+            stream: &[u8],
+            cuts: &[usize],
+            max: usize,
+        ) -> Vec<Result<Vec<u8>, FrameError>> {
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            bounds.push(stream.len());
+            bounds.sort_unstable();
+            let mut d = Decoder::new(max);
+            let mut out = Vec::new();
+            let mut pos = 0;
+            for end in bounds {
+                while pos < end {
+                    let n = d.space().min(end - pos);
+                    if n == 0 {
+                        return out;
+                    }
+                    d.push(&stream[pos..pos + n]);
+                    pos += n;
+                    while let Some(f) = d.next_frame() {
+                        let failed = f.is_err();
+                        out.push(f);
+                        if failed {
+                            return out;
+                        }
+                    }
+                }
+            }
+            out
+        }
+
+        /// Streams that are mostly well-formed frames, with garbage mixed in.
+        fn streams() -> impl Strategy<Value = Vec<u8>> {
+            let frame = prop::collection::vec(any::<u8>(), 0..40).prop_map(|p| encode_frame(&p));
+            let garbage = prop::collection::vec(any::<u8>(), 0..12);
+            let piece = prop_oneof![4 => frame, 1 => garbage];
+            prop::collection::vec(piece, 0..8).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #[test]
+            fn any_chunking_yields_the_same_frames_and_errors(
+                stream in streams(),
+                cuts in prop::collection::vec(any::<usize>(), 0..12),
+                max in 1usize..64,
+            ) {
+                let whole = decode_chunked(&stream, &[], max);
+                prop_assert_eq!(decode_chunked(&stream, &cuts, max), whole.clone());
+                let bytes: Vec<usize> = (0..stream.len()).collect();
+                prop_assert_eq!(decode_chunked(&stream, &bytes, max), whole);
+            }
+
+            #[test]
+            fn events_are_ascii_with_one_brace_and_round_trip(
+                username in any::<String>(),
+                message in any::<String>(),
+                room in any::<String>(),
+                reason in any::<String>(),
+            ) {
+                let line = Event {
+                    kind: EventKind::Error,
+                    username: &username,
+                    message: &message,
+                    room: Some(&room),
+                    reason: Some(&reason),
+                }
+                .encode();
+                prop_assert!(line.is_ascii());
+                prop_assert_eq!(line.iter().filter(|&&b| b == b'}').count(), 1);
+                prop_assert_eq!(line.last_chunk::<2>(), Some(b"}\n"));
+                let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+                prop_assert_eq!(v["username"].as_str(), Some(username.as_str()));
+                prop_assert_eq!(v["message"].as_str(), Some(message.as_str()));
+                prop_assert_eq!(v["room"].as_str(), Some(room.as_str()));
+                prop_assert_eq!(v["reason"].as_str(), Some(reason.as_str()));
+            }
+        }
+    }
 }
