@@ -248,7 +248,7 @@ impl Server {
                 }
                 let closure = self.hub.close_room(&room).expect("checked above");
                 for &conn in &closure.members {
-                    self.begin_close(conn, Some(&closure.line), true);
+                    self.begin_close(conn, Some(&closure.line));
                 }
                 self.log.info(format!(
                     "room '{}' closed; {} member(s) disconnected",
@@ -283,7 +283,7 @@ impl Server {
                         dep.member.username, dep.room, dep.member.address
                     ));
                     self.deliver(&dep.notice);
-                    self.begin_close(kick.conn, Some(&kick.line), true);
+                    self.begin_close(kick.conn, Some(&kick.line));
                     self.drop_doomed();
                     json!({ "ok": true, "room": room, "username": username })
                 }

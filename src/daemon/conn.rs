@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use crate::hub::ConnId;
@@ -16,12 +17,12 @@ pub enum Phase {
     Handshake { deadline: Instant },
     /// Joined a room (the hub knows which).
     Member,
-    /// Finishing: output is flushed, then the write side is shut down and
-    /// input is discarded until the peer closes or `deadline` passes (so
-    /// that unread input does not turn the close into a reset that destroys
-    /// the last event before the peer reads it). With `linger` false the
-    /// connection is closed as soon as its output is flushed.
-    Closing { deadline: Instant, linger: bool },
+    /// Finishing: output is flushed, then the write side is shut down, and
+    /// the socket is closed once the peer has acknowledged every byte (or
+    /// closed its side, or `deadline` passed). Input is discarded meanwhile.
+    /// Closing earlier, with unread input, would make the kernel send a
+    /// reset and drop the output not yet sent: the last event would be lost.
+    Closing { deadline: Instant },
 }
 
 /// What one read did.
@@ -135,6 +136,16 @@ impl Conn {
             Err(e) if would_block(&e) || interrupted(&e) => Ok(ReadOutcome::WouldBlock),
             Err(e) => Err(e),
         }
+    }
+
+    /// Bytes the kernel still holds for the peer: not sent, or not yet
+    /// acknowledged (SIOCOUTQ).
+    pub fn unacknowledged(&self) -> usize {
+        let mut n: nix::libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer,
+        // which points at a live c_int; the descriptor is our open socket.
+        let rc = unsafe { nix::libc::ioctl(self.stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut n) };
+        if rc == 0 { n.max(0) as usize } else { 0 }
     }
 
     /// Sends FIN once the output is flushed.

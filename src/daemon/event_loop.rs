@@ -45,6 +45,10 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// How long, after SIGINT/SIGTERM, clients get to receive `shutdown`.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How often a closing connection whose output is flushed is checked for
+/// the peer's acknowledgement.
+const ACK_POLL: Duration = Duration::from_millis(10);
+
 /// Bytes read from one connection per pass at most (fairness), and the size
 /// of the shared read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -333,8 +337,13 @@ impl Server {
         let mut congested = HashMap::new();
         for c in self.clients.values() {
             match c.phase {
-                Phase::Handshake { deadline } | Phase::Closing { deadline, .. } => {
-                    earliest(deadline)
+                Phase::Handshake { deadline } => earliest(deadline),
+                Phase::Closing { deadline } => {
+                    earliest(deadline);
+                    if c.pending() == 0 {
+                        // Nothing signals "the peer acknowledged"; look again soon.
+                        earliest(now + ACK_POLL);
+                    }
                 }
                 Phase::Member => {
                     if let Some(since) = c.backlogged_since {
@@ -390,10 +399,7 @@ impl Server {
             if !matches!(c.phase, Phase::Closing { .. }) {
                 c.queue(&line);
             }
-            c.phase = Phase::Closing {
-                deadline,
-                linger: false,
-            };
+            c.phase = Phase::Closing { deadline };
         }
     }
 
@@ -599,7 +605,7 @@ impl Server {
                     hs.username,
                     refusal.reason
                 ));
-                self.begin_close(id, Some(&refusal.line), true);
+                self.begin_close(id, Some(&refusal.line));
                 None
             }
         }
@@ -641,7 +647,7 @@ impl Server {
         ));
         let line = wire::error_event(code, room, reason);
         self.leave_room(id, "closed after a protocol error");
-        self.begin_close(id, Some(&line), true);
+        self.begin_close(id, Some(&line));
     }
 
     // -- delivery -----------------------------------------------------------
@@ -718,7 +724,7 @@ impl Server {
     }
 
     /// Queues a last line (if any) and moves the connection to closing.
-    pub(super) fn begin_close(&mut self, id: ConnId, line: Option<&[u8]>, linger: bool) {
+    pub(super) fn begin_close(&mut self, id: ConnId, line: Option<&[u8]>) {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
         };
@@ -728,7 +734,6 @@ impl Server {
         }
         c.phase = Phase::Closing {
             deadline: Instant::now() + CLOSE_LINGER,
-            linger,
         };
     }
 
@@ -776,17 +781,15 @@ impl Server {
         self.drop_doomed();
     }
 
-    /// Closes connections whose closing is complete.
+    /// Closes connections whose closing is complete: output flushed, FIN
+    /// sent, and the peer gone or every byte acknowledged.
     fn reap_clients(&mut self) {
         let mut done = Vec::new();
         for c in self.clients.values_mut() {
-            if let Phase::Closing { linger, .. } = c.phase
-                && c.pending() == 0
-            {
-                if !linger || c.read_closed {
+            if matches!(c.phase, Phase::Closing { .. }) && c.pending() == 0 {
+                c.shutdown_write();
+                if c.read_closed || c.unacknowledged() == 0 {
                     done.push(c.id);
-                } else {
-                    c.shutdown_write();
                 }
             }
         }

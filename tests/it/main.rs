@@ -5,5 +5,6 @@ mod chat_client;
 mod chat_protocol;
 mod contrib;
 mod control;
+mod faults;
 mod service;
 mod support;

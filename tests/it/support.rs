@@ -263,6 +263,15 @@ impl Client {
         }
     }
 
+    /// A second handle on the same connection (for a reader thread beside a
+    /// writer).
+    pub fn try_clone(&self) -> Client {
+        Client {
+            stream: self.stream.try_clone().unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
     pub fn handshake(&mut self, user: &str, room: &str) {
         let hs = serde_json::json!({ "username": user, "room": room }).to_string();
         self.send_frame(hs.as_bytes());
