@@ -1,0 +1,397 @@
+//! The fan-out benchmark: chatd side by side with ngircd on loopback.
+//!
+//!     scripts/bench                      # installs ngircd if missing, then this
+//!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
+//!
+//! Every scenario runs `--runs` times (default 3) against a fresh server
+//! each time, alternating which server goes first; the table shows medians
+//! and the chatd/ngircd ratio. Numbers go to stdout; progress to stderr.
+
+mod loadgen;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use loadgen::{Proto, Report, Scenario, Target};
+
+const CHATD: &str = env!("CARGO_BIN_EXE_chatd");
+
+fn scenarios() -> Vec<Scenario> {
+    let flat = |rooms, members, msgs| Scenario {
+        name: format!("{rooms}x{members}x{msgs}"),
+        rooms,
+        members,
+        msgs,
+        rate: None,
+        payload: 40,
+    };
+    vec![
+        flat(1, 10, 100),
+        flat(1, 100, 100),
+        flat(10, 100, 20),
+        Scenario {
+            name: "latency 10x100 @2000/s".into(),
+            rooms: 10,
+            members: 100,
+            msgs: 10,
+            rate: Some(2000.0),
+            payload: 40,
+        },
+        Scenario {
+            name: "idle 1000".into(),
+            rooms: 10,
+            members: 100,
+            msgs: 0,
+            rate: None,
+            payload: 40,
+        },
+    ]
+}
+
+/// A server under test, killed on drop.
+struct Server {
+    child: Child,
+    target: Target,
+    _dir: TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("chatd-bench-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start_chatd(rooms: usize) -> Result<Server, String> {
+    let dir = TempDir::new("chatd");
+    let mut cmd = Command::new(CHATD);
+    cmd.args(["--listen", "127.0.0.1:0", "--control"])
+        .arg(dir.0.join("c.sock"))
+        .arg("--state-dir")
+        .arg(dir.0.join("state"));
+    for r in 0..rooms {
+        cmd.args([
+            "--room",
+            &format!("{}:1000", loadgen::room_name(Proto::Chatd, r)),
+        ]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("start chatd: {e}"))?;
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr: SocketAddr = loop {
+        let line = lines
+            .next()
+            .ok_or("chatd exited before listening")?
+            .map_err(|e| e.to_string())?;
+        if let Some(a) = line.split("listening on ").nth(1) {
+            break a.trim().parse().map_err(|e| format!("{e}"))?;
+        }
+    };
+    // Keep draining its log so chatd never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Server {
+        target: Target {
+            proto: Proto::Chatd,
+            addr,
+            pid: child.id(),
+        },
+        child,
+        _dir: dir,
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ngircd_binary() -> Option<PathBuf> {
+    [
+        "/usr/sbin/ngircd",
+        "/usr/local/sbin/ngircd",
+        "/usr/bin/ngircd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+}
+
+fn start_ngircd(bin: &Path) -> Result<Server, String> {
+    let dir = TempDir::new("ngircd");
+    let port = free_port();
+    // Limits out of the way; an operator block so clients can set +F
+    // (relaxed flood protection) and be measured without throttling.
+    let conf = format!(
+        "[Global]\nName = bench.localhost\nInfo = bench\nListen = 127.0.0.1\nPorts = {port}\n\
+         MotdPhrase = bench\nPidFile = {pid}\n\
+         [Limits]\nMaxConnections = 0\nMaxConnectionsIP = 0\nMaxJoins = 0\nMaxNickLength = 30\n\
+         PingTimeout = 600\nPongTimeout = 600\n\
+         [Options]\nDNS = no\nIdent = no\nPAM = no\n\
+         [Operator]\nName = bench\nPassword = bench\nMask = *\n",
+        pid = dir.0.join("ngircd.pid").display()
+    );
+    let path = dir.0.join("ngircd.conf");
+    std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+    let child = Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start ngircd: {e}"))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let end = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > end {
+            return Err("ngircd did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Server {
+        target: Target {
+            proto: Proto::Irc,
+            addr,
+            pid: child.id(),
+        },
+        child,
+        _dir: dir,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// A row of the table: its label and how to read it off a report.
+type Figure = (&'static str, fn(&Report) -> f64);
+
+/// The figures shown for a scenario.
+fn figures(sc: &Scenario) -> Vec<Figure> {
+    if sc.msgs == 0 {
+        return vec![
+            ("RSS per client (KiB)", |r| r.rss_per_client_kib),
+            ("server RSS (KiB)", |r| r.rss_peak_kib as f64),
+        ];
+    }
+    vec![
+        ("deliveries/s", |r| r.deliveries_per_sec),
+        ("lost", |r| r.lost() as f64),
+        ("latency p50 (µs)", |r| r.p50_us as f64),
+        ("latency p99 (µs)", |r| r.p99_us as f64),
+        ("latency max (µs)", |r| r.max_us as f64),
+        ("server RSS peak (KiB)", |r| r.rss_peak_kib as f64),
+    ]
+}
+
+struct Args {
+    runs: usize,
+    only: Option<String>,
+    scenario: Option<String>,
+    /// Drive an already running chatd (for profiling it): its address and pid.
+    attach: Option<(SocketAddr, u32)>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        runs: 3,
+        only: None,
+        scenario: None,
+        attach: None,
+    };
+    let mut attach_addr: Option<SocketAddr> = None;
+    let mut attach_pid: Option<u32> = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => args.runs = it.next().and_then(|v| v.parse().ok()).unwrap_or(3),
+            "--only" => args.only = it.next(),
+            "--scenario" => args.scenario = it.next(),
+            "--attach" => attach_addr = it.next().and_then(|v| v.parse().ok()),
+            "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
+            // cargo bench passes --bench to harness=false targets.
+            "--bench" => {}
+            other => {
+                eprintln!("fanout: unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let (Some(addr), Some(pid)) = (attach_addr, attach_pid) {
+        args.attach = Some((addr, pid));
+    }
+    args
+}
+
+/// Runs the chosen scenarios against a chatd started by someone else (it
+/// must have rooms bench0.. with room for the members).
+fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
+    for sc in scenarios() {
+        if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
+            continue;
+        }
+        let target = Target {
+            proto: Proto::Chatd,
+            addr,
+            pid,
+        };
+        let mut reps = Vec::new();
+        for _ in 0..args.runs {
+            match loadgen::run(&target, &sc) {
+                Ok(r) => reps.push(r),
+                Err(e) => eprintln!("fanout: {e}"),
+            }
+        }
+        print_table(&sc, &[("chatd", reps)]);
+    }
+}
+
+fn main() {
+    let args = parse_args();
+    if let Some((addr, pid)) = args.attach {
+        run_attached(&args, addr, pid);
+        return;
+    }
+    let ngircd = ngircd_binary();
+    let servers: Vec<&str> = ["chatd", "ngircd"]
+        .into_iter()
+        .filter(|s| args.only.as_deref().is_none_or(|o| o == *s))
+        .filter(|s| *s != "ngircd" || ngircd.is_some())
+        .collect();
+    if ngircd.is_none() {
+        eprintln!("fanout: ngircd not found; measuring chatd only (scripts/bench installs it)");
+    }
+    println!(
+        "fanout benchmark: {} run(s) per scenario, medians; {} core(s)",
+        args.runs,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for sc in scenarios() {
+        if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
+            continue;
+        }
+        let mut results: Vec<(&str, Vec<Report>)> =
+            servers.iter().map(|s| (*s, Vec::new())).collect();
+        for run in 0..args.runs {
+            // Alternate which server goes first.
+            let order: Vec<usize> = if run % 2 == 0 {
+                (0..servers.len()).collect()
+            } else {
+                (0..servers.len()).rev().collect()
+            };
+            for i in order {
+                let server = match servers[i] {
+                    "chatd" => start_chatd(sc.rooms),
+                    _ => start_ngircd(ngircd.as_deref().unwrap()),
+                };
+                let server = match server {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("fanout: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                eprintln!("  {} run {} on {} ...", sc.name, run + 1, servers[i]);
+                match loadgen::run(&server.target, &sc) {
+                    Ok(r) => results[i].1.push(r),
+                    Err(e) => eprintln!(
+                        "  {} run {} on {} failed: {e}",
+                        sc.name,
+                        run + 1,
+                        servers[i]
+                    ),
+                }
+            }
+        }
+        print_table(&sc, &results);
+    }
+}
+
+fn print_table(sc: &Scenario, results: &[(&str, Vec<Report>)]) {
+    println!();
+    println!(
+        "## {} ({} room(s) × {} members, {} msg(s) each{})",
+        sc.name,
+        sc.rooms,
+        sc.members,
+        sc.msgs,
+        sc.rate
+            .map_or(String::new(), |r| format!(", {r} msg/s offered"))
+    );
+    let mut header = format!("{:<24}", "figure");
+    for (name, _) in results {
+        header.push_str(&format!("{:>14}", name));
+    }
+    if results.len() == 2 {
+        header.push_str(&format!("{:>16}", "chatd/ngircd"));
+    }
+    println!("{header}");
+    for (label, get) in figures(sc) {
+        let mut line = format!("{label:<24}");
+        let meds: Vec<f64> = results
+            .iter()
+            .map(|(_, reps)| median(reps.iter().map(get).collect()))
+            .collect();
+        for m in &meds {
+            line.push_str(&format!("{:>14}", fmt_num(*m)));
+        }
+        if meds.len() == 2 {
+            let ratio = meds[0] / meds[1];
+            line.push_str(&format!(
+                "{:>16}",
+                if ratio.is_finite() {
+                    format!("{ratio:.2}")
+                } else {
+                    "-".into()
+                }
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v.abs() >= 1000.0 {
+        format!("{:.0}", v)
+    } else {
+        format!("{:.1}", v)
+    }
+}

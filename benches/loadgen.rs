@@ -1,0 +1,413 @@
+//! The load generator: R rooms × K members on one server, each member sends
+//! M messages (as fast as possible, or at a fixed total rate), and every
+//! delivery is counted and timed. Speaks chatd's protocol and IRC (for
+//! ngircd). One thread, non-blocking sockets, one poll(2) loop: it can drive
+//! thousands of connections.
+//!
+//! Each message carries "<sender> <seq> <send time in µs>" so the receiver
+//! can tell loss and latency without any shared state. Used by
+//! `benches/fanout.rs` and, in smoke mode, by the test suite
+//! (`tests/it/bench_smoke.rs`), so it cannot rot.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    Chatd,
+    Irc,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub rooms: usize,
+    pub members: usize,
+    /// Messages each member sends (0: connect, join and stay idle).
+    pub msgs: usize,
+    /// Total messages per second over all members; None: as fast as possible.
+    pub rate: Option<f64>,
+    /// Message payload size in bytes.
+    pub payload: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub proto: Proto,
+    pub addr: SocketAddr,
+    /// The server's pid, for its RSS.
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub expected: u64,
+    pub received: u64,
+    /// Seconds from the first send to the last delivery.
+    pub secs: f64,
+    pub deliveries_per_sec: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// The server's peak RSS during the run, and before any client.
+    pub rss_peak_kib: u64,
+    pub rss_base_kib: u64,
+    /// (RSS with all clients joined − RSS before) / clients.
+    pub rss_per_client_kib: f64,
+}
+
+impl Report {
+    pub fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.received)
+    }
+}
+
+/// How long to wait for the last deliveries before counting the rest lost.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued per member per refill when sending flat out.
+const BATCH: usize = 32;
+
+struct Peer {
+    stream: TcpStream,
+    room: usize,
+    nick: String,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    joined: bool,
+    sent: usize,
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub fn room_name(proto: Proto, r: usize) -> String {
+    match proto {
+        Proto::Chatd => format!("bench{r}"),
+        Proto::Irc => format!("#bench{r}"),
+    }
+}
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = format!("{:<10}", payload.len()).into_bytes();
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Runs one scenario against one server.
+pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
+    let clock = Instant::now();
+    let now_us = || clock.elapsed().as_micros() as u64;
+    let mut report = Report {
+        rss_base_kib: rss_kib(target.pid),
+        ..Report::default()
+    };
+    let n = sc.rooms * sc.members;
+    let mut peers = Vec::with_capacity(n);
+    for r in 0..sc.rooms {
+        for k in 0..sc.members {
+            let stream = TcpStream::connect(target.addr)
+                .map_err(|e| format!("connect {}: {e}", target.addr))?;
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let nick = format!("u{r}x{k}");
+            let out = match target.proto {
+                Proto::Chatd => frame(
+                    format!(
+                        "{{\"username\": \"{nick}\", \"room\": \"{}\"}}",
+                        room_name(Proto::Chatd, r)
+                    )
+                    .as_bytes(),
+                ),
+                Proto::Irc => format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").into_bytes(),
+            };
+            peers.push(Peer {
+                stream,
+                room: r,
+                nick,
+                inbuf: Vec::new(),
+                out,
+                joined: false,
+                sent: 0,
+            });
+        }
+    }
+
+    // Phase 1: everybody in their room.
+    let mut stats = Stats::default();
+    let join_deadline = Instant::now() + Duration::from_secs(60);
+    while peers.iter().any(|p| !p.joined) {
+        if Instant::now() > join_deadline {
+            let missing = peers.iter().filter(|p| !p.joined).count();
+            return Err(format!("{missing} of {n} clients did not join within 60 s"));
+        }
+        pump(
+            &mut peers,
+            target.proto,
+            &mut stats,
+            &now_us,
+            Duration::from_millis(100),
+        )?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let joined_rss = rss_kib(target.pid);
+    report.rss_per_client_kib =
+        joined_rss.saturating_sub(report.rss_base_kib) as f64 / n.max(1) as f64;
+    report.rss_peak_kib = joined_rss;
+    stats.latencies.clear();
+    stats.received = 0;
+
+    // Phase 2: send and receive.
+    let total = (n * sc.msgs) as u64;
+    report.expected = total * (sc.members as u64 - 1);
+    let start_us = now_us();
+    let mut scheduled: u64 = 0;
+    let mut last_progress = Instant::now();
+    let mut last_rss = Instant::now();
+    let mut seen = 0;
+    while stats.received < report.expected {
+        // Queue what is due.
+        match sc.rate {
+            None => {
+                for (i, p) in peers.iter_mut().enumerate() {
+                    if p.out.is_empty() && p.sent < sc.msgs {
+                        for _ in 0..BATCH.min(sc.msgs - p.sent) {
+                            queue_message(p, i, target.proto, sc.payload, now_us());
+                        }
+                    }
+                }
+            }
+            Some(rate) => {
+                let due = (((now_us() - start_us) as f64 / 1e6) * rate) as u64;
+                while scheduled < due.min(total) {
+                    let i = (scheduled % n as u64) as usize;
+                    queue_message(&mut peers[i], i, target.proto, sc.payload, now_us());
+                    scheduled += 1;
+                }
+            }
+        }
+        let wait = match sc.rate {
+            Some(_) => Duration::from_micros(200),
+            None => Duration::from_millis(50),
+        };
+        pump(&mut peers, target.proto, &mut stats, &now_us, wait)?;
+        if stats.received != seen {
+            seen = stats.received;
+            last_progress = Instant::now();
+        }
+        let all_sent = peers.iter().all(|p| p.sent >= sc.msgs && p.out.is_empty());
+        if all_sent && last_progress.elapsed() > DRAIN_TIMEOUT {
+            break;
+        }
+        if last_rss.elapsed() > Duration::from_millis(100) {
+            report.rss_peak_kib = report.rss_peak_kib.max(rss_kib(target.pid));
+            last_rss = Instant::now();
+        }
+    }
+    report.rss_peak_kib = report.rss_peak_kib.max(rss_kib(target.pid));
+    report.received = stats.received;
+    report.secs = stats.last_us.saturating_sub(start_us) as f64 / 1e6;
+    if report.secs > 0.0 {
+        report.deliveries_per_sec = report.received as f64 / report.secs;
+    }
+    let lat = &mut stats.latencies;
+    lat.sort_unstable();
+    if !lat.is_empty() {
+        report.p50_us = lat[lat.len() / 2];
+        report.p99_us = lat[(lat.len() * 99 / 100).min(lat.len() - 1)];
+        report.max_us = lat[lat.len() - 1];
+    }
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Stats {
+    received: u64,
+    last_us: u64,
+    latencies: Vec<u64>,
+    /// The read buffer, allocated once.
+    buf: Vec<u8>,
+}
+
+fn queue_message(p: &mut Peer, idx: usize, proto: Proto, payload: usize, t_us: u64) {
+    let mut text = format!("{idx} {} {t_us} ", p.sent);
+    while text.len() < payload {
+        text.push('x');
+    }
+    match proto {
+        Proto::Chatd => p.out.extend_from_slice(&frame(text.as_bytes())),
+        Proto::Irc => {
+            p.out.extend_from_slice(
+                format!("PRIVMSG {} :{text}\r\n", room_name(Proto::Irc, p.room)).as_bytes(),
+            );
+        }
+    }
+    p.sent += 1;
+}
+
+/// One poll over every peer: write what is queued, read what arrived, act
+/// on complete lines.
+fn pump(
+    peers: &mut [Peer],
+    proto: Proto,
+    stats: &mut Stats,
+    now_us: &dyn Fn() -> u64,
+    wait: Duration,
+) -> Result<(), String> {
+    let ready: Vec<(bool, bool)> = {
+        let mut fds: Vec<PollFd> = peers
+            .iter()
+            .map(|p| {
+                let mut flags = PollFlags::POLLIN;
+                if !p.out.is_empty() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                PollFd::new(p.stream.as_fd(), flags)
+            })
+            .collect();
+        let ms = PollTimeout::from(wait.as_millis().clamp(1, 60_000) as u16);
+        match poll(&mut fds, ms) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        fds.iter()
+            .map(|f| {
+                let r = f.revents().unwrap_or(PollFlags::empty());
+                (
+                    r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR),
+                    r.contains(PollFlags::POLLOUT),
+                )
+            })
+            .collect()
+    };
+    let mut buf = std::mem::take(&mut stats.buf);
+    buf.resize(256 * 1024, 0);
+    for (p, (readable, writable)) in peers.iter_mut().zip(ready) {
+        if writable && !p.out.is_empty() {
+            match p.stream.write(&p.out) {
+                Ok(k) => {
+                    p.out.drain(..k);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("{}: write: {e}", p.nick)),
+            }
+        }
+        if readable {
+            match p.stream.read(&mut buf) {
+                Ok(0) => return Err(format!("{}: the server closed the connection", p.nick)),
+                Ok(k) => p.inbuf.extend_from_slice(&buf[..k]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(format!("{}: read: {e}", p.nick)),
+            }
+            let t = now_us();
+            let mut start = 0;
+            while let Some(nl) = p.inbuf[start..].iter().position(|&b| b == b'\n') {
+                let line = &p.inbuf[start..start + nl];
+                start += nl + 1;
+                handle_line(
+                    p.nick.as_str(),
+                    &mut p.joined,
+                    &mut p.out,
+                    line,
+                    proto,
+                    stats,
+                    t,
+                )?;
+            }
+            p.inbuf.drain(..start);
+        }
+    }
+    stats.buf = buf;
+    Ok(())
+}
+
+fn handle_line(
+    nick: &str,
+    joined: &mut bool,
+    out: &mut Vec<u8>,
+    line: &[u8],
+    proto: Proto,
+    stats: &mut Stats,
+    t_us: u64,
+) -> Result<(), String> {
+    match proto {
+        Proto::Chatd => {
+            if find(line, b"\"type\":\"message\"").is_some() {
+                let m = find(line, b"\"message\":\"").ok_or("message event without text")?;
+                record(&line[m + 11..], stats, t_us);
+            } else if find(line, b"\"type\":\"join\"").is_some() {
+                let own = format!("\"username\":\"{nick}\"");
+                if find(line, own.as_bytes()).is_some() {
+                    *joined = true;
+                }
+            } else if find(line, b"\"type\":\"error\"").is_some() {
+                return Err(format!("{nick}: {}", String::from_utf8_lossy(line)));
+            }
+        }
+        Proto::Irc => {
+            // ":prefix COMMAND params" or "COMMAND params".
+            let mut tokens = line.split(|&b| b == b' ');
+            let first = tokens.next().unwrap_or(b"");
+            let command = if first.starts_with(b":") {
+                tokens.next().unwrap_or(b"")
+            } else {
+                first
+            };
+            match command {
+                b"PRIVMSG" => {
+                    let text = find(line, b" :").ok_or("PRIVMSG without text")?;
+                    record(&line[text + 2..], stats, t_us);
+                }
+                b"PING" => {
+                    out.extend_from_slice(b"PONG");
+                    out.extend_from_slice(&line[4..]);
+                    out.extend_from_slice(b"\n");
+                }
+                b"001" => {
+                    out.extend_from_slice(
+                        format!("OPER bench bench\r\nMODE {nick} +F\r\n").as_bytes(),
+                    );
+                    let room = nick[1..].split('x').next().unwrap_or("0");
+                    out.extend_from_slice(format!("JOIN #bench{room}\r\n").as_bytes());
+                }
+                b"JOIN" if first.starts_with(format!(":{nick}!").as_bytes()) => *joined = true,
+                b"ERROR" | b"433" | b"432" | b"464" | b"491" => {
+                    return Err(format!("{nick}: {}", String::from_utf8_lossy(line)));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "<sender> <seq> <t_us> ..." → one delivery and its latency.
+fn record(text: &[u8], stats: &mut Stats, t_us: u64) {
+    let mut fields = text.split(|&b| b == b' ');
+    let sent_us = fields
+        .nth(2)
+        .and_then(|f| std::str::from_utf8(f).ok())
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(t_us);
+    stats.received += 1;
+    stats.last_us = t_us;
+    stats.latencies.push(t_us.saturating_sub(sent_us));
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
