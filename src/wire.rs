@@ -118,6 +118,9 @@ pub fn parse_header(header: &[u8; HEADER_LEN], max_frame: usize) -> Result<usize
     Ok(len as usize)
 }
 
+/// Input buffer capacity a decoder keeps once everything is consumed.
+const IDLE_CAPACITY: usize = 1024;
+
 /// Incremental frame decoder. Bytes go in with [`Decoder::push`] in any
 /// chunking; whole payloads come out of [`Decoder::next_frame`].
 ///
@@ -188,6 +191,13 @@ impl Decoder {
     pub fn next_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
         loop {
             if self.failed {
+                return None;
+            }
+            if self.start == self.buf.len() {
+                // Everything consumed: an idle connection keeps little memory.
+                self.buf.clear();
+                self.buf.shrink_to(IDLE_CAPACITY);
+                self.start = 0;
                 return None;
             }
             let avail = &self.buf[self.start..];

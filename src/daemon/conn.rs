@@ -10,6 +10,9 @@ use std::time::Instant;
 use crate::hub::ConnId;
 use crate::wire::Decoder;
 
+/// Output buffer capacity kept once everything is written.
+const IDLE_CAPACITY: usize = 4 * 1024;
+
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -101,6 +104,9 @@ impl Conn {
                 if self.out_pos == self.out.len() {
                     self.out.clear();
                     self.out_pos = 0;
+                    // An idle connection keeps little memory (the fan-out
+                    // bench's idle scenario measures it per client).
+                    self.out.shrink_to(IDLE_CAPACITY);
                 } else if self.out_pos > 64 * 1024 && self.out_pos * 2 > self.out.len() {
                     // Reclaim the written prefix so a long-lived backlog does
                     // not keep growing the buffer.

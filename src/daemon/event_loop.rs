@@ -7,7 +7,6 @@
 //! backed-up member are skipped) → one write per connection with output →
 //! close what is finished. Nothing else in chatd blocks or calls select.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -26,7 +25,7 @@ use super::net::ControlSocket;
 use super::notify::Notifier;
 use super::signals::Signals;
 use super::store::Store;
-use crate::hub::{ConnId, Delivery, Hub, RoomId};
+use crate::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::timefmt;
 use crate::wire::{self, ErrorCode, EventKind};
 
@@ -44,6 +43,13 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// How long, after SIGINT/SIGTERM, clients get to receive `shutdown`.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Above this much queued output a member is backed up: its room stops
+/// being read. Low enough that buffers stay small (idle memory, cache) and
+/// the kernel's socket buffer does the rest; never more than half the sendq.
+pub fn high_water_mark(sendq: usize) -> usize {
+    (sendq / 2).min(16 * 1024)
+}
 
 /// How often a closing connection whose output is flushed is checked for
 /// the peer's acknowledgement.
@@ -69,8 +75,8 @@ pub struct Stats {
 pub struct Server {
     pub(super) cfg: Config,
     pub(super) hub: Hub,
-    pub(super) clients: HashMap<ConnId, Conn>,
-    pub(super) admins: HashMap<u64, AdminConn>,
+    pub(super) clients: IdMap<Conn>,
+    pub(super) admins: IdMap<AdminConn>,
     pub(super) log: Logbook,
     pub(super) stats: Stats,
     pub(super) started: Instant,
@@ -119,12 +125,12 @@ impl Server {
             store,
             notifier,
         } = bound;
-        let hwm = cfg.sendq / 2;
+        let hwm = high_water_mark(cfg.sendq);
         Server {
             cfg,
             hub,
-            clients: HashMap::new(),
-            admins: HashMap::new(),
+            clients: IdMap::default(),
+            admins: IdMap::default(),
             log,
             stats: Stats::default(),
             started: Instant::now(),
@@ -266,7 +272,7 @@ impl Server {
         if let Some(c) = &self.control {
             rd.push(c.listener.as_raw_fd());
         }
-        let mut congested = HashMap::new();
+        let mut congested = IdMap::default();
         for c in self.clients.values() {
             let fd = c.stream.as_raw_fd();
             if self.wants_read(c, &mut congested) {
@@ -288,7 +294,7 @@ impl Server {
         (rd, wr)
     }
 
-    fn wants_read(&self, c: &Conn, congested: &mut HashMap<RoomId, bool>) -> bool {
+    fn wants_read(&self, c: &Conn, congested: &mut IdMap<bool>) -> bool {
         if c.read_closed {
             return false;
         }
@@ -307,7 +313,7 @@ impl Server {
 
     /// Whether some member of the room has more than the high-water mark of
     /// unsent output (cached per pass in `cache`).
-    fn room_congested(&self, room: RoomId, cache: &mut HashMap<RoomId, bool>) -> bool {
+    fn room_congested(&self, room: RoomId, cache: &mut IdMap<bool>) -> bool {
         *cache.entry(room).or_insert_with(|| {
             self.hub.member_conns(room).any(|id| {
                 self.clients
@@ -334,7 +340,7 @@ impl Server {
         if let Some(t) = self.accept_paused_until {
             earliest(t);
         }
-        let mut congested = HashMap::new();
+        let mut congested = IdMap::default();
         for c in self.clients.values() {
             match c.phase {
                 Phase::Handshake { deadline } => earliest(deadline),
@@ -520,14 +526,14 @@ impl Server {
             .filter(|c| c.decoder.buffered() > 0 || c.read_closed)
             .map(|c| c.id)
             .collect();
-        let mut congested = HashMap::new();
+        let mut congested = IdMap::default();
         for id in ids {
             self.process_client(id, &mut congested);
             self.drop_doomed();
         }
     }
 
-    fn process_client(&mut self, id: ConnId, congested: &mut HashMap<RoomId, bool>) {
+    fn process_client(&mut self, id: ConnId, congested: &mut IdMap<bool>) {
         loop {
             let Some(c) = self.clients.get_mut(&id) else {
                 return;
