@@ -11,7 +11,7 @@ use crate::hub::ConnId;
 use crate::wire::Decoder;
 
 /// Output buffer capacity kept once everything is written.
-const IDLE_CAPACITY: usize = 4 * 1024;
+const IDLE_CAPACITY: usize = 0;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

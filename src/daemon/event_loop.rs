@@ -187,22 +187,22 @@ impl Server {
             }
             readable.retain(|fd| rset.contains(borrow(*fd)));
             writable.retain(|fd| wset.contains(borrow(*fd)));
-            self.dispatch(&readable, &writable);
+            self.dispatch(&Ready::new(&readable, &writable));
         }
     }
 
     /// Acts on one select result.
-    fn dispatch(&mut self, readable: &[RawFd], writable: &[RawFd]) {
-        if readable.contains(&self.signals.fd().as_raw_fd()) {
+    fn dispatch(&mut self, ready: &Ready) {
+        if ready.readable(self.signals.fd().as_raw_fd()) {
             self.on_signals();
         }
         for i in 0..self.listeners.len() {
-            if readable.contains(&self.listeners[i].as_raw_fd()) {
+            if ready.readable(self.listeners[i].as_raw_fd()) {
                 self.accept_clients(i);
             }
         }
         if let Some(c) = &self.control
-            && readable.contains(&c.listener.as_raw_fd())
+            && ready.readable(c.listener.as_raw_fd())
         {
             self.accept_admins();
         }
@@ -211,7 +211,7 @@ impl Server {
             .values()
             .map(|c| {
                 let fd = c.stream.as_raw_fd();
-                (c.id, readable.contains(&fd), writable.contains(&fd))
+                (c.id, ready.readable(fd), ready.writable(fd))
             })
             .filter(|(_, r, w)| *r || *w)
             .collect();
@@ -228,7 +228,7 @@ impl Server {
             .values()
             .filter(|a| {
                 let fd = a.stream.as_raw_fd();
-                readable.contains(&fd) || writable.contains(&fd)
+                ready.readable(fd) || ready.writable(fd)
             })
             .map(|a| a.id)
             .collect();
@@ -842,6 +842,38 @@ impl Server {
             self.close_with_error(id, ErrorCode::Timeout, &reason, None);
         }
         self.drop_doomed();
+    }
+}
+
+/// What one select(2) call reported, as bitmaps indexed by descriptor: an
+/// O(1) test per connection (a list search would make each pass quadratic
+/// in the number of clients).
+struct Ready {
+    read: [u64; FD_SETSIZE / 64],
+    write: [u64; FD_SETSIZE / 64],
+}
+
+impl Ready {
+    fn new(readable: &[RawFd], writable: &[RawFd]) -> Ready {
+        let mut r = Ready {
+            read: [0; FD_SETSIZE / 64],
+            write: [0; FD_SETSIZE / 64],
+        };
+        for &fd in readable {
+            r.read[fd as usize / 64] |= 1 << (fd as usize % 64);
+        }
+        for &fd in writable {
+            r.write[fd as usize / 64] |= 1 << (fd as usize % 64);
+        }
+        r
+    }
+
+    fn readable(&self, fd: RawFd) -> bool {
+        (fd as usize) < FD_SETSIZE && self.read[fd as usize / 64] & (1 << (fd as usize % 64)) != 0
+    }
+
+    fn writable(&self, fd: RawFd) -> bool {
+        (fd as usize) < FD_SETSIZE && self.write[fd as usize / 64] & (1 << (fd as usize % 64)) != 0
     }
 }
 
