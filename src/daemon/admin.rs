@@ -149,10 +149,8 @@ impl Server {
             let mut buf = [0u8; 16 * 1024];
             match a.stream.read(&mut buf) {
                 Ok(0) => a.read_closed = true,
-                Ok(n) if a.follow_after.is_some() => {
-                    // A follower's further input is ignored.
-                    let _ = n;
-                }
+                // A follower's further input is ignored.
+                Ok(_) if a.follow_after.is_some() => {}
                 Ok(n) => a.inbuf.extend_from_slice(&buf[..n]),
                 Err(e) if would_block(&e) || interrupted(&e) => {}
                 Err(_) => a.read_closed = true,

@@ -30,12 +30,7 @@ use crate::timefmt;
 use crate::wire::{self, ErrorCode, EventKind};
 
 /// select(2) cannot watch descriptors at or above this number.
-pub const FD_SETSIZE: usize = libc_fd_setsize();
-
-const fn libc_fd_setsize() -> usize {
-    // glibc and musl both fix FD_SETSIZE at 1024 on Linux.
-    1024
-}
+pub const FD_SETSIZE: usize = nix::libc::FD_SETSIZE;
 
 /// How long a closing connection may take to flush its last event and see
 /// the peer's FIN before it is closed regardless.
