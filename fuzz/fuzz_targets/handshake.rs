@@ -1,0 +1,42 @@
+//! The handshake parser and message validation on any payload: no panic;
+//! whatever they accept obeys the name and message rules, and encodes to an
+//! event line that is pure ASCII with exactly one literal `}` (its last
+//! byte) and parses back to the same strings.
+#![no_main]
+
+use chatd::wire::{self, Event, EventKind};
+use libfuzzer_sys::fuzz_target;
+
+fn check_event(username: &str, message: &str, room: &str) {
+    let line = Event {
+        kind: EventKind::Message,
+        username,
+        message,
+        room: Some(room),
+        reason: None,
+    }
+    .encode();
+    assert!(line.is_ascii());
+    assert_eq!(line.iter().filter(|&&b| b == b'}').count(), 1);
+    assert!(line.ends_with(b"}\n"));
+    let v: serde_json::Value = serde_json::from_slice(&line).expect("event parses");
+    assert_eq!(v["username"], username);
+    assert_eq!(v["message"], message);
+    assert_eq!(v["room"], room);
+}
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(hs) = wire::parse_handshake(data) {
+        assert!(wire::validate_username(&hs.username).is_ok());
+        assert!(wire::validate_room_name(&hs.room).is_ok());
+        assert!(!hs.username.chars().any(char::is_control));
+        check_event(&hs.username, wire::JOINED, &hs.room);
+    }
+    if let Ok(text) = wire::validate_message(data) {
+        assert!(!text.chars().any(|c| c.is_control() && c != '\t'));
+        check_event("u", text, "r");
+    }
+    // Any string at all must encode safely, whatever the validators say.
+    let lossy = String::from_utf8_lossy(data);
+    check_event(&lossy, &lossy, &lossy);
+});
