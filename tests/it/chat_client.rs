@@ -308,6 +308,12 @@ impl Tmux {
         assert!(st.success());
     }
 
+    /// Types a line and presses Enter.
+    fn enter(&self, line: &str) {
+        self.type_text(line);
+        self.keys(&["Enter"]);
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p"])
@@ -359,18 +365,15 @@ fn interactive_two_people_talk_and_leave_with_sair() {
     let cmd = format!("{CHAT} --server {}", d.addr);
     let yan = Tmux::start("yan", &cmd);
     yan.wait_for("Username:");
-    yan.type_text("Yan");
-    yan.keys(&["Enter"]);
+    yan.enter("Yan");
     yan.wait_for("Escolha a sala:");
-    yan.type_text("Nope");
-    yan.keys(&["Enter"]);
+    yan.enter("Nope");
     // A room that does not exist: said so, and asked again.
     yan.wait_for("A sala escolhida não existe. Tente novamente.");
     yan.wait("second room prompt", |s| {
         s.matches("Escolha a sala:").count() == 2
     });
-    yan.type_text("Teste");
-    yan.keys(&["Enter"]);
+    yan.enter("Teste");
     yan.wait_for("Para sair, digite o comando /SAIR.");
     yan.wait_for("Yan > *** ENTROU NA SALA ***");
 
@@ -384,18 +387,15 @@ fn interactive_two_people_talk_and_leave_with_sair() {
     ana.wait("typed text", |s| {
         s.lines().any(|l| l.trim_end() == "Ana > digitando")
     });
-    yan.type_text("Olá {tudo bem}");
-    yan.keys(&["Enter"]);
+    yan.enter("Olá {tudo bem}");
     ana.wait_for("Yan > Olá {tudo bem}");
     assert_eq!(ana.last_line(), "Ana > digitando");
     ana.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
-    ana.type_text("!");
-    ana.keys(&["Enter"]);
+    ana.enter("!");
     yan.wait_for("Ana > digit!");
 
     // /SAIR: the other side sees the leave notice; Yan is asked for a room.
-    yan.type_text("/SAIR");
-    yan.keys(&["Enter"]);
+    yan.enter("/SAIR");
     ana.wait_for("Yan > *** SAIU DA SALA ***");
     yan.wait_for("Saindo da sala...");
     yan.wait("room prompt after /SAIR", |s| {
@@ -410,26 +410,22 @@ fn interactive_full_room_and_taken_name_ask_again() {
     let _other = d.joined("Yan", "Livre");
     let t = Tmux::start("full", &format!("{CHAT} --server {} --user Ana", d.addr));
     t.wait_for("Escolha a sala:");
-    t.type_text("Cheia");
-    t.keys(&["Enter"]);
+    t.enter("Cheia");
     t.wait_for("A sala escolhida está cheia. Tente outra.");
     t.wait("room prompt again", |s| {
         s.matches("Escolha a sala:").count() == 2
     });
-    t.type_text("Livre");
-    t.keys(&["Enter"]);
+    t.enter("Livre");
     t.wait_for("Ana > *** ENTROU NA SALA ***");
 
     let t2 = Tmux::start("taken", &format!("{CHAT} --server {} --room Livre", d.addr));
     t2.wait_for("Username:");
-    t2.type_text("Ana");
-    t2.keys(&["Enter"]);
+    t2.enter("Ana");
     t2.wait_for("Esse nome já está em uso nesta sala. Escolha outro.");
     t2.wait("username prompt again", |s| {
         s.matches("Username:").count() == 2
     });
-    t2.type_text("Bia");
-    t2.keys(&["Enter"]);
+    t2.enter("Bia");
     t2.wait_for("Bia > *** ENTROU NA SALA ***");
 }
 
