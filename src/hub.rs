@@ -196,6 +196,12 @@ impl Hub {
         self.rooms.values().map(info).collect()
     }
 
+    /// One room, as `list` shows it.
+    pub fn room(&self, name: &str) -> Result<RoomInfo, HubError> {
+        let id = self.room_id(name)?;
+        Ok(info(&self.rooms[&id]))
+    }
+
     /// A room's members in join order.
     pub fn participants(&self, name: &str) -> Result<&[Member], HubError> {
         let id = self.room_id(name)?;

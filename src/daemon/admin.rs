@@ -232,7 +232,7 @@ impl Server {
             },
             Request::CloseRoom { room } => {
                 // On disk first: the members cannot be un-disconnected.
-                if let Err(e) = self.hub.participants(&room) {
+                if let Err(e) = self.hub.room(&room) {
                     return hub_error(&e);
                 }
                 let remaining: Vec<RoomInfo> = self
@@ -256,11 +256,11 @@ impl Server {
                 json!({ "ok": true, "room": closure.room, "disconnected": closure.members.len() })
             }
             Request::SetLimit { room, limit } => {
-                let old = self.hub.list().into_iter().find(|r| r.name == room);
+                let old = self.hub.room(&room).map(|r| r.limit);
                 match self.hub.set_limit(&room, limit) {
                     Ok(info) => {
                         if let Err(e) = self.store.save(&self.hub.list()) {
-                            let old = old.expect("set_limit found the room").limit;
+                            let old = old.expect("set_limit found the room");
                             let _ = self.hub.set_limit(&room, old);
                             return self.persist_failed(e);
                         }

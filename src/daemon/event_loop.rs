@@ -170,8 +170,10 @@ impl Server {
                 ));
                 return Ok(());
             }
-            let timeout = self.select_timeout(now);
-            let (mut readable, mut writable) = self.interest();
+            // One congestion cache for both: nothing changes between them.
+            let mut congested = IdMap::default();
+            let timeout = self.select_timeout(now, &mut congested);
+            let (mut readable, mut writable) = self.interest(&mut congested);
             let mut rset = fd_set(&readable);
             let mut wset = fd_set(&writable);
             let mut tv = timeout.map(|t| TimeVal::microseconds(t.as_micros() as i64));
@@ -257,7 +259,7 @@ impl Server {
     // -- select set-up ------------------------------------------------------
 
     /// The descriptors to watch for reading and for writing.
-    fn interest(&self) -> (Vec<RawFd>, Vec<RawFd>) {
+    fn interest(&self, congested: &mut IdMap<bool>) -> (Vec<RawFd>, Vec<RawFd>) {
         let mut rd = vec![self.signals.fd().as_raw_fd()];
         let mut wr = Vec::new();
         let paused = self.accept_paused_until.is_some_and(|t| Instant::now() < t);
@@ -267,10 +269,9 @@ impl Server {
         if let Some(c) = &self.control {
             rd.push(c.listener.as_raw_fd());
         }
-        let mut congested = IdMap::default();
         for c in self.clients.values() {
             let fd = c.stream.as_raw_fd();
-            if self.wants_read(c, &mut congested) {
+            if self.wants_read(c, congested) {
                 rd.push(fd);
             }
             if c.pending() > 0 && c.write_blocked {
@@ -320,7 +321,7 @@ impl Server {
 
     /// How long select may sleep: until the nearest deadline, or not at all
     /// when decoded frames wait in a room that can flow again.
-    fn select_timeout(&self, now: Instant) -> Option<Duration> {
+    fn select_timeout(&self, now: Instant, congested: &mut IdMap<bool>) -> Option<Duration> {
         let mut next: Option<Instant> = self.shutdown_deadline;
         let mut earliest = |t: Instant| {
             next = Some(next.map_or(t, |n| n.min(t)));
@@ -335,7 +336,6 @@ impl Server {
         if let Some(t) = self.accept_paused_until {
             earliest(t);
         }
-        let mut congested = IdMap::default();
         for c in self.clients.values() {
             match c.phase {
                 Phase::Handshake { deadline } => earliest(deadline),
@@ -354,7 +354,7 @@ impl Server {
                     let blocked = self
                         .hub
                         .room_of(c.id)
-                        .is_some_and(|r| self.room_congested(r, &mut congested));
+                        .is_some_and(|r| self.room_congested(r, congested));
                     if ready && !blocked {
                         return Some(Duration::ZERO);
                     }

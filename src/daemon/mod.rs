@@ -105,7 +105,7 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     }
     let mut from_flags = Vec::new();
     for (name, limit) in &cfg.rooms {
-        if hub.participants(name).is_ok() {
+        if hub.room(name).is_ok() {
             continue;
         }
         hub.create_room(name, *limit)
