@@ -96,6 +96,8 @@ pub struct Server {
     notifier: Notifier,
     /// The (clients, rooms) last reported in STATUS=, and when.
     status_sent: ((usize, usize), Instant),
+    /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
+    watchdog_due: Option<Instant>,
 }
 
 /// At most one STATUS= notification per this interval.
@@ -143,6 +145,7 @@ impl Server {
             store,
             notifier,
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
+            watchdog_due: None,
         }
     }
 
@@ -158,6 +161,7 @@ impl Server {
         self.report_status(Instant::now());
         loop {
             let now = Instant::now();
+            self.pet_watchdog(now);
             self.expire_timers(now);
             self.report_status(now);
             if let Some(deadline) = self.shutdown_deadline
@@ -170,6 +174,8 @@ impl Server {
                 ));
                 return Ok(());
             }
+            // Like redis's beforeSleep: what the sink takes now needs no wait.
+            self.log.flush_sink();
             // One congestion cache for both: nothing changes between them.
             let mut congested = IdMap::default();
             let timeout = self.select_timeout(now, &mut congested);
@@ -190,6 +196,11 @@ impl Server {
 
     /// Acts on one select result.
     fn dispatch(&mut self, ready: &Ready) {
+        if let Some(fd) = self.log.sink_blocked_fd()
+            && ready.writable(fd)
+        {
+            self.log.sink_writable();
+        }
         if ready.readable(self.signals.fd().as_raw_fd()) {
             self.on_signals();
         }
@@ -256,6 +267,18 @@ impl Server {
         }
     }
 
+    /// Sends WATCHDOG=1 when it is due. Called once per pass, so a loop
+    /// stuck anywhere stops the pings and systemd restarts chatd.
+    fn pet_watchdog(&mut self, now: Instant) {
+        let Some(interval) = self.notifier.watchdog_interval() else {
+            return;
+        };
+        if self.watchdog_due.is_none_or(|due| now >= due) {
+            self.notifier.send("WATCHDOG=1");
+            self.watchdog_due = Some(now + interval);
+        }
+    }
+
     // -- select set-up ------------------------------------------------------
 
     /// The descriptors to watch for reading and for writing.
@@ -268,6 +291,9 @@ impl Server {
         }
         if let Some(c) = &self.control {
             rd.push(c.listener.as_raw_fd());
+        }
+        if let Some(fd) = self.log.sink_blocked_fd() {
+            wr.push(fd);
         }
         for c in self.clients.values() {
             let fd = c.stream.as_raw_fd();
@@ -334,6 +360,9 @@ impl Server {
             }
         }
         if let Some(t) = self.accept_paused_until {
+            earliest(t);
+        }
+        if let Some(t) = self.watchdog_due {
             earliest(t);
         }
         for c in self.clients.values() {

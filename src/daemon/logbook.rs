@@ -1,16 +1,18 @@
-//! The logbook: every log entry goes to one sink (stderr, or syslog) and into
-//! an in-memory ring that `chatctl logs` reads; entries not yet handed to
-//! `logs --follow` readers wait in a queue the event loop drains each pass.
+//! The logbook: every log entry goes to one sink (stderr, or syslog; see
+//! [`super::logsink`], which never blocks) and into an in-memory ring that
+//! `chatctl logs` reads; entries not yet handed to `logs --follow` readers
+//! wait in a queue the event loop drains each pass.
 //!
 //! Entry text is made single-line and free of control characters here, so
 //! nothing a client sends can forge log lines or drive an operator's
 //! terminal.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::os::fd::RawFd;
 
 use serde::Serialize;
 
+pub use super::logsink::Sink;
 use crate::{text, timefmt};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,61 +50,6 @@ pub struct Entry {
     pub ts: String,
     pub level: Level,
     pub message: String,
-}
-
-/// Where entries are written besides the ring.
-pub enum Sink {
-    /// Human-readable lines on stderr; when `journal` is set (stderr is
-    /// connected to journald) each line starts with its `<N>` priority
-    /// instead of a timestamp, which journald strips and records.
-    Stderr {
-        journal: bool,
-    },
-    Syslog(Box<syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>>),
-    /// Ring only (tests).
-    None,
-}
-
-impl Sink {
-    /// stderr, with journald's priority prefixes when systemd connected
-    /// stderr to the journal: it then sets `$JOURNAL_STREAM` to the
-    /// stream's "device:inode", which must match stderr itself (a child
-    /// whose stderr was redirected inherits the variable but not the stream).
-    pub fn stderr() -> Sink {
-        Sink::Stderr {
-            journal: stderr_is_journal(),
-        }
-    }
-
-    /// The local syslog daemon over /dev/log, facility daemon.
-    pub fn syslog() -> Result<Sink, String> {
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_DAEMON,
-            hostname: None,
-            process: "chatd".into(),
-            pid: std::process::id(),
-        };
-        syslog::unix(formatter)
-            .map(|l| Sink::Syslog(Box::new(l)))
-            .map_err(|e| format!("syslog: cannot connect to the local syslog socket: {e}"))
-    }
-}
-
-fn stderr_is_journal() -> bool {
-    let Some(var) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let var = var.to_string_lossy();
-    let Some((dev, ino)) = var.split_once(':') else {
-        return false;
-    };
-    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
-        return false;
-    };
-    match nix::sys::stat::fstat(std::io::stderr()) {
-        Ok(st) => st.st_dev == dev && st.st_ino == ino,
-        Err(_) => false,
-    }
 }
 
 pub struct Logbook {
@@ -144,7 +91,8 @@ impl Logbook {
             level,
             message: text::printable(&message),
         };
-        self.write_sink(&entry);
+        self.sink
+            .push(level.priority(), level.label(), &entry.ts, &entry.message);
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
@@ -167,31 +115,25 @@ impl Logbook {
         std::mem::take(&mut self.unsent)
     }
 
-    fn write_sink(&mut self, e: &Entry) {
-        // A sink that fails (stderr closed, syslog gone) must not stop the
-        // daemon; the ring still has the entry.
-        match &mut self.sink {
-            Sink::Stderr { journal: true } => {
-                let _ = writeln!(std::io::stderr(), "<{}>{}", e.level.priority(), e.message);
-            }
-            Sink::Stderr { journal: false } => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{} {:<5} {}",
-                    e.ts,
-                    e.level.label(),
-                    e.message
-                );
-            }
-            Sink::Syslog(logger) => {
-                let _ = match e.level {
-                    Level::Error => logger.err(&e.message),
-                    Level::Warn => logger.warning(&e.message),
-                    Level::Info => logger.info(&e.message),
-                };
-            }
-            Sink::None => {}
+    /// Writes what the sink takes without blocking; when a backlog has
+    /// drained after drops, logs how many entries the sink missed.
+    pub fn flush_sink(&mut self) {
+        if let Some(dropped) = self.sink.flush() {
+            self.warn(format!(
+                "{dropped} log entries dropped: the log sink was not keeping up (chatctl logs has them)"
+            ));
+            self.sink.flush();
         }
+    }
+
+    /// The sink's descriptor while it is blocked with entries waiting.
+    pub fn sink_blocked_fd(&self) -> Option<RawFd> {
+        self.sink.blocked_fd()
+    }
+
+    /// select(2) reported the sink writable.
+    pub fn sink_writable(&mut self) {
+        self.sink.writable();
     }
 }
 
@@ -201,7 +143,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_newest_and_follow_queue_drains() {
-        let mut log = Logbook::new(Sink::None, 3);
+        let mut log = Logbook::new(Sink::none(), 3);
         for i in 0..5 {
             log.info(format!("e{i}"));
         }
@@ -215,7 +157,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        let mut log = Logbook::new(Sink::None, 3);
+        let mut log = Logbook::new(Sink::none(), 3);
         log.warn("a\nb\x1b[31m");
         let e = log.recent(1).next().unwrap();
         assert_eq!(e.message, "a\\u{a}b\\u{1b}[31m");

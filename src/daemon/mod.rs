@@ -6,6 +6,7 @@ mod admin;
 mod conn;
 mod event_loop;
 pub mod logbook;
+mod logsink;
 mod net;
 mod notify;
 mod signals;

@@ -7,5 +7,6 @@ mod chat_protocol;
 mod contrib;
 mod control;
 mod faults;
+mod hardening;
 mod service;
 mod support;
