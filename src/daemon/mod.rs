@@ -89,8 +89,8 @@ impl Config {
 pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     cfg.validate()?;
     let mut log = Logbook::new(sink, cfg.log_capacity);
-    // The state first: a bad state file must stop chatd before it binds
-    // anything.
+    // The state first (locked, so no other chatd writes it): a bad state
+    // file must stop chatd before it binds anything.
     let store = store::Store::open(&cfg.state_dir)?;
     let saved = store.load()?;
     let mut hub = Hub::new();
@@ -113,9 +113,6 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
             .map_err(|e| format!("--room {name}:{limit}: {}", e.message()))?;
         from_flags.push(name.clone());
     }
-    if !from_flags.is_empty() {
-        store.save(&hub.list())?;
-    }
     let signals = signals::Signals::install().map_err(|e| format!("signals: {e}"))?;
     let mut listeners = Vec::new();
     for addr in &cfg.listen {
@@ -123,6 +120,11 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         listeners.push(l);
     }
     let control = net::bind_control(&cfg.control)?;
+    // Only now that everything is bound: a chatd that fails to start never
+    // writes the state file.
+    if !from_flags.is_empty() {
+        store.save(&hub.list())?;
+    }
     log.info(format!(
         "chatd {} started (pid {})",
         env!("CARGO_PKG_VERSION"),

@@ -1,22 +1,35 @@
 //! The state file: the rooms (name and limit, in creation order) in
 //! `rooms.json` inside the state directory.
 //!
+//! One chatd per state directory: [`Store::open`] takes an exclusive
+//! flock(2) on `chatd.lock` there before anything is read, and holds it for
+//! the daemon's life; a second chatd is refused with the holder's pid. The
+//! lock file stays behind on exit (removing it would race a new holder).
+//!
 //! A save writes a temporary file, fsyncs it, renames it over the old one
 //! and fsyncs the directory, so a crash at any moment leaves either the old
-//! or the new file, never a torn one. A load is strict: a file chatd cannot
-//! parse is an error naming the file, and the file is never overwritten.
+//! or the new file, never a torn one. The temporary file's name is unique
+//! to the process (`rooms.json.tmp.<pid>`), and it is created with
+//! O_EXCL|O_NOFOLLOW after unlinking whatever is at that name, so a symlink
+//! planted there can never redirect a save. A load is strict: a file chatd
+//! cannot parse is an error naming the file, and the file is never
+//! overwritten. `rooms.json` itself must be a regular file: a symbolic link
+//! is refused (a save would replace the link, not write through it, so
+//! following it on load would be inconsistent).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::hub::RoomInfo;
 
 pub const STATE_FILE: &str = "rooms.json";
-const TEMP_FILE: &str = "rooms.json.tmp";
+pub const LOCK_FILE: &str = "chatd.lock";
+const TEMP_PREFIX: &str = "rooms.json.tmp.";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,10 +48,15 @@ struct StateFile {
 
 pub struct Store {
     dir: PathBuf,
+    /// Held for the daemon's life; released by the kernel on exit.
+    _lock: Flock<File>,
 }
 
 impl Store {
-    /// Opens the state directory, creating it (mode 0700) if missing.
+    /// Opens the state directory, creating it (mode 0700) if missing, and
+    /// locks it: a second chatd on the same directory gets an error naming
+    /// the directory and the holder's pid. Temporary files left by a crash
+    /// are removed (only the lock holder writes here).
     pub fn open(dir: &Path) -> Result<Store, String> {
         if !dir.is_dir() {
             fs::DirBuilder::new()
@@ -47,9 +65,26 @@ impl Store {
                 .create(dir)
                 .map_err(|e| format!("state: create directory {}: {e}", dir.display()))?;
         }
-        Ok(Store {
+        let lock = lock_dir(dir)?;
+        let store = Store {
             dir: dir.to_path_buf(),
-        })
+            _lock: lock,
+        };
+        store.remove_stale_temp_files();
+        Ok(store)
+    }
+
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let is_temp = e.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+            // Never recurse: a directory there is left for the operator.
+            if is_temp && e.file_type().is_ok_and(|t| !t.is_dir()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -59,9 +94,15 @@ impl Store {
     /// The saved rooms; none when there is no file yet.
     pub fn load(&self) -> Result<Vec<SavedRoom>, String> {
         let path = self.path();
-        let bytes = match fs::read(&path) {
+        let bytes = match read_regular_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(format!(
+                    "state: {} is a symbolic link; chatd does not follow links for its state file (a save would replace the link, not its target): put the file itself there",
+                    path.display()
+                ));
+            }
             Err(e) => return Err(format!("state: read {}: {e}", path.display())),
         };
         let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
@@ -94,7 +135,9 @@ impl Store {
         };
         let mut bytes = serde_json::to_vec_pretty(&file).expect("state serializes");
         bytes.push(b'\n');
-        let tmp = self.dir.join(TEMP_FILE);
+        let tmp = self
+            .dir
+            .join(format!("{TEMP_PREFIX}{}", std::process::id()));
         let result = self.write_atomically(&tmp, &bytes);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -104,10 +147,18 @@ impl Store {
 
     /// Each step's error names the step and the file.
     fn write_atomically(&self, tmp: &Path, bytes: &[u8]) -> Result<(), String> {
+        // Whatever is at our temporary name (a file from an earlier failed
+        // save, a planted symlink) goes; unlink never follows a link.
+        match fs::remove_file(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(format!("remove {}: {e}", tmp.display()));
+            }
+            _ => {}
+        }
         let mut f = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
             .mode(0o640)
             .open(tmp)
             .map_err(at("create", tmp))?;
@@ -119,6 +170,57 @@ impl Store {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(at("fsync directory", &self.dir))
+    }
+}
+
+/// Reads a file that must be a regular file reached without following a
+/// symbolic link (ELOOP otherwise).
+fn read_regular_file(path: &Path) -> io::Result<Vec<u8>> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Takes the state directory's lock, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<Flock<File>, String> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("state: open lock file {}: {e}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // The holder's pid, for the message a second chatd prints.
+            let _ = lock.set_len(0);
+            let _ = writeln!(&mut *lock, "{}", std::process::id());
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("another chatd (pid {pid})"),
+                Err(_) => "another chatd".to_string(),
+            };
+            Err(format!(
+                "state: {holder} is already using the state directory {} (it holds {}); stop it, or give this one another --state-dir",
+                dir.display(),
+                path.display()
+            ))
+        }
+        Err((_, e)) => Err(format!("state: lock {}: {e}", path.display())),
     }
 }
 

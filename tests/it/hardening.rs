@@ -201,3 +201,129 @@ fn the_loop_pets_systemds_watchdog() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// chatd with the given state and control paths, expected to fail at
+/// start-up: killed (and the test failed) if it is still running after 10 s.
+fn run_chatd(
+    state: &std::path::Path,
+    control: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut child = Command::new(CHATD)
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .arg("--control")
+        .arg(control)
+        .args(extra)
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "chatd started instead of failing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Bug: two chatds could share one state directory and overwrite each
+/// other's acknowledged rooms.
+#[test]
+fn a_second_chatd_on_the_same_state_directory_is_refused() {
+    let d = Daemon::start(&["--room", "Teste:2"]);
+    let state_dir = d.state_file().parent().unwrap().to_path_buf();
+    let before = std::fs::read(d.state_file()).unwrap();
+    let other = TempDir::new("second");
+    let out = run_chatd(
+        &state_dir,
+        &other.path().join("c.sock"),
+        &["--room", "Intruder:3"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&state_dir.display().to_string()), "{err}");
+    assert!(err.contains(&format!("pid {}", d.pid())), "{err}");
+    assert_eq!(std::fs::read(d.state_file()).unwrap(), before);
+    assert!(!other.path().join("c.sock").exists());
+    // The first one is unaffected and still saves.
+    let r = d
+        .admin()
+        .request(serde_json::json!({"cmd":"create-room","name":"Mine","limit":2}));
+    assert_eq!(r["ok"], true, "{r}");
+}
+
+/// Bug: a chatd refused because the control socket was in use had already
+/// rewritten rooms.json with its --room additions.
+#[test]
+fn a_chatd_that_fails_to_start_never_writes_the_state_file() {
+    let d = Daemon::start(&[]);
+    let fresh = TempDir::new("fresh");
+    let state_dir = fresh.path().join("state");
+    let out = run_chatd(&state_dir, &d.control, &["--room", "Novo:2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already running"),
+        "{out:?}"
+    );
+    assert!(!state_dir.join("rooms.json").exists());
+}
+
+/// Bug: the temporary file had a fixed name and was opened following
+/// symlinks, so a link planted there redirected the save.
+#[test]
+fn a_symlink_planted_at_the_temporary_name_cannot_redirect_a_save() {
+    let d = Daemon::start(&["--room", "Teste:2"]);
+    let state_dir = d.state_file().parent().unwrap().to_path_buf();
+    let victim = d.dir().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    for name in [
+        "rooms.json.tmp".to_string(),
+        format!("rooms.json.tmp.{}", d.pid()),
+    ] {
+        std::os::unix::fs::symlink(&victim, state_dir.join(name)).unwrap();
+    }
+    let r = d
+        .admin()
+        .request(serde_json::json!({"cmd":"create-room","name":"Safe","limit":2}));
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let saved = std::fs::read_to_string(d.state_file()).unwrap();
+    assert!(saved.contains("Safe"), "{saved}");
+    assert!(
+        !std::fs::symlink_metadata(d.state_file())
+            .unwrap()
+            .is_symlink()
+    );
+}
+
+/// rooms.json as a symbolic link is refused at start-up, and left alone.
+#[test]
+fn a_state_file_that_is_a_symlink_is_refused() {
+    let dir = TempDir::new("statelink");
+    let state_dir = dir.path().join("state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let target = dir.path().join("elsewhere.json");
+    let content = b"{\"version\":1,\"rooms\":[{\"name\":\"x\",\"limit\":2}]}\n";
+    std::fs::write(&target, content).unwrap();
+    std::os::unix::fs::symlink(&target, state_dir.join("rooms.json")).unwrap();
+    let out = run_chatd(&state_dir, &dir.path().join("c.sock"), &["--room", "y:2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("symbolic link"), "{err}");
+    assert!(
+        std::fs::symlink_metadata(state_dir.join("rooms.json"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), content);
+}

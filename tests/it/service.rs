@@ -149,7 +149,7 @@ fn failed_write_is_refused_and_nothing_changes() {
     let before = std::fs::read(&state).unwrap();
     // A directory where the temporary file must go: every save fails (even
     // for root, unlike a permission change).
-    let blocker = state.with_file_name("rooms.json.tmp");
+    let blocker = state.with_file_name(format!("rooms.json.tmp.{}", d.pid()));
     std::fs::create_dir(&blocker).unwrap();
     let mut a = d.admin();
     for req in [
