@@ -1,6 +1,6 @@
 complete -c chatd -l listen -d 'Address to accept chat clients on (repeatable; IPv4 or [IPv6]:port)' -r
 complete -c chatd -l room -d 'A room that exists from start-up, as NAME:LIMIT (repeatable)' -r
-complete -c chatd -l control -d 'Control socket path [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock]' -r -F
+complete -c chatd -l control -d 'Control socket path [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else ${TMPDIR:-/tmp}/chatd-$UID/control.sock, a directory that must be yours and not writable by others]' -r -F
 complete -c chatd -l state-dir -d 'Directory for the state file rooms.json (rooms and limits) [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatd, else ~/.local/state/chatd]' -r -F
 complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in bytes' -r
 complete -c chatd -l max-clients -d 'Most chat clients connected at once (at most what select(2) can hold)' -r

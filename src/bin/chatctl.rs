@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand};
 use chatd::control::Request;
-use chatd::paths::resolve_client_socket_path;
+use chatd::paths::{check_private_dir, resolve_client_socket_path};
 use chatd::text::printable;
 
 /// Why chatctl stops, each mapped to its exit status in one place.
@@ -88,6 +88,7 @@ fn request_for(cmd: &Command) -> Request {
 
 fn run(args: Args) -> Result<(), Failure> {
     let path = resolve_client_socket_path(args.socket.as_deref());
+    check_private_dir(&path, false).map_err(Failure::Unreachable)?;
     let shown = path.display().to_string();
     let unreachable = |what: &str, e: io::Error| {
         let hint = if e.kind() == io::ErrorKind::PermissionDenied {

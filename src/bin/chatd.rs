@@ -8,7 +8,7 @@ use clap::Parser;
 
 use chatd::cli::chatd::{Args, LogTarget};
 use chatd::daemon::{self, Config, logbook::Sink};
-use chatd::paths::{resolve_socket_path, resolve_state_dir};
+use chatd::paths::{check_private_dir, resolve_socket_path, resolve_state_dir};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -23,10 +23,14 @@ fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
+    let control = resolve_socket_path(args.control.as_deref());
+    if let Err(e) = check_private_dir(&control, true) {
+        return fail(&e);
+    }
     let cfg = Config {
         listen: args.listen,
         rooms: args.room,
-        control: resolve_socket_path(args.control.as_deref()),
+        control,
         state_dir,
         max_frame: args.max_frame,
         max_clients: args.max_clients,

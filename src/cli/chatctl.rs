@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 pub struct Args {
     /// Control socket of the daemon [default: $CHATD_CONTROL, else
     /// $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock,
-    /// else /tmp/chatd-$UID/control.sock; when that does not exist,
+    /// else ${TMPDIR:-/tmp}/chatd-$UID/control.sock; when that does not exist,
     /// /run/chatd/control.sock, where chatd.service puts it].
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,

@@ -30,7 +30,8 @@ pub struct Args {
 
     /// Control socket path [default: $CHATD_CONTROL, else
     /// $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock,
-    /// else /tmp/chatd-$UID/control.sock].
+    /// else ${TMPDIR:-/tmp}/chatd-$UID/control.sock, a directory that must
+    /// be yours and not writable by others].
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
 

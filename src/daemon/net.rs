@@ -37,6 +37,9 @@ pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// sizeof(sockaddr_un.sun_path), the terminating NUL included.
+const SUN_PATH_MAX: usize = 108;
+
 /// The control socket, removed from the file system when dropped (if the
 /// path still names this very socket).
 pub struct ControlSocket {
@@ -66,6 +69,15 @@ impl Drop for ControlSocket {
 /// permissions. A missing parent directory is created with mode 0700.
 pub fn bind_control(path: &Path) -> Result<ControlSocket, String> {
     let shown = path.display();
+    // Checked before anything is created, so a path that cannot work
+    // leaves no directory behind.
+    let max = SUN_PATH_MAX - 1;
+    if path.as_os_str().len() > max {
+        return Err(format!(
+            "control: {shown} is {} bytes long; a Unix socket path holds at most {max}",
+            path.as_os_str().len()
+        ));
+    }
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
         && !parent.exists()

@@ -327,3 +327,120 @@ fn a_state_file_that_is_a_symlink_is_refused() {
     );
     assert_eq!(std::fs::read(&target).unwrap(), content);
 }
+
+/// A command with the control socket left to the fallback rule, under a
+/// private $TMPDIR (a relative $XDG_RUNTIME_DIR must be ignored).
+fn with_fallback_env(program: &str, tmpdir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("CHATD_CONTROL")
+        .env_remove("RUNTIME_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .env("XDG_RUNTIME_DIR", "relative/run")
+        .env("TMPDIR", tmpdir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Bug: /tmp/chatd-$UID made in advance by someone else, or with mode 0777,
+/// was used as it was, so its owner could swap the control socket.
+#[test]
+fn the_fallback_runtime_directory_must_be_private() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = TempDir::new("tmpdir");
+    let uid = nix::unistd::getuid().as_raw();
+    let runtime = tmp.path().join(format!("chatd-{uid}"));
+    let state = tmp.path().join("state");
+
+    // Missing: chatd creates it, 0700, and chatctl finds the socket there.
+    let (mut child, log) = {
+        let mut cmd = with_fallback_env(CHATD, tmp.path());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--room",
+            "Teste:2",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        (child, log)
+    };
+    let sock = runtime.join("control.sock");
+    assert!(
+        eventually(Duration::from_secs(10), || sock.exists()),
+        "{}",
+        log.lock().unwrap()
+    );
+    let meta = std::fs::metadata(&runtime).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o700);
+    let list = with_fallback_env(CHATCTL, tmp.path())
+        .arg("list")
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_file(&sock).unwrap();
+
+    let refused = |why: &str| {
+        let out = with_fallback_env(CHATD, tmp.path())
+            .args(["--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&runtime.display().to_string()), "{err}");
+        assert!(err.contains(why), "{err}");
+        let out = with_fallback_env(CHATCTL, tmp.path())
+            .arg("list")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+    };
+    // World-writable.
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused("writable by group or others");
+    // Someone else's (as root, the test can give it away).
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if uid == 0 {
+        std::os::unix::fs::chown(&runtime, Some(65534), Some(65534)).unwrap();
+        refused("owned by uid 65534");
+    }
+    // A symlink to a directory that would pass.
+    std::fs::remove_dir(&runtime).unwrap();
+    let decoy = tmp.path().join("decoy");
+    std::fs::create_dir(&decoy).unwrap();
+    std::fs::set_permissions(&decoy, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&decoy, &runtime).unwrap();
+    refused("not a directory");
+}
+
+/// Bug: a control path too long for sun_path failed at bind(2), after its
+/// directory had been created.
+#[test]
+fn a_control_path_longer_than_sun_path_leaves_no_directory() {
+    let tmp = TempDir::new("longpath");
+    let parent = tmp.path().join("x".repeat(60)).join("y".repeat(60));
+    let out = run_chatd(&tmp.path().join("state"), &parent.join("control.sock"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at most 107"), "{err}");
+    assert!(!tmp.path().join("x".repeat(60)).exists());
+    assert!(!tmp.path().join("state").join("rooms.json").exists());
+}
