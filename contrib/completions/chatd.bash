@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --listen --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --log-target --log-messages --log-capacity --help --version"
+            opts="-h -V --listen --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --log-target --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -62,6 +62,10 @@ _chatd() {
                     return 0
                     ;;
                 --write-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --control-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

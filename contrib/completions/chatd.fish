@@ -7,6 +7,7 @@ complete -c chatd -l max-clients -d 'Most chat clients connected at once (at mos
 complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
 complete -c chatd -l write-timeout -d 'Seconds a client\'s output may stay backed up before it is dropped' -r
+complete -c chatd -l control-timeout -d 'Seconds a control connection may stay silent (idle, or stalled in the middle of a request) before it is closed; `logs --follow` readers are exempt' -r
 complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
 syslog\t'The local syslog daemon (/dev/log), facility daemon'"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r

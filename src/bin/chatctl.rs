@@ -107,12 +107,15 @@ fn run(args: Args) -> Result<(), Failure> {
     let req = request_for(&args.command);
     let mut line = serde_json::to_vec(&req).expect("requests serialize");
     line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| unreachable("send: ", e))?;
-
+    let sent = stream.write_all(&line);
     let mut reader = BufReader::new(stream);
-    let (raw, response) = read_response(&mut reader, &shown)?;
+    // chatd may answer and close before reading the request (it does when
+    // it is out of descriptors): an answer counts even if sending failed.
+    let (raw, response) = match (sent, read_response(&mut reader, &shown)) {
+        (_, Ok(answer)) => answer,
+        (Err(e), Err(_)) => return Err(unreachable("send: ", e)),
+        (Ok(()), Err(failure)) => return Err(failure),
+    };
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {

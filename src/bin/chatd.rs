@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         handshake_timeout: args.handshake_timeout,
         sendq: args.sendq,
         write_timeout: args.write_timeout,
+        control_timeout: args.control_timeout,
         log_messages: args.log_messages,
         log_capacity: args.log_capacity,
     };

@@ -61,6 +61,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub write_timeout: Duration,
 
+    /// Seconds a control connection may stay silent (idle, or stalled in
+    /// the middle of a request) before it is closed; `logs --follow`
+    /// readers are exempt.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub control_timeout: Duration,
+
     /// Where log entries go.
     #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
     pub log_target: LogTarget,

@@ -3,25 +3,47 @@
 //! --follow` streaming, and the execution of each command against the hub.
 //!
 //! Commands run inside the event loop's pass, like chat input; nothing here
-//! blocks. A peer that sends requests without reading the answers is not
-//! read from while its output is backed up; a follower that falls too far
-//! behind is disconnected.
+//! blocks. Every control connection is bounded:
+//! - in number: at most `control_cap` at once (computed at start-up from the
+//!   descriptors select(2) can watch after every chat client has its slot,
+//!   so admins can never lock chat out). At the cap, a waiting connection
+//!   is accepted by closing the longest-idle one (no request in progress,
+//!   nothing unsent, not following); with none idle, the others wait in the
+//!   listen backlog;
+//! - in time: a connection silent for `--control-timeout` (idle, or stalled
+//!   mid-request, or not reading its answers) is closed; followers are
+//!   exempt;
+//! - in memory: requests are answered one at a time and only while the
+//!   unsent output is under [`OUTPUT_HWM`], and nothing more is read while a
+//!   complete request waits; a follower too far behind is disconnected.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::conn::{interrupted, would_block};
-use super::event_loop::{FD_SETSIZE, Server};
+use super::event_loop::{Door, FD_SETSIZE, Server, is_fd_exhaustion};
 use super::logbook::Entry;
 use super::net;
 use crate::control::{self, ErrorCode, MAX_REQUEST_LINE, Request};
 use crate::hub::{HubError, RoomInfo};
 
-/// Above this much unsent output, a control connection is not read from.
-const OUTPUT_HWM: usize = 256 * 1024;
+/// Above this much unsent output, a control connection's requests wait.
+pub const OUTPUT_HWM: usize = 256 * 1024;
+
+/// How long a connection that has asked nothing yet is safe from being
+/// closed to make room for another.
+const EVICT_GRACE: Duration = Duration::from_secs(1);
+
+/// The most control connections at once, whatever the descriptor budget.
+pub const MAX_CONTROL_CAP: usize = 64;
+
+/// What a control connection accepted while descriptors are exhausted is
+/// told before it is closed.
+const NO_DESCRIPTORS: &[u8] = b"{\"ok\":false,\"error\":{\"code\":\"failed\",\"message\":\"chatd is out of file descriptors; try again shortly\"}}\n";
 
 /// A `logs --follow` reader with more unsent output than this is dropped.
 const FOLLOWER_MAX_BACKLOG: usize = 1024 * 1024;
@@ -38,15 +60,52 @@ pub struct AdminConn {
     /// Streaming log entries after this sequence number.
     follow_after: Option<u64>,
     read_closed: bool,
+    /// When the peer last sent something (or connected).
+    last_heard: Instant,
+    /// Requests answered so far.
+    answered: u64,
 }
 
 impl AdminConn {
+    /// Reading waits while a complete request is still unanswered (its
+    /// answer waits for the output to drain) or the output is backed up.
     pub fn wants_read(&self) -> bool {
-        !self.read_closed && self.out.len() <= OUTPUT_HWM
+        !self.read_closed && self.out.len() <= OUTPUT_HWM && !self.has_request()
     }
 
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty()
+    }
+
+    /// Whether a complete request line is buffered.
+    fn has_request(&self) -> bool {
+        self.inbuf.contains(&b'\n') || (self.read_closed && !self.inbuf.is_empty())
+    }
+
+    /// Idle: nothing in progress in either direction, and not following.
+    fn is_idle(&self) -> bool {
+        self.follow_after.is_none() && self.inbuf.is_empty() && self.out.is_empty()
+    }
+
+    /// From when this connection may be closed to make room for a waiting
+    /// one: once idle after an answer, or idle for [`EVICT_GRACE`] without
+    /// having asked anything (a client may connect first and write next).
+    pub fn evictable_from(&self) -> Option<Instant> {
+        if !self.is_idle() {
+            return None;
+        }
+        Some(if self.answered > 0 {
+            self.last_heard
+        } else {
+            self.last_heard + EVICT_GRACE
+        })
+    }
+
+    /// When this connection times out, if it can (followers cannot).
+    pub fn deadline(&self, timeout: Duration) -> Option<Instant> {
+        self.follow_after
+            .is_none()
+            .then(|| self.last_heard + timeout)
     }
 
     fn who(&self) -> String {
@@ -62,34 +121,33 @@ impl AdminConn {
         self.out.push(b'\n');
     }
 
-    /// Takes the complete request lines out of the input buffer; over-long
-    /// lines come back as `Err` (once) and are skipped to their newline.
-    fn take_lines(&mut self) -> Vec<Result<Vec<u8>, String>> {
-        let mut lines = Vec::new();
+    /// Takes the next complete request line out of the input buffer, if
+    /// any; an over-long line comes back as `Err` (once) and is skipped to
+    /// its newline.
+    fn take_line(&mut self) -> Option<Result<Vec<u8>, String>> {
         while let Some(nl) = self.inbuf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.inbuf.drain(..=nl).take(nl).collect();
             if std::mem::take(&mut self.skipping) {
                 continue;
             }
             if line.len() > MAX_REQUEST_LINE {
-                lines.push(Err(too_long()));
-            } else {
-                lines.push(Ok(line));
+                return Some(Err(too_long()));
             }
+            return Some(Ok(line));
         }
         if self.inbuf.len() > MAX_REQUEST_LINE {
             self.inbuf.clear();
             if !std::mem::replace(&mut self.skipping, true) {
-                lines.push(Err(too_long()));
+                return Some(Err(too_long()));
             }
         } else if self.skipping {
             self.inbuf.clear();
         }
         if self.read_closed && !self.inbuf.is_empty() {
             // A last request without its newline (printf '...' | socat ...).
-            lines.push(Ok(std::mem::take(&mut self.inbuf)));
+            return Some(Ok(std::mem::take(&mut self.inbuf)));
         }
-        lines
+        None
     }
 }
 
@@ -98,8 +156,32 @@ fn too_long() -> String {
 }
 
 impl Server {
+    /// Whether the control listener should be watched: a slot is free, or
+    /// an idle connection can make room.
+    pub(super) fn control_accepting(&self, now: Instant) -> bool {
+        self.admins.len() < self.control_cap
+            || self
+                .admins
+                .values()
+                .any(|a| a.evictable_from().is_some_and(|t| now >= t))
+    }
+
+    /// At the cap with nobody evictable yet: when someone will be.
+    pub(super) fn next_evictable(&self) -> Option<Instant> {
+        if self.admins.len() < self.control_cap {
+            return None;
+        }
+        self.admins
+            .values()
+            .filter_map(AdminConn::evictable_from)
+            .min()
+    }
+
     pub(super) fn accept_admins(&mut self) {
         loop {
+            if self.admins.len() >= self.control_cap && !self.evict_idle_admin(Instant::now()) {
+                return;
+            }
             let Some(control) = &self.control else {
                 return;
             };
@@ -127,11 +209,17 @@ impl Server {
                             out: Vec::new(),
                             follow_after: None,
                             read_closed: false,
+                            last_heard: Instant::now(),
+                            answered: 0,
                         },
                     );
                 }
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => continue,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    self.on_fd_exhaustion(Door::Control);
+                    return;
+                }
                 Err(e) => {
                     self.log.warn(format!("control: accept: {e}"));
                     return;
@@ -140,7 +228,37 @@ impl Server {
         }
     }
 
-    /// Reads what a control connection sent and answers each complete line.
+    /// Closes the connection idle the longest, to make room for a waiting
+    /// one. False when none is idle.
+    fn evict_idle_admin(&mut self, now: Instant) -> bool {
+        let oldest = self
+            .admins
+            .values()
+            .filter_map(|a| a.evictable_from().map(|t| (t, a.id)))
+            .filter(|(t, _)| now >= *t)
+            .min()
+            .map(|(_, id)| id);
+        match oldest {
+            Some(id) => {
+                self.admins.remove(&id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Accepts one waiting control connection while descriptors are
+    /// exhausted (the spare one was just freed), tells it why, closes it.
+    pub(super) fn refuse_admin_at_door(&mut self) {
+        if let Some(c) = &self.control
+            && let Ok((mut stream, _)) = c.listener.accept()
+        {
+            let _ = stream.set_nonblocking(true);
+            let _ = stream.write(NO_DESCRIPTORS);
+        }
+    }
+
+    /// Reads what a control connection sent, then answers what it can.
     pub(super) fn read_admin(&mut self, id: u64) {
         let Some(a) = self.admins.get_mut(&id) else {
             return;
@@ -151,13 +269,32 @@ impl Server {
                 Ok(0) => a.read_closed = true,
                 // A follower's further input is ignored.
                 Ok(_) if a.follow_after.is_some() => {}
-                Ok(n) => a.inbuf.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    a.inbuf.extend_from_slice(&buf[..n]);
+                    a.last_heard = Instant::now();
+                }
                 Err(e) if would_block(&e) || interrupted(&e) => {}
                 Err(_) => a.read_closed = true,
             }
         }
-        let lines = a.take_lines();
-        for line in lines {
+        self.serve_admin(id);
+    }
+
+    /// Answers buffered requests one at a time while the connection's
+    /// unsent output stays under [`OUTPUT_HWM`]; the rest wait for it to
+    /// drain (a peer that pipelines requests without reading the answers
+    /// cannot make chatd build them all).
+    fn serve_admin(&mut self, id: u64) {
+        loop {
+            let Some(a) = self.admins.get_mut(&id) else {
+                return;
+            };
+            if a.out.len() > OUTPUT_HWM || a.follow_after.is_some() {
+                return;
+            }
+            let Some(line) = a.take_line() else {
+                return;
+            };
             let response = match line {
                 Err(msg) => control::error_response(ErrorCode::BadRequest, &msg),
                 Ok(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
@@ -168,6 +305,38 @@ impl Server {
             };
             if let Some(a) = self.admins.get_mut(&id) {
                 a.respond(&response);
+                a.answered += 1;
+            }
+        }
+    }
+
+    /// Closes control connections silent for `--control-timeout`; those
+    /// with a request half-sent are logged (at most once a second).
+    pub(super) fn expire_admins(&mut self, now: Instant) {
+        let timeout = self.cfg.control_timeout;
+        let expired: Vec<(u64, bool)> = self
+            .admins
+            .values()
+            .filter(|a| a.deadline(timeout).is_some_and(|d| now >= d))
+            .map(|a| (a.id, !a.inbuf.is_empty()))
+            .collect();
+        let mut partial = 0;
+        for (id, half_sent) in expired {
+            self.admins.remove(&id);
+            partial += usize::from(half_sent);
+        }
+        if partial > 0 {
+            self.stalled_admins += partial;
+            if self
+                .last_admin_warning
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
+                self.last_admin_warning = Some(now);
+                self.log.warn(format!(
+                    "control: closed {} connection(s) stalled mid-request for {} s (--control-timeout)",
+                    std::mem::take(&mut self.stalled_admins),
+                    timeout.as_secs_f64()
+                ));
             }
         }
     }
@@ -356,14 +525,19 @@ impl Server {
         }
     }
 
-    /// One write per control connection with output; closes the finished.
+    /// One write per control connection with output; answers requests that
+    /// waited for the output to drain; closes the finished.
     pub(super) fn flush_admins(&mut self) {
         let mut done = Vec::new();
+        let mut drained = Vec::new();
         for a in self.admins.values_mut() {
             if !a.out.is_empty() {
                 match a.stream.write(&a.out) {
                     Ok(n) => {
                         a.out.drain(..n);
+                        if a.out.len() <= OUTPUT_HWM && a.has_request() {
+                            drained.push(a.id);
+                        }
                     }
                     Err(e) if would_block(&e) || interrupted(&e) => {}
                     Err(_) => {
@@ -373,14 +547,35 @@ impl Server {
                 }
             }
             let following = a.follow_after.is_some();
-            if a.read_closed && (a.out.is_empty() || following) {
+            if a.read_closed && !a.has_request() && (a.out.is_empty() || following) {
                 done.push(a.id);
             }
         }
         for id in done {
             self.admins.remove(&id);
         }
+        for id in drained {
+            self.serve_admin(id);
+        }
     }
+}
+
+/// The control connections chatd can hold at once: the descriptors
+/// select(2) can watch, minus those open now, minus one per chat client
+/// (`max_clients`), minus one for a connection being accepted and refused;
+/// at most [`MAX_CONTROL_CAP`].
+pub fn control_cap(open_fds: usize, max_clients: usize) -> usize {
+    FD_SETSIZE
+        .saturating_sub(open_fds + max_clients + 1)
+        .min(MAX_CONTROL_CAP)
+}
+
+/// How many descriptors this process has open (from /proc/self/fd).
+pub fn open_descriptors() -> Option<usize> {
+    // The directory handle itself is one of the entries while it is read.
+    std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|d| d.count().saturating_sub(1))
 }
 
 fn room_json(r: &RoomInfo) -> Value {

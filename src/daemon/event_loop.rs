@@ -98,6 +98,18 @@ pub struct Server {
     status_sent: ((usize, usize), Instant),
     /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
     watchdog_due: Option<Instant>,
+    /// The most control connections at once (see `admin::control_cap`).
+    pub(super) control_cap: usize,
+    /// Control connections closed mid-request and not yet logged.
+    pub(super) stalled_admins: usize,
+    pub(super) last_admin_warning: Option<Instant>,
+}
+
+/// Which listener accept(2) failed on.
+#[derive(Debug, Clone, Copy)]
+pub enum Door {
+    Chat(usize),
+    Control,
 }
 
 /// At most one STATUS= notification per this interval.
@@ -111,6 +123,8 @@ pub struct Bound {
     pub signals: Signals,
     pub store: Store,
     pub notifier: Notifier,
+    /// The most control connections at once.
+    pub control_cap: usize,
 }
 
 impl Server {
@@ -121,6 +135,7 @@ impl Server {
             signals,
             store,
             notifier,
+            control_cap,
         } = bound;
         let hwm = high_water_mark(cfg.sendq);
         Server {
@@ -146,6 +161,9 @@ impl Server {
             notifier,
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             watchdog_due: None,
+            control_cap,
+            stalled_admins: 0,
+            last_admin_warning: None,
         }
     }
 
@@ -162,7 +180,11 @@ impl Server {
         loop {
             let now = Instant::now();
             self.pet_watchdog(now);
+            if self.accept_paused_until.is_some_and(|t| now >= t) {
+                self.accept_paused_until = None;
+            }
             self.expire_timers(now);
+            self.expire_admins(now);
             self.report_status(now);
             if let Some(deadline) = self.shutdown_deadline
                 && (self.clients.is_empty() || now >= deadline)
@@ -285,11 +307,14 @@ impl Server {
     fn interest(&self, congested: &mut IdMap<bool>) -> (Vec<RawFd>, Vec<RawFd>) {
         let mut rd = vec![self.signals.fd().as_raw_fd()];
         let mut wr = Vec::new();
-        let paused = self.accept_paused_until.is_some_and(|t| Instant::now() < t);
+        let paused = self.accept_paused_until.is_some();
         if self.shutdown_deadline.is_none() && !paused {
             rd.extend(self.listeners.iter().map(|l| l.as_raw_fd()));
         }
-        if let Some(c) = &self.control {
+        if let Some(c) = &self.control
+            && !paused
+            && self.control_accepting(Instant::now())
+        {
             rd.push(c.listener.as_raw_fd());
         }
         if let Some(fd) = self.log.sink_blocked_fd() {
@@ -363,6 +388,14 @@ impl Server {
             earliest(t);
         }
         if let Some(t) = self.watchdog_due {
+            earliest(t);
+        }
+        for a in self.admins.values() {
+            if let Some(t) = a.deadline(self.cfg.control_timeout) {
+                earliest(t);
+            }
+        }
+        if let Some(t) = self.next_evictable() {
             earliest(t);
         }
         for c in self.clients.values() {
@@ -444,7 +477,7 @@ impl Server {
                 Err(e) if super::conn::interrupted(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if is_fd_exhaustion(&e) => {
-                    self.on_fd_exhaustion(index);
+                    self.on_fd_exhaustion(Door::Chat(index));
                     return;
                 }
                 Err(e) => {
@@ -500,7 +533,7 @@ impl Server {
     /// listener readable and the loop spinning, so: give up the spare
     /// descriptor, accept and refuse the connection, take the spare back.
     /// Without a spare, stop watching the listeners for a moment.
-    fn on_fd_exhaustion(&mut self, index: usize) {
+    pub(super) fn on_fd_exhaustion(&mut self, door: Door) {
         let now = Instant::now();
         if self
             .last_fd_warning
@@ -511,8 +544,13 @@ impl Server {
                 .warn("out of file descriptors: refusing new connections until some close");
         }
         if self.spare_fd.take().is_some() {
-            if let Ok((stream, peer)) = self.listeners[index].accept() {
-                self.refuse_at_door(stream, peer, "out of file descriptors");
+            match door {
+                Door::Chat(index) => {
+                    if let Ok((stream, peer)) = self.listeners[index].accept() {
+                        self.refuse_at_door(stream, peer, "out of file descriptors");
+                    }
+                }
+                Door::Control => self.refuse_admin_at_door(),
             }
             self.spare_fd = File::open("/dev/null").ok();
         }
@@ -901,7 +939,7 @@ impl Ready {
     }
 }
 
-fn is_fd_exhaustion(e: &io::Error) -> bool {
+pub(super) fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(code) if code == Errno::EMFILE as i32 || code == Errno::ENFILE as i32)
 }
 

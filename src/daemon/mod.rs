@@ -27,6 +27,9 @@ pub use event_loop::FD_SETSIZE;
 /// descriptor, syslog.
 pub const FD_RESERVE: usize = 24;
 
+/// The fewest control connections chatd will run with.
+const MIN_CONTROL_CAP: usize = 2;
+
 /// The most chat clients select(2) can hold next to the reserve.
 pub const MAX_CLIENTS_CEILING: usize = FD_SETSIZE - FD_RESERVE;
 
@@ -46,6 +49,7 @@ pub struct Config {
     pub handshake_timeout: Duration,
     pub sendq: usize,
     pub write_timeout: Duration,
+    pub control_timeout: Duration,
     pub log_messages: bool,
     pub log_capacity: usize,
 }
@@ -77,8 +81,14 @@ impl Config {
                 self.sendq, self.max_frame
             ));
         }
-        if self.handshake_timeout.is_zero() || self.write_timeout.is_zero() {
-            return Err("--handshake-timeout and --write-timeout must be positive".into());
+        if self.handshake_timeout.is_zero()
+            || self.write_timeout.is_zero()
+            || self.control_timeout.is_zero()
+        {
+            return Err(
+                "--handshake-timeout, --write-timeout and --control-timeout must be positive"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -120,6 +130,17 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         listeners.push(l);
     }
     let control = net::bind_control(&cfg.control)?;
+    let notifier = notify::Notifier::from_env();
+    // Control connections get the select(2) slots that chat clients can
+    // never need (one more descriptor: the loop's spare).
+    let open = admin::open_descriptors().unwrap_or(FD_RESERVE) + 1;
+    let control_cap = admin::control_cap(open, cfg.max_clients);
+    if control_cap < MIN_CONTROL_CAP {
+        return Err(format!(
+            "--max-clients {} leaves {control_cap} descriptor(s) below select(2)'s limit of {FD_SETSIZE} for control connections ({open} are already open): lower --max-clients",
+            cfg.max_clients
+        ));
+    }
     // Only now that everything is bound: a chatd that fails to start never
     // writes the state file.
     if !from_flags.is_empty() {
@@ -142,6 +163,10 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     }
     log.info(format!("control socket at {}", control.path.display()));
     log.info(format!(
+        "control: up to {control_cap} connections at once, closed after {} s of silence",
+        cfg.control_timeout.as_secs_f64()
+    ));
+    log.info(format!(
         "state: {} room(s) loaded from {}",
         saved.len(),
         store.path().display()
@@ -157,13 +182,13 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
             r.name, r.limit
         ));
     }
-    let notifier = notify::Notifier::from_env();
     let bound = event_loop::Bound {
         listeners,
         control: Some(control),
         signals,
         store,
         notifier,
+        control_cap,
     };
     let mut server = Server::new(cfg, hub, log, bound);
     server.run()

@@ -444,3 +444,158 @@ fn a_control_path_longer_than_sun_path_leaves_no_directory() {
     assert!(!tmp.path().join("x".repeat(60)).exists());
     assert!(!tmp.path().join("state").join("rooms.json").exists());
 }
+
+/// Bug: accept(2) on the control socket at EMFILE was not handled: the
+/// loop spun at 100 % CPU logging tens of thousands of lines a second, and
+/// chatctl was never answered.
+#[test]
+fn control_socket_out_of_descriptors_answers_and_does_not_spin() {
+    let mut d = Daemon::start_limited(&["--room", "Teste:100"], 40);
+    // Hold more chat connections than chatd has descriptors.
+    let mut held: Vec<std::net::TcpStream> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(d.addr).ok())
+        .collect();
+    d.wait_log("out of file descriptors", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let warnings_before = d
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("out of file descriptors"))
+        .count();
+    let before = cpu_secs(d.pid());
+    let start = Instant::now();
+    // chatctl is told, promptly, rather than left waiting.
+    let out = d.ctl(&["list"]);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("out of file descriptors"),
+        "{out:?}"
+    );
+    // More control connections keep arriving; the loop must not spin.
+    let mut pending = Vec::new();
+    while start.elapsed() < Duration::from_secs(1) {
+        if let Ok(s) = std::os::unix::net::UnixStream::connect(&d.control) {
+            pending.push(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let used = cpu_secs(d.pid()) - before;
+    assert!(used < 0.5, "chatd used {used} s of CPU in 1 s");
+    let warnings = d
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("out of file descriptors"))
+        .count()
+        - warnings_before;
+    assert!(warnings <= 3, "{warnings} warnings in about a second");
+    // Descriptors come back: so does chatctl.
+    held.clear();
+    pending.clear();
+    assert!(eventually(Duration::from_secs(5), || d
+        .ctl(&["list"])
+        .status
+        .success()));
+}
+
+/// Bug: control connections had no count limit and no timeout, so a
+/// thousand half-written requests filled select(2)'s slots and locked out
+/// chat joins.
+#[test]
+fn half_written_control_requests_lock_out_nobody() {
+    use std::io::Write;
+    allow_many_descriptors();
+    let mut d = Daemon::start(&["--room", "Teste:5", "--control-timeout", "1"]);
+    let mut a = d.joined("witness-a", "Teste");
+    let mut b = d.joined("witness-b", "Teste");
+    a.event();
+    // As many connections as the backlog takes, each with half a request.
+    let mut stalled = Vec::new();
+    for _ in 0..1000 {
+        let Ok(fd) = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::SOCK_NONBLOCK | nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        ) else {
+            break;
+        };
+        let addr = nix::sys::socket::UnixAddr::new(&d.control).unwrap();
+        if nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).is_err() {
+            continue;
+        }
+        let mut s = std::os::unix::net::UnixStream::from(fd);
+        let _ = s.write(br#"{"cmd":"li"#);
+        stalled.push(s);
+    }
+    assert!(stalled.len() >= 100, "only {} connected", stalled.len());
+    // Chat is not locked out: every free seat up to --max-clients can be
+    // taken, and nobody is refused for lack of a descriptor slot.
+    let conns: Vec<std::net::TcpStream> = (0..998)
+        .map(|_| std::net::TcpStream::connect(d.addr).unwrap())
+        .collect();
+    let probe = "still talking";
+    a.say(probe);
+    assert_eq!(b.event()["message"], probe);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = d.log_lines().join("\n");
+    assert!(!log.contains("no descriptor slot"), "{log}");
+    assert!(!log.contains("--max-clients 1000 reached"), "{log}");
+    // Stalled requests are cut off after --control-timeout.
+    d.wait_log("stalled mid-request", Duration::from_secs(5));
+    drop(conns);
+    drop(stalled);
+    assert!(eventually(Duration::from_secs(10), || d
+        .ctl(&["list"])
+        .status
+        .success()));
+}
+
+/// Bug: output per control connection was not bounded across pipelined
+/// requests: 16 KiB of `logs` requests never read made chatd build about
+/// 100 MB of replies per peer.
+#[test]
+fn pipelined_requests_never_read_keep_memory_bounded() {
+    use std::io::Write;
+    let d = Daemon::start(&["--room", "Teste:2000"]);
+    // Fill the log ring (1000 entries): each join and leave is an entry.
+    for i in 0..500 {
+        let mut c = d.join(&format!("filler{i}"), "Teste");
+        assert_eq!(c.event()["type"], "join");
+    }
+    let full = d
+        .admin()
+        .request(serde_json::json!({"cmd":"logs","limit":1000}));
+    assert!(full["logs"].as_array().unwrap().len() >= 900);
+    let rss_before = d.rss_kib();
+    let request = b"{\"cmd\":\"logs\",\"limit\":1000}\n";
+    let flood: Vec<u8> = request.repeat(16 * 1024 / request.len());
+    let mut peers = Vec::new();
+    for _ in 0..4 {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.control).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&flood).unwrap();
+        peers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let grown = d.rss_kib().saturating_sub(rss_before);
+    assert!(grown < 16 * 1024, "RSS grew by {grown} KiB");
+    // Everyone else is still answered.
+    let r = d.admin().request(serde_json::json!({"cmd":"list"}));
+    assert_eq!(r["ok"], true);
+    // And a peer that reads after all gets every answer, in order.
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(peers.pop().unwrap());
+    let mut answers = 0;
+    let mut line = String::new();
+    while answers < flood.len() / request.len() {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("{\"ok\":true,\"logs\":["), "{line}");
+        answers += 1;
+    }
+}

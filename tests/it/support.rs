@@ -62,6 +62,15 @@ impl Daemon {
     }
 
     pub fn start_in(dir: TempDir, extra: &[&str]) -> Daemon {
+        Daemon::start_in_with(dir, extra, None)
+    }
+
+    /// [`Daemon::start`] with at most `nofile` descriptors (RLIMIT_NOFILE).
+    pub fn start_limited(extra: &[&str], nofile: u64) -> Daemon {
+        Daemon::start_in_with(TempDir::new("d"), extra, Some(nofile))
+    }
+
+    fn start_in_with(dir: TempDir, extra: &[&str], nofile: Option<u64>) -> Daemon {
         let control = dir.path().join("control.sock");
         let mut args: Vec<String> = vec![
             "--control".into(),
@@ -74,7 +83,7 @@ impl Daemon {
             args.push("127.0.0.1:0".into());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, log) = spawn_logged(&args, &[]);
+        let (child, log) = spawn_logged_with(&args, &[], nofile);
         let mut d = Daemon {
             child,
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -214,7 +223,28 @@ impl Drop for Daemon {
 
 /// Spawns chatd with `args`, collecting its stderr lines in the background.
 pub fn spawn_logged(args: &[String], env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    spawn_logged_with(args, env, None)
+}
+
+/// [`spawn_logged`], with the descriptor limit (RLIMIT_NOFILE) set to
+/// `nofile` in the child when given.
+pub fn spawn_logged_with(
+    args: &[String],
+    env: &[(&str, &str)],
+    nofile: Option<u64>,
+) -> (Child, Arc<Mutex<Vec<String>>>) {
     let mut cmd = Command::new(CHATD);
+    if let Some(n) = nofile {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the
+        // child between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -439,4 +469,32 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     f()
+}
+
+/// Raises our descriptor limit (inherited by the chatd we spawn) so that
+/// floods of over 1100 sockets are possible.
+pub fn allow_many_descriptors() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < 8192 {
+        let want = hard.min(8192);
+        assert!(
+            want >= 3000,
+            "the descriptor hard limit ({hard}) is too low for this test"
+        );
+        setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
+    }
+}
+
+/// CPU seconds chatd has used so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
 }
