@@ -6,7 +6,7 @@ complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in b
 complete -c chatd -l max-clients -d 'Most chat clients connected at once (at most what select(2) can hold)' -r
 complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
-complete -c chatd -l write-timeout -d 'Seconds a client\'s output may stay backed up before it is dropped' -r
+complete -c chatd -l write-timeout -d 'Seconds, in all, a member\'s backed-up output may hold its room back before it is dropped (time under the mark pays it back at 1/6)' -r
 complete -c chatd -l control-timeout -d 'Seconds a control connection may stay silent (idle, or stalled in the middle of a request) before it is closed; `logs --follow` readers are exempt' -r
 complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
 syslog\t'The local syslog daemon (/dev/log), facility daemon'"

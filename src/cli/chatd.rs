@@ -57,7 +57,8 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub sendq: usize,
 
-    /// Seconds a client's output may stay backed up before it is dropped.
+    /// Seconds, in all, a member's backed-up output may hold its room back
+    /// before it is dropped (time under the mark pays it back at 1/6).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub write_timeout: Duration,
 

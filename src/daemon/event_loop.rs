@@ -409,8 +409,8 @@ impl Server {
                     }
                 }
                 Phase::Member => {
-                    if let Some(since) = c.backlogged_since {
-                        earliest(since + self.cfg.write_timeout);
+                    if let Some(at) = c.stall.exhausted_at(self.cfg.write_timeout) {
+                        earliest(at);
                     }
                     let ready = c.decoder.frame_ready() || c.read_closed;
                     let blocked = self
@@ -837,11 +837,7 @@ impl Server {
                     Err(e) => failed.push((c.id, format!("write error: {e}"))),
                 }
             }
-            if c.pending() > self.hwm {
-                c.backlogged_since.get_or_insert(now);
-            } else {
-                c.backlogged_since = None;
-            }
+            c.stall.update(now, c.pending() > self.hwm);
         }
         for (id, why) in failed {
             self.doom(id, why);
@@ -875,19 +871,13 @@ impl Server {
             match c.phase {
                 Phase::Handshake { deadline } if now >= deadline => late_handshakes.push(c.id),
                 Phase::Closing { deadline, .. } if now >= deadline => finished.push(c.id),
-                Phase::Member
-                    if c.backlogged_since.is_some_and(|since| {
-                        now.duration_since(since) >= self.cfg.write_timeout
-                    }) =>
-                {
-                    slow.push(c.id)
-                }
+                Phase::Member if c.stall.debt_at(now) >= self.cfg.write_timeout => slow.push(c.id),
                 _ => {}
             }
         }
         for id in slow {
             let why = format!(
-                "slow consumer: output above {} bytes for over {} s (--write-timeout)",
+                "slow consumer: output above {} bytes for {} s in all, its stall budget (--write-timeout)",
                 self.hwm,
                 self.cfg.write_timeout.as_secs_f64()
             );

@@ -599,3 +599,128 @@ fn pipelined_requests_never_read_keep_memory_bounded() {
         answers += 1;
     }
 }
+
+/// Bug: a member that read in bursts (256 KiB once a second) dipped under
+/// the high-water mark just before --write-timeout ran out, so it was never
+/// dropped, and every healthy member of its room received nothing for most
+/// of each second, for as long as it stayed.
+#[test]
+fn a_reader_in_bursts_cannot_hold_its_room_back_forever() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "1"]);
+    let mut sender = d.joined("sender", "Teste");
+    let mut healthy = d.joined("healthy", "Teste");
+    // The burst reader's receive buffer is kept small (set before connect,
+    // so the window stays small), so that what it does not read backs up in
+    // chatd within milliseconds instead of in megabytes of kernel buffers.
+    let slow = {
+        use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, sockopt};
+        let fd = socket::socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        socket::setsockopt(&fd, sockopt::RcvBuf, &8192).unwrap();
+        let std::net::SocketAddr::V4(v4) = d.addr else {
+            unreachable!("chatd listens on 127.0.0.1")
+        };
+        socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).unwrap();
+        let mut c = Client::from_stream(std::net::TcpStream::from(fd));
+        c.handshake("slow", "Teste");
+        assert_eq!(c.event()["username"], "slow");
+        c
+    };
+    sender.event();
+    sender.event();
+    healthy.event();
+
+    // The burst reader: drains everything for 50 ms, then sleeps 600 ms,
+    // so it is above the mark for about half a second at a time, under
+    // --write-timeout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow_thread = {
+        let mut s = slow.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let start = Instant::now();
+            // Until chatd closes the connection (or long after the test).
+            while start.elapsed() < Duration::from_secs(15) {
+                let burst = Instant::now();
+                while burst.elapsed() < Duration::from_millis(50) {
+                    match s.read(&mut buf) {
+                        Ok(0) => return true,
+                        Ok(_) => {}
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return true,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            false
+        })
+    };
+    // The sender sends numbered 4 KB messages flat out for up to 6 s.
+    let sender_thread = {
+        let stop = Arc::clone(&stop);
+        let mut s = sender.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+            let start = Instant::now();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(6) {
+                let text = format!("{n:08} {}", "x".repeat(4000));
+                match s.write_all(&frame(text.as_bytes())) {
+                    Ok(()) => n += 1,
+                    Err(_) => continue,
+                }
+            }
+            n
+        })
+    };
+    // The healthy member gets every message in order, and sees the slow
+    // one leave.
+    let mut next = 0u64;
+    let mut left_at = None;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        let Some(ev) = healthy.event_within(Duration::from_secs(3)) else {
+            break;
+        };
+        match ev["type"].as_str() {
+            Some("message") => {
+                let seq: u64 = ev["message"].as_str().unwrap()[..8].parse().unwrap();
+                assert_eq!(seq, next, "healthy member missed a message");
+                next += 1;
+            }
+            Some("leave") if ev["username"] == "slow" => {
+                left_at = Some(start.elapsed());
+                break;
+            }
+            _ => {}
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = sender_thread.join().unwrap();
+    let slow_saw_eof = slow_thread.join().unwrap();
+    let left_at = left_at.unwrap_or_else(|| {
+        panic!(
+            "the burst reader was never dropped ({next} of {sent} messages reached the healthy member); log:\n{}", d.log_lines().join("\n")
+        )
+    });
+    eprintln!("burst reader dropped after {left_at:?}");
+    assert!(
+        left_at < Duration::from_secs(5),
+        "dropped after {left_at:?}"
+    );
+    assert!(slow_saw_eof);
+    d.wait_log("dropping 'slow'", Duration::from_secs(2));
+    d.wait_log("stall budget", Duration::from_secs(2));
+    let _ = sender.stream.flush();
+}
