@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::names;
 use crate::wire::{self, ErrorCode, Event, EventKind};
 
 /// Identifies a connection; chosen by the caller, never reused.
@@ -79,6 +80,9 @@ struct Room {
     limit: usize,
     /// In join order.
     members: Vec<Member>,
+    /// Each member's name as compared ([`names::comparison_key`]): a name
+    /// that looks like a member's is taken.
+    keys: HashMap<String, ConnId>,
 }
 
 /// A room as the control protocol shows it.
@@ -172,6 +176,7 @@ impl Hub {
                 name: name.to_string(),
                 limit,
                 members: Vec::new(),
+                keys: HashMap::new(),
             },
         );
         self.by_name.insert(name.to_string(), id);
@@ -265,11 +270,21 @@ impl Hub {
             ));
         };
         let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
-        if room.members.iter().any(|m| m.username == username) {
-            return Err(refuse(
-                ErrorCode::NameTaken,
-                format!("username '{username}' is already in room '{room_name}'"),
-            ));
+        let key = names::comparison_key(username);
+        if let Some(holder) = room.keys.get(&key) {
+            let taken = room
+                .members
+                .iter()
+                .find(|m| m.conn == *holder)
+                .map_or(username, |m| m.username.as_str());
+            let reason = if taken == username {
+                format!("username '{username}' is already in room '{room_name}'")
+            } else {
+                format!(
+                    "username '{username}' looks like '{taken}', who is already in room '{room_name}'"
+                )
+            };
+            return Err(refuse(ErrorCode::NameTaken, reason));
         }
         if room.members.len() >= room.limit {
             return Err(refuse(
@@ -281,6 +296,7 @@ impl Hub {
                 ),
             ));
         }
+        room.keys.insert(key, conn);
         room.members.push(Member {
             conn,
             username: username.to_string(),
@@ -333,6 +349,7 @@ impl Hub {
         let room = self.rooms.get_mut(&id).expect("member_of and rooms agree");
         let pos = room.members.iter().position(|m| m.conn == conn)?;
         let member = room.members.remove(pos);
+        room.keys.remove(&names::comparison_key(&member.username));
         let line = Event {
             kind: EventKind::Leave,
             username: &member.username,
@@ -368,14 +385,14 @@ impl Hub {
         })
     }
 
-    /// Removes a member by name: it gets `kicked`, the room gets `leave`.
+    /// Removes a member by name (or by a name that looks like it, as for
+    /// 409): it gets `kicked`, the room gets `leave`.
     pub fn kick(&mut self, room_name: &str, username: &str) -> Result<Kick, HubError> {
         let id = self.room_id(room_name)?;
         let conn = self.rooms[&id]
-            .members
-            .iter()
-            .find(|m| m.username == username)
-            .map(|m| m.conn)
+            .keys
+            .get(&names::comparison_key(username))
+            .copied()
             .ok_or_else(|| {
                 HubError::NotFound(format!(
                     "no member named '{username}' in room '{room_name}'"
@@ -468,14 +485,29 @@ mod tests {
     }
 
     #[test]
-    fn names_are_case_sensitive() {
-        let mut hub = hub_with("Teste", 3);
+    fn usernames_that_look_alike_are_taken_and_room_names_are_exact() {
+        let mut hub = hub_with("Teste", 5);
         join(&mut hub, 1, "Yan", "Teste").unwrap();
-        join(&mut hub, 2, "yan", "Teste").unwrap();
+        for look_alike in ["yan", "YAN", "Y\u{430}n"] {
+            let refusal = join(&mut hub, 2, look_alike, "Teste").unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::NameTaken, "{look_alike:?}");
+            assert!(
+                refusal.reason.contains("looks like 'Yan'"),
+                "{}",
+                refusal.reason
+            );
+        }
+        join(&mut hub, 2, "Ian", "Teste").unwrap();
         assert_eq!(
             join(&mut hub, 3, "Yan", "teste").unwrap_err().code,
             ErrorCode::NoSuchRoom
         );
+        // Once Yan leaves, the name is free again, in any look.
+        hub.leave(1).unwrap();
+        join(&mut hub, 4, "yan", "Teste").unwrap();
+        // And a kick finds a member by a look-alike of the name.
+        let kick = hub.kick("Teste", "YAN").unwrap();
+        assert_eq!(kick.conn, 4);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! - [`wire`]: the chat wire format (frames in, JSON event lines out); pure.
 //! - [`hub`]: rooms, members and limits; returns what to send to whom; pure.
+//! - [`names`]: canonical usernames (PRECIS) and look-alike comparison
+//!   (TR39 skeletons); pure.
 //! - [`control`]: the control protocol's types, shared by chatd and chatctl.
 //! - [`paths`]: where the control socket and the state directory are.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text; pure.
@@ -17,6 +19,7 @@ pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod hub;
+pub mod names;
 pub mod paths;
 pub mod text;
 pub mod timefmt;

@@ -6,14 +6,11 @@
 //! no input makes it panic. Bad input becomes an error value that the caller
 //! turns into an error event.
 
-use serde::Deserialize;
-
 /// Length of the frame header: the payload length in ASCII decimal digits,
 /// padded with spaces (or zeros) to exactly this many bytes.
 pub const HEADER_LEN: usize = 10;
 
-/// The username the server speaks as; reserved for clients in any case.
-pub const SYSTEM_USER: &str = "Sistema";
+pub use crate::names::{MAX_USERNAME_CHARS, SYSTEM_USER};
 
 pub const JOINED: &str = "*** ENTROU NA SALA ***";
 pub const LEFT: &str = "*** SAIU DA SALA ***";
@@ -21,7 +18,6 @@ pub const CLOSED: &str = "*** SALA ENCERRADA ***";
 pub const KICKED: &str = "*** REMOVIDO DA SALA ***";
 pub const SHUTDOWN: &str = "*** SERVIDOR ENCERRANDO ***";
 
-pub const MAX_USERNAME_CHARS: usize = 32;
 pub const MAX_ROOM_CHARS: usize = 64;
 
 /// The error codes of the `error` event, as the prototype's client knows them
@@ -244,28 +240,47 @@ pub struct Handshake {
     pub room: String,
 }
 
-#[derive(Deserialize)]
-struct RawHandshake {
-    username: String,
-    room: String,
+/// A refused handshake: the reason for the 400, and the room it named, when
+/// it named a valid one (PROTOCOL.md: handshake-time errors carry it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeError {
+    pub reason: String,
+    pub room: Option<String>,
 }
 
 /// Parses and validates the handshake payload: a JSON object in UTF-8 with
-/// string fields `username` and `room` (other fields are ignored). The error
-/// is a human-readable reason for a 400.
-pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, String> {
-    let raw: RawHandshake = serde_json::from_slice(payload).map_err(|e| {
-        format!(
-            "malformed handshake: expected {{\"username\": ..., \"room\": ...}}: {}",
-            e
-        )
+/// string fields `username` and `room` (other fields are ignored). Any
+/// other JSON value (an array in particular, which serde would otherwise
+/// read as the struct's fields in order) is refused.
+pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
+    let malformed = |detail: String, room: Option<String>| HandshakeError {
+        reason: format!(
+            "malformed handshake: expected {{\"username\": ..., \"room\": ...}}: {detail}"
+        ),
+        room,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| malformed(e.to_string(), None))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(malformed("not a JSON object".into(), None));
+    };
+    let room = match fields.get("room") {
+        Some(serde_json::Value::String(r)) => r.clone(),
+        Some(_) => return Err(malformed("\"room\" is not a string".into(), None)),
+        None => return Err(malformed("no \"room\"".into(), None)),
+    };
+    let named_room = validate_room_name(&room).is_ok().then(|| room.clone());
+    let username = match fields.get("username") {
+        Some(serde_json::Value::String(u)) => u.clone(),
+        Some(_) => return Err(malformed("\"username\" is not a string".into(), named_room)),
+        None => return Err(malformed("no \"username\"".into(), named_room)),
+    };
+    validate_room_name(&room).map_err(|reason| HandshakeError { reason, room: None })?;
+    validate_username(&username).map_err(|reason| HandshakeError {
+        reason,
+        room: named_room,
     })?;
-    validate_username(&raw.username)?;
-    validate_room_name(&raw.room)?;
-    Ok(Handshake {
-        username: raw.username,
-        room: raw.room,
-    })
+    Ok(Handshake { username, room })
 }
 
 fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
@@ -273,8 +288,10 @@ fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String>
     if chars == 0 || chars > max_chars {
         return Err(format!("{what} must be 1 to {max_chars} characters"));
     }
-    if name.chars().any(char::is_control) {
-        return Err(format!("{what} must not contain control characters"));
+    if name.chars().any(crate::text::is_hazard) {
+        return Err(format!(
+            "{what} must not contain control or invisible characters"
+        ));
     }
     if name.trim() != name {
         return Err(format!("{what} must not start or end with spaces"));
@@ -282,18 +299,14 @@ fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String>
     Ok(())
 }
 
-/// A username is 1–32 characters, no control characters, no leading or
-/// trailing spaces, and not `Sistema` in any case.
+/// A username is a canonical PRECIS nickname of 1–32 characters that is
+/// not, and does not look like, `Sistema` (see [`crate::names`]).
 pub fn validate_username(name: &str) -> Result<(), String> {
-    validate_name("username", name, MAX_USERNAME_CHARS)?;
-    if name.to_lowercase() == SYSTEM_USER.to_lowercase() {
-        return Err(format!("username '{SYSTEM_USER}' is reserved"));
-    }
-    Ok(())
+    crate::names::check_username(name)
 }
 
-/// A room name is 1–64 characters, no control characters, no leading or
-/// trailing spaces.
+/// A room name is 1–64 characters, no control or invisible characters, no
+/// leading or trailing spaces.
 pub fn validate_room_name(name: &str) -> Result<(), String> {
     validate_name("room name", name, MAX_ROOM_CHARS)
 }
@@ -592,6 +605,9 @@ mod tests {
         for b in bad {
             assert!(parse_handshake(b).is_err(), "{}", escape_for_log(b));
         }
+        // A JSON array is not a handshake, even with the fields in order.
+        assert!(parse_handshake(br#"["a","H"]"#).is_err());
+        assert!(parse_handshake(br#""a""#).is_err());
         let room65 = format!(r#"{{"username": "Yan", "room": "{}"}}"#, "r".repeat(65));
         assert!(parse_handshake(room65.as_bytes()).is_err());
         let room64 = format!(r#"{{"username": "Yan", "room": "{}"}}"#, "é".repeat(64));
@@ -601,6 +617,20 @@ mod tests {
         );
         let user32 = format!(r#"{{"username": "{}", "room": "x"}}"#, "ü".repeat(32));
         assert!(parse_handshake(user32.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn handshake_errors_carry_the_room_when_one_was_named() {
+        let e = parse_handshake(br#"{"username": "Sistema", "room": "Teste"}"#).unwrap_err();
+        assert_eq!(e.room.as_deref(), Some("Teste"));
+        let e = parse_handshake(br#"{"username": 5, "room": "Teste"}"#).unwrap_err();
+        assert_eq!(e.room.as_deref(), Some("Teste"));
+        let e = parse_handshake(br#"{"username": "Yan"}"#).unwrap_err();
+        assert_eq!(e.room, None);
+        let e = parse_handshake(br#"{"username": "Yan", "room": "bad\u0000"}"#).unwrap_err();
+        assert_eq!(e.room, None);
+        let e = parse_handshake(br#"["Yan","Teste"]"#).unwrap_err();
+        assert_eq!(e.room, None);
     }
 
     #[test]

@@ -644,8 +644,8 @@ impl Server {
     fn on_handshake(&mut self, id: ConnId, payload: &[u8]) -> Option<RoomId> {
         let hs = match wire::parse_handshake(payload) {
             Ok(hs) => hs,
-            Err(reason) => {
-                self.close_with_error(id, ErrorCode::BadRequest, &reason, None);
+            Err(e) => {
+                self.close_with_error(id, ErrorCode::BadRequest, &e.reason, e.room.as_deref());
                 return None;
             }
         };

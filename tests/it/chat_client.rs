@@ -145,6 +145,26 @@ fn scripted_clients_talk() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+/// Bug: U+2028, U+2029, U+200B and other invisible format characters
+/// reached the terminal as they were, so a message could break lines or
+/// hide text; they are shown as escapes, as U+202E already was.
+#[test]
+fn invisible_characters_are_shown_not_hidden() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let bob = Bot::start(&d, "Bob", "Teste", &[]);
+    assert_eq!(bob.line(), "Bob > *** ENTROU NA SALA ***");
+    let mut ann = d.joined("Ann", "Teste");
+    assert_eq!(bob.line(), "Ann > *** ENTROU NA SALA ***");
+    ann.say("a\u{2028}b\u{2029}c\u{200b}d\u{2060}e\u{feff}f\u{ad}g");
+    assert_eq!(
+        bob.line(),
+        "Ann > a\\u{2028}b\\u{2029}c\\u{200b}d\\u{2060}e\\u{feff}f\\u{ad}g"
+    );
+    // Emoji sequences keep their joiners.
+    ann.say("👨\u{200d}👩\u{200d}👧 👍🏽");
+    assert_eq!(bob.line(), "Ann > 👨\u{200d}👩\u{200d}👧 👍🏽");
+}
+
 #[test]
 fn scripted_json_prints_event_lines_as_received() {
     let d = Daemon::start(&["--room", "Teste:5"]);

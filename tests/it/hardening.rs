@@ -724,3 +724,80 @@ fn a_reader_in_bursts_cannot_hold_its_room_back_forever() {
     d.wait_log("stall budget", Duration::from_secs(2));
     let _ = sender.stream.flush();
 }
+
+/// Bug: `Sistema` with a zero-width space, a word joiner, a soft hyphen,
+/// Cyrillic е or Ѕ, fullwidth letters or a dotless ı was accepted, and
+/// `chat` printed `Sistema > *** SALA ENCERRADA ***` from it,
+/// indistinguishable from the real notice.
+#[test]
+fn the_reserved_name_cannot_be_forged() {
+    let d = Daemon::start(&["--room", "Teste:50"]);
+    for forged in [
+        "Sis\u{200b}tema",
+        "Sis\u{2060}tema",
+        "Sis\u{ad}tema",
+        "Sist\u{435}ma",
+        "\u{405}istema",
+        "Ｓｉｓｔｅｍａ",
+        "S\u{131}stema",
+        "SISTEMA",
+        "Sistem\u{430}",
+    ] {
+        let mut c = d.join(forged, "Teste");
+        let ev = c.event();
+        assert_eq!(ev["type"], "error", "{forged:?}: {ev}");
+        assert_eq!(ev["message"], "400", "{forged:?}: {ev}");
+        assert_eq!(ev["room"], "Teste", "{forged:?}: {ev}");
+        assert!(c.closed_within(Duration::from_secs(5)), "{forged:?}");
+    }
+    let list = d
+        .admin()
+        .request(serde_json::json!({"cmd":"participants","room":"Teste"}));
+    assert_eq!(list["participants"], serde_json::json!([]));
+}
+
+/// Bug: "name already taken" compared bytes, so `yan` or `Yаn` (Cyrillic а)
+/// could join beside `Yan` and speak as them.
+#[test]
+fn look_alike_names_are_taken() {
+    let d = Daemon::start(&["--room", "Teste:50"]);
+    let _yan = d.joined("Yan", "Teste");
+    for look_alike in ["yan", "YAN", "Y\u{430}n"] {
+        let mut c = d.join(look_alike, "Teste");
+        let ev = c.event();
+        assert_eq!(ev["message"], "409", "{look_alike:?}: {ev}");
+        assert!(
+            ev["reason"].as_str().unwrap().contains("looks like 'Yan'"),
+            "{ev}"
+        );
+    }
+    // Names that only need canonical spelling are told which one.
+    let mut c = d.join("Ｙａｎｉ", "Teste");
+    let ev = c.event();
+    assert_eq!(ev["message"], "400");
+    assert!(
+        ev["reason"].as_str().unwrap().contains("use 'Yani'"),
+        "{ev}"
+    );
+}
+
+/// Bug: a JSON array handshake (`["a","H"]`) was accepted as user a in
+/// room H; and handshake-time 400s did not carry the room they named.
+#[test]
+fn the_handshake_must_be_an_object_and_400s_name_the_room() {
+    let d = Daemon::start(&["--room", "H:5"]);
+    let mut c = Client::connect(d.addr);
+    c.send_frame(br#"["a","H"]"#);
+    let ev = c.event();
+    assert_eq!(ev["message"], "400", "{ev}");
+    assert!(ev.get("room").is_none(), "{ev}");
+    let mut c = Client::connect(d.addr);
+    c.send_frame(br#"{"username":"bad\u0007name","room":"H"}"#);
+    let ev = c.event();
+    assert_eq!(ev["message"], "400", "{ev}");
+    assert_eq!(ev["room"], "H", "{ev}");
+    let ps = d
+        .admin()
+        .request(serde_json::json!({"cmd":"participants","room":"H"}));
+    assert_eq!(ps["participants"], serde_json::json!([]));
+}
