@@ -43,6 +43,9 @@ enum Ending {
     Ended(String),
     /// The connection dropped without an event.
     Lost(String),
+    /// The server accepted the connection but did not answer the join
+    /// within --connect-timeout.
+    NoAnswer,
 }
 
 fn main() -> ExitCode {
@@ -77,7 +80,7 @@ fn scripted(args: Args, addr: std::net::SocketAddr, signals: SignalPipe) -> Exit
         eprintln!("chat: --user and --room are required when stdin is not a terminal");
         return ExitCode::from(2);
     };
-    let stream = match connect(addr) {
+    let stream = match connect(addr, args.connect_timeout) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chat: cannot connect to {addr}: {e}");
@@ -85,6 +88,7 @@ fn scripted(args: Args, addr: std::net::SocketAddr, signals: SignalPipe) -> Exit
         }
     };
     let mut s = Session::new(stream, &user, &room, signals, args.json, None);
+    s.join_deadline = Instant::now() + args.connect_timeout;
     match s.run() {
         Ending::Quit if s.rejected == 0 => ExitCode::SUCCESS,
         Ending::Quit => {
@@ -103,6 +107,13 @@ fn scripted(args: Args, addr: std::net::SocketAddr, signals: SignalPipe) -> Exit
         Ending::Lost(why) => {
             eprintln!("chat: {why}");
             ExitCode::from(1)
+        }
+        Ending::NoAnswer => {
+            eprintln!(
+                "chat: {addr} accepted the connection but did not answer the join within {} s (is it a chatd?)",
+                args.connect_timeout.as_secs_f64()
+            );
+            ExitCode::from(3)
         }
     }
 }
@@ -123,7 +134,7 @@ fn interactive(args: Args, addr: std::net::SocketAddr, mut signals: SignalPipe) 
             return ExitCode::SUCCESS;
         };
         room = Some(r.clone());
-        let stream = match connect(addr) {
+        let stream = match connect(addr, args.connect_timeout) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("chat: cannot connect to {addr}: {e}");
@@ -146,6 +157,7 @@ fn interactive(args: Args, addr: std::net::SocketAddr, mut signals: SignalPipe) 
             args.json,
             Some(LineEditor::new(&u)),
         );
+        s.join_deadline = Instant::now() + args.connect_timeout;
         let ending = s.run();
         signals = s.signals;
         drop(raw);
@@ -188,6 +200,13 @@ fn interactive(args: Args, addr: std::net::SocketAddr, mut signals: SignalPipe) 
                 println!("{why}");
                 return ExitCode::from(1);
             }
+            Ending::NoAnswer => {
+                println!(
+                    "O servidor não respondeu em {} s.",
+                    args.connect_timeout.as_secs_f64()
+                );
+                return ExitCode::from(3);
+            }
         }
     }
 }
@@ -215,8 +234,8 @@ fn ask(prompt: &str) -> Option<String> {
     }
 }
 
-fn connect(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+fn connect(addr: std::net::SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_nodelay(true)?;
     s.set_nonblocking(true)?;
     Ok(s)
@@ -248,6 +267,8 @@ struct Session {
     /// Our write side is shut down; waiting for the server to close.
     draining_since: Option<Instant>,
     rejected: usize,
+    /// The join must be answered by then (--connect-timeout).
+    join_deadline: Instant,
 }
 
 impl Session {
@@ -273,6 +294,7 @@ impl Session {
             joined: false,
             draining_since: None,
             rejected: 0,
+            join_deadline: Instant::now() + Duration::from_secs(10),
         }
     }
 
@@ -294,15 +316,19 @@ impl Session {
             {
                 return Ending::Quit;
             }
+            if !self.joined && Instant::now() >= self.join_deadline {
+                return Ending::NoAnswer;
+            }
             let stdin = io::stdin();
             let stdin_fd = stdin.as_fd();
             let sock_fd = self.stream.as_fd();
             let mut rset = FdSet::new();
             rset.insert(sock_fd);
             rset.insert(self.signals.fd());
-            // Read stdin only once joined (scripted messages must not go out
-            // before the join is confirmed).
-            let read_stdin = self.joined && !self.stdin_done;
+            // Scripted: read stdin only once joined (messages must not go
+            // out before the join is confirmed). Interactive: always, so
+            // Ctrl-C and Ctrl-D work while the join is still unanswered.
+            let read_stdin = (self.joined || self.editor.is_some()) && !self.stdin_done;
             if read_stdin {
                 rset.insert(stdin_fd);
             }

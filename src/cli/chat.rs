@@ -1,7 +1,11 @@
 //! The command line of `chat` (clap). Kept in the library so the man page
 //! and completions can be generated from it.
 
+use std::time::Duration;
+
 use clap::Parser;
+
+use crate::cli::chatd::parse_secs;
 
 /// Talk in a chatd room from the terminal, or from a script through a pipe.
 #[derive(Debug, Parser)]
@@ -13,7 +17,8 @@ use clap::Parser;
     after_help = "Interactive when stdin is a terminal: /SAIR leaves the room, Ctrl-D or Ctrl-C quits. \
                   Otherwise each stdin line is sent as one message (--user and --room required).\n\
                   Exit status: 0 ok; 1 join refused, message rejected or session ended by the server; \
-                  2 usage error; 3 the server could not be reached."
+                  2 usage error; 3 the server could not be reached, or did not answer the join \
+                  within --connect-timeout."
 )]
 pub struct Args {
     /// chatd's address.
@@ -28,4 +33,8 @@ pub struct Args {
     /// Print events as the JSON lines received instead of `username > message`.
     #[arg(long)]
     pub json: bool,
+    /// Seconds to wait for the connection, and then for the server to
+    /// answer the join, before giving up (exit 3).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub connect_timeout: Duration,
 }

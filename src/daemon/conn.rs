@@ -154,6 +154,12 @@ impl Conn {
         if rc == 0 { n.max(0) as usize } else { 0 }
     }
 
+    /// Whether output is still on its way: queued here, or held by the
+    /// kernel unacknowledged by a peer that has not closed.
+    pub fn unflushed(&self) -> bool {
+        self.pending() > 0 || (!self.read_closed && self.unacknowledged() > 0)
+    }
+
     /// Sends FIN once the output is flushed.
     pub fn shutdown_write(&mut self) {
         if !self.write_closed {

@@ -96,6 +96,8 @@ pub struct Server {
     notifier: Notifier,
     /// The (clients, rooms) last reported in STATUS=, and when.
     status_sent: ((usize, usize), Instant),
+    /// Clients closed during shutdown with output they never received.
+    cut_off: usize,
     /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
     watchdog_due: Option<Instant>,
     /// The most control connections at once (see `admin::control_cap`).
@@ -160,6 +162,7 @@ impl Server {
             store,
             notifier,
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
+            cut_off: 0,
             watchdog_due: None,
             control_cap,
             stalled_admins: 0,
@@ -189,7 +192,8 @@ impl Server {
             if let Some(deadline) = self.shutdown_deadline
                 && (self.clients.is_empty() || now >= deadline)
             {
-                let unflushed = self.clients.len();
+                let unflushed =
+                    self.cut_off + self.clients.values().filter(|c| c.unflushed()).count();
                 self.clients.clear();
                 self.log.info(format!(
                     "stopped ({unflushed} client(s) closed before their output was flushed)"
@@ -884,7 +888,13 @@ impl Server {
             self.doom(id, why);
         }
         for id in finished {
-            self.clients.remove(&id);
+            // The linger ran out: count who loses output when shutting down.
+            if let Some(c) = self.clients.remove(&id)
+                && self.shutdown_deadline.is_some()
+                && c.unflushed()
+            {
+                self.cut_off += 1;
+            }
         }
         let reason = format!(
             "no complete handshake within {} s",

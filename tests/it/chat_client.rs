@@ -462,20 +462,27 @@ fn interactive_ctrl_c_and_ctrl_d_exit_and_restore_the_terminal() {
         );
         let t = Tmux::start(tag, &cmd);
         t.wait_for(&format!("U{tag} > *** ENTROU NA SALA ***"));
-        t.keys(&[key]);
-        assert!(
-            eventually(Duration::from_secs(5), || std::fs::read_to_string(&report)
-                .is_ok_and(|s| s.contains("icanon"))),
-            "chat did not exit on {key}"
-        );
-        let text = std::fs::read_to_string(&report).unwrap();
-        assert!(text.starts_with("exit=0"), "{text}");
-        // Canonical mode and echo are back on (stty prints "-icanon" when off).
-        assert!(
-            !text.contains("-icanon") && !text.contains("-echo "),
-            "{text}"
-        );
+        press_and_expect_a_clean_exit(&t, key, &report);
     }
+}
+
+/// Presses `key` in a terminal running `chat` under the report wrapper
+/// (`echo exit=$? > report; stty -a >> report`): chat must exit 0 within
+/// 5 s and leave the terminal as it found it.
+fn press_and_expect_a_clean_exit(t: &Tmux, key: &str, report: &std::path::Path) {
+    t.keys(&[key]);
+    assert!(
+        eventually(Duration::from_secs(5), || std::fs::read_to_string(report)
+            .is_ok_and(|s| s.contains("icanon"))),
+        "chat did not exit on {key}"
+    );
+    let text = std::fs::read_to_string(report).unwrap();
+    assert!(text.starts_with("exit=0"), "{text}");
+    // Canonical mode and echo are back on (stty prints "-icanon" when off).
+    assert!(
+        !text.contains("-icanon") && !text.contains("-echo "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -492,4 +499,69 @@ fn interactive_client_says_when_the_server_stops() {
     assert!(d.stop().success());
     t.wait_for("Sistema > *** SERVIDOR ENCERRANDO ***");
     t.wait_for("O servidor está encerrando.");
+}
+
+/// A server that accepts connections (as many as come, for up to 30 s) and
+/// never answers: not a chatd, or a stuck one.
+fn silent_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok((s, _)) = listener.accept() {
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    addr
+}
+
+/// Bug: against a server that accepted but never answered the handshake,
+/// `chat` waited forever.
+#[test]
+fn scripted_gives_up_on_a_server_that_never_answers() {
+    let addr = silent_server();
+    let start = Instant::now();
+    let mut child = Command::new(CHAT)
+        .args(["--server", &addr, "--user", "u", "--room", "r"])
+        .args(["--connect-timeout", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _stdin = child.stdin.take();
+    let end = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "chat did not give up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(start.elapsed() < Duration::from_secs(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not answer the join within 1 s"), "{err}");
+}
+
+/// Bug: in a terminal, Ctrl-C and Ctrl-D did nothing until the server had
+/// answered the join.
+#[test]
+fn interactive_ctrl_c_and_ctrl_d_work_before_the_join_is_answered() {
+    let addr = silent_server();
+    let dir = TempDir::new("tty-early");
+    for (tag, key) in [("ec", "C-c"), ("ed", "C-d")] {
+        let report = dir.path().join(format!("{tag}.txt"));
+        let cmd = format!(
+            "sh -c '{CHAT} --server {addr} --user U{tag} --room Teste --connect-timeout 60; echo exit=$? > {p}; stty -a >> {p}; sleep 30'",
+            p = report.display()
+        );
+        let t = Tmux::start(tag, &cmd);
+        t.wait_for("Para sair, digite o comando /SAIR.");
+        std::thread::sleep(Duration::from_millis(300));
+        press_and_expect_a_clean_exit(&t, key, &report);
+    }
 }

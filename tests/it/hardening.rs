@@ -3,7 +3,7 @@
 //! longer can, through the real programs.
 
 use std::fs::OpenOptions;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -800,4 +800,50 @@ fn the_handshake_must_be_an_object_and_400s_name_the_room() {
         .admin()
         .request(serde_json::json!({"cmd":"participants","room":"H"}));
     assert_eq!(ps["participants"], serde_json::json!([]));
+}
+
+/// Bug: the shutdown log line said "0 client(s) closed before their output
+/// was flushed" even when clients were cut off.
+#[test]
+fn shutdown_counts_the_clients_it_cut_off() {
+    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "60"]);
+    let mut a = d.joined("A", "Teste");
+    let mut b = d.joined("B", "Teste");
+    let stalled = d.joined("Stalled", "Teste");
+    a.event();
+    a.event();
+    b.event();
+    // Stalled never reads: its kernel buffers and then its queue in chatd
+    // fill up, and the room stops flowing. A writes from its own thread
+    // (its writes block once chatd stops reading the room).
+    let mut writer = a.try_clone();
+    std::thread::spawn(move || {
+        let text = "z".repeat(8000);
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if writer.stream.write_all(&frame(text.as_bytes())).is_err() {
+                return;
+            }
+        }
+    });
+    // B reads everything to the end; Stalled still reads nothing.
+    let reader = std::thread::spawn(move || {
+        while let Some(ev) = b.event_within(Duration::from_secs(10)) {
+            if ev["type"] == "shutdown" {
+                return b.closed_within(Duration::from_secs(5));
+            }
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    d.signal("TERM");
+    assert!(d.wait_exit(Duration::from_secs(10)).success());
+    assert!(reader.join().unwrap(), "B did not get shutdown and EOF");
+    let line = d.wait_log("stopped (", Duration::from_secs(2));
+    assert!(
+        line.contains("stopped (1 client(s) closed before their output was flushed)"),
+        "{line}"
+    );
+    drop(stalled);
+    drop(a);
 }
