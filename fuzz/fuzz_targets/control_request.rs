@@ -2,7 +2,7 @@
 //! request survives a round trip through its own serialization.
 #![no_main]
 
-use chatd::control::Request;
+use chatd::core::control::Request;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

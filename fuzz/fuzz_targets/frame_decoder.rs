@@ -3,7 +3,7 @@
 //! decoded frames re-encode to a stream that decodes to the same frames.
 #![no_main]
 
-use chatd::wire::{Decoder, FrameError, HEADER_LEN, encode_frame};
+use chatd::core::wire::{Decoder, FrameError, HEADER_LEN, encode_frame};
 use libfuzzer_sys::fuzz_target;
 
 /// Decodes `stream`, pushing at most `space()` bytes at a time (as the

@@ -4,7 +4,7 @@
 //! byte) and parses back to the same strings.
 #![no_main]
 
-use chatd::wire::{self, Event, EventKind};
+use chatd::core::wire::{self, Event, EventKind};
 use libfuzzer_sys::fuzz_target;
 
 fn check_event(username: &str, message: &str, room: &str) {

@@ -27,8 +27,8 @@ use nix::sys::time::{TimeVal, TimeValLike};
 use serde_json::Value;
 
 use chatd::cli::chat::Args;
-use chatd::text::printable;
-use chatd::wire;
+use chatd::core::text::printable;
+use chatd::core::wire;
 
 /// How a session in a room ended.
 #[derive(Debug)]

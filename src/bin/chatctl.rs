@@ -16,9 +16,9 @@ use clap::Parser;
 use serde_json::Value;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand};
-use chatd::control::Request;
+use chatd::core::control::Request;
 use chatd::paths::{check_private_dir, resolve_client_socket_path};
-use chatd::text::printable;
+use chatd::core::text::printable;
 
 /// Why chatctl stops, each mapped to its exit status in one place.
 enum Failure {

@@ -28,8 +28,8 @@ use super::conn::{interrupted, would_block};
 use super::event_loop::{Door, FD_SETSIZE, Server, is_fd_exhaustion};
 use super::logbook::Entry;
 use super::net;
-use crate::control::{self, ErrorCode, MAX_REQUEST_LINE, Request};
-use crate::hub::{HubError, RoomInfo};
+use crate::core::control::{self, ErrorCode, MAX_REQUEST_LINE, Request};
+use crate::core::hub::{HubError, RoomInfo};
 
 /// Above this much unsent output, a control connection's requests wait.
 pub const OUTPUT_HWM: usize = 256 * 1024;

@@ -7,8 +7,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::hub::ConnId;
-use crate::wire::Decoder;
+use crate::core::hub::ConnId;
+use crate::core::wire::Decoder;
 
 /// Output buffer capacity kept once everything is written.
 const IDLE_CAPACITY: usize = 0;

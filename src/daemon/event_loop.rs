@@ -25,9 +25,9 @@ use super::net::ControlSocket;
 use super::notify::Notifier;
 use super::signals::Signals;
 use super::store::Store;
-use crate::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
+use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::timefmt;
-use crate::wire::{self, ErrorCode, EventKind};
+use crate::core::wire::{self, ErrorCode, EventKind};
 
 /// select(2) cannot watch descriptors at or above this number.
 pub const FD_SETSIZE: usize = nix::libc::FD_SETSIZE;

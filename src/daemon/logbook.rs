@@ -13,7 +13,8 @@ use std::os::fd::RawFd;
 use serde::Serialize;
 
 pub use super::logsink::Sink;
-use crate::{text, timefmt};
+use crate::core::text;
+use crate::timefmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

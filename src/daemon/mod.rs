@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::hub::Hub;
+use crate::core::hub::Hub;
 use event_loop::Server;
 use logbook::{Logbook, Sink};
 

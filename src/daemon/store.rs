@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::hub::RoomInfo;
+use crate::core::hub::RoomInfo;
 
 pub const STATE_FILE: &str = "rooms.json";
 pub const LOCK_FILE: &str = "chatd.lock";

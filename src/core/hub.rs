@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::names;
-use crate::wire::{self, ErrorCode, Event, EventKind};
+use crate::core::names;
+use crate::core::wire::{self, ErrorCode, Event, EventKind};
 
 /// Identifies a connection; chosen by the caller, never reused.
 pub type ConnId = u64;

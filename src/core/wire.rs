@@ -10,7 +10,7 @@
 /// padded with spaces (or zeros) to exactly this many bytes.
 pub const HEADER_LEN: usize = 10;
 
-pub use crate::names::{MAX_USERNAME_CHARS, SYSTEM_USER};
+pub use crate::core::names::{MAX_USERNAME_CHARS, SYSTEM_USER};
 
 pub const JOINED: &str = "*** ENTROU NA SALA ***";
 pub const LEFT: &str = "*** SAIU DA SALA ***";
@@ -288,7 +288,7 @@ fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String>
     if chars == 0 || chars > max_chars {
         return Err(format!("{what} must be 1 to {max_chars} characters"));
     }
-    if name.chars().any(crate::text::is_hazard) {
+    if name.chars().any(crate::core::text::is_hazard) {
         return Err(format!(
             "{what} must not contain control or invisible characters"
         ));
@@ -300,9 +300,9 @@ fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String>
 }
 
 /// A username is a canonical PRECIS nickname of 1–32 characters that is
-/// not, and does not look like, `Sistema` (see [`crate::names`]).
+/// not, and does not look like, `Sistema` (see [`crate::core::names`]).
 pub fn validate_username(name: &str) -> Result<(), String> {
-    crate::names::check_username(name)
+    crate::core::names::check_username(name)
 }
 
 /// A room name is 1–64 characters, no control or invisible characters, no

@@ -23,7 +23,7 @@
 use precis_core::profile::Profile;
 use precis_profiles::Nickname;
 
-use crate::text;
+use crate::core::text;
 
 /// The username the server speaks as; reserved for clients in any form
 /// that looks like it.

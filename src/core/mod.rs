@@ -1,0 +1,20 @@
+//! The core: everything that decides, and nothing that does. No module here
+//! touches a socket, a file, the logger or a clock: times come in as
+//! arguments, and what to send to whom goes out as values. That is what
+//! lets every policy be unit-tested in microseconds and fuzzed.
+//!
+//! - [`wire`]: the chat wire format: frames in, typed events out (and back).
+//! - [`hub`]: rooms, members and limits; protocol-neutral deliveries.
+//! - [`session`]: one chat connection's state machine, driven with virtual
+//!   time (`handle(now, input) -> action`, `poll_timeout()`).
+//! - [`control`]: the control protocol's typed requests and responses,
+//!   shared by chatd and chatctl.
+//! - [`names`]: canonical usernames and look-alike comparison.
+//! - [`text`]: terminal- and log-safe rendering of untrusted text.
+//! - [`lines`]: a bounded line splitter (control requests, event lines).
+
+pub mod control;
+pub mod hub;
+pub mod names;
+pub mod text;
+pub mod wire;
