@@ -8,14 +8,14 @@ use chatd::core::wire::{self, Event, EventKind};
 use libfuzzer_sys::fuzz_target;
 
 fn check_event(username: &str, message: &str, room: &str) {
-    let line = Event {
+    let event = Event {
         kind: EventKind::Message,
-        username,
-        message,
-        room: Some(room),
+        username: username.to_string(),
+        message: message.to_string(),
+        room: Some(room.to_string()),
         reason: None,
-    }
-    .encode();
+    };
+    let line = event.encode();
     assert!(line.is_ascii());
     assert_eq!(line.iter().filter(|&&b| b == b'}').count(), 1);
     assert!(line.ends_with(b"}\n"));
@@ -23,6 +23,7 @@ fn check_event(username: &str, message: &str, room: &str) {
     assert_eq!(v["username"], username);
     assert_eq!(v["message"], message);
     assert_eq!(v["room"], room);
+    assert_eq!(Event::parse(&line), Ok(event));
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand};
 use chatd::core::control::Request;
-use chatd::paths::{check_private_dir, resolve_client_socket_path};
 use chatd::core::text::printable;
+use chatd::paths::{check_private_dir, resolve_client_socket_path};
 
 /// Why chatctl stops, each mapped to its exit status in one place.
 enum Failure {

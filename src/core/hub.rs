@@ -4,9 +4,10 @@
 //!
 //! The hub never touches a socket, a clock or the logger. Connections are
 //! plain [`ConnId`]s chosen by the caller; times arrive as already-formatted
-//! strings. Every method returns what to deliver (an encoded event line and
-//! its recipients) or a refusal, and the event loop carries that out. No
-//! input makes it panic.
+//! strings. Every method returns what to deliver (a typed [`Event`] and its
+//! recipients, protocol-neutral: each shell encodes it once for its own
+//! protocol) or a refusal, and the event loop carries that out. No input
+//! makes it panic.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -59,11 +60,12 @@ impl std::hash::Hasher for IdHasher {
 /// Upper bound for a room's participant limit.
 pub const MAX_LIMIT: usize = 1_000_000;
 
-/// One encoded event line and the connections it goes to.
+/// One event, the room it happened in, and the connections it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    pub room: RoomId,
+    pub event: Event,
     pub to: Vec<ConnId>,
-    pub line: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +116,7 @@ impl HubError {
 pub struct Refusal {
     pub code: ErrorCode,
     pub reason: String,
-    pub line: Vec<u8>,
+    pub event: Event,
 }
 
 /// A member who left (or was removed): who, from where, and the `leave`
@@ -126,20 +128,20 @@ pub struct Departure {
     pub notice: Delivery,
 }
 
-/// A room an admin closed: its members get `line` and are disconnected.
+/// A room an admin closed: its members get `event` and are disconnected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closure {
     pub room: String,
     pub members: Vec<ConnId>,
-    pub line: Vec<u8>,
+    pub event: Event,
 }
 
-/// A member an admin removed: `line` goes to `conn`, which is then closed;
+/// A member an admin removed: `event` goes to `conn`, which is then closed;
 /// the room gets `departure.notice`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kick {
     pub conn: ConnId,
-    pub line: Vec<u8>,
+    pub event: Event,
     pub departure: Departure,
 }
 
@@ -251,11 +253,15 @@ impl Hub {
         room_name: &str,
         address: &str,
         joined_at: &str,
-    ) -> Result<Delivery, Refusal> {
-        let refuse = |code: ErrorCode, reason: String| Refusal {
-            line: wire::error_event(code, Some(room_name), &reason),
-            code,
-            reason,
+    ) -> Result<Delivery, Box<Refusal>> {
+        // Boxed: refusals are rare, and a large error would make every
+        // successful join's result as large.
+        let refuse = |code: ErrorCode, reason: String| {
+            Box::new(Refusal {
+                event: Event::error(code, Some(room_name), &reason),
+                code,
+                reason,
+            })
         };
         if self.member_of.contains_key(&conn) {
             return Err(refuse(
@@ -304,41 +310,42 @@ impl Hub {
             joined_at: joined_at.to_string(),
         });
         self.member_of.insert(conn, id);
-        let line = Event {
+        let event = Event {
             kind: EventKind::Join,
-            username,
-            message: wire::JOINED,
-            room: Some(room_name),
+            username: username.to_string(),
+            message: wire::JOINED.to_string(),
+            room: Some(room_name.to_string()),
             reason: None,
-        }
-        .encode();
+        };
         Ok(Delivery {
+            room: id,
+            event,
             to: room.members.iter().map(|m| m.conn).collect(),
-            line,
         })
     }
 
     /// A chat message from a member: goes to every other member of its room.
     /// `None` when `conn` is not in a room.
     pub fn say(&self, conn: ConnId, text: &str) -> Option<Delivery> {
-        let room = &self.rooms[self.member_of.get(&conn)?];
+        let id = *self.member_of.get(&conn)?;
+        let room = &self.rooms[&id];
         let sender = room.members.iter().find(|m| m.conn == conn)?;
-        let line = Event {
+        let event = Event {
             kind: EventKind::Message,
-            username: &sender.username,
-            message: text,
-            room: Some(&room.name),
+            username: sender.username.clone(),
+            message: text.to_string(),
+            room: Some(room.name.clone()),
             reason: None,
-        }
-        .encode();
+        };
         Some(Delivery {
+            room: id,
+            event,
             to: room
                 .members
                 .iter()
                 .filter(|m| m.conn != conn)
                 .map(|m| m.conn)
                 .collect(),
-            line,
         })
     }
 
@@ -350,19 +357,19 @@ impl Hub {
         let pos = room.members.iter().position(|m| m.conn == conn)?;
         let member = room.members.remove(pos);
         room.keys.remove(&names::comparison_key(&member.username));
-        let line = Event {
+        let event = Event {
             kind: EventKind::Leave,
-            username: &member.username,
-            message: wire::LEFT,
-            room: Some(&room.name),
+            username: member.username.clone(),
+            message: wire::LEFT.to_string(),
+            room: Some(room.name.clone()),
             reason: None,
-        }
-        .encode();
+        };
         Some(Departure {
             room: room.name.clone(),
             notice: Delivery {
+                room: id,
+                event,
                 to: room.members.iter().map(|m| m.conn).collect(),
-                line,
             },
             member,
         })
@@ -379,7 +386,7 @@ impl Hub {
             self.member_of.remove(conn);
         }
         Ok(Closure {
-            line: wire::system_event(EventKind::Closed, wire::CLOSED, Some(&room.name)),
+            event: Event::system(EventKind::Closed, wire::CLOSED, Some(&room.name)),
             room: room.name,
             members,
         })
@@ -401,7 +408,7 @@ impl Hub {
         let departure = self.leave(conn).expect("member was just found");
         Ok(Kick {
             conn,
-            line: wire::system_event(EventKind::Kicked, wire::KICKED, Some(room_name)),
+            event: Event::system(EventKind::Kicked, wire::KICKED, Some(room_name)),
             departure,
         })
     }
@@ -436,17 +443,13 @@ fn check_limit(limit: usize) -> Result<(), HubError> {
 mod tests {
     use super::*;
 
-    fn event(line: &[u8]) -> serde_json::Value {
-        serde_json::from_slice(line).unwrap()
-    }
-
     fn hub_with(name: &str, limit: usize) -> Hub {
         let mut hub = Hub::new();
         hub.create_room(name, limit).unwrap();
         hub
     }
 
-    fn join(hub: &mut Hub, conn: ConnId, user: &str, room: &str) -> Result<Delivery, Refusal> {
+    fn join(hub: &mut Hub, conn: ConnId, user: &str, room: &str) -> Result<Delivery, Box<Refusal>> {
         hub.join(conn, user, room, "127.0.0.1:1", "2026-11-24T10:00:00Z")
     }
 
@@ -457,11 +460,11 @@ mod tests {
         assert_eq!(d.to, vec![1]);
         let d = join(&mut hub, 2, "Buendia", "Teste").unwrap();
         assert_eq!(d.to, vec![1, 2]);
-        let v = event(&d.line);
-        assert_eq!(v["username"], "Buendia");
-        assert_eq!(v["message"], "*** ENTROU NA SALA ***");
-        assert_eq!(v["type"], "join");
-        assert_eq!(v["room"], "Teste");
+        let v = &d.event;
+        assert_eq!(v.username, "Buendia");
+        assert_eq!(v.message, "*** ENTROU NA SALA ***");
+        assert_eq!(v.kind, EventKind::Join);
+        assert_eq!(v.room.as_deref(), Some("Teste"));
     }
 
     #[test]
@@ -478,9 +481,9 @@ mod tests {
         );
         let r = join(&mut hub, 3, "Ana", "Teste").unwrap_err();
         assert_eq!(r.code, ErrorCode::RoomFull);
-        let v = event(&r.line);
-        assert_eq!(v["username"], "Sistema");
-        assert_eq!(v["message"], "501");
+        let v = &r.event;
+        assert_eq!(v.username, "Sistema");
+        assert_eq!(v.message, "501");
         assert_eq!(hub.member_count(), 1);
     }
 
@@ -519,7 +522,7 @@ mod tests {
         join(&mut hub, 3, "Ana", "B").unwrap();
         let d = hub.say(1, "Olá").unwrap();
         assert_eq!(d.to, vec![2]);
-        assert_eq!(event(&d.line)["message"], "Olá");
+        assert_eq!(d.event.message, "Olá");
         assert_eq!(hub.say(3, "x").unwrap().to, Vec::<ConnId>::new());
         assert_eq!(hub.say(99, "x"), None);
     }
@@ -532,7 +535,7 @@ mod tests {
         let dep = hub.leave(2).unwrap();
         assert_eq!(dep.notice.to, vec![1]);
         assert_eq!(dep.member.username, "Buendia");
-        assert_eq!(event(&dep.notice.line)["message"], "*** SAIU DA SALA ***");
+        assert_eq!(dep.notice.event.message, "*** SAIU DA SALA ***");
         assert_eq!(hub.leave(2), None);
         join(&mut hub, 3, "Buendia", "Teste").unwrap();
     }
@@ -565,12 +568,12 @@ mod tests {
         let kick = hub.kick("Z", "Yan").unwrap();
         assert_eq!(kick.conn, 1);
         assert_eq!(kick.departure.notice.to, vec![2]);
-        assert_eq!(event(&kick.line)["type"], "kicked");
+        assert_eq!(kick.event.kind, EventKind::Kicked);
         assert!(matches!(hub.kick("Z", "Yan"), Err(HubError::NotFound(_))));
 
         let closure = hub.close_room("Z").unwrap();
         assert_eq!(closure.members, vec![2]);
-        assert_eq!(event(&closure.line)["message"], "*** SALA ENCERRADA ***");
+        assert_eq!(closure.event.message, "*** SALA ENCERRADA ***");
         assert_eq!(hub.room_of(2), None);
         assert!(matches!(hub.close_room("Z"), Err(HubError::NotFound(_))));
         assert_eq!(hub.list().len(), 1);

@@ -322,7 +322,7 @@ pub fn validate_message(payload: &[u8]) -> Result<&str, &'static str> {
 }
 
 // ---------------------------------------------------------------------------
-// Event encoding
+// Events: typed, with encode and parse
 // ---------------------------------------------------------------------------
 
 /// The `type` field of a server → client event.
@@ -349,64 +349,113 @@ impl EventKind {
             EventKind::Shutdown => "shutdown",
         }
     }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        Some(match s {
+            "join" => EventKind::Join,
+            "message" => EventKind::Message,
+            "leave" => EventKind::Leave,
+            "error" => EventKind::Error,
+            "closed" => EventKind::Closed,
+            "kicked" => EventKind::Kicked,
+            "shutdown" => EventKind::Shutdown,
+            _ => return None,
+        })
+    }
 }
 
-/// One server → client event, borrowed for encoding.
-#[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
+/// One server → client event. The hub produces them; each shell encodes
+/// them for its protocol (chatd's: [`Event::encode`]), once per event
+/// however many recipients it has; clients read them with
+/// [`Event::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
     pub kind: EventKind,
-    pub username: &'a str,
-    pub message: &'a str,
-    pub room: Option<&'a str>,
-    pub reason: Option<&'a str>,
+    pub username: String,
+    pub message: String,
+    pub room: Option<String>,
+    pub reason: Option<String>,
 }
 
-impl Event<'_> {
+impl Event {
+    /// An `error` event from `Sistema` with its code and reason.
+    pub fn error(code: ErrorCode, room: Option<&str>, reason: &str) -> Event {
+        Event {
+            kind: EventKind::Error,
+            username: SYSTEM_USER.to_string(),
+            message: code.as_str().to_string(),
+            room: room.map(str::to_string),
+            reason: Some(reason.to_string()),
+        }
+    }
+
+    /// A notice from `Sistema` (`closed`, `kicked`, `shutdown`).
+    pub fn system(kind: EventKind, message: &str, room: Option<&str>) -> Event {
+        Event {
+            kind,
+            username: SYSTEM_USER.to_string(),
+            message: message.to_string(),
+            room: room.map(str::to_string),
+            reason: None,
+        }
+    }
+
     /// Encodes the event as one line: a flat JSON object, pure ASCII, whose
     /// only literal `}` is the byte before the final `\n`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.username.len() + self.message.len());
         out.extend_from_slice(b"{\"username\":");
-        push_json_string(&mut out, self.username);
+        push_json_string(&mut out, &self.username);
         out.extend_from_slice(b",\"message\":");
-        push_json_string(&mut out, self.message);
+        push_json_string(&mut out, &self.message);
         out.extend_from_slice(b",\"type\":");
         push_json_string(&mut out, self.kind.as_str());
-        if let Some(room) = self.room {
+        if let Some(room) = &self.room {
             out.extend_from_slice(b",\"room\":");
             push_json_string(&mut out, room);
         }
-        if let Some(reason) = self.reason {
+        if let Some(reason) = &self.reason {
             out.extend_from_slice(b",\"reason\":");
             push_json_string(&mut out, reason);
         }
         out.extend_from_slice(b"}\n");
         out
     }
-}
 
-/// Encodes an `error` event from `Sistema` with its code and reason.
-pub fn error_event(code: ErrorCode, room: Option<&str>, reason: &str) -> Vec<u8> {
-    Event {
-        kind: EventKind::Error,
-        username: SYSTEM_USER,
-        message: code.as_str(),
-        room,
-        reason: Some(reason),
+    /// Parses one event line (without or with its newline). `username` and
+    /// `message` are required strings; other fields are ignored. An event
+    /// without `type` (the prototype's server sends none) is read by its
+    /// content: a join or leave notice by its text, `Sistema` with a code
+    /// as an error, anything else as a message.
+    pub fn parse(line: &[u8]) -> Result<Event, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| format!("not a JSON event: {e}"))?;
+        let serde_json::Value::Object(fields) = value else {
+            return Err("not a JSON object".into());
+        };
+        let string = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let username = string("username").ok_or("no \"username\" string")?;
+        let message = string("message").ok_or("no \"message\" string")?;
+        let kind = match fields.get("type") {
+            Some(serde_json::Value::String(t)) => {
+                EventKind::parse(t).ok_or_else(|| format!("unknown event type {t:?}"))?
+            }
+            Some(_) => return Err("\"type\" is not a string".into()),
+            None if message == JOINED => EventKind::Join,
+            None if message == LEFT => EventKind::Leave,
+            None if username == SYSTEM_USER && message.bytes().all(|b| b.is_ascii_digit()) => {
+                EventKind::Error
+            }
+            None => EventKind::Message,
+        };
+        Ok(Event {
+            kind,
+            username,
+            message,
+            room: string("room"),
+            reason: string("reason"),
+        })
     }
-    .encode()
-}
-
-/// Encodes a notice from `Sistema` (`closed`, `kicked`, `shutdown`).
-pub fn system_event(kind: EventKind, message: &str, room: Option<&str>) -> Vec<u8> {
-    Event {
-        kind,
-        username: SYSTEM_USER,
-        message,
-        room,
-        reason: None,
-    }
-    .encode()
 }
 
 /// Appends `s` as a JSON string literal that is pure ASCII and contains no
@@ -648,9 +697,9 @@ mod tests {
         let text = "Olá {ok} \"q\" \\ 😀 \u{7f}";
         let line = Event {
             kind: EventKind::Message,
-            username: "Yan}",
-            message: text,
-            room: Some("Teste{"),
+            username: "Yan}".into(),
+            message: text.into(),
+            room: Some("Teste{".into()),
             reason: None,
         }
         .encode();
@@ -669,9 +718,9 @@ mod tests {
     fn event_matches_protocol_example() {
         let line = Event {
             kind: EventKind::Message,
-            username: "Yan",
-            message: "Olá {ok}",
-            room: Some("Teste"),
+            username: "Yan".into(),
+            message: "Olá {ok}".into(),
+            room: Some("Teste".into()),
             reason: None,
         }
         .encode();
@@ -683,12 +732,33 @@ mod tests {
 
     #[test]
     fn error_event_fields() {
-        let line = error_event(ErrorCode::NoSuchRoom, Some("X"), "no room named 'X'");
+        let line = Event::error(ErrorCode::NoSuchRoom, Some("X"), "no room named 'X'").encode();
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["username"], "Sistema");
         assert_eq!(v["message"], "404");
         assert_eq!(v["type"], "error");
         assert_eq!(v["reason"], "no room named 'X'");
+    }
+
+    #[test]
+    fn events_parse_back_and_prototype_events_are_read_by_content() {
+        let e = Event::system(EventKind::Closed, CLOSED, Some("Teste"));
+        assert_eq!(Event::parse(&e.encode()), Ok(e));
+        let join = Event::parse(br#"{"username":"Yan","message":"*** ENTROU NA SALA ***"}"#);
+        assert_eq!(join.map(|e| e.kind), Ok(EventKind::Join));
+        let refused = Event::parse(br#"{"username":"Sistema","message":"404"}"#);
+        assert_eq!(refused.map(|e| e.kind), Ok(EventKind::Error));
+        let said = Event::parse(br#"{"username":"Yan","message":"404"}"#);
+        assert_eq!(said.map(|e| e.kind), Ok(EventKind::Message));
+        for bad in [
+            &b"[]"[..],
+            b"{}",
+            br#"{"username":"a"}"#,
+            br#"{"username":"a","message":"b","type":"x"}"#,
+            b"\xff",
+        ] {
+            assert!(Event::parse(bad).is_err());
+        }
     }
 
     #[test]
@@ -761,14 +831,14 @@ mod tests {
                 room in any::<String>(),
                 reason in any::<String>(),
             ) {
-                let line = Event {
+                let event = Event {
                     kind: EventKind::Error,
-                    username: &username,
-                    message: &message,
-                    room: Some(&room),
-                    reason: Some(&reason),
-                }
-                .encode();
+                    username: username.clone(),
+                    message: message.clone(),
+                    room: Some(room.clone()),
+                    reason: Some(reason.clone()),
+                };
+                let line = event.encode();
                 prop_assert!(line.is_ascii());
                 prop_assert_eq!(line.iter().filter(|&&b| b == b'}').count(), 1);
                 prop_assert_eq!(line.last_chunk::<2>(), Some(b"}\n"));
@@ -777,6 +847,7 @@ mod tests {
                 prop_assert_eq!(v["message"].as_str(), Some(message.as_str()));
                 prop_assert_eq!(v["room"].as_str(), Some(room.as_str()));
                 prop_assert_eq!(v["reason"].as_str(), Some(reason.as_str()));
+                prop_assert_eq!(Event::parse(&line), Ok(event));
             }
         }
     }

@@ -414,8 +414,9 @@ impl Server {
                     return self.persist_failed(e);
                 }
                 let closure = self.hub.close_room(&room).expect("checked above");
+                let line = closure.event.encode();
                 for &conn in &closure.members {
-                    self.begin_close(conn, Some(&closure.line));
+                    self.begin_close(conn, Some(&line));
                 }
                 self.log.info(format!(
                     "room '{}' closed; {} member(s) disconnected",
@@ -450,7 +451,7 @@ impl Server {
                         dep.member.username, dep.room, dep.member.address
                     ));
                     self.deliver(&dep.notice);
-                    self.begin_close(kick.conn, Some(&kick.line));
+                    self.begin_close(kick.conn, Some(&kick.event.encode()));
                     self.drop_doomed();
                     json!({ "ok": true, "room": room, "username": username })
                 }

@@ -26,8 +26,8 @@ use super::notify::Notifier;
 use super::signals::Signals;
 use super::store::Store;
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
+use crate::core::wire::{self, ErrorCode, Event, EventKind};
 use crate::timefmt;
-use crate::core::wire::{self, ErrorCode, EventKind};
 
 /// select(2) cannot watch descriptors at or above this number.
 pub const FD_SETSIZE: usize = nix::libc::FD_SETSIZE;
@@ -461,7 +461,7 @@ impl Server {
         self.listeners.clear();
         self.control = None;
         self.admins.clear();
-        let line = wire::system_event(EventKind::Shutdown, wire::SHUTDOWN, None);
+        let line = Event::system(EventKind::Shutdown, wire::SHUTDOWN, None).encode();
         for c in self.clients.values_mut() {
             if !matches!(c.phase, Phase::Closing { .. }) {
                 c.queue(&line);
@@ -522,11 +522,12 @@ impl Server {
     /// connection never enters the loop.
     fn refuse_at_door(&mut self, mut stream: TcpStream, peer: SocketAddr, why: &str) {
         let _ = stream.set_nonblocking(true);
-        let line = wire::error_event(
+        let line = Event::error(
             ErrorCode::Unavailable,
             None,
             &format!("server at capacity: {why}"),
-        );
+        )
+        .encode();
         let _ = stream.write(&line);
         let _ = stream.shutdown(std::net::Shutdown::Write);
         self.stats.refusals += 1;
@@ -677,7 +678,7 @@ impl Server {
                     hs.username,
                     refusal.reason
                 ));
-                self.begin_close(id, Some(&refusal.line));
+                self.begin_close(id, Some(&refusal.event.encode()));
                 None
             }
         }
@@ -689,7 +690,7 @@ impl Server {
             Ok(t) => t,
             Err(reason) => {
                 // The stream is still in sync: reject this message only.
-                let line = wire::error_event(ErrorCode::BadRequest, None, reason);
+                let line = Event::error(ErrorCode::BadRequest, None, reason).encode();
                 self.queue_to(id, &line);
                 self.log.warn(format!(
                     "rejected message from {}: {reason}",
@@ -717,7 +718,7 @@ impl Server {
             code.as_str(),
             self.describe(id)
         ));
-        let line = wire::error_event(code, room, reason);
+        let line = Event::error(code, room, reason).encode();
         self.leave_room(id, "closed after a protocol error");
         self.begin_close(id, Some(&line));
     }
@@ -729,8 +730,10 @@ impl Server {
     /// Returns whether some recipient is now above the high-water mark.
     pub(super) fn deliver(&mut self, d: &Delivery) -> bool {
         let mut crossed = false;
+        // Encoded once, whatever the number of recipients.
+        let line = d.event.encode();
         for &to in &d.to {
-            if self.queue_to(to, &d.line) {
+            if self.queue_to(to, &line) {
                 crossed = true;
             }
         }

@@ -453,6 +453,8 @@ fn second_daemon_on_the_same_port_fails_clearly() {
     let out = std::process::Command::new(CHATD)
         .args(["--listen", &d.addr.to_string(), "--control"])
         .arg(dir.path().join("c.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -430,6 +430,8 @@ fn second_daemon_on_a_live_control_socket_is_refused() {
     let out = Command::new(CHATD)
         .args(["--listen", "127.0.0.1:0", "--control"])
         .arg(&d.control)
+        .arg("--state-dir")
+        .arg(d.dir().join("other-state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -463,6 +465,8 @@ fn a_regular_file_at_the_socket_path_is_not_touched() {
     let out = Command::new(CHATD)
         .args(["--listen", "127.0.0.1:0", "--control"])
         .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
