@@ -2,6 +2,11 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
+//!         [--baseline PATH]
+//!
+//! `--baseline PATH` adds another chatd binary (an older build, say) as a
+//! third server, alternated with the others: before/after comparisons of a
+//! change on the same machine in the same minutes.
 //!
 //! Every scenario runs `--runs` times (default 3) against a fresh server
 //! each time, alternating which server goes first; the table shows medians
@@ -82,9 +87,9 @@ impl Drop for TempDir {
     }
 }
 
-fn start_chatd(rooms: usize) -> Result<Server, String> {
+fn start_chatd(bin: &Path, rooms: usize) -> Result<Server, String> {
     let dir = TempDir::new("chatd");
-    let mut cmd = Command::new(CHATD);
+    let mut cmd = Command::new(bin);
     cmd.args(["--listen", "127.0.0.1:0", "--control"])
         .arg(dir.0.join("c.sock"))
         .arg("--state-dir")
@@ -212,6 +217,7 @@ fn figures(sc: &Scenario) -> Vec<Figure> {
     }
     vec![
         ("deliveries/s", |r| r.deliveries_per_sec),
+        ("server CPU/delivery (ns)", |r| r.cpu_ns_per_delivery),
         ("lost", |r| r.lost() as f64),
         ("latency p50 (µs)", |r| r.p50_us as f64),
         ("latency p99 (µs)", |r| r.p99_us as f64),
@@ -226,6 +232,8 @@ struct Args {
     scenario: Option<String>,
     /// Drive an already running chatd (for profiling it): its address and pid.
     attach: Option<(SocketAddr, u32)>,
+    /// Another chatd binary to measure beside this build.
+    baseline: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -234,6 +242,7 @@ fn parse_args() -> Args {
         only: None,
         scenario: None,
         attach: None,
+        baseline: None,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -245,6 +254,7 @@ fn parse_args() -> Args {
             "--scenario" => args.scenario = it.next(),
             "--attach" => attach_addr = it.next().and_then(|v| v.parse().ok()),
             "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
+            "--baseline" => args.baseline = it.next().map(PathBuf::from),
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -289,9 +299,14 @@ fn main() {
         return;
     }
     let ngircd = ngircd_binary();
-    let servers: Vec<&str> = ["chatd", "ngircd"]
+    let servers: Vec<&str> = ["chatd", "baseline", "ngircd"]
         .into_iter()
-        .filter(|s| args.only.as_deref().is_none_or(|o| o == *s))
+        .filter(|s| *s != "baseline" || args.baseline.is_some())
+        .filter(|s| {
+            args.only
+                .as_deref()
+                .is_none_or(|o| o == *s || *s == "baseline")
+        })
         .filter(|s| *s != "ngircd" || ngircd.is_some())
         .collect();
     if ngircd.is_none() {
@@ -317,7 +332,8 @@ fn main() {
             };
             for i in order {
                 let server = match servers[i] {
-                    "chatd" => start_chatd(sc.rooms),
+                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms),
+                    "baseline" => start_chatd(args.baseline.as_deref().unwrap(), sc.rooms),
                     _ => start_ngircd(ngircd.as_deref().unwrap()),
                 };
                 let server = match server {
@@ -359,7 +375,10 @@ fn print_table(sc: &Scenario, results: &[(&str, Vec<Report>)]) {
         header.push_str(&format!("{:>14}", name));
     }
     if results.len() == 2 {
-        header.push_str(&format!("{:>16}", "chatd/ngircd"));
+        header.push_str(&format!(
+            "{:>16}",
+            format!("{}/{}", results[0].0, results[1].0)
+        ));
     }
     println!("{header}");
     for (label, get) in figures(sc) {

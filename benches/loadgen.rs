@@ -60,6 +60,9 @@ pub struct Report {
     pub rss_base_kib: u64,
     /// (RSS with all clients joined − RSS before) / clients.
     pub rss_per_client_kib: f64,
+    /// The server's CPU time (user + system, from /proc) from the first
+    /// send to the end of the run, per delivery, in nanoseconds.
+    pub cpu_ns_per_delivery: f64,
 }
 
 impl Report {
@@ -172,6 +175,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     stats.received = 0;
 
     // Phase 2: send and receive.
+    let cpu_before = cpu_secs(target.pid);
     let total = (n * sc.msgs) as u64;
     report.expected = total * (sc.members as u64 - 1);
     let start_us = now_us();
@@ -220,6 +224,10 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     }
     report.rss_peak_kib = report.rss_peak_kib.max(rss_kib(target.pid));
     report.received = stats.received;
+    if report.received > 0 {
+        let cpu = cpu_secs(target.pid) - cpu_before;
+        report.cpu_ns_per_delivery = cpu * 1e9 / report.received as f64;
+    }
     report.secs = stats.last_us.saturating_sub(start_us) as f64 / 1e6;
     if report.secs > 0.0 {
         report.deliveries_per_sec = report.received as f64 / report.secs;
@@ -232,6 +240,31 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
         report.max_us = lat[lat.len() - 1];
     }
     Ok(report)
+}
+
+/// CPU seconds (utime + stime) a process has used, from /proc; 0 when it
+/// cannot be read.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz.max(1.0)
 }
 
 #[derive(Default)]

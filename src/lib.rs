@@ -4,6 +4,8 @@
 //! The layers, each importing only from those below it:
 //! - [`core`]: decides, never does I/O or reads a clock: the wire format,
 //!   the hub, the session state machine, the control protocol, names.
+//! - [`sys`]: I/O helpers shared by daemon and client: the signal
+//!   self-pipe, non-blocking reads and writes.
 //! - [`paths`]: where the control socket and the state directory are.
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate.
 //! - [`cli`]: the three programs' command lines (clap).
@@ -16,4 +18,5 @@ pub mod cli;
 pub mod core;
 pub mod daemon;
 pub mod paths;
+pub mod sys;
 pub mod timefmt;

@@ -1,9 +1,12 @@
-//! The control protocol (PROTOCOL.md §2), shared by chatd and chatctl: the
-//! request type, the error codes and the size bound on a request line. One
-//! JSON request per line, one JSON response per line. (Where the socket is:
-//! [`crate::paths`].)
+//! The control protocol (PROTOCOL.md §2), shared by chatd and chatctl: typed
+//! requests and typed responses, the error codes and the size bound on a
+//! request line. One JSON request per line, one JSON response per line;
+//! this module owns both directions of the encoding, so chatd and chatctl
+//! cannot disagree on it. (Where the socket is: [`crate::paths`].) An API
+//! boundary: scripts rely on these lines byte for byte.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// Longest request line chatd accepts (newline excluded).
 pub const MAX_REQUEST_LINE: usize = 64 * 1024;
@@ -91,17 +94,327 @@ impl ErrorCode {
     }
 }
 
-/// `{"ok":false,"error":{"code":...,"message":...}}`
-pub fn error_response(code: ErrorCode, message: &str) -> serde_json::Value {
-    serde_json::json!({
-        "ok": false,
-        "error": { "code": code.as_str(), "message": message },
-    })
+impl ErrorCode {
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        Some(match s {
+            "not_found" => ErrorCode::NotFound,
+            "exists" => ErrorCode::Exists,
+            "invalid" => ErrorCode::Invalid,
+            "bad_request" => ErrorCode::BadRequest,
+            "failed" => ErrorCode::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// A room as `list`, `create-room` and `set-limit` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomView {
+    pub name: String,
+    pub limit: usize,
+    pub members: usize,
+}
+
+/// A member as `participants` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub username: String,
+    pub address: String,
+    pub joined_at: String,
+}
+
+/// A log entry's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warn,
+    Info,
+}
+
+impl Level {
+    /// As a column: `ERROR`, `WARN`, `INFO`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+        }
+    }
+}
+
+/// One log entry as `logs` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub ts: String,
+    pub level: Level,
+    pub message: String,
+}
+
+/// What `stats` reports, in this order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub uptime_secs: u64,
+    pub clients: usize,
+    pub members: usize,
+    pub rooms: usize,
+    pub messages_relayed: u64,
+    pub deliveries: u64,
+    pub bytes_out: u64,
+    pub slow_consumer_drops: u64,
+    pub joins: u64,
+    pub refusals: u64,
+}
+
+impl Stats {
+    /// Name and value of each counter, in the wire's order.
+    pub fn rows(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("uptime_secs", self.uptime_secs),
+            ("clients", self.clients as u64),
+            ("members", self.members as u64),
+            ("rooms", self.rooms as u64),
+            ("messages_relayed", self.messages_relayed),
+            ("deliveries", self.deliveries),
+            ("bytes_out", self.bytes_out),
+            ("slow_consumer_drops", self.slow_consumer_drops),
+            ("joins", self.joins),
+            ("refusals", self.refusals),
+        ]
+    }
+}
+
+/// A successful answer; which one follows from the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// `create-room`, `set-limit`.
+    Room { room: RoomView },
+    /// `list` (creation order).
+    Rooms { rooms: Vec<RoomView> },
+    /// `participants` (join order).
+    Participants {
+        room: String,
+        participants: Vec<Participant>,
+    },
+    /// `close-room`.
+    Closed { room: String, disconnected: usize },
+    /// `kick`.
+    Kicked { room: String, username: String },
+    /// `logs` (oldest first).
+    Logs { logs: Vec<LogEntry> },
+    /// `stats`.
+    Stats { stats: Stats },
+}
+
+/// A refusal: `{"code": ..., "message": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// One response line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Ok(Reply),
+    Err(Refusal),
+}
+
+impl Response {
+    pub fn error(code: ErrorCode, message: &str) -> Response {
+        Response::Err(Refusal {
+            code,
+            message: message.to_string(),
+        })
+    }
+
+    /// `{"ok":true,...reply}` or `{"ok":false,"error":{"code":...,"message":...}}`.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        match self {
+            Response::Ok(reply) => {
+                m.insert("ok".into(), Value::Bool(true));
+                if let Ok(Value::Object(fields)) = serde_json::to_value(reply) {
+                    m.extend(fields);
+                }
+            }
+            Response::Err(r) => {
+                m.insert("ok".into(), Value::Bool(false));
+                m.insert(
+                    "error".into(),
+                    serde_json::json!({ "code": r.code.as_str(), "message": r.message }),
+                );
+            }
+        }
+        Value::Object(m)
+    }
+
+    /// The response as one line, newline included (serde_json escapes
+    /// control characters, so it is always one line).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(&self.to_value()).expect("a Value serializes");
+        line.push(b'\n');
+        line
+    }
+
+    /// Parses the response to `req`: the request says which reply to
+    /// expect. The error describes a malformed line.
+    pub fn parse(req: &Request, line: &[u8]) -> Result<Response, String> {
+        let v: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+        match v.get("ok") {
+            Some(Value::Bool(true)) => {}
+            Some(Value::Bool(false)) => {
+                let code = v["error"]["code"].as_str().and_then(ErrorCode::parse);
+                let message = v["error"]["message"].as_str();
+                return match (code, message) {
+                    (Some(code), Some(message)) => Ok(Response::error(code, message)),
+                    _ => Err("an error without a known code and a message".into()),
+                };
+            }
+            _ => return Err("no \"ok\" field".into()),
+        }
+        let field = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+        let bad = |e: serde_json::Error| format!("unexpected reply: {e}");
+        let reply = match req {
+            Request::CreateRoom { .. } | Request::SetLimit { .. } => Reply::Room {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+            },
+            Request::List {} => Reply::Rooms {
+                rooms: serde_json::from_value(field("rooms")).map_err(bad)?,
+            },
+            Request::Participants { .. } => Reply::Participants {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                participants: serde_json::from_value(field("participants")).map_err(bad)?,
+            },
+            Request::CloseRoom { .. } => Reply::Closed {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                disconnected: serde_json::from_value(field("disconnected")).map_err(bad)?,
+            },
+            Request::Kick { .. } => Reply::Kicked {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                username: serde_json::from_value(field("username")).map_err(bad)?,
+            },
+            Request::Logs { .. } => Reply::Logs {
+                logs: serde_json::from_value(field("logs")).map_err(bad)?,
+            },
+            Request::Stats {} => Reply::Stats {
+                stats: serde_json::from_value(field("stats")).map_err(bad)?,
+            },
+        };
+        Ok(Response::Ok(reply))
+    }
+}
+
+/// One streamed entry after `logs --follow`: `{"log":{...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowLine {
+    pub log: LogEntry,
+}
+
+impl FollowLine {
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("a log line serializes");
+        line.push(b'\n');
+        line
+    }
+
+    pub fn parse(line: &[u8]) -> Result<FollowLine, String> {
+        serde_json::from_slice(line).map_err(|e| format!("unexpected log line: {e}"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn responses_are_the_documented_lines_and_parse_back() {
+        let room = RoomView {
+            name: "Teste".into(),
+            limit: 2,
+            members: 0,
+        };
+        let cases = [
+            (
+                Request::CreateRoom {
+                    name: "Teste".into(),
+                    limit: 2,
+                },
+                Response::Ok(Reply::Room { room: room.clone() }),
+                r#"{"ok":true,"room":{"name":"Teste","limit":2,"members":0}}"#,
+            ),
+            (
+                Request::List {},
+                Response::Ok(Reply::Rooms { rooms: vec![room] }),
+                r#"{"ok":true,"rooms":[{"name":"Teste","limit":2,"members":0}]}"#,
+            ),
+            (
+                Request::CloseRoom {
+                    room: "Teste".into(),
+                },
+                Response::Ok(Reply::Closed {
+                    room: "Teste".into(),
+                    disconnected: 1,
+                }),
+                r#"{"ok":true,"room":"Teste","disconnected":1}"#,
+            ),
+            (
+                Request::Kick {
+                    room: "Teste".into(),
+                    username: "Yan".into(),
+                },
+                Response::Ok(Reply::Kicked {
+                    room: "Teste".into(),
+                    username: "Yan".into(),
+                }),
+                r#"{"ok":true,"room":"Teste","username":"Yan"}"#,
+            ),
+            (
+                Request::Participants {
+                    room: "Teste".into(),
+                },
+                Response::Ok(Reply::Participants {
+                    room: "Teste".into(),
+                    participants: vec![Participant {
+                        username: "Yan".into(),
+                        address: "127.0.0.1:50312".into(),
+                        joined_at: "2026-11-24T10:00:00Z".into(),
+                    }],
+                }),
+                r#"{"ok":true,"room":"Teste","participants":[{"username":"Yan","address":"127.0.0.1:50312","joined_at":"2026-11-24T10:00:00Z"}]}"#,
+            ),
+            (
+                Request::Stats {},
+                Response::Ok(Reply::Stats {
+                    stats: Stats::default(),
+                }),
+                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0}}"#,
+            ),
+            (
+                Request::List {},
+                Response::error(ErrorCode::NotFound, "no room named 'X'"),
+                r#"{"ok":false,"error":{"code":"not_found","message":"no room named 'X'"}}"#,
+            ),
+        ];
+        for (req, resp, line) in cases {
+            let encoded = resp.to_line();
+            assert_eq!(String::from_utf8_lossy(&encoded), format!("{line}\n"));
+            assert_eq!(Response::parse(&req, &encoded), Ok(resp));
+        }
+        let follow = FollowLine {
+            log: LogEntry {
+                ts: "t".into(),
+                level: Level::Warn,
+                message: "m".into(),
+            },
+        };
+        assert_eq!(
+            follow.to_line(),
+            b"{\"log\":{\"ts\":\"t\",\"level\":\"warn\",\"message\":\"m\"}}\n"
+        );
+        assert_eq!(FollowLine::parse(&follow.to_line()), Ok(follow));
+    }
 
     #[test]
     fn request_parsing() {

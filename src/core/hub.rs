@@ -76,7 +76,7 @@ pub struct Member {
     pub joined_at: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Room {
     name: String,
     limit: usize,
@@ -129,11 +129,14 @@ pub struct Departure {
 }
 
 /// A room an admin closed: its members get `event` and are disconnected.
+/// Until that is done, [`Hub::reopen`] can undo the closing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Closure {
     pub room: String,
     pub members: Vec<ConnId>,
     pub event: Event,
+    /// The room as it was, for [`Hub::reopen`].
+    removed: (RoomId, Room),
 }
 
 /// A member an admin removed: `event` goes to `conn`, which is then closed;
@@ -387,9 +390,21 @@ impl Hub {
         }
         Ok(Closure {
             event: Event::system(EventKind::Closed, wire::CLOSED, Some(&room.name)),
-            room: room.name,
+            room: room.name.clone(),
             members,
+            removed: (id, room),
         })
+    }
+
+    /// Undoes [`Hub::close_room`] (the closing could not be saved): the
+    /// room is back in its place, with the same members in the same order.
+    pub fn reopen(&mut self, closure: Closure) {
+        let (id, room) = closure.removed;
+        for m in &room.members {
+            self.member_of.insert(m.conn, id);
+        }
+        self.by_name.insert(room.name.clone(), id);
+        self.rooms.insert(id, room);
     }
 
     /// Removes a member by name (or by a name that looks like it, as for
@@ -570,6 +585,15 @@ mod tests {
         assert_eq!(kick.departure.notice.to, vec![2]);
         assert_eq!(kick.event.kind, EventKind::Kicked);
         assert!(matches!(hub.kick("Z", "Yan"), Err(HubError::NotFound(_))));
+
+        // A closing that could not be saved is undone exactly.
+        let before = hub.list();
+        let closure = hub.close_room("Z").unwrap();
+        hub.reopen(closure);
+        assert_eq!(hub.list(), before);
+        assert!(hub.room_of(2).is_some());
+        assert_eq!(hub.participants("Z").unwrap()[0].username, "Ana");
+        assert!(matches!(join(&mut hub, 5, "ana", "Z"), Err(r) if r.code == ErrorCode::NameTaken));
 
         let closure = hub.close_room("Z").unwrap();
         assert_eq!(closure.members, vec![2]);

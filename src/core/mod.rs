@@ -15,6 +15,8 @@
 
 pub mod control;
 pub mod hub;
+pub mod lines;
 pub mod names;
+pub mod session;
 pub mod text;
 pub mod wire;

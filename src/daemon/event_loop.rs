@@ -1,36 +1,43 @@
-//! The one select(2) loop. It owns every descriptor (TCP listeners, chat
-//! clients, the control socket and its clients, the signal self-pipe), asks
-//! the hub what each input means, and carries out the deliveries.
+//! The one event loop. It owns every descriptor (TCP listeners, chat
+//! clients, the control socket and its clients, the signal self-pipe, the
+//! log sink), waits in the [`Poller`], feeds what happened to the core
+//! (each chat connection's [`Session`], the hub, the control commands) and
+//! carries out what they decide. Nothing else in chatd waits.
 //!
-//! Each pass: compute timers → select → signals → accept → one read per
-//! readable connection → decode and act on buffered frames (rooms with a
-//! backed-up member are skipped) → one write per connection with output →
-//! close what is finished. Nothing else in chatd blocks or calls select.
+//! Each pass: timers due → what the pass changed is settled (poller
+//! interest, timers, room back-pressure) → wait → signals, accepts, one
+//! read per readable connection → frames of rooms that flow → log
+//! followers → one write per connection with output → control writes.
+//! The work lists (connections touched, with output, with frames) and the
+//! timer heap mean a pass visits only the connections something happened
+//! to, never every client.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::sys::select::{FdSet, select};
-use nix::sys::time::{TimeVal, TimeValLike};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::Config;
-use super::admin::AdminConn;
-use super::conn::{Conn, Phase, ReadOutcome};
+use super::commands::{self, Ctx, Effect};
+use super::conn::Conn;
+use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
 use super::logbook::Logbook;
-use super::net::ControlSocket;
+use super::net::{self, ControlSocket};
 use super::notify::Notifier;
-use super::signals::Signals;
+use super::poller::{Interest, Poller, Ready, Select, Token};
 use super::store::Store;
+use crate::core::control::{FollowLine, Response, Stats};
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
+use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
+use crate::sys::nonblock::{ReadOutcome, interrupted, would_block, write_some};
+use crate::sys::selfpipe::SelfPipe;
 use crate::timefmt;
-
-/// select(2) cannot watch descriptors at or above this number.
-pub const FD_SETSIZE: usize = nix::libc::FD_SETSIZE;
 
 /// How long a closing connection may take to flush its last event and see
 /// the peer's FIN before it is closed regardless.
@@ -46,10 +53,6 @@ pub fn high_water_mark(sendq: usize) -> usize {
     (sendq / 2).min(16 * 1024)
 }
 
-/// How often a closing connection whose output is flushed is checked for
-/// the peer's acknowledgement.
-const ACK_POLL: Duration = Duration::from_millis(10);
-
 /// Bytes read from one connection per pass at most (fairness), and the size
 /// of the shared read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -57,8 +60,18 @@ const READ_CHUNK: usize = 64 * 1024;
 /// How long accepting pauses when descriptors run out and no spare is left.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// At most one STATUS= notification per this interval.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Tokens of the descriptors that are not connections (connection ids count
+/// up from 1 and never get near these).
+const SIGNALS: Token = u64::MAX;
+const CONTROL_LISTENER: Token = u64::MAX - 1;
+const LOG_SINK: Token = u64::MAX - 2;
+const FIRST_LISTENER: Token = u64::MAX - 1024;
+
 #[derive(Debug, Default)]
-pub struct Stats {
+pub struct Counters {
     pub messages_relayed: u64,
     pub deliveries: u64,
     pub bytes_out: u64,
@@ -67,66 +80,72 @@ pub struct Stats {
     pub refusals: u64,
 }
 
-pub struct Server {
-    pub(super) cfg: Config,
-    pub(super) hub: Hub,
-    pub(super) clients: IdMap<Conn>,
-    pub(super) admins: IdMap<AdminConn>,
-    pub(super) log: Logbook,
-    pub(super) stats: Stats,
-    pub(super) started: Instant,
-    listeners: Vec<TcpListener>,
-    pub(super) control: Option<ControlSocket>,
-    signals: Signals,
-    next_id: u64,
-    /// Above this much queued output a member is "backed up": its room is not
-    /// read from, and its write-timeout clock runs.
-    hwm: usize,
-    scratch: Vec<u8>,
-    /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it is
-    /// closed so the pending connection can be accepted, told 503, and closed.
-    spare_fd: Option<File>,
-    accept_paused_until: Option<Instant>,
-    last_fd_warning: Option<Instant>,
-    /// Set once SIGINT/SIGTERM arrived: the moment chatd exits at the latest.
-    shutdown_deadline: Option<Instant>,
-    /// Connections to drop once the current delivery is done.
-    doomed: Vec<(ConnId, String)>,
-    pub(super) store: Store,
-    notifier: Notifier,
-    /// The (clients, rooms) last reported in STATUS=, and when.
-    status_sent: ((usize, usize), Instant),
-    /// Clients closed during shutdown with output they never received.
-    cut_off: usize,
-    /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
-    watchdog_due: Option<Instant>,
-    /// The most control connections at once (see `admin::control_cap`).
-    pub(super) control_cap: usize,
-    /// Control connections closed mid-request and not yet logged.
-    pub(super) stalled_admins: usize,
-    pub(super) last_admin_warning: Option<Instant>,
-}
-
 /// Which listener accept(2) failed on.
 #[derive(Debug, Clone, Copy)]
-pub enum Door {
+enum Door {
     Chat(usize),
     Control,
 }
-
-/// At most one STATUS= notification per this interval.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What start-up opened for the loop: sockets, the signal pipe, the state
 /// store and the systemd notifier.
 pub struct Bound {
     pub listeners: Vec<TcpListener>,
     pub control: Option<ControlSocket>,
-    pub signals: Signals,
+    pub signals: SelfPipe,
     pub store: Store,
     pub notifier: Notifier,
     /// The most control connections at once.
     pub control_cap: usize,
+}
+
+pub struct Server {
+    cfg: Config,
+    limits: Limits,
+    hub: Hub,
+    clients: IdMap<Conn>,
+    controls: ControlConns,
+    log: Logbook,
+    counters: Counters,
+    started: Instant,
+    listeners: Vec<TcpListener>,
+    control: Option<ControlSocket>,
+    signals: SelfPipe,
+    poller: Select,
+    store: Store,
+    notifier: Notifier,
+    next_id: u64,
+    scratch: Vec<u8>,
+    /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it is
+    /// closed so the pending connection can be accepted, refused, and closed.
+    spare_fd: Option<File>,
+    accept_paused_until: Option<Instant>,
+    last_fd_warning: Option<Instant>,
+    /// Set once SIGINT/SIGTERM arrived: the moment chatd exits at the latest.
+    shutdown_deadline: Option<Instant>,
+    /// Clients closed during shutdown with output they never received.
+    cut_off: usize,
+    /// The (clients, rooms) last reported in STATUS=, and when.
+    status_sent: ((usize, usize), Instant),
+    /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
+    watchdog_due: Option<Instant>,
+    // -- the pass's work ----------------------------------------------------
+    /// Connections something happened to, to settle before the next wait.
+    touched: Vec<ConnId>,
+    /// Connections with output to write this pass.
+    writes: Vec<ConnId>,
+    /// Connections with frames (or an end of input) to process.
+    runnable: Vec<ConnId>,
+    /// Connections to drop once the current delivery is done, and why.
+    doomed: Vec<(ConnId, String)>,
+    /// Session timers, earliest first; an entry whose time is no longer the
+    /// connection's `scheduled` is stale and skipped.
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Per room: how many members are above the high-water mark. A room
+    /// with any is not read from (back-pressure).
+    backlog: IdMap<usize>,
+    /// The control connections registered with the poller last pass.
+    control_registered: Vec<(RawFd, Token)>,
 }
 
 impl Server {
@@ -139,38 +158,51 @@ impl Server {
             notifier,
             control_cap,
         } = bound;
-        let hwm = high_water_mark(cfg.sendq);
+        let limits = Limits {
+            max_frame: cfg.max_frame,
+            handshake_timeout: cfg.handshake_timeout,
+            sendq: cfg.sendq,
+            hwm: high_water_mark(cfg.sendq),
+            stall_budget: cfg.write_timeout,
+            linger: CLOSE_LINGER,
+        };
+        let mut poller = Select::default();
+        poller.set(signals.fd().as_raw_fd(), SIGNALS, Interest::default());
         Server {
+            controls: ControlConns::new(control_cap, cfg.control_timeout),
             cfg,
+            limits,
             hub,
             clients: IdMap::default(),
-            admins: IdMap::default(),
             log,
-            stats: Stats::default(),
+            counters: Counters::default(),
             started: Instant::now(),
             listeners,
             control,
             signals,
+            poller,
+            store,
+            notifier,
             next_id: 1,
-            hwm,
             scratch: vec![0; READ_CHUNK],
             spare_fd: File::open("/dev/null").ok(),
             accept_paused_until: None,
             last_fd_warning: None,
             shutdown_deadline: None,
-            doomed: Vec::new(),
-            store,
-            notifier,
-            status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             cut_off: 0,
+            status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             watchdog_due: None,
-            control_cap,
-            stalled_admins: 0,
-            last_admin_warning: None,
+            touched: Vec::new(),
+            writes: Vec::new(),
+            runnable: Vec::new(),
+            doomed: Vec::new(),
+            timers: BinaryHeap::new(),
+            backlog: IdMap::default(),
+            control_registered: Vec::new(),
         }
     }
 
-    pub(super) fn next_id(&mut self) -> u64 {
+    fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         id
@@ -180,14 +212,17 @@ impl Server {
     pub fn run(&mut self) -> Result<(), String> {
         self.notifier.send("READY=1");
         self.report_status(Instant::now());
+        let mut ready = Vec::new();
         loop {
             let now = Instant::now();
             self.pet_watchdog(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
             }
-            self.expire_timers(now);
-            self.expire_admins(now);
+            self.fire_timers(now);
+            if let Some(warning) = self.controls.expire(now) {
+                self.log.warn(warning);
+            }
             self.report_status(now);
             if let Some(deadline) = self.shutdown_deadline
                 && (self.clients.is_empty() || now >= deadline)
@@ -200,81 +235,783 @@ impl Server {
                 ));
                 return Ok(());
             }
+            self.settle();
             // Like redis's beforeSleep: what the sink takes now needs no wait.
             self.log.flush_sink();
-            // One congestion cache for both: nothing changes between them.
-            let mut congested = IdMap::default();
-            let timeout = self.select_timeout(now, &mut congested);
-            let (mut readable, mut writable) = self.interest(&mut congested);
-            let mut rset = fd_set(&readable);
-            let mut wset = fd_set(&writable);
-            let mut tv = timeout.map(|t| TimeVal::microseconds(t.as_micros() as i64));
-            match select(None, &mut rset, &mut wset, None, tv.as_mut()) {
-                Ok(_) => {}
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(format!("select: {e}")),
-            }
-            readable.retain(|fd| rset.contains(borrow(*fd)));
-            writable.retain(|fd| wset.contains(borrow(*fd)));
-            self.dispatch(&Ready::new(&readable, &writable));
+            self.register_the_rest(now);
+            let timeout = self.wait_timeout(now);
+            ready.clear();
+            self.poller
+                .wait(timeout, &mut ready)
+                .map_err(|e| format!("select: {e}"))?;
+            self.dispatch(&ready);
         }
     }
 
-    /// Acts on one select result.
-    fn dispatch(&mut self, ready: &Ready) {
-        if let Some(fd) = self.log.sink_blocked_fd()
-            && ready.writable(fd)
-        {
-            self.log.sink_writable();
-        }
-        if ready.readable(self.signals.fd().as_raw_fd()) {
-            self.on_signals();
-        }
-        for i in 0..self.listeners.len() {
-            if ready.readable(self.listeners[i].as_raw_fd()) {
-                self.accept_clients(i);
+    /// Acts on one wait's results.
+    fn dispatch(&mut self, ready: &[Ready]) {
+        let now = Instant::now();
+        for r in ready {
+            match r.token {
+                SIGNALS => self.on_signals(),
+                LOG_SINK => self.log.sink_writable(),
+                CONTROL_LISTENER => self.accept_controls(),
+                t if t >= FIRST_LISTENER => self.accept_clients((t - FIRST_LISTENER) as usize),
+                id if self.clients.contains_key(&id) => {
+                    if r.writable {
+                        self.feed(id, now, Input::Writable);
+                    }
+                    if r.readable {
+                        self.read_client(id, now);
+                    }
+                }
+                id => {
+                    if let Some(c) = self.controls.get_mut(id) {
+                        c.read_once(now);
+                        self.serve_control(id);
+                    }
+                }
             }
         }
-        if let Some(c) = &self.control
-            && ready.readable(c.listener.as_raw_fd())
-        {
-            self.accept_admins();
-        }
-        let ready_clients: Vec<(ConnId, bool, bool)> = self
-            .clients
-            .values()
-            .map(|c| {
-                let fd = c.stream.as_raw_fd();
-                (c.id, ready.readable(fd), ready.writable(fd))
-            })
-            .filter(|(_, r, w)| *r || *w)
-            .collect();
-        for (id, r, w) in ready_clients {
-            if w && let Some(c) = self.clients.get_mut(&id) {
-                c.write_blocked = false;
-            }
-            if r {
-                self.read_client(id);
-            }
-        }
-        let ready_admins: Vec<u64> = self
-            .admins
-            .values()
-            .filter(|a| {
-                let fd = a.stream.as_raw_fd();
-                ready.readable(fd) || ready.writable(fd)
-            })
-            .map(|a| a.id)
-            .collect();
-        for id in ready_admins {
-            self.read_admin(id);
-        }
-        self.process_clients();
+        self.process_runnable();
         self.forward_logs();
         self.flush_clients();
-        self.flush_admins();
-        self.reap_clients();
+        self.flush_controls();
     }
+
+    // -- sessions: inputs, actions, settling ---------------------------------
+
+    /// Feeds one input to a connection's session and carries out the action.
+    fn feed(&mut self, id: ConnId, now: Instant, input: Input) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        let action = c.session.handle(now, input);
+        self.touch(id);
+        if let Some(a) = action {
+            self.act(id, now, a);
+        }
+    }
+
+    /// Carries out what a session decided.
+    fn act(&mut self, id: ConnId, now: Instant, action: Action) {
+        match action {
+            Action::Drop(DropReason::Sendq) => {
+                let why = format!(
+                    "slow consumer: output queue would exceed --sendq {} bytes",
+                    self.cfg.sendq
+                );
+                self.doom(id, why);
+            }
+            Action::Drop(DropReason::StallBudget) => {
+                let why = format!(
+                    "slow consumer: output above {} bytes for {} s in all, its stall budget (--write-timeout)",
+                    self.limits.hwm,
+                    self.cfg.write_timeout.as_secs_f64()
+                );
+                self.doom(id, why);
+            }
+            Action::HandshakeExpired => {
+                let reason = format!(
+                    "no complete handshake within {} s",
+                    self.cfg.handshake_timeout.as_secs_f64()
+                );
+                self.close_with_error(id, ErrorCode::Timeout, &reason, None);
+            }
+            Action::ShutdownWrite => {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.shutdown_write();
+                }
+            }
+            Action::CheckAcknowledged => {
+                if let Some(c) = self.clients.get(&id) {
+                    let n = c.unacknowledged();
+                    self.feed(id, now, Input::Unacknowledged(n));
+                }
+            }
+            Action::Release => self.remove_client(id),
+            Action::LingerExpired => {
+                if self.shutdown_deadline.is_some()
+                    && self.clients.get(&id).is_some_and(Conn::unflushed)
+                {
+                    self.cut_off += 1;
+                }
+                self.remove_client(id);
+            }
+        }
+    }
+
+    /// Marks a connection as changed in this pass. Its room's back-pressure
+    /// is brought up to date at once (a delivery that backs a member up
+    /// must stop its room's frames in the same pass); poller interest and
+    /// timers wait for [`Server::settle`].
+    fn touch(&mut self, id: ConnId) {
+        self.account_backlog(id);
+        if let Some(c) = self.clients.get_mut(&id)
+            && !c.touched
+        {
+            c.touched = true;
+            self.touched.push(id);
+        }
+    }
+
+    /// Keeps `backlog` equal to the number of members above the mark per
+    /// room; when a room starts or stops flowing, its members' read
+    /// interest changes, and those with frames waiting can run.
+    fn account_backlog(&mut self, id: ConnId) {
+        let Some(c) = self.clients.get(&id) else {
+            return;
+        };
+        let want = if c.session.backlogged() && c.session.phase() == Phase::Member {
+            self.hub.room_of(id)
+        } else {
+            None
+        };
+        let had = c.counted_in;
+        if want == had {
+            return;
+        }
+        self.clients.get_mut(&id).expect("checked").counted_in = want;
+        if let Some(room) = had {
+            let n = self.backlog.entry(room).or_insert(1);
+            *n -= 1;
+            if *n == 0 {
+                self.backlog.remove(&room);
+                self.room_flow_changed(room, true);
+            }
+        }
+        if let Some(room) = want {
+            let n = self.backlog.entry(room).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                self.room_flow_changed(room, false);
+            }
+        }
+    }
+
+    fn room_flow_changed(&mut self, room: RoomId, flows: bool) {
+        let members: Vec<ConnId> = self.hub.member_conns(room).collect();
+        for m in members {
+            let Some(c) = self.clients.get_mut(&m) else {
+                continue;
+            };
+            if !c.touched {
+                c.touched = true;
+                self.touched.push(m);
+            }
+            if flows && c.session.frame_ready() && !c.on_run_list {
+                c.on_run_list = true;
+                self.runnable.push(m);
+            }
+        }
+    }
+
+    fn room_flows(&self, id: ConnId) -> bool {
+        self.hub
+            .room_of(id)
+            .is_none_or(|room| !self.backlog.contains_key(&room))
+    }
+
+    /// Brings the touched connections' poller interest, timers and write
+    /// list up to date.
+    fn settle(&mut self) {
+        while let Some(id) = self.touched.pop() {
+            let flows = self.room_flows(id);
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            c.touched = false;
+            let s = &c.session;
+            let read = s.read_budget() > 0 && (s.phase() != Phase::Member || flows);
+            let interest = Interest {
+                read,
+                write: s.wants_writable(),
+            };
+            if interest != c.interest {
+                c.interest = interest;
+                self.poller.set(c.fd(), id, interest);
+            }
+            let due = s.poll_timeout();
+            if due != c.scheduled {
+                c.scheduled = due;
+                if let Some(t) = due {
+                    self.timers.push(Reverse((t, id)));
+                }
+            }
+            if s.wants_write() && !c.on_write_list {
+                c.on_write_list = true;
+                self.writes.push(id);
+            }
+        }
+    }
+
+    /// Feeds `Timeout` to every session whose timer is due.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            if c.scheduled != Some(t) {
+                continue;
+            }
+            c.scheduled = None;
+            self.feed(id, now, Input::Timeout);
+        }
+        self.drop_doomed();
+    }
+
+    fn remove_client(&mut self, id: ConnId) {
+        let Some(c) = self.clients.get(&id) else {
+            return;
+        };
+        self.poller.remove(c.fd(), id);
+        if let Some(room) = c.counted_in {
+            self.clients.get_mut(&id).expect("checked").counted_in = None;
+            let n = self.backlog.entry(room).or_insert(1);
+            *n -= 1;
+            if *n == 0 {
+                self.backlog.remove(&room);
+                self.room_flow_changed(room, true);
+            }
+        }
+        self.clients.remove(&id);
+    }
+
+    // -- reading and acting on input -----------------------------------------
+
+    fn read_client(&mut self, id: ConnId, now: Instant) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        match c.read_once(&mut self.scratch) {
+            Ok((ReadOutcome::Data(_), n)) => {
+                let bytes = &self.scratch[..n];
+                let action = c.session.handle(now, Input::Received(bytes));
+                debug_assert!(action.is_none());
+            }
+            Ok((ReadOutcome::Eof, _)) => {
+                let action = c.session.handle(now, Input::ReadClosed);
+                if let Some(a) = action {
+                    self.touch(id);
+                    self.act(id, now, a);
+                    return;
+                }
+            }
+            Ok((ReadOutcome::WouldBlock, _)) => {}
+            Err(e) => {
+                let closing = c.session.is_closing();
+                let action = c.session.handle(now, Input::ReadClosed);
+                if !closing {
+                    self.doom(id, format!("read error: {e}"));
+                    self.drop_doomed();
+                    return;
+                }
+                if let Some(a) = action {
+                    self.touch(id);
+                    self.act(id, now, a);
+                    return;
+                }
+            }
+        }
+        self.touch(id);
+        self.mark_runnable(id);
+    }
+
+    fn mark_runnable(&mut self, id: ConnId) {
+        if let Some(c) = self.clients.get_mut(&id)
+            && c.session.frame_ready()
+            && !c.on_run_list
+        {
+            c.on_run_list = true;
+            self.runnable.push(id);
+        }
+    }
+
+    /// Decodes and acts on the frames waiting in the runnable connections;
+    /// a member whose room is backed up waits for it to flow again.
+    fn process_runnable(&mut self) {
+        while let Some(id) = self.runnable.pop() {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.on_run_list = false;
+            }
+            self.process_client(id);
+            self.drop_doomed();
+        }
+    }
+
+    fn process_client(&mut self, id: ConnId) {
+        loop {
+            let Some(c) = self.clients.get(&id) else {
+                return;
+            };
+            if c.session.phase() == Phase::Member && !self.room_flows(id) {
+                // Picked up again when the room flows (room_flow_changed).
+                return;
+            }
+            let c = self.clients.get_mut(&id).expect("checked");
+            let next = c.session.poll_frame();
+            self.touch(id);
+            match next {
+                Next::Nothing => return,
+                Next::Error(e) => {
+                    self.close_with_error(id, e.code(), &e.reason(), None);
+                    return;
+                }
+                Next::Gone { mid_frame } => {
+                    let why = if mid_frame {
+                        "connection closed mid-frame"
+                    } else {
+                        "connection closed"
+                    };
+                    self.doom(id, why.to_string());
+                    return;
+                }
+                Next::Frame(payload) => match self.clients[&id].session.phase() {
+                    Phase::Handshake { .. } => self.on_handshake(id, &payload),
+                    _ => self.on_message(id, &payload),
+                },
+            }
+        }
+    }
+
+    /// The first frame.
+    fn on_handshake(&mut self, id: ConnId, payload: &[u8]) {
+        let hs = match wire::parse_handshake(payload) {
+            Ok(hs) => hs,
+            Err(e) => {
+                self.close_with_error(id, ErrorCode::BadRequest, &e.reason, e.room.as_deref());
+                return;
+            }
+        };
+        let peer = self.clients[&id].peer;
+        let joined_at = timefmt::rfc3339(timefmt::unix_now());
+        match self
+            .hub
+            .join(id, &hs.username, &hs.room, &peer.to_string(), &joined_at)
+        {
+            Ok(delivery) => {
+                self.feed(id, Instant::now(), Input::Joined);
+                self.counters.joins += 1;
+                self.log.info(format!(
+                    "join: '{}' entered room '{}' from {peer}",
+                    hs.username, hs.room
+                ));
+                self.deliver(&delivery);
+            }
+            Err(refusal) => {
+                self.counters.refusals += 1;
+                self.log.warn(format!(
+                    "refused {} to '{}' from {peer}: {}",
+                    refusal.code.as_str(),
+                    hs.username,
+                    refusal.reason
+                ));
+                self.finish(id, Some(&refusal.event.encode()));
+            }
+        }
+    }
+
+    /// A chat message from a member.
+    fn on_message(&mut self, id: ConnId, payload: &[u8]) {
+        let text = match wire::validate_message(payload) {
+            Ok(t) => t,
+            Err(reason) => {
+                // The stream is still in sync: reject this message only.
+                let line = Event::error(ErrorCode::BadRequest, None, reason).encode();
+                self.feed(id, Instant::now(), Input::Deliver(&line));
+                self.log.warn(format!(
+                    "rejected message from {}: {reason}",
+                    self.describe(id)
+                ));
+                return;
+            }
+        };
+        let Some(delivery) = self.hub.say(id, text) else {
+            return;
+        };
+        self.counters.messages_relayed += 1;
+        if self.cfg.log_messages {
+            self.log
+                .info(format!("message from {}: {text}", self.describe(id)));
+        }
+        self.deliver(&delivery);
+    }
+
+    /// Sends an error event to the connection, then closes it; a member
+    /// leaves its room first.
+    fn close_with_error(&mut self, id: ConnId, code: ErrorCode, reason: &str, room: Option<&str>) {
+        self.counters.refusals += 1;
+        self.log.warn(format!(
+            "error {} to {}: {reason}; closing",
+            code.as_str(),
+            self.describe(id)
+        ));
+        let line = Event::error(code, room, reason).encode();
+        self.leave_room(id, "closed after a protocol error");
+        self.finish(id, Some(&line));
+    }
+
+    // -- delivery ---------------------------------------------------------------
+
+    /// Appends one event, encoded once, to each recipient's output. A
+    /// recipient whose output would exceed `--sendq` is dropped instead
+    /// (after the delivery).
+    fn deliver(&mut self, d: &Delivery) {
+        let line = d.event.encode();
+        let now = Instant::now();
+        for &to in &d.to {
+            // The hot path (one per delivery): one lookup, and the room's
+            // back-pressure accounting only when the member crossed the mark.
+            let Some(c) = self.clients.get_mut(&to) else {
+                continue;
+            };
+            let action = c.session.handle(now, Input::Deliver(&line));
+            let crossed = c.session.backlogged() != c.counted_in.is_some();
+            if !c.touched {
+                c.touched = true;
+                self.touched.push(to);
+            }
+            if crossed {
+                self.account_backlog(to);
+            }
+            if let Some(a) = action {
+                self.act(to, now, a);
+            }
+        }
+        self.counters.deliveries += d.to.len() as u64;
+    }
+
+    /// A last line (if any), then the connection closes.
+    fn finish(&mut self, id: ConnId, line: Option<&[u8]>) {
+        self.feed(id, Instant::now(), Input::Finish(line));
+    }
+
+    fn doom(&mut self, id: ConnId, why: String) {
+        if !self.doomed.iter().any(|(d, _)| *d == id) {
+            self.doomed.push((id, why));
+        }
+    }
+
+    /// Closes the connections marked during a delivery; their rooms get
+    /// `leave` (which may mark more).
+    fn drop_doomed(&mut self) {
+        while let Some((id, why)) = self.doomed.pop() {
+            if why.starts_with("slow consumer") {
+                self.counters.slow_consumer_drops += 1;
+                self.log
+                    .warn(format!("dropping {}: {why}", self.describe(id)));
+            }
+            self.leave_room(id, &why);
+            self.remove_client(id);
+        }
+    }
+
+    /// Takes a member out of its room, telling the others; logs the leave.
+    fn leave_room(&mut self, id: ConnId, why: &str) {
+        let was_counted = self.clients.get(&id).and_then(|c| c.counted_in);
+        if let Some(dep) = self.hub.leave(id) {
+            let addr = &dep.member.address;
+            self.log.info(format!(
+                "leave: '{}' left room '{}' ({addr}): {why}",
+                dep.member.username, dep.room
+            ));
+            if was_counted.is_some() {
+                self.account_backlog(id);
+            }
+            self.deliver(&dep.notice);
+        } else if let Some(c) = self.clients.get(&id)
+            && matches!(c.session.phase(), Phase::Handshake { .. })
+        {
+            self.log.info(format!(
+                "client {} gone before its handshake: {why}",
+                c.peer
+            ));
+        }
+    }
+
+    /// "'Yan' in 'Teste' (127.0.0.1:50312)" or "client 127.0.0.1:50312",
+    /// for logs.
+    fn describe(&self, id: ConnId) -> String {
+        let peer = self
+            .clients
+            .get(&id)
+            .map_or_else(|| "?".to_string(), |c| c.peer.to_string());
+        match self.hub.member(id) {
+            Some((room, m)) => format!("'{}' in '{room}' ({peer})", m.username),
+            None => format!("client {peer}"),
+        }
+    }
+
+    // -- writing --------------------------------------------------------------
+
+    /// One write per connection with output that the socket may take,
+    /// including output this very pass produced.
+    fn flush_clients(&mut self) {
+        self.settle();
+        let now = Instant::now();
+        while let Some(id) = self.writes.pop() {
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            c.on_write_list = false;
+            if !c.session.wants_write() {
+                continue;
+            }
+            let offered = c.session.pending();
+            match c.write_once() {
+                Ok(n) => {
+                    self.counters.bytes_out += n as u64;
+                    if n < offered {
+                        self.feed(id, now, Input::SendBlocked);
+                    }
+                    self.feed(id, now, Input::Sent(n));
+                }
+                Err(e) => {
+                    if self.clients[&id].session.is_closing() {
+                        self.remove_client(id);
+                    } else {
+                        self.doom(id, format!("write error: {e}"));
+                    }
+                }
+            }
+        }
+        self.drop_doomed();
+    }
+
+    // -- control connections --------------------------------------------------
+
+    fn accept_controls(&mut self) {
+        loop {
+            let now = Instant::now();
+            if !self.controls.make_room(now) {
+                return;
+            }
+            let Some(control) = &self.control else {
+                return;
+            };
+            match control.listener.accept() {
+                Ok((stream, _)) => {
+                    if !self.poller.can_watch(stream.as_raw_fd()) {
+                        self.log.warn(
+                            "control: connection refused: no descriptor slot left for select(2)",
+                        );
+                        continue;
+                    }
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let id = self.next_id();
+                    let peer = net::peer_credentials(&stream);
+                    self.controls
+                        .insert(id, ControlConn::new(stream, peer, now));
+                }
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    self.on_fd_exhaustion(Door::Control);
+                    return;
+                }
+                Err(e) => {
+                    self.log.warn(format!("control: accept: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Answers a control connection's requests, one at a time, while its
+    /// output allows; carries out what each command needs done to chat.
+    fn serve_control(&mut self, id: u64) {
+        loop {
+            let stats = self.stats();
+            let Some(c) = self.controls.get_mut(id) else {
+                return;
+            };
+            let Some(request) = c.next_request() else {
+                return;
+            };
+            let who = c.who();
+            let (response, effects) = match request {
+                Err(response) => (response, Vec::new()),
+                Ok(req) => {
+                    let mut ctx = Ctx {
+                        hub: &mut self.hub,
+                        store: &self.store,
+                        log: &mut self.log,
+                        stats,
+                    };
+                    commands::execute(&mut ctx, &req, &who)
+                }
+            };
+            self.answer(id, &response, effects);
+        }
+    }
+
+    fn answer(&mut self, id: u64, response: &Response, effects: Vec<Effect>) {
+        if let Some(c) = self.controls.get_mut(id) {
+            c.respond(response);
+        }
+        for effect in effects {
+            match effect {
+                Effect::Deliver(d) => self.deliver(&d),
+                Effect::Close { conn, event } => self.finish(conn, Some(&event.encode())),
+                Effect::Follow { after } => {
+                    if let Some(c) = self.controls.get_mut(id) {
+                        c.follow(after);
+                    }
+                }
+            }
+        }
+        self.drop_doomed();
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            uptime_secs: self.started.elapsed().as_secs(),
+            clients: self.clients.len(),
+            members: self.hub.member_count(),
+            rooms: self.hub.room_count(),
+            messages_relayed: self.counters.messages_relayed,
+            deliveries: self.counters.deliveries,
+            bytes_out: self.counters.bytes_out,
+            slow_consumer_drops: self.counters.slow_consumer_drops,
+            joins: self.counters.joins,
+            refusals: self.counters.refusals,
+        }
+    }
+
+    /// Hands new log entries to `logs --follow` readers.
+    fn forward_logs(&mut self) {
+        loop {
+            let entries = self.log.take_unsent();
+            if entries.is_empty() {
+                return;
+            }
+            let lines: Vec<(u64, FollowLine)> = entries
+                .iter()
+                .map(|e| (e.seq, FollowLine { log: e.view() }))
+                .collect();
+            let dropped = self.controls.stream_logs(&lines);
+            for _ in 0..dropped {
+                self.log.warn(format!(
+                    "control: dropped a logs --follow reader more than {} bytes behind",
+                    super::control_conn::FOLLOWER_MAX_BACKLOG
+                ));
+            }
+        }
+    }
+
+    /// One write per control connection with output; answers requests that
+    /// waited for the output to drain; closes the finished.
+    fn flush_controls(&mut self) {
+        let ids: Vec<u64> = self.controls.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let Some(c) = self.controls.get_mut(id) else {
+                continue;
+            };
+            if c.wants_write() && c.write_once().is_err() {
+                self.controls.remove(id);
+                continue;
+            }
+            self.serve_control(id);
+            if self.controls.get(id).is_some_and(ControlConn::finished) {
+                self.controls.remove(id);
+            }
+        }
+    }
+
+    // -- what the poller watches besides chat connections ---------------------
+
+    /// Listeners, the control socket and its connections, the log sink:
+    /// few, so set afresh each pass.
+    fn register_the_rest(&mut self, now: Instant) {
+        let paused = self.accept_paused_until.is_some();
+        let listening = self.shutdown_deadline.is_none() && !paused;
+        for (i, l) in self.listeners.iter().enumerate() {
+            let interest = Interest {
+                read: listening,
+                write: false,
+            };
+            self.poller
+                .set(l.as_raw_fd(), FIRST_LISTENER + i as u64, interest);
+        }
+        if let Some(c) = &self.control {
+            let interest = Interest {
+                read: !paused && self.controls.accepting(now),
+                write: false,
+            };
+            self.poller
+                .set(c.listener.as_raw_fd(), CONTROL_LISTENER, interest);
+        }
+        self.poller.set(
+            self.signals.fd().as_raw_fd(),
+            SIGNALS,
+            Interest {
+                read: true,
+                write: false,
+            },
+        );
+        for (fd, token) in self.control_registered.drain(..) {
+            self.poller.remove(fd, token);
+        }
+        for (id, c) in self.controls.iter() {
+            let interest = Interest {
+                read: c.wants_read(),
+                write: c.wants_write(),
+            };
+            self.poller.set(c.fd(), id, interest);
+            self.control_registered.push((c.fd(), id));
+        }
+        if let Some(fd) = self.log.sink_blocked_fd() {
+            self.poller.set(
+                fd,
+                LOG_SINK,
+                Interest {
+                    read: false,
+                    write: true,
+                },
+            );
+            self.control_registered.push((fd, LOG_SINK));
+        }
+    }
+
+    /// How long the wait may last: until the nearest deadline, or not at
+    /// all when frames wait in a room that flows or output waits.
+    fn wait_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.runnable.is_empty() || !self.writes.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut next: Option<Instant> = self.shutdown_deadline;
+        let mut earliest = |t: Instant| {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        };
+        if let Some(Reverse((t, _))) = self.timers.peek() {
+            earliest(*t);
+        }
+        if self.notifier.enabled() {
+            // Wake to report a status that changed during the last interval.
+            let counts = (self.clients.len(), self.hub.room_count());
+            if counts != self.status_sent.0 {
+                earliest(self.status_sent.1 + STATUS_INTERVAL);
+            }
+        }
+        if let Some(t) = self.accept_paused_until {
+            earliest(t);
+        }
+        if let Some(t) = self.watchdog_due {
+            earliest(t);
+        }
+        if let Some(t) = self.controls.next_deadline() {
+            earliest(t);
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    // -- systemd ----------------------------------------------------------------
 
     /// Tells systemd how many clients and rooms there are (on change, at
     /// most once per [`STATUS_INTERVAL`]).
@@ -305,139 +1042,14 @@ impl Server {
         }
     }
 
-    // -- select set-up ------------------------------------------------------
-
-    /// The descriptors to watch for reading and for writing.
-    fn interest(&self, congested: &mut IdMap<bool>) -> (Vec<RawFd>, Vec<RawFd>) {
-        let mut rd = vec![self.signals.fd().as_raw_fd()];
-        let mut wr = Vec::new();
-        let paused = self.accept_paused_until.is_some();
-        if self.shutdown_deadline.is_none() && !paused {
-            rd.extend(self.listeners.iter().map(|l| l.as_raw_fd()));
-        }
-        if let Some(c) = &self.control
-            && !paused
-            && self.control_accepting(Instant::now())
-        {
-            rd.push(c.listener.as_raw_fd());
-        }
-        if let Some(fd) = self.log.sink_blocked_fd() {
-            wr.push(fd);
-        }
-        for c in self.clients.values() {
-            let fd = c.stream.as_raw_fd();
-            if self.wants_read(c, congested) {
-                rd.push(fd);
-            }
-            if c.pending() > 0 && c.write_blocked {
-                wr.push(fd);
-            }
-        }
-        for a in self.admins.values() {
-            let fd = a.stream.as_raw_fd();
-            if a.wants_read() {
-                rd.push(fd);
-            }
-            if a.wants_write() {
-                wr.push(fd);
-            }
-        }
-        (rd, wr)
-    }
-
-    fn wants_read(&self, c: &Conn, congested: &mut IdMap<bool>) -> bool {
-        if c.read_closed {
-            return false;
-        }
-        match c.phase {
-            Phase::Handshake { .. } => c.decoder.space() > 0,
-            Phase::Closing { .. } => true,
-            Phase::Member => {
-                c.decoder.space() > 0
-                    && !self
-                        .hub
-                        .room_of(c.id)
-                        .is_some_and(|r| self.room_congested(r, congested))
-            }
-        }
-    }
-
-    /// Whether some member of the room has more than the high-water mark of
-    /// unsent output (cached per pass in `cache`).
-    fn room_congested(&self, room: RoomId, cache: &mut IdMap<bool>) -> bool {
-        *cache.entry(room).or_insert_with(|| {
-            self.hub.member_conns(room).any(|id| {
-                self.clients
-                    .get(&id)
-                    .is_some_and(|c| c.pending() > self.hwm)
-            })
-        })
-    }
-
-    /// How long select may sleep: until the nearest deadline, or not at all
-    /// when decoded frames wait in a room that can flow again.
-    fn select_timeout(&self, now: Instant, congested: &mut IdMap<bool>) -> Option<Duration> {
-        let mut next: Option<Instant> = self.shutdown_deadline;
-        let mut earliest = |t: Instant| {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        };
-        if self.notifier.enabled() {
-            // Wake to report a status that changed during the last interval.
-            let counts = (self.clients.len(), self.hub.room_count());
-            if counts != self.status_sent.0 {
-                earliest(self.status_sent.1 + STATUS_INTERVAL);
-            }
-        }
-        if let Some(t) = self.accept_paused_until {
-            earliest(t);
-        }
-        if let Some(t) = self.watchdog_due {
-            earliest(t);
-        }
-        for a in self.admins.values() {
-            if let Some(t) = a.deadline(self.cfg.control_timeout) {
-                earliest(t);
-            }
-        }
-        if let Some(t) = self.next_evictable() {
-            earliest(t);
-        }
-        for c in self.clients.values() {
-            match c.phase {
-                Phase::Handshake { deadline } => earliest(deadline),
-                Phase::Closing { deadline } => {
-                    earliest(deadline);
-                    if c.pending() == 0 {
-                        // Nothing signals "the peer acknowledged"; look again soon.
-                        earliest(now + ACK_POLL);
-                    }
-                }
-                Phase::Member => {
-                    if let Some(at) = c.stall.exhausted_at(self.cfg.write_timeout) {
-                        earliest(at);
-                    }
-                    let ready = c.decoder.frame_ready() || c.read_closed;
-                    let blocked = self
-                        .hub
-                        .room_of(c.id)
-                        .is_some_and(|r| self.room_congested(r, congested));
-                    if ready && !blocked {
-                        return Some(Duration::ZERO);
-                    }
-                }
-            }
-        }
-        next.map(|t| t.saturating_duration_since(now))
-    }
-
-    // -- signals ------------------------------------------------------------
+    // -- signals and shutdown ---------------------------------------------------
 
     fn on_signals(&mut self) {
-        let pending = self.signals.take();
-        if pending.hangup {
+        let got = self.signals.take();
+        if got.contains(&SIGHUP) {
             self.log.info("SIGHUP received: nothing to reload; ignored");
         }
-        if pending.terminate {
+        if got.contains(&SIGINT) || got.contains(&SIGTERM) {
             if self.shutdown_deadline.is_some() {
                 self.log
                     .warn("second termination signal: exiting without waiting for clients");
@@ -448,9 +1060,15 @@ impl Server {
         }
     }
 
-    /// Stops listening, tells every client `shutdown`, and gives their output
-    /// [`SHUTDOWN_GRACE`] to drain.
+    /// Takes in the connections already waiting, stops listening, tells
+    /// every client `shutdown`, and gives their output [`SHUTDOWN_GRACE`] to
+    /// drain.
     fn begin_shutdown(&mut self) {
+        // Connections in the backlog would be reset when the listeners
+        // close; accepted, they are told why they are turned away.
+        for i in 0..self.listeners.len() {
+            self.accept_clients(i);
+        }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         self.shutdown_deadline = Some(deadline);
         self.notifier.send("STOPPING=1\nSTATUS=shutting down");
@@ -458,15 +1076,17 @@ impl Server {
             "shutting down: telling {} client(s)",
             self.clients.len()
         ));
-        self.listeners.clear();
-        self.control = None;
-        self.admins.clear();
+        for (i, l) in self.listeners.drain(..).enumerate() {
+            self.poller.remove(l.as_raw_fd(), FIRST_LISTENER + i as u64);
+        }
+        if let Some(c) = self.control.take() {
+            self.poller.remove(c.listener.as_raw_fd(), CONTROL_LISTENER);
+        }
+        self.controls.clear();
         let line = Event::system(EventKind::Shutdown, wire::SHUTDOWN, None).encode();
-        for c in self.clients.values_mut() {
-            if !matches!(c.phase, Phase::Closing { .. }) {
-                c.queue(&line);
-            }
-            c.phase = Phase::Closing { deadline };
+        let ids: Vec<ConnId> = self.clients.keys().copied().collect();
+        for id in ids {
+            self.finish(id, Some(&line));
         }
     }
 
@@ -474,11 +1094,13 @@ impl Server {
 
     fn accept_clients(&mut self, index: usize) {
         loop {
-            let accepted = self.listeners[index].accept();
-            match accepted {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
-                Err(e) if super::conn::would_block(&e) => return,
-                Err(e) if super::conn::interrupted(&e) => continue,
+                Err(e) if would_block(&e) => return,
+                Err(e) if interrupted(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if is_fd_exhaustion(&e) => {
                     self.on_fd_exhaustion(Door::Chat(index));
@@ -493,8 +1115,7 @@ impl Server {
     }
 
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
-        let fd = stream.as_raw_fd() as usize;
-        if fd >= FD_SETSIZE {
+        if !self.poller.can_watch(stream.as_raw_fd()) {
             self.refuse_at_door(stream, peer, "no descriptor slot left for select(2)");
             return;
         }
@@ -511,11 +1132,9 @@ impl Server {
         // Chat lines are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
         let id = self.next_id();
-        let deadline = Instant::now() + self.cfg.handshake_timeout;
-        self.clients.insert(
-            id,
-            Conn::new(id, stream, peer, self.cfg.max_frame, deadline),
-        );
+        let session = Session::new(Instant::now(), self.limits);
+        self.clients.insert(id, Conn::new(stream, peer, session));
+        self.touch(id);
     }
 
     /// Answers 503 with one best-effort write and closes at once; such a
@@ -528,9 +1147,9 @@ impl Server {
             &format!("server at capacity: {why}"),
         )
         .encode();
-        let _ = stream.write(&line);
+        let _ = write_some(&mut stream, &line);
         let _ = stream.shutdown(std::net::Shutdown::Write);
-        self.stats.refusals += 1;
+        self.counters.refusals += 1;
         self.log.warn(format!("refused 503 to {peer}: {why}"));
     }
 
@@ -538,7 +1157,7 @@ impl Server {
     /// listener readable and the loop spinning, so: give up the spare
     /// descriptor, accept and refuse the connection, take the spare back.
     /// Without a spare, stop watching the listeners for a moment.
-    pub(super) fn on_fd_exhaustion(&mut self, door: Door) {
+    fn on_fd_exhaustion(&mut self, door: Door) {
         let now = Instant::now();
         if self
             .last_fd_warning
@@ -555,7 +1174,14 @@ impl Server {
                         self.refuse_at_door(stream, peer, "out of file descriptors");
                     }
                 }
-                Door::Control => self.refuse_admin_at_door(),
+                Door::Control => {
+                    if let Some(c) = &self.control
+                        && let Ok((mut stream, _)) = c.listener.accept()
+                    {
+                        let _ = stream.set_nonblocking(true);
+                        let _ = stream.write(NO_DESCRIPTORS);
+                    }
+                }
             }
             self.spare_fd = File::open("/dev/null").ok();
         }
@@ -563,402 +1189,8 @@ impl Server {
             self.accept_paused_until = Some(now + ACCEPT_PAUSE);
         }
     }
-
-    // -- reading and acting on input ---------------------------------------
-
-    fn read_client(&mut self, id: ConnId) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        let discard = matches!(c.phase, Phase::Closing { .. });
-        match c.read_once(&mut self.scratch, discard) {
-            Ok(ReadOutcome::Data(_)) | Ok(ReadOutcome::WouldBlock) => {}
-            Ok(ReadOutcome::Eof) => c.read_closed = true,
-            Err(e) => {
-                c.read_closed = true;
-                if !discard {
-                    self.doom(id, format!("read error: {e}"));
-                    self.drop_doomed();
-                }
-            }
-        }
-    }
-
-    /// Decodes and acts on the frames buffered in every connection, skipping
-    /// members whose room is backed up.
-    fn process_clients(&mut self) {
-        let ids: Vec<ConnId> = self
-            .clients
-            .values()
-            .filter(|c| c.decoder.buffered() > 0 || c.read_closed)
-            .map(|c| c.id)
-            .collect();
-        let mut congested = IdMap::default();
-        for id in ids {
-            self.process_client(id, &mut congested);
-            self.drop_doomed();
-        }
-    }
-
-    fn process_client(&mut self, id: ConnId, congested: &mut IdMap<bool>) {
-        loop {
-            let Some(c) = self.clients.get_mut(&id) else {
-                return;
-            };
-            let phase = c.phase;
-            if let Phase::Closing { .. } = phase {
-                return;
-            }
-            if phase == Phase::Member
-                && let Some(room) = self.hub.room_of(id)
-                && self.room_congested(room, congested)
-            {
-                return;
-            }
-            let c = self.clients.get_mut(&id).expect("checked above");
-            match c.decoder.next_frame() {
-                None => break,
-                Some(Err(e)) => {
-                    self.close_with_error(id, e.code(), &e.reason(), None);
-                    return;
-                }
-                Some(Ok(payload)) => {
-                    let crossed = match phase {
-                        Phase::Handshake { .. } => self.on_handshake(id, &payload),
-                        _ => self.on_message(id, &payload),
-                    };
-                    if let Some(room) = crossed {
-                        congested.insert(room, true);
-                    }
-                }
-            }
-        }
-        // No complete frame left. If the peer is gone, so is the member.
-        let c = &self.clients[&id];
-        if c.read_closed {
-            let why = if c.decoder.buffered() > 0 {
-                "connection closed mid-frame"
-            } else {
-                "connection closed"
-            };
-            self.doom(id, why.to_string());
-        }
-    }
-
-    /// The first frame. Returns the room if the join notice backed it up.
-    fn on_handshake(&mut self, id: ConnId, payload: &[u8]) -> Option<RoomId> {
-        let hs = match wire::parse_handshake(payload) {
-            Ok(hs) => hs,
-            Err(e) => {
-                self.close_with_error(id, ErrorCode::BadRequest, &e.reason, e.room.as_deref());
-                return None;
-            }
-        };
-        let peer = self.clients[&id].peer;
-        let joined_at = timefmt::rfc3339(timefmt::unix_now());
-        match self
-            .hub
-            .join(id, &hs.username, &hs.room, &peer.to_string(), &joined_at)
-        {
-            Ok(delivery) => {
-                self.clients.get_mut(&id).expect("joining").phase = Phase::Member;
-                self.stats.joins += 1;
-                self.log.info(format!(
-                    "join: '{}' entered room '{}' from {peer}",
-                    hs.username, hs.room
-                ));
-                let crossed = self.deliver(&delivery);
-                crossed.then(|| self.hub.room_of(id)).flatten()
-            }
-            Err(refusal) => {
-                self.stats.refusals += 1;
-                self.log.warn(format!(
-                    "refused {} to '{}' from {peer}: {}",
-                    refusal.code.as_str(),
-                    hs.username,
-                    refusal.reason
-                ));
-                self.begin_close(id, Some(&refusal.event.encode()));
-                None
-            }
-        }
-    }
-
-    /// A chat message from a member. Returns the room if it backed it up.
-    fn on_message(&mut self, id: ConnId, payload: &[u8]) -> Option<RoomId> {
-        let text = match wire::validate_message(payload) {
-            Ok(t) => t,
-            Err(reason) => {
-                // The stream is still in sync: reject this message only.
-                let line = Event::error(ErrorCode::BadRequest, None, reason).encode();
-                self.queue_to(id, &line);
-                self.log.warn(format!(
-                    "rejected message from {}: {reason}",
-                    self.describe(id)
-                ));
-                return None;
-            }
-        };
-        let delivery = self.hub.say(id, text)?;
-        self.stats.messages_relayed += 1;
-        if self.cfg.log_messages {
-            self.log
-                .info(format!("message from {}: {text}", self.describe(id)));
-        }
-        let crossed = self.deliver(&delivery);
-        crossed.then(|| self.hub.room_of(id)).flatten()
-    }
-
-    /// Sends an error event to the connection, then closes it; a member
-    /// leaves its room first.
-    fn close_with_error(&mut self, id: ConnId, code: ErrorCode, reason: &str, room: Option<&str>) {
-        self.stats.refusals += 1;
-        self.log.warn(format!(
-            "error {} to {}: {reason}; closing",
-            code.as_str(),
-            self.describe(id)
-        ));
-        let line = Event::error(code, room, reason).encode();
-        self.leave_room(id, "closed after a protocol error");
-        self.begin_close(id, Some(&line));
-    }
-
-    // -- delivery -----------------------------------------------------------
-
-    /// Appends one encoded line to each recipient's queue. A recipient whose
-    /// queue would exceed `--sendq` is dropped instead (after the delivery).
-    /// Returns whether some recipient is now above the high-water mark.
-    pub(super) fn deliver(&mut self, d: &Delivery) -> bool {
-        let mut crossed = false;
-        // Encoded once, whatever the number of recipients.
-        let line = d.event.encode();
-        for &to in &d.to {
-            if self.queue_to(to, &line) {
-                crossed = true;
-            }
-        }
-        self.stats.deliveries += d.to.len() as u64;
-        crossed
-    }
-
-    /// Queues a line for one connection, enforcing `--sendq`. Returns whether
-    /// its queue is above the high-water mark afterwards.
-    pub(super) fn queue_to(&mut self, id: ConnId, line: &[u8]) -> bool {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return false;
-        };
-        if c.pending() + line.len() > self.cfg.sendq {
-            let why = format!(
-                "slow consumer: output queue would exceed --sendq {} bytes",
-                self.cfg.sendq
-            );
-            self.doom(id, why);
-            return false;
-        }
-        c.queue(line);
-        c.pending() > self.hwm
-    }
-
-    fn doom(&mut self, id: ConnId, why: String) {
-        if !self.doomed.iter().any(|(d, _)| *d == id) {
-            self.doomed.push((id, why));
-        }
-    }
-
-    /// Closes the connections marked during a delivery; their rooms get
-    /// `leave` (which may mark more).
-    pub(super) fn drop_doomed(&mut self) {
-        while let Some((id, why)) = self.doomed.pop() {
-            if why.starts_with("slow consumer") {
-                self.stats.slow_consumer_drops += 1;
-                self.log
-                    .warn(format!("dropping {}: {why}", self.describe(id)));
-            }
-            self.leave_room(id, &why);
-            self.clients.remove(&id);
-        }
-    }
-
-    /// Takes a member out of its room, telling the others; logs the leave.
-    fn leave_room(&mut self, id: ConnId, why: &str) {
-        if let Some(dep) = self.hub.leave(id) {
-            let addr = &dep.member.address;
-            self.log.info(format!(
-                "leave: '{}' left room '{}' ({addr}): {why}",
-                dep.member.username, dep.room
-            ));
-            self.deliver(&dep.notice);
-        } else if let Some(c) = self.clients.get(&id)
-            && matches!(c.phase, Phase::Handshake { .. })
-        {
-            self.log.info(format!(
-                "client {} gone before its handshake: {why}",
-                c.peer
-            ));
-        }
-    }
-
-    /// Queues a last line (if any) and moves the connection to closing.
-    pub(super) fn begin_close(&mut self, id: ConnId, line: Option<&[u8]>) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        if let Some(line) = line {
-            // A last notice is worth going past the sendq by one line.
-            c.queue(line);
-        }
-        c.phase = Phase::Closing {
-            deadline: Instant::now() + CLOSE_LINGER,
-        };
-    }
-
-    /// "'Yan' in 'Teste' (127.0.0.1:50312)" or "client 127.0.0.1:50312",
-    /// for logs.
-    pub(super) fn describe(&self, id: ConnId) -> String {
-        let peer = self
-            .clients
-            .get(&id)
-            .map_or_else(|| "?".to_string(), |c| c.peer.to_string());
-        match self.hub.member(id) {
-            Some((room, m)) => format!("'{}' in '{room}' ({peer})", m.username),
-            None => format!("client {peer}"),
-        }
-    }
-
-    // -- writing and closing ------------------------------------------------
-
-    /// One write per connection that has output and was not blocked.
-    fn flush_clients(&mut self) {
-        let now = Instant::now();
-        let mut failed = Vec::new();
-        for c in self.clients.values_mut() {
-            if c.pending() > 0 && !c.write_blocked {
-                let before = c.pending();
-                match c.write_once() {
-                    Ok(n) => {
-                        self.stats.bytes_out += n as u64;
-                        if n < before {
-                            c.write_blocked = true;
-                        }
-                    }
-                    Err(e) => failed.push((c.id, format!("write error: {e}"))),
-                }
-            }
-            c.stall.update(now, c.pending() > self.hwm);
-        }
-        for (id, why) in failed {
-            self.doom(id, why);
-        }
-        self.drop_doomed();
-    }
-
-    /// Closes connections whose closing is complete: output flushed, FIN
-    /// sent, and the peer gone or every byte acknowledged.
-    fn reap_clients(&mut self) {
-        let mut done = Vec::new();
-        for c in self.clients.values_mut() {
-            if matches!(c.phase, Phase::Closing { .. }) && c.pending() == 0 {
-                c.shutdown_write();
-                if c.read_closed || c.unacknowledged() == 0 {
-                    done.push(c.id);
-                }
-            }
-        }
-        for id in done {
-            self.clients.remove(&id);
-        }
-    }
-
-    /// Handshake timeouts, closing deadlines and slow consumers.
-    fn expire_timers(&mut self, now: Instant) {
-        let mut late_handshakes = Vec::new();
-        let mut finished = Vec::new();
-        let mut slow = Vec::new();
-        for c in self.clients.values() {
-            match c.phase {
-                Phase::Handshake { deadline } if now >= deadline => late_handshakes.push(c.id),
-                Phase::Closing { deadline, .. } if now >= deadline => finished.push(c.id),
-                Phase::Member if c.stall.debt_at(now) >= self.cfg.write_timeout => slow.push(c.id),
-                _ => {}
-            }
-        }
-        for id in slow {
-            let why = format!(
-                "slow consumer: output above {} bytes for {} s in all, its stall budget (--write-timeout)",
-                self.hwm,
-                self.cfg.write_timeout.as_secs_f64()
-            );
-            self.doom(id, why);
-        }
-        for id in finished {
-            // The linger ran out: count who loses output when shutting down.
-            if let Some(c) = self.clients.remove(&id)
-                && self.shutdown_deadline.is_some()
-                && c.unflushed()
-            {
-                self.cut_off += 1;
-            }
-        }
-        let reason = format!(
-            "no complete handshake within {} s",
-            self.cfg.handshake_timeout.as_secs_f64()
-        );
-        for id in late_handshakes {
-            self.close_with_error(id, ErrorCode::Timeout, &reason, None);
-        }
-        self.drop_doomed();
-    }
 }
 
-/// What one select(2) call reported, as bitmaps indexed by descriptor: an
-/// O(1) test per connection (a list search would make each pass quadratic
-/// in the number of clients).
-struct Ready {
-    read: [u64; FD_SETSIZE / 64],
-    write: [u64; FD_SETSIZE / 64],
-}
-
-impl Ready {
-    fn new(readable: &[RawFd], writable: &[RawFd]) -> Ready {
-        let mut r = Ready {
-            read: [0; FD_SETSIZE / 64],
-            write: [0; FD_SETSIZE / 64],
-        };
-        for &fd in readable {
-            r.read[fd as usize / 64] |= 1 << (fd as usize % 64);
-        }
-        for &fd in writable {
-            r.write[fd as usize / 64] |= 1 << (fd as usize % 64);
-        }
-        r
-    }
-
-    fn readable(&self, fd: RawFd) -> bool {
-        (fd as usize) < FD_SETSIZE && self.read[fd as usize / 64] & (1 << (fd as usize % 64)) != 0
-    }
-
-    fn writable(&self, fd: RawFd) -> bool {
-        (fd as usize) < FD_SETSIZE && self.write[fd as usize / 64] & (1 << (fd as usize % 64)) != 0
-    }
-}
-
-pub(super) fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == Errno::EMFILE as i32 || code == Errno::ENFILE as i32)
-}
-
-/// Borrows a raw descriptor for an FdSet.
-fn borrow<'a>(fd: RawFd) -> BorrowedFd<'a> {
-    // SAFETY: every descriptor passed here belongs to an object the Server
-    // owns and does not close between building the sets and reading them
-    // back; the sets never outlive one pass of the loop.
-    unsafe { BorrowedFd::borrow_raw(fd) }
-}
-
-fn fd_set<'a>(fds: &[RawFd]) -> FdSet<'a> {
-    let mut set = FdSet::new();
-    for &fd in fds {
-        debug_assert!((fd as usize) < FD_SETSIZE);
-        set.insert(borrow(fd));
-    }
-    set
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE)
 }

@@ -10,47 +10,39 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-use serde::Serialize;
-
 pub use super::logsink::Sink;
+pub use crate::core::control::Level;
+use crate::core::control::LogEntry;
 use crate::core::text;
 use crate::timefmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Error,
-    Warn,
-    Info,
-}
-
-impl Level {
-    /// syslog(3) priority, also used as the `<N>` prefix journald reads.
-    fn priority(self) -> u8 {
-        match self {
-            Level::Error => 3,
-            Level::Warn => 4,
-            Level::Info => 6,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Level::Error => "ERROR",
-            Level::Warn => "WARN",
-            Level::Info => "INFO",
-        }
+/// syslog(3) priority, also used as the `<N>` prefix journald reads.
+fn priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Increases by one per entry; lets followers resume without duplicates.
-    #[serde(skip)]
     pub seq: u64,
     pub ts: String,
     pub level: Level,
     pub message: String,
+}
+
+impl Entry {
+    /// The entry as the control protocol shows it.
+    pub fn view(&self) -> LogEntry {
+        LogEntry {
+            ts: self.ts.clone(),
+            level: self.level,
+            message: self.message.clone(),
+        }
+    }
 }
 
 pub struct Logbook {
@@ -93,7 +85,7 @@ impl Logbook {
             message: text::printable(&message),
         };
         self.sink
-            .push(level.priority(), level.label(), &entry.ts, &entry.message);
+            .push(priority(level), level.label(), &entry.ts, &entry.message);
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }

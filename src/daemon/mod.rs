@@ -2,14 +2,15 @@
 //! message that names what failed), and the event loop that runs until a
 //! termination signal.
 
-mod admin;
+mod commands;
 mod conn;
+mod control_conn;
 mod event_loop;
 pub mod logbook;
 mod logsink;
 mod net;
 mod notify;
-mod signals;
+mod poller;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use crate::core::hub::Hub;
 use event_loop::Server;
 use logbook::{Logbook, Sink};
 
-pub use event_loop::FD_SETSIZE;
+pub use poller::FD_SETSIZE;
 
 /// Descriptors kept for everything that is not a chat client: stdio, the
 /// listeners, the signal pipe, the control socket and its clients, the spare
@@ -123,7 +124,12 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
             .map_err(|e| format!("--room {name}:{limit}: {}", e.message()))?;
         from_flags.push(name.clone());
     }
-    let signals = signals::Signals::install().map_err(|e| format!("signals: {e}"))?;
+    let signals = crate::sys::selfpipe::SelfPipe::install(&[
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| format!("signals: {e}"))?;
     let mut listeners = Vec::new();
     for addr in &cfg.listen {
         let l = net::listen_tcp(*addr).map_err(|e| format!("listen {addr}: {e}"))?;
@@ -133,8 +139,8 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     let notifier = notify::Notifier::from_env();
     // Control connections get the select(2) slots that chat clients can
     // never need (one more descriptor: the loop's spare).
-    let open = admin::open_descriptors().unwrap_or(FD_RESERVE) + 1;
-    let control_cap = admin::control_cap(open, cfg.max_clients);
+    let open = control_conn::open_descriptors().unwrap_or(FD_RESERVE) + 1;
+    let control_cap = control_conn::control_cap(FD_SETSIZE, open, cfg.max_clients);
     if control_cap < MIN_CONTROL_CAP {
         return Err(format!(
             "--max-clients {} leaves {control_cap} descriptor(s) below select(2)'s limit of {FD_SETSIZE} for control connections ({open} are already open): lower --max-clients",
