@@ -10,11 +10,13 @@
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate.
 //! - [`cli`]: the three programs' command lines (clap).
 //! - [`daemon`]: the I/O shell around the core: one select(2) loop.
+//! - [`client`]: the `chat` client's session, line editor and loop.
 //!
 //! The binaries live in `src/bin/`: `chatd` (the daemon), `chatctl` (the
 //! admin CLI) and `chat` (the terminal client).
 
 pub mod cli;
+pub mod client;
 pub mod core;
 pub mod daemon;
 pub mod paths;

@@ -13,10 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use serde_json::Value;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand};
-use chatd::core::control::Request;
+use chatd::core::control::{FollowLine, LogEntry, Reply, Request, Response};
 use chatd::core::text::printable;
 use chatd::paths::{check_private_dir, resolve_client_socket_path};
 
@@ -111,26 +110,28 @@ fn run(args: Args) -> Result<(), Failure> {
     let mut reader = BufReader::new(stream);
     // chatd may answer and close before reading the request (it does when
     // it is out of descriptors): an answer counts even if sending failed.
-    let (raw, response) = match (sent, read_response(&mut reader, &shown)) {
-        (_, Ok(answer)) => answer,
+    let raw = match (sent, read_line(&mut reader, &shown)) {
+        (_, Ok(raw)) => raw,
         (Err(e), Err(_)) => return Err(unreachable("send: ", e)),
         (Ok(()), Err(failure)) => return Err(failure),
     };
+    let response = Response::parse(&req, raw.as_bytes()).map_err(|e| {
+        Failure::Unreachable(format!("chatd at {shown} sent a malformed response: {e}"))
+    })?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     if args.json {
         out.write_all(raw.as_bytes())?;
     }
-    if response["ok"] != Value::Bool(true) {
-        out.flush()?;
-        let msg = response["error"]["message"]
-            .as_str()
-            .unwrap_or("the daemon refused the request")
-            .to_string();
-        return Err(Failure::Refused(msg));
-    }
+    let reply = match response {
+        Response::Ok(reply) => reply,
+        Response::Err(refusal) => {
+            out.flush()?;
+            return Err(Failure::Refused(refusal.message));
+        }
+    };
     if !args.json {
-        print_human(&mut out, &args.command, &response)?;
+        print_human(&mut out, &req, &reply)?;
     }
     out.flush()?;
     if follow {
@@ -138,11 +139,14 @@ fn run(args: Args) -> Result<(), Failure> {
             if reader.buffer().is_empty() && !wait_for_entry(reader.get_ref())? {
                 return Err(Failure::StdoutClosed);
             }
-            let (raw, entry) = read_response(&mut reader, &shown)?;
+            let raw = read_line(&mut reader, &shown)?;
+            let entry = FollowLine::parse(raw.as_bytes()).map_err(|e| {
+                Failure::Unreachable(format!("chatd at {shown} sent a malformed log line: {e}"))
+            })?;
             if args.json {
                 out.write_all(raw.as_bytes())?;
             } else {
-                print_log_entry(&mut out, &entry["log"])?;
+                print_log_entry(&mut out, &entry.log)?;
             }
             out.flush()?;
         }
@@ -176,38 +180,37 @@ fn wait_for_entry(stream: &UnixStream) -> Result<bool, Failure> {
     }
 }
 
-/// Reads one response line: the raw text (with its newline) and its parse.
-fn read_response(reader: &mut impl BufRead, shown: &str) -> Result<(String, Value), Failure> {
+/// Reads one line (with its newline).
+fn read_line(reader: &mut impl BufRead, shown: &str) -> Result<String, Failure> {
     let mut raw = String::new();
     match reader.read_line(&mut raw) {
         Ok(0) => Err(Failure::Unreachable(format!(
             "chatd at {shown} closed the connection without answering"
         ))),
-        Ok(_) => {
-            let value = serde_json::from_str(&raw).map_err(|e| {
-                Failure::Unreachable(format!("chatd at {shown} sent a malformed response: {e}"))
-            })?;
-            Ok((raw, value))
-        }
+        Ok(_) => Ok(raw),
         Err(e) => Err(Failure::Unreachable(format!(
             "no response from chatd at {shown}: {e}"
         ))),
     }
 }
 
-fn print_human(out: &mut impl Write, cmd: &Command, r: &Value) -> io::Result<()> {
-    match cmd {
-        Command::Room(RoomCommand::Create { .. }) => {
-            let room = &r["room"];
-            writeln!(
-                out,
-                "created room '{}' (limit {})",
-                text(&room["name"]),
-                room["limit"]
-            )
-        }
-        Command::Room(RoomCommand::List) | Command::List => {
-            let rooms = r["rooms"].as_array().cloned().unwrap_or_default();
+fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result<()> {
+    match reply {
+        // create-room and set-limit both answer with the room.
+        Reply::Room { room } if matches!(req, Request::CreateRoom { .. }) => writeln!(
+            out,
+            "created room '{}' (limit {})",
+            printable(&room.name),
+            room.limit
+        ),
+        Reply::Room { room } => writeln!(
+            out,
+            "room '{}' limit is now {} ({} member(s))",
+            printable(&room.name),
+            room.limit,
+            room.members
+        ),
+        Reply::Rooms { rooms } => {
             if rooms.is_empty() {
                 return writeln!(out, "no rooms");
             }
@@ -217,78 +220,66 @@ fn print_human(out: &mut impl Write, cmd: &Command, r: &Value) -> io::Result<()>
                 .map(|(i, room)| {
                     vec![
                         (i + 1).to_string(),
-                        text(&room["name"]),
-                        format!("{}/{}", room["members"], room["limit"]),
+                        printable(&room.name),
+                        format!("{}/{}", room.members, room.limit),
                     ]
                 })
                 .collect();
             print_table(out, &["#", "ROOM", "MEMBERS"], &rows)
         }
-        Command::Room(RoomCommand::Close { .. }) => writeln!(
+        Reply::Closed { room, disconnected } => writeln!(
             out,
-            "closed room '{}'; {} member(s) disconnected",
-            text(&r["room"]),
-            r["disconnected"]
+            "closed room '{}'; {disconnected} member(s) disconnected",
+            printable(room)
         ),
-        Command::Room(RoomCommand::SetLimit { .. }) => {
-            let room = &r["room"];
-            writeln!(
-                out,
-                "room '{}' limit is now {} ({} member(s))",
-                text(&room["name"]),
-                room["limit"],
-                room["members"]
-            )
-        }
-        Command::Participants { .. } => {
-            let members = r["participants"].as_array().cloned().unwrap_or_default();
-            if members.is_empty() {
-                return writeln!(out, "room '{}' has no participants", text(&r["room"]));
+        Reply::Participants { room, participants } => {
+            if participants.is_empty() {
+                return writeln!(out, "room '{}' has no participants", printable(room));
             }
-            let rows: Vec<Vec<String>> = members
+            let rows: Vec<Vec<String>> = participants
                 .iter()
                 .enumerate()
                 .map(|(i, m)| {
                     vec![
                         (i + 1).to_string(),
-                        text(&m["username"]),
-                        text(&m["address"]),
-                        text(&m["joined_at"]),
+                        printable(&m.username),
+                        printable(&m.address),
+                        printable(&m.joined_at),
                     ]
                 })
                 .collect();
             print_table(out, &["#", "USERNAME", "ADDRESS", "JOINED"], &rows)
         }
-        Command::Kick { .. } => writeln!(
+        Reply::Kicked { room, username } => writeln!(
             out,
             "removed '{}' from room '{}'",
-            text(&r["username"]),
-            text(&r["room"])
+            printable(username),
+            printable(room)
         ),
-        Command::Logs { .. } => {
-            for e in r["logs"].as_array().into_iter().flatten() {
+        Reply::Logs { logs } => {
+            for e in logs {
                 print_log_entry(out, e)?;
             }
             Ok(())
         }
-        Command::Stats => {
-            let stats = r["stats"].as_object().cloned().unwrap_or_default();
-            let width = stats.keys().map(String::len).max().unwrap_or(0);
-            for (k, v) in &stats {
-                writeln!(out, "{k:<width$}  {}", text(v))?;
+        Reply::Stats { stats } => {
+            let rows = stats.rows();
+            let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (k, v) in rows {
+                writeln!(out, "{k:<width$}  {v}")?;
             }
             Ok(())
         }
     }
 }
 
-fn print_log_entry(out: &mut impl Write, e: &Value) -> io::Result<()> {
+fn print_log_entry(out: &mut impl Write, e: &LogEntry) -> io::Result<()> {
     writeln!(
         out,
         "{} {:<5} {}",
-        text(&e["ts"]),
-        text(&e["level"]).to_uppercase(),
-        text(&e["message"])
+        printable(&e.ts),
+        e.level.label(),
+        printable(&e.message)
     )
 }
 
@@ -319,14 +310,4 @@ fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> i
         writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
     }
     Ok(())
-}
-
-/// A JSON value as display text: strings unquoted, control characters made
-/// visible so nothing the daemon relays can drive the terminal.
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => printable(s),
-        Value::Null => String::new(),
-        other => printable(&other.to_string()),
-    }
 }

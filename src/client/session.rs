@@ -1,0 +1,232 @@
+//! One stay in one room, seen from the client, without I/O: what to send
+//! (the handshake frame, then one frame per message) and what each event
+//! line received means. The run loop moves the bytes; this decides.
+
+use crate::core::lines::{Line, LineBuffer};
+use crate::core::wire::{self, Event, EventKind};
+
+/// Longest event line accepted from the server.
+pub const MAX_LINE: usize = 1024 * 1024;
+
+/// How a stay in a room ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The person typed /SAIR.
+    Left,
+    /// Ctrl-C, Ctrl-D, SIGTERM, or (scripted) stdin ended and all was sent.
+    Quit,
+    /// The server refused the join with this error event.
+    Refused { code: String, reason: String },
+    /// A `closed`, `kicked` or `shutdown` event (how to say it).
+    Ended(EndedBy),
+    /// The connection dropped without an event.
+    Lost(String),
+    /// The server accepted the connection but did not answer the join in
+    /// time.
+    NoAnswer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedBy {
+    Closed,
+    Kicked,
+    Shutdown,
+}
+
+impl EndedBy {
+    /// As the prototype would say it (Portuguese).
+    pub fn say(self) -> &'static str {
+        match self {
+            EndedBy::Closed => "A sala foi encerrada pelo administrador.",
+            EndedBy::Kicked => "Você foi removido da sala.",
+            EndedBy::Shutdown => "O servidor está encerrando.",
+        }
+    }
+}
+
+/// What one received line means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// An event to show; `line` is it as received (for `--json`).
+    Show { event: Event, line: Vec<u8> },
+    /// A line that is not an event: shown as it is, escaped.
+    Garbage(Vec<u8>),
+    /// The server rejected one of our messages.
+    Rejected { code: String, reason: String },
+    /// The stay is over (after showing what came before).
+    End(Ending),
+}
+
+pub struct ClientSession {
+    user: String,
+    lines: LineBuffer,
+    out: Vec<u8>,
+    joined: bool,
+    rejected: usize,
+}
+
+impl ClientSession {
+    /// A stay of `user` in `room`: the handshake is the first output.
+    pub fn new(user: &str, room: &str) -> ClientSession {
+        let hs = serde_json::json!({ "username": user, "room": room }).to_string();
+        ClientSession {
+            user: user.to_string(),
+            lines: LineBuffer::new(MAX_LINE),
+            out: wire::encode_frame(hs.as_bytes()),
+            joined: false,
+            rejected: 0,
+        }
+    }
+
+    /// Whether the server confirmed the join (our own `join` event).
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// How many of our messages the server rejected.
+    pub fn rejected(&self) -> usize {
+        self.rejected
+    }
+
+    /// Bytes waiting to be written to the socket.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Queues one line as a message frame; a trailing CR is dropped and an
+    /// empty line is not sent.
+    pub fn send(&mut self, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.is_empty() {
+            self.out.extend_from_slice(&wire::encode_frame(line));
+        }
+    }
+
+    /// What the bytes received mean, line by line; stops at an ending.
+    pub fn received(&mut self, bytes: &[u8]) -> Vec<Update> {
+        self.lines.push(bytes);
+        let mut updates = Vec::new();
+        while let Some(line) = self.lines.next_line() {
+            let update = match line {
+                Line::TooLong => Update::End(Ending::Lost(
+                    "the server sent an over-long line".to_string(),
+                )),
+                Line::Complete(line) => self.on_line(line),
+            };
+            let ends = matches!(update, Update::End(_));
+            updates.push(update);
+            if ends {
+                break;
+            }
+        }
+        updates
+    }
+
+    fn on_line(&mut self, line: Vec<u8>) -> Update {
+        let event = match Event::parse(&line) {
+            Ok(e) => e,
+            Err(_) => return Update::Garbage(line),
+        };
+        if event.kind == EventKind::Error {
+            let reason = event.reason.clone().unwrap_or_default();
+            if !self.joined {
+                return Update::End(Ending::Refused {
+                    code: event.message,
+                    reason,
+                });
+            }
+            self.rejected += 1;
+            return Update::Rejected {
+                code: event.message,
+                reason,
+            };
+        }
+        if event.kind == EventKind::Join && event.username == self.user {
+            self.joined = true;
+        }
+        Update::Show { event, line }
+    }
+}
+
+/// After an event has been shown: whether it ends the stay.
+pub fn ending_after(event: &Event) -> Option<Ending> {
+    match event.kind {
+        EventKind::Closed => Some(Ending::Ended(EndedBy::Closed)),
+        EventKind::Kicked => Some(Ending::Ended(EndedBy::Kicked)),
+        EventKind::Shutdown => Some(Ending::Ended(EndedBy::Shutdown)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(updates: &[Update]) -> Vec<String> {
+        updates
+            .iter()
+            .map(|u| match u {
+                Update::Show { event, .. } => format!("show {}", event.kind.as_str()),
+                Update::Garbage(_) => "garbage".into(),
+                Update::Rejected { code, .. } => format!("rejected {code}"),
+                Update::End(e) => format!("end {e:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_handshake_goes_first_then_messages() {
+        let mut s = ClientSession::new("Yan", "Teste");
+        let hs = String::from_utf8(s.output().clone()).unwrap();
+        assert_eq!(hs, "33        {\"username\":\"Yan\",\"room\":\"Teste\"}");
+        s.output().clear();
+        s.send(b"ola\r");
+        s.send(b"");
+        assert_eq!(s.output(), b"3         ola");
+    }
+
+    #[test]
+    fn own_join_confirms_and_errors_before_it_are_refusals() {
+        let mut s = ClientSession::new("Yan", "Teste");
+        let u = s.received(
+            b"{\"username\":\"Ana\",\"message\":\"*** ENTROU NA SALA ***\",\"type\":\"join\"}\n",
+        );
+        assert_eq!(kinds(&u), ["show join"]);
+        assert!(!s.joined(), "someone else's join");
+        let u = s.received(b"{\"username\":\"Yan\",\"message\":\"*** ENTROU NA SALA ***\",\"type\":\"join\"}\n{\"username\":\"Sistema\",\"message\":\"400\",\"type\":\"error\",\"reason\":\"bad\"}\n");
+        assert_eq!(kinds(&u), ["show join", "rejected 400"]);
+        assert!(s.joined());
+        assert_eq!(s.rejected(), 1);
+
+        let mut s = ClientSession::new("Yan", "Nope");
+        let u = s.received(b"{\"username\":\"Sistema\",\"message\":\"404\",\"type\":\"error\",\"reason\":\"no room\"}\n{\"username\":\"x\",\"message\":\"after\"}\n");
+        assert_eq!(
+            u,
+            [Update::End(Ending::Refused {
+                code: "404".into(),
+                reason: "no room".into()
+            })]
+        );
+    }
+
+    #[test]
+    fn split_lines_garbage_and_endings() {
+        let mut s = ClientSession::new("Yan", "Teste");
+        let line = b"{\"username\":\"Sistema\",\"message\":\"*** SALA ENCERRADA ***\",\"type\":\"closed\"}\n";
+        let mut all = Vec::new();
+        for b in line.chunks(7) {
+            all.extend(s.received(b));
+        }
+        assert_eq!(kinds(&all), ["show closed"]);
+        let Update::Show { event, .. } = &all[0] else {
+            unreachable!()
+        };
+        assert_eq!(ending_after(event), Some(Ending::Ended(EndedBy::Closed)));
+        assert_eq!(kinds(&s.received(b"raw \x1b[2J\n")), ["garbage"]);
+        let long = vec![b'x'; MAX_LINE + 10];
+        assert_eq!(
+            kinds(&s.received(&long)),
+            ["end Lost(\"the server sent an over-long line\")"]
+        );
+    }
+}
