@@ -427,6 +427,15 @@ pub fn check_event_line(line: &[u8]) {
         String::from_utf8_lossy(line)
     );
     assert_eq!(line.last(), Some(&b'}'));
+    // The typed parser the client uses reads every line the same way an
+    // independent JSON parser does.
+    let typed = chatd::core::wire::Event::parse(line)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(line)));
+    let raw: Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(raw["type"], typed.kind.as_str());
+    assert_eq!(raw["username"], typed.username.as_str());
+    assert_eq!(raw["message"], typed.message.as_str());
+    assert_eq!(raw["room"].as_str(), typed.room.as_deref());
 }
 
 /// A raw control-socket client: one JSON request per line.
