@@ -127,6 +127,8 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
         Request::Kick { room, username } => {
             let kick = ctx.hub.kick(room, username).map_err(|e| hub_error(&e))?;
             let dep = &kick.departure;
+            // The member's own name: the admin may have typed a look-alike.
+            let removed = dep.member.username.clone();
             ctx.log.info(format!(
                 "leave: '{}' removed from room '{}' ({}) by an admin",
                 dep.member.username, dep.room, dep.member.address
@@ -138,7 +140,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             });
             Ok(Reply::Kicked {
                 room: room.clone(),
-                username: username.clone(),
+                username: removed,
             })
         }
         Request::List {} => Ok(Reply::Rooms {
