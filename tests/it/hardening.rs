@@ -779,6 +779,11 @@ fn look_alike_names_are_taken() {
         ev["reason"].as_str().unwrap().contains("use 'Yani'"),
         "{ev}"
     );
+    // An admin may kick by a look-alike; the answer names who was removed.
+    let r = d
+        .admin()
+        .request(serde_json::json!({"cmd":"kick","room":"Teste","username":"YAN"}));
+    assert_eq!(r["username"], "Yan", "{r}");
 }
 
 /// Bug: a JSON array handshake (`["a","H"]`) was accepted as user a in
