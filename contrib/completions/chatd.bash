@@ -23,13 +23,25 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --listen --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --log-target --log-messages --log-capacity --help --version"
+            opts="-h -V --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --log-target --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,4 +1,7 @@
-complete -c chatd -l listen -d 'Address to accept chat clients on (repeatable; IPv4 or [IPv6]:port)' -r
+complete -c chatd -l listen -d 'Address to accept plaintext chat clients on (repeatable; IPv4 or [IPv6]:port), or `none` for a TLS-only chatd' -r
+complete -c chatd -l tls-listen -d 'Address to accept TLS chat clients on (repeatable; off by default); needs --tls-cert and --tls-key' -r
+complete -c chatd -l tls-cert -d 'PEM file with the server\'s certificate chain (its own certificate first); read again on SIGHUP' -r -F
+complete -c chatd -l tls-key -d 'PEM file with the certificate\'s private key; read again on SIGHUP' -r -F
 complete -c chatd -l room -d 'A room that exists from start-up, as NAME:LIMIT (repeatable)' -r
 complete -c chatd -l control -d 'Control socket path [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else ${TMPDIR:-/tmp}/chatd-$UID/control.sock, a directory that must be yours and not writable by others]' -r -F
 complete -c chatd -l state-dir -d 'Directory for the state file rooms.json (rooms and limits) [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatd, else ~/.local/state/chatd]' -r -F

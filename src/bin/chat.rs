@@ -14,6 +14,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -23,6 +24,7 @@ use chatd::client::editor::LineEditor;
 use chatd::client::run::{Input, Options, Stay};
 use chatd::client::session::{EndedBy, Ending};
 use chatd::client::terminal::RawMode;
+use chatd::client::transport::{self, Transport};
 use chatd::core::text::printable;
 use chatd::sys::selfpipe::SelfPipe;
 
@@ -78,13 +80,51 @@ fn run(args: Args) -> Outcome {
     }
 }
 
-fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Outcome> {
-    let connected = TcpStream::connect_timeout(&addr, timeout).and_then(|s| {
-        s.set_nodelay(true)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    });
-    connected.map_err(|e| Outcome::Unreachable(format!("cannot connect to {addr}: {e}")))
+/// How to reach the server: its address, and TLS when asked for.
+struct Dialer {
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+}
+
+impl Dialer {
+    fn new(args: &Args, addr: SocketAddr) -> Result<Dialer, Outcome> {
+        let tls = if args.tls || args.ca.is_some() {
+            let roots = transport::roots(args.ca.as_deref()).map_err(Outcome::Usage)?;
+            let config = transport::client_config(roots).map_err(Outcome::Failed)?;
+            let name = transport::server_name(&args.server).map_err(Outcome::Usage)?;
+            Some((config, name))
+        } else {
+            None
+        };
+        Ok(Dialer {
+            addr,
+            timeout: args.connect_timeout,
+            tls,
+        })
+    }
+
+    fn connect(&self) -> Result<Transport, Outcome> {
+        let addr = self.addr;
+        let unreachable =
+            |e: std::io::Error| Outcome::Unreachable(format!("cannot connect to {addr}: {e}"));
+        let stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(unreachable)?;
+        stream.set_nodelay(true).map_err(unreachable)?;
+        stream.set_nonblocking(true).map_err(unreachable)?;
+        match &self.tls {
+            None => Ok(Transport::Plain(stream)),
+            Some((config, name)) => {
+                Transport::tls(stream, config, name.clone()).map_err(unreachable)
+            }
+        }
+    }
+}
+
+fn tls_failed(addr: SocketAddr, why: &str) -> String {
+    format!("TLS with {addr} failed: {why}")
 }
 
 fn no_answer(addr: SocketAddr, opts: Options) -> String {
@@ -104,11 +144,15 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
             "--user and --room are required when stdin is not a terminal".into(),
         );
     };
-    let stream = match connect(addr, args.connect_timeout) {
-        Ok(s) => s,
+    let dialer = match Dialer::new(args, addr) {
+        Ok(d) => d,
         Err(outcome) => return outcome,
     };
-    let mut stay = Stay::new(stream, user, room, signals, Input::Script, opts);
+    let transport = match dialer.connect() {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
+    };
+    let mut stay = Stay::new(transport, user, room, signals, Input::Script, opts);
     match stay.run() {
         Ending::Quit if stay.rejected() == 0 => Outcome::Done,
         Ending::Quit => Outcome::Failed(format!(
@@ -122,6 +166,7 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ending::Ended(by) => Outcome::Failed(by.say().to_string()),
         Ending::Lost(why) => Outcome::Failed(why),
         Ending::NoAnswer => Outcome::Unreachable(no_answer(addr, opts)),
+        Ending::TlsFailed(why) => Outcome::Unreachable(tls_failed(addr, &why)),
     }
 }
 
@@ -130,6 +175,10 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
 // ---------------------------------------------------------------------------
 
 fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options) -> Outcome {
+    let dialer = match Dialer::new(args, addr) {
+        Ok(d) => d,
+        Err(outcome) => return outcome,
+    };
     let mut user = args.user.clone();
     let mut room = args.room.clone();
     loop {
@@ -141,8 +190,8 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             return Outcome::Done;
         };
         room = Some(r.clone());
-        let stream = match connect(addr, args.connect_timeout) {
-            Ok(s) => s,
+        let transport = match dialer.connect() {
+            Ok(t) => t,
             Err(outcome) => return outcome,
         };
         println!("Para sair, digite o comando /SAIR.\n");
@@ -151,7 +200,15 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             Err(e) => return Outcome::Failed(format!("terminal: {e}")),
         };
         let mut editor = LineEditor::new(&u);
-        let ending = Stay::new(stream, &u, &r, signals, Input::Keyboard(&mut editor), opts).run();
+        let ending = Stay::new(
+            transport,
+            &u,
+            &r,
+            signals,
+            Input::Keyboard(&mut editor),
+            opts,
+        )
+        .run();
         drop(raw);
         match ending {
             Ending::Left => {
@@ -199,6 +256,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 );
                 return Outcome::Unreachable(String::new());
             }
+            Ending::TlsFailed(why) => return Outcome::Unreachable(tls_failed(addr, &why)),
         }
     }
 }

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         return fail(&e);
     }
     let cfg = Config {
-        listen: args.listen,
+        listen: args.listen.into_iter().flatten().collect(),
+        tls_listen: args.tls_listen,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
         rooms: args.room,
         control,
         state_dir,

@@ -1,6 +1,7 @@
 //! The command line of `chat` (clap). Kept in the library so the man page
 //! and completions can be generated from it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,8 +18,8 @@ use crate::cli::chatd::parse_secs;
     after_help = "Interactive when stdin is a terminal: /SAIR leaves the room, Ctrl-D or Ctrl-C quits. \
                   Otherwise each stdin line is sent as one message (--user and --room required).\n\
                   Exit status: 0 ok; 1 join refused, message rejected or session ended by the server; \
-                  2 usage error; 3 the server could not be reached, or did not answer the join \
-                  within --connect-timeout."
+                  2 usage error; 3 the server could not be reached, did not answer the join \
+                  within --connect-timeout, or (--tls) its certificate did not verify."
 )]
 pub struct Args {
     /// chatd's address.
@@ -37,4 +38,13 @@ pub struct Args {
     /// answer the join, before giving up (exit 3).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub connect_timeout: Duration,
+    /// Connect with TLS, verifying the server's certificate against the
+    /// system's root certificates (or --ca). There is no way to skip the
+    /// verification.
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) to trust instead of the system's
+    /// (a private CA); implies --tls.
+    #[arg(long, value_name = "PATH")]
+    pub ca: Option<PathBuf>,
 }

@@ -20,9 +20,24 @@ pub enum LogTarget {
 #[derive(Debug, Parser)]
 #[command(name = "chatd", version, about, long_about = None)]
 pub struct Args {
-    /// Address to accept chat clients on (repeatable; IPv4 or [IPv6]:port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1234")]
-    pub listen: Vec<SocketAddr>,
+    /// Address to accept plaintext chat clients on (repeatable; IPv4 or
+    /// [IPv6]:port), or `none` for a TLS-only chatd.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1234", value_parser = parse_listen)]
+    pub listen: Vec<Option<SocketAddr>>,
+
+    /// Address to accept TLS chat clients on (repeatable; off by default);
+    /// needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Vec<SocketAddr>,
+
+    /// PEM file with the server's certificate chain (its own certificate
+    /// first); read again on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the certificate's private key; read again on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
 
     /// A room that exists from start-up, as NAME:LIMIT (repeatable).
     #[arg(long, value_name = "NAME:LIMIT", value_parser = parse_room)]
@@ -79,6 +94,16 @@ pub struct Args {
     /// Log entries kept in memory for `chatctl logs`.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub log_capacity: usize,
+}
+
+/// A listen address, or `none`.
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(|_| {
+        format!("'{s}' is not an address such as 127.0.0.1:1234 or [::1]:1234 (or none)")
+    })
 }
 
 pub fn parse_room(s: &str) -> Result<(String, usize), String> {

@@ -6,6 +6,7 @@
 //!   the join and how a session ends.
 //! - [`editor`]: the line being typed in raw mode, without I/O.
 //! - [`terminal`]: raw mode for as long as it lives.
+//! - [`transport`]: plain TCP or verified TLS (rustls).
 //! - [`run`]: the one select(2) loop over stdin, the socket and the signal
 //!   self-pipe that drives a session.
 
@@ -13,3 +14,4 @@ pub mod editor;
 pub mod run;
 pub mod session;
 pub mod terminal;
+pub mod transport;

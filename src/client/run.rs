@@ -6,7 +6,6 @@
 //! visible.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -16,9 +15,9 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::editor::{Key, LineEditor};
 use super::session::{ClientSession, Ending, Update, ending_after};
+use super::transport::{Incoming, Transport};
 use crate::core::lines::{Line, LineBuffer};
 use crate::core::text::printable;
-use crate::sys::nonblock::{ReadOutcome, flush_once, read_some};
 use crate::sys::selfpipe::SelfPipe;
 
 /// How long, after our side is done, to wait for the server to close.
@@ -45,7 +44,7 @@ pub enum Input<'a> {
 
 /// One stay in a room, until it ends.
 pub struct Stay<'a> {
-    stream: TcpStream,
+    transport: Transport,
     session: ClientSession,
     signals: &'a mut SelfPipe,
     input: Input<'a>,
@@ -61,7 +60,7 @@ pub struct Stay<'a> {
 
 impl<'a> Stay<'a> {
     pub fn new(
-        stream: TcpStream,
+        transport: Transport,
         user: &str,
         room: &str,
         signals: &'a mut SelfPipe,
@@ -69,7 +68,7 @@ impl<'a> Stay<'a> {
         opts: Options,
     ) -> Stay<'a> {
         Stay {
-            stream,
+            transport,
             session: ClientSession::new(user, room),
             signals,
             input,
@@ -94,15 +93,15 @@ impl<'a> Stay<'a> {
     /// Runs until the stay ends.
     pub fn run(&mut self) -> Ending {
         loop {
-            if let Err(e) = flush_once(&mut self.stream, self.session.output()) {
+            if let Err(e) = self.transport.flush(self.session.output()) {
                 return Ending::Lost(format!("connection lost: {e}"));
             }
-            if self.stdin_done && self.session.output().is_empty() && self.draining_since.is_none()
-            {
+            let all_sent = !self.transport.wants_write(self.session.output());
+            if self.stdin_done && all_sent && self.draining_since.is_none() {
                 // Scripted: all sent. Closing our side makes chatd finish
                 // our messages, then close; whatever arrives meanwhile is
                 // still printed.
-                let _ = self.stream.shutdown(Shutdown::Write);
+                self.transport.shutdown_write();
                 self.draining_since = Some(Instant::now());
             }
             if self
@@ -123,7 +122,7 @@ impl<'a> Stay<'a> {
     fn wait_and_handle(&mut self) -> Option<Ending> {
         let stdin = io::stdin();
         let stdin_fd = stdin.as_fd();
-        let sock_fd = self.stream.as_fd();
+        let sock_fd = self.transport.stream().as_fd();
         let mut rset = FdSet::new();
         rset.insert(sock_fd);
         rset.insert(self.signals.fd());
@@ -135,7 +134,7 @@ impl<'a> Stay<'a> {
             rset.insert(stdin_fd);
         }
         let mut wset = FdSet::new();
-        if !self.session.output().is_empty() {
+        if self.transport.wants_write(self.session.output()) {
             wset.insert(sock_fd);
         }
         let mut tv = TimeVal::milliseconds(TICK.as_millis() as i64);
@@ -160,17 +159,17 @@ impl<'a> Stay<'a> {
     }
 
     fn read_socket(&mut self) -> Option<Ending> {
-        let mut buf = [0u8; 16 * 1024];
-        let n = match read_some(&mut self.stream, &mut buf) {
-            Ok(ReadOutcome::Data(n)) => n,
-            Ok(ReadOutcome::WouldBlock) => return None,
-            Ok(ReadOutcome::Eof) if self.draining_since.is_some() => return Some(Ending::Quit),
-            Ok(ReadOutcome::Eof) => {
+        let data = match self.transport.read() {
+            Ok(Incoming::Data(data)) => data,
+            Ok(Incoming::Nothing) => return None,
+            Ok(Incoming::Closed) if self.draining_since.is_some() => return Some(Ending::Quit),
+            Ok(Incoming::Closed) => {
                 return Some(Ending::Lost("Conexão encerrada pelo servidor.".into()));
             }
+            Ok(Incoming::TlsFailed(why)) => return Some(Ending::TlsFailed(why)),
             Err(e) => return Some(Ending::Lost(format!("connection lost: {e}"))),
         };
-        for update in self.session.received(&buf[..n]) {
+        for update in self.session.received(&data) {
             match update {
                 Update::Show { event, line } => {
                     if self.opts.json {

@@ -24,6 +24,9 @@ pub enum Ending {
     /// The server accepted the connection but did not answer the join in
     /// time.
     NoAnswer,
+    /// TLS failed: the server's certificate did not verify, or the
+    /// handshake broke down.
+    TlsFailed(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,23 +1,69 @@
-//! One chat connection in the shell: the socket, the peer's address, the
+//! One chat connection in the shell: the socket, the transport (plain, or
+//! a rustls server connection between the socket and the session), the
 //! core [`Session`] that decides everything about it, and the event loop's
 //! bookkeeping (what the poller watches it for, when its timer is set,
-//! which work lists it is on). Each I/O helper does exactly one system
-//! call; none decides anything.
+//! which work lists it is on). Each I/O helper does one socket system call;
+//! none decides anything.
+//!
+//! The session sees plaintext only: `--sendq` and the high-water mark count
+//! plaintext. rustls holds at most [`TLS_BUFFER`] more per connection
+//! (ciphertext not yet taken by the socket), and takes plaintext from the
+//! session only while it is under that.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::Instant;
+
+use rustls::{ServerConfig, ServerConnection};
 
 use super::poller::Interest;
 use crate::core::hub::RoomId;
 use crate::core::session::Session;
-use crate::sys::nonblock::{ReadOutcome, read_some, write_some};
+use crate::sys::nonblock::{ReadOutcome, interrupted, read_some, would_block, write_some};
+
+/// Most bytes rustls buffers for one connection on the way out.
+pub const TLS_BUFFER: usize = 64 * 1024;
+
+pub enum Transport {
+    Plain,
+    Tls(Box<ServerConnection>),
+}
+
+/// What one read did.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Plaintext bytes now at the front of the scratch buffer.
+    pub plaintext: usize,
+    /// The peer closed (EOF, or TLS close_notify).
+    pub closed: bool,
+    /// The TLS layer failed (garbage, a bad handshake): why.
+    pub tls_error: Option<String>,
+}
+
+/// What one write did.
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Plaintext taken from the session's output.
+    pub taken: usize,
+    /// Bytes written to the socket.
+    pub written: usize,
+    /// The socket did not take everything: wait for writability.
+    pub blocked: bool,
+}
 
 pub struct Conn {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub session: Session,
+    pub transport: Transport,
+    /// The socket was full at the last write.
+    pub blocked: bool,
+    /// TLS: close_notify is queued; the FIN follows once it is out.
+    fin_pending: bool,
+    /// TLS: decrypted bytes rustls holds that the session has not taken.
+    tls_plaintext: usize,
     /// What the poller watches this connection for.
     pub interest: Interest,
     /// The deadline this connection's timer is set for.
@@ -33,61 +79,231 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, session: Session) -> Conn {
-        Conn {
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        session: Session,
+        tls: Option<&Arc<ServerConfig>>,
+    ) -> io::Result<Conn> {
+        let transport = match tls {
+            None => Transport::Plain,
+            Some(config) => {
+                let mut c = ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+                c.set_buffer_limit(Some(TLS_BUFFER));
+                Transport::Tls(Box::new(c))
+            }
+        };
+        Ok(Conn {
             stream,
             peer,
             session,
+            transport,
+            blocked: false,
+            fin_pending: false,
+            tls_plaintext: 0,
             interest: Interest::default(),
             scheduled: None,
             counted_in: None,
             touched: false,
             on_write_list: false,
             on_run_list: false,
-        }
+        })
     }
 
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
     }
 
-    /// One read(2) of at most what the session takes now.
-    pub fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<(ReadOutcome, usize)> {
-        let want = self.session.read_budget().min(scratch.len());
-        if want == 0 {
-            return Ok((ReadOutcome::WouldBlock, 0));
+    pub fn is_tls(&self) -> bool {
+        matches!(self.transport, Transport::Tls(_))
+    }
+
+    /// TLS and its handshake is not complete.
+    pub fn tls_handshaking(&self) -> bool {
+        match &self.transport {
+            Transport::Tls(c) => c.is_handshaking(),
+            Transport::Plain => false,
         }
-        let outcome = read_some(&mut self.stream, &mut scratch[..want])?;
-        let n = match outcome {
-            ReadOutcome::Data(n) => n,
-            _ => 0,
+    }
+
+    /// Whether to watch the socket for reading (before the room's say).
+    pub fn wants_read(&self) -> bool {
+        if self.session.read_budget() == 0 {
+            return false;
+        }
+        match &self.transport {
+            Transport::Tls(c) if !self.session.is_closing() => c.wants_read(),
+            _ => true,
+        }
+    }
+
+    /// Decrypted input waits inside rustls for the session to take it.
+    pub fn has_buffered_input(&self) -> bool {
+        self.tls_plaintext > 0
+    }
+
+    /// Output to write now (the socket was not full).
+    pub fn wants_write(&self) -> bool {
+        !self.blocked && self.has_output()
+    }
+
+    /// Output waits for the socket to become writable.
+    pub fn wants_writable(&self) -> bool {
+        self.blocked && self.has_output()
+    }
+
+    fn has_output(&self) -> bool {
+        match &self.transport {
+            Transport::Plain => self.session.pending() > 0,
+            Transport::Tls(c) => self.session.pending() > 0 || c.wants_write() || self.fin_pending,
+        }
+    }
+
+    /// One read from the socket; plaintext (at most what the session may
+    /// take) lands at the front of `scratch`. While closing, whatever comes
+    /// is read and discarded.
+    pub fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<Received> {
+        let mut got = Received::default();
+        if self.session.is_closing() {
+            got.closed = read_some(&mut self.stream, scratch)? == ReadOutcome::Eof;
+            return Ok(got);
+        }
+        let Transport::Tls(tls) = &mut self.transport else {
+            let want = self.session.read_budget().min(scratch.len());
+            if want > 0 {
+                match read_some(&mut self.stream, &mut scratch[..want])? {
+                    ReadOutcome::Data(n) => got.plaintext = n,
+                    ReadOutcome::Eof => got.closed = true,
+                    ReadOutcome::WouldBlock => {}
+                }
+            }
+            return Ok(got);
         };
-        Ok((outcome, n))
+        if tls.wants_read() {
+            match tls.read_tls(&mut self.stream) {
+                Ok(0) => got.closed = true,
+                Ok(_) => {}
+                Err(e) if would_block(&e) || interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+            match tls.process_new_packets() {
+                Ok(state) => {
+                    self.tls_plaintext = state.plaintext_bytes_to_read();
+                    got.closed |= state.peer_has_closed();
+                }
+                Err(e) => {
+                    got.tls_error = Some(e.to_string());
+                    return Ok(got);
+                }
+            }
+        }
+        got.plaintext = self.pull_plaintext(scratch);
+        // Closed only once everything decrypted has been taken.
+        got.closed &= self.tls_plaintext == 0;
+        Ok(got)
     }
 
-    /// One write(2) of the session's output; how much the socket took.
-    pub fn write_once(&mut self) -> io::Result<usize> {
-        write_some(&mut self.stream, self.session.output())
+    /// TLS: moves decrypted input from rustls to the front of `scratch`, at
+    /// most what the session may take now.
+    pub fn pull_plaintext(&mut self, scratch: &mut [u8]) -> usize {
+        let Transport::Tls(tls) = &mut self.transport else {
+            return 0;
+        };
+        let want = self
+            .session
+            .read_budget()
+            .min(scratch.len())
+            .min(self.tls_plaintext);
+        if want == 0 {
+            return 0;
+        }
+        match tls.reader().read(&mut scratch[..want]) {
+            Ok(n) => {
+                self.tls_plaintext -= n;
+                n
+            }
+            Err(_) => 0,
+        }
     }
 
-    /// Bytes the kernel still holds for the peer: not sent, or not yet
-    /// acknowledged (SIOCOUTQ).
+    /// One write to the socket: plain output as it is, or (TLS) as much of
+    /// the session's output as rustls takes, encrypted, then one write of
+    /// what rustls has for the socket.
+    pub fn write_once(&mut self) -> io::Result<Sent> {
+        let mut sent = Sent::default();
+        match &mut self.transport {
+            Transport::Plain => {
+                let output = self.session.output();
+                let n = write_some(&mut self.stream, output)?;
+                sent.taken = n;
+                sent.written = n;
+                sent.blocked = n < output.len();
+            }
+            Transport::Tls(tls) => {
+                let output = self.session.output();
+                if !output.is_empty() {
+                    sent.taken = tls.writer().write(output)?;
+                }
+                if tls.wants_write() {
+                    match tls.write_tls(&mut self.stream) {
+                        Ok(n) => sent.written = n,
+                        Err(e) if would_block(&e) || interrupted(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                sent.blocked = tls.wants_write();
+                if self.fin_pending && !tls.wants_write() {
+                    self.fin_pending = false;
+                    let _ = self.stream.shutdown(Shutdown::Write);
+                }
+            }
+        }
+        self.blocked = sent.blocked;
+        Ok(sent)
+    }
+
+    /// Ends our side: FIN, after TLS's close_notify when there is TLS.
+    pub fn shutdown_write(&mut self) {
+        match &mut self.transport {
+            Transport::Plain => {
+                let _ = self.stream.shutdown(Shutdown::Write);
+            }
+            Transport::Tls(tls) => {
+                tls.send_close_notify();
+                self.fin_pending = true;
+                self.blocked = false;
+                let _ = self.write_once();
+            }
+        }
+    }
+
+    /// Bytes still on their way to the peer: held by rustls, or by the
+    /// kernel unacknowledged (SIOCOUTQ).
     pub fn unacknowledged(&self) -> usize {
+        let tls = match &self.transport {
+            Transport::Tls(c) => usize::from(c.wants_write()) + usize::from(self.fin_pending),
+            Transport::Plain => 0,
+        };
         let mut n: nix::libc::c_int = 0;
         // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer,
         // which points at a live c_int; the descriptor is our open socket.
         let rc = unsafe { nix::libc::ioctl(self.stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut n) };
-        if rc == 0 { n.max(0) as usize } else { 0 }
+        tls + if rc == 0 { n.max(0) as usize } else { 0 }
     }
 
     /// Whether output is still on its way: queued in the session, or held
-    /// by the kernel unacknowledged by a peer that has not closed.
+    /// by rustls or the kernel for a peer that has not closed.
     pub fn unflushed(&self) -> bool {
         self.session.has_unsent() || (!self.session.read_closed() && self.unacknowledged() > 0)
     }
 
-    /// Sends FIN.
-    pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+    /// Best effort, for a connection about to be dropped: one write of
+    /// what rustls has queued (a TLS alert, say).
+    pub fn flush_tls_once(&mut self) {
+        if let Transport::Tls(tls) = &mut self.transport
+            && tls.wants_write()
+        {
+            let _ = tls.write_tls(&mut self.stream);
+        }
     }
 }

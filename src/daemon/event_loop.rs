@@ -31,11 +31,12 @@ use super::net::{self, ControlSocket};
 use super::notify::Notifier;
 use super::poller::{Interest, Poller, Ready, Select, Token};
 use super::store::Store;
+use super::tls::TlsSetup;
 use crate::core::control::{FollowLine, Response, Stats};
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
-use crate::sys::nonblock::{ReadOutcome, interrupted, would_block, write_some};
+use crate::sys::nonblock::{interrupted, would_block, write_some};
 use crate::sys::selfpipe::SelfPipe;
 use crate::timefmt;
 
@@ -90,7 +91,10 @@ enum Door {
 /// What start-up opened for the loop: sockets, the signal pipe, the state
 /// store and the systemd notifier.
 pub struct Bound {
-    pub listeners: Vec<TcpListener>,
+    /// Chat listeners, each with whether it speaks TLS.
+    pub listeners: Vec<(TcpListener, bool)>,
+    /// The certificate and key for the TLS listeners.
+    pub tls: Option<TlsSetup>,
     pub control: Option<ControlSocket>,
     pub signals: SelfPipe,
     pub store: Store,
@@ -108,7 +112,9 @@ pub struct Server {
     log: Logbook,
     counters: Counters,
     started: Instant,
-    listeners: Vec<TcpListener>,
+    /// Chat listeners, each with whether it speaks TLS.
+    listeners: Vec<(TcpListener, bool)>,
+    tls: Option<TlsSetup>,
     control: Option<ControlSocket>,
     signals: SelfPipe,
     poller: Select,
@@ -152,6 +158,7 @@ impl Server {
     pub fn new(cfg: Config, hub: Hub, log: Logbook, bound: Bound) -> Server {
         let Bound {
             listeners,
+            tls,
             control,
             signals,
             store,
@@ -178,6 +185,7 @@ impl Server {
             counters: Counters::default(),
             started: Instant::now(),
             listeners,
+            tls,
             control,
             signals,
             poller,
@@ -259,6 +267,9 @@ impl Server {
                 t if t >= FIRST_LISTENER => self.accept_clients((t - FIRST_LISTENER) as usize),
                 id if self.clients.contains_key(&id) => {
                     if r.writable {
+                        if let Some(c) = self.clients.get_mut(&id) {
+                            c.blocked = false;
+                        }
                         self.feed(id, now, Input::Writable);
                     }
                     if r.readable {
@@ -316,6 +327,15 @@ impl Server {
                     "no complete handshake within {} s",
                     self.cfg.handshake_timeout.as_secs_f64()
                 );
+                if self.clients.get(&id).is_some_and(Conn::tls_handshaking) {
+                    // No TLS yet, so no way to say 408: just close.
+                    let peer = self.clients[&id].peer;
+                    self.counters.refusals += 1;
+                    self.log
+                        .warn(format!("tls: client {peer}: {reason} (TLS); closing"));
+                    self.remove_client(id);
+                    return;
+                }
                 self.close_with_error(id, ErrorCode::Timeout, &reason, None);
             }
             Action::ShutdownWrite => {
@@ -399,7 +419,7 @@ impl Server {
                 c.touched = true;
                 self.touched.push(m);
             }
-            if flows && c.session.frame_ready() && !c.on_run_list {
+            if flows && (c.session.frame_ready() || c.has_buffered_input()) && !c.on_run_list {
                 c.on_run_list = true;
                 self.runnable.push(m);
             }
@@ -421,24 +441,23 @@ impl Server {
                 continue;
             };
             c.touched = false;
-            let s = &c.session;
-            let read = s.read_budget() > 0 && (s.phase() != Phase::Member || flows);
+            let read = c.wants_read() && (c.session.phase() != Phase::Member || flows);
             let interest = Interest {
                 read,
-                write: s.wants_writable(),
+                write: c.wants_writable(),
             };
             if interest != c.interest {
                 c.interest = interest;
                 self.poller.set(c.fd(), id, interest);
             }
-            let due = s.poll_timeout();
+            let due = c.session.poll_timeout();
             if due != c.scheduled {
                 c.scheduled = due;
                 if let Some(t) = due {
                     self.timers.push(Reverse((t, id)));
                 }
             }
-            if s.wants_write() && !c.on_write_list {
+            if c.wants_write() && !c.on_write_list {
                 c.on_write_list = true;
                 self.writes.push(id);
             }
@@ -487,21 +506,8 @@ impl Server {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
         };
-        match c.read_once(&mut self.scratch) {
-            Ok((ReadOutcome::Data(_), n)) => {
-                let bytes = &self.scratch[..n];
-                let action = c.session.handle(now, Input::Received(bytes));
-                debug_assert!(action.is_none());
-            }
-            Ok((ReadOutcome::Eof, _)) => {
-                let action = c.session.handle(now, Input::ReadClosed);
-                if let Some(a) = action {
-                    self.touch(id);
-                    self.act(id, now, a);
-                    return;
-                }
-            }
-            Ok((ReadOutcome::WouldBlock, _)) => {}
+        let got = match c.read_once(&mut self.scratch) {
+            Ok(got) => got,
             Err(e) => {
                 let closing = c.session.is_closing();
                 let action = c.session.handle(now, Input::ReadClosed);
@@ -510,20 +516,57 @@ impl Server {
                     self.drop_doomed();
                     return;
                 }
+                self.touch(id);
                 if let Some(a) = action {
-                    self.touch(id);
                     self.act(id, now, a);
-                    return;
                 }
+                return;
+            }
+        };
+        if let Some(why) = got.tls_error {
+            self.tls_failed(id, &why);
+            return;
+        }
+        if got.plaintext > 0 {
+            let action = c
+                .session
+                .handle(now, Input::Received(&self.scratch[..got.plaintext]));
+            debug_assert!(action.is_none());
+        }
+        if got.closed {
+            let action = c.session.handle(now, Input::ReadClosed);
+            if let Some(a) = action {
+                self.touch(id);
+                self.act(id, now, a);
+                return;
             }
         }
         self.touch(id);
         self.mark_runnable(id);
     }
 
+    /// The TLS layer failed (garbage on the TLS port, a handshake the
+    /// client broke off, a bad record): logged once, rustls's alert sent if
+    /// the socket takes it, and the connection closed; a member leaves.
+    fn tls_failed(&mut self, id: ConnId, why: &str) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        c.flush_tls_once();
+        let peer = c.peer;
+        if c.session.phase() == Phase::Member {
+            self.doom(id, format!("tls: {why}"));
+            self.drop_doomed();
+        } else {
+            self.counters.refusals += 1;
+            self.log.warn(format!("tls: client {peer}: {why}; closing"));
+            self.remove_client(id);
+        }
+    }
+
     fn mark_runnable(&mut self, id: ConnId) {
         if let Some(c) = self.clients.get_mut(&id)
-            && c.session.frame_ready()
+            && (c.session.frame_ready() || c.has_buffered_input())
             && !c.on_run_list
         {
             c.on_run_list = true;
@@ -556,7 +599,17 @@ impl Server {
             let next = c.session.poll_frame();
             self.touch(id);
             match next {
-                Next::Nothing => return,
+                Next::Nothing => {
+                    // Decrypted input may still wait inside rustls.
+                    let c = self.clients.get_mut(&id).expect("checked");
+                    let n = c.pull_plaintext(&mut self.scratch);
+                    if n == 0 {
+                        return;
+                    }
+                    let now = Instant::now();
+                    let action = c.session.handle(now, Input::Received(&self.scratch[..n]));
+                    debug_assert!(action.is_none());
+                }
                 Next::Error(e) => {
                     self.close_with_error(id, e.code(), &e.reason(), None);
                     return;
@@ -596,8 +649,13 @@ impl Server {
             Ok(delivery) => {
                 self.feed(id, Instant::now(), Input::Joined);
                 self.counters.joins += 1;
+                let over = if self.clients[&id].is_tls() {
+                    " over TLS"
+                } else {
+                    ""
+                };
                 self.log.info(format!(
-                    "join: '{}' entered room '{}' from {peer}",
+                    "join: '{}' entered room '{}' from {peer}{over}",
                     hs.username, hs.room
                 ));
                 self.deliver(&delivery);
@@ -758,17 +816,16 @@ impl Server {
                 continue;
             };
             c.on_write_list = false;
-            if !c.session.wants_write() {
+            if !c.wants_write() {
                 continue;
             }
-            let offered = c.session.pending();
             match c.write_once() {
-                Ok(n) => {
-                    self.counters.bytes_out += n as u64;
-                    if n < offered {
+                Ok(sent) => {
+                    self.counters.bytes_out += sent.written as u64;
+                    if sent.blocked {
                         self.feed(id, now, Input::SendBlocked);
                     }
-                    self.feed(id, now, Input::Sent(n));
+                    self.feed(id, now, Input::Sent(sent.taken));
                 }
                 Err(e) => {
                     if self.clients[&id].session.is_closing() {
@@ -931,7 +988,7 @@ impl Server {
     fn register_the_rest(&mut self, now: Instant) {
         let paused = self.accept_paused_until.is_some();
         let listening = self.shutdown_deadline.is_none() && !paused;
-        for (i, l) in self.listeners.iter().enumerate() {
+        for (i, (l, _)) in self.listeners.iter().enumerate() {
             let interest = Interest {
                 read: listening,
                 write: false,
@@ -1047,7 +1104,7 @@ impl Server {
     fn on_signals(&mut self) {
         let got = self.signals.take();
         if got.contains(&SIGHUP) {
-            self.log.info("SIGHUP received: nothing to reload; ignored");
+            self.reload();
         }
         if got.contains(&SIGINT) || got.contains(&SIGTERM) {
             if self.shutdown_deadline.is_some() {
@@ -1057,6 +1114,26 @@ impl Server {
             } else {
                 self.begin_shutdown();
             }
+        }
+    }
+
+    /// SIGHUP (`systemctl reload chatd`): the TLS certificate and key are
+    /// read again for the connections that come next; on error the old
+    /// ones stay. Open sessions are untouched either way.
+    fn reload(&mut self) {
+        let Some(tls) = &mut self.tls else {
+            self.log.info("SIGHUP received: nothing to reload (no TLS)");
+            return;
+        };
+        match tls.reload() {
+            Ok(()) => self.log.info(format!(
+                "tls: reloaded certificate {} and key {}",
+                tls.cert.display(),
+                tls.key.display()
+            )),
+            Err(e) => self.log.error(format!(
+                "{e}; reload failed, the previous certificate and key stay in use"
+            )),
         }
     }
 
@@ -1076,7 +1153,7 @@ impl Server {
             "shutting down: telling {} client(s)",
             self.clients.len()
         ));
-        for (i, l) in self.listeners.drain(..).enumerate() {
+        for (i, (l, _)) in self.listeners.drain(..).enumerate() {
             self.poller.remove(l.as_raw_fd(), FIRST_LISTENER + i as u64);
         }
         if let Some(c) = self.control.take() {
@@ -1094,11 +1171,12 @@ impl Server {
 
     fn accept_clients(&mut self, index: usize) {
         loop {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some((listener, tls)) = self.listeners.get(index) else {
                 return;
             };
+            let tls = *tls;
             match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer),
+                Ok((stream, peer)) => self.admit(stream, peer, tls),
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -1114,14 +1192,14 @@ impl Server {
         }
     }
 
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, tls: bool) {
         if !self.poller.can_watch(stream.as_raw_fd()) {
-            self.refuse_at_door(stream, peer, "no descriptor slot left for select(2)");
+            self.refuse_at_door(stream, peer, tls, "no descriptor slot left for select(2)");
             return;
         }
         if self.clients.len() >= self.cfg.max_clients {
             let why = format!("--max-clients {} reached", self.cfg.max_clients);
-            self.refuse_at_door(stream, peer, &why);
+            self.refuse_at_door(stream, peer, tls, &why);
             return;
         }
         if let Err(e) = stream.set_nonblocking(true) {
@@ -1133,21 +1211,34 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let id = self.next_id();
         let session = Session::new(Instant::now(), self.limits);
-        self.clients.insert(id, Conn::new(stream, peer, session));
-        self.touch(id);
+        let config = if tls {
+            self.tls.as_ref().map(|t| &t.config)
+        } else {
+            None
+        };
+        match Conn::new(stream, peer, session, config) {
+            Ok(conn) => {
+                self.clients.insert(id, conn);
+                self.touch(id);
+            }
+            Err(e) => self.log.warn(format!("tls: client {peer}: {e}")),
+        }
     }
 
     /// Answers 503 with one best-effort write and closes at once; such a
     /// connection never enters the loop.
-    fn refuse_at_door(&mut self, mut stream: TcpStream, peer: SocketAddr, why: &str) {
+    fn refuse_at_door(&mut self, mut stream: TcpStream, peer: SocketAddr, tls: bool, why: &str) {
         let _ = stream.set_nonblocking(true);
-        let line = Event::error(
-            ErrorCode::Unavailable,
-            None,
-            &format!("server at capacity: {why}"),
-        )
-        .encode();
-        let _ = write_some(&mut stream, &line);
+        if !tls {
+            // (A TLS client could not read it: it is just closed.)
+            let line = Event::error(
+                ErrorCode::Unavailable,
+                None,
+                &format!("server at capacity: {why}"),
+            )
+            .encode();
+            let _ = write_some(&mut stream, &line);
+        }
         let _ = stream.shutdown(std::net::Shutdown::Write);
         self.counters.refusals += 1;
         self.log.warn(format!("refused 503 to {peer}: {why}"));
@@ -1170,8 +1261,10 @@ impl Server {
         if self.spare_fd.take().is_some() {
             match door {
                 Door::Chat(index) => {
-                    if let Ok((stream, peer)) = self.listeners[index].accept() {
-                        self.refuse_at_door(stream, peer, "out of file descriptors");
+                    let (listener, tls) = &self.listeners[index];
+                    let tls = *tls;
+                    if let Ok((stream, peer)) = listener.accept() {
+                        self.refuse_at_door(stream, peer, tls, "out of file descriptors");
                     }
                 }
                 Door::Control => {

@@ -12,6 +12,7 @@ mod net;
 mod notify;
 mod poller;
 pub mod store;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,7 +39,13 @@ pub const MAX_CLIENTS_CEILING: usize = FD_SETSIZE - FD_RESERVE;
 /// its flags.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Plaintext chat listeners (none with `--listen none`).
     pub listen: Vec<SocketAddr>,
+    /// TLS chat listeners.
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain and private key for the TLS listeners.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Rooms that exist from start-up (name, limit).
     pub rooms: Vec<(String, usize)>,
     pub control: PathBuf,
@@ -64,8 +71,17 @@ pub fn max_event_len(max_frame: usize) -> usize {
 impl Config {
     /// Checks the limits against each other; the error names the flags.
     pub fn validate(&self) -> Result<(), String> {
-        if self.listen.is_empty() {
-            return Err("at least one --listen address is needed".into());
+        if self.listen.is_empty() && self.tls_listen.is_empty() {
+            return Err("nothing to listen on: give a --listen or a --tls-listen address".into());
+        }
+        match (&self.tls_cert, &self.tls_key, self.tls_listen.is_empty()) {
+            (Some(_), Some(_), false) | (None, None, true) => {}
+            (_, _, false) => {
+                return Err("--tls-listen needs both --tls-cert and --tls-key".into());
+            }
+            (_, _, true) => {
+                return Err("--tls-cert and --tls-key go with --tls-listen".into());
+            }
         }
         if self.max_frame == 0 {
             return Err("--max-frame must be at least 1".into());
@@ -130,10 +146,19 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("signals: {e}"))?;
+    // The certificate before any socket: a bad one stops start-up.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::TlsSetup::load(cert, key)?),
+        _ => None,
+    };
     let mut listeners = Vec::new();
     for addr in &cfg.listen {
         let l = net::listen_tcp(*addr).map_err(|e| format!("listen {addr}: {e}"))?;
-        listeners.push(l);
+        listeners.push((l, false));
+    }
+    for addr in &cfg.tls_listen {
+        let l = net::listen_tcp(*addr).map_err(|e| format!("tls-listen {addr}: {e}"))?;
+        listeners.push((l, true));
     }
     let control = net::bind_control(&cfg.control)?;
     let notifier = notify::Notifier::from_env();
@@ -157,9 +182,20 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     ));
-    for l in &listeners {
+    for (l, tls) in &listeners {
         let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
-        log.info(format!("listening on {addr}"));
+        if *tls {
+            log.info(format!("listening for TLS on {addr}"));
+        } else {
+            log.info(format!("listening on {addr}"));
+        }
+    }
+    if let Some(t) = &tls {
+        log.info(format!(
+            "tls: certificate {} and key {} loaded (TLS 1.2 and 1.3)",
+            t.cert.display(),
+            t.key.display()
+        ));
     }
     if control.replaced_stale {
         log.info(format!(
@@ -190,6 +226,7 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     }
     let bound = event_loop::Bound {
         listeners,
+        tls,
         control: Some(control),
         signals,
         store,

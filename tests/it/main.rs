@@ -10,3 +10,4 @@ mod faults;
 mod hardening;
 mod service;
 mod support;
+mod tls;

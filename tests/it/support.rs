@@ -91,10 +91,17 @@ impl Daemon {
             dir: Some(dir),
             log,
         };
-        let line = d.wait_log("listening on ", Duration::from_secs(10));
-        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        // Listeners are logged before the control socket: the plaintext
+        // one if there is one (`--listen none` leaves only TLS).
+        d.wait_log("control socket at", Duration::from_secs(10));
+        let lines = d.log_lines();
+        let line = lines
+            .iter()
+            .find(|l| l.contains("listening on "))
+            .or_else(|| lines.iter().find(|l| l.contains("listening for TLS on ")))
+            .expect("a listener");
+        let addr = line.rsplit(" on ").next().unwrap().trim();
         d.addr = addr.parse().unwrap();
-        d.wait_log("control socket at", Duration::from_secs(5));
         d
     }
 

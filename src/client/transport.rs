@@ -1,0 +1,211 @@
+//! The client's connection: a plain TCP stream, or TLS (rustls) over it,
+//! verifying the server: the system's root certificates by default, or
+//! only the CA given with `--ca`. There is deliberately no way to skip
+//! verification. Non-blocking, one socket system call per step.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+use crate::sys::nonblock::{ReadOutcome, interrupted, read_some, would_block, write_some};
+
+pub enum Transport {
+    Plain(TcpStream),
+    Tls(TcpStream, Box<ClientConnection>),
+}
+
+/// What one read brought.
+#[derive(Debug)]
+pub enum Incoming {
+    Data(Vec<u8>),
+    Nothing,
+    Closed,
+    /// TLS failed: the handshake (the certificate, above all) or a record.
+    TlsFailed(String),
+}
+
+/// The trust anchors for `chat --tls`: only `ca` when given, else the
+/// system's roots.
+pub fn roots(ca: Option<&Path>) -> Result<RootCertStore, String> {
+    let mut store = RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("--ca {}: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("--ca {}: {e}", path.display()))?;
+            let (added, _) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(format!(
+                    "--ca {}: no usable certificate in it",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            store.add_parsable_certificates(found.certs);
+            if store.is_empty() {
+                return Err(
+                    "no system root certificates found (install ca-certificates, or give --ca)"
+                        .into(),
+                );
+            }
+        }
+    }
+    Ok(store)
+}
+
+/// A TLS client configuration (TLS 1.2 and 1.3) trusting `roots`.
+pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The name the server's certificate must carry: the host part of
+/// `--server` (a DNS name or an IP address).
+pub fn server_name(server: &str) -> Result<ServerName<'static>, String> {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|e| format!("--server {server}: '{host}' is not a name TLS can verify: {e}"))
+}
+
+impl Transport {
+    pub fn tls(
+        stream: TcpStream,
+        config: &Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> io::Result<Transport> {
+        let conn = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
+        Ok(Transport::Tls(stream, Box::new(conn)))
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) | Transport::Tls(s, _) => s,
+        }
+    }
+
+    /// Whether there are bytes for the socket (queued by us or by TLS).
+    pub fn wants_write(&self, out: &[u8]) -> bool {
+        match self {
+            Transport::Plain(_) => !out.is_empty(),
+            Transport::Tls(_, c) => !out.is_empty() || c.wants_write(),
+        }
+    }
+
+    /// Hands `out` to the connection (all of it for TLS, which encrypts it
+    /// into its own buffer; as much as the socket takes for plain) and
+    /// writes once.
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => {
+                let n = write_some(s, out)?;
+                out.drain(..n);
+            }
+            Transport::Tls(s, c) => {
+                if !out.is_empty() {
+                    c.writer().write_all(out)?;
+                    out.clear();
+                }
+                if c.wants_write() {
+                    match c.write_tls(s) {
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) || interrupted(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One read from the socket, decrypted when TLS.
+    pub fn read(&mut self) -> io::Result<Incoming> {
+        let mut buf = vec![0u8; 16 * 1024];
+        match self {
+            Transport::Plain(s) => Ok(match read_some(s, &mut buf)? {
+                ReadOutcome::Data(n) => {
+                    buf.truncate(n);
+                    Incoming::Data(buf)
+                }
+                ReadOutcome::Eof => Incoming::Closed,
+                ReadOutcome::WouldBlock => Incoming::Nothing,
+            }),
+            Transport::Tls(s, c) => {
+                let eof = match c.read_tls(s) {
+                    Ok(0) => true,
+                    Ok(_) => false,
+                    Err(e) if would_block(&e) || interrupted(&e) => false,
+                    Err(e) => return Err(e),
+                };
+                let state = match c.process_new_packets() {
+                    Ok(state) => state,
+                    Err(e) => {
+                        // Send the alert that says why, if the socket takes it.
+                        let _ = c.write_tls(s);
+                        return Ok(Incoming::TlsFailed(describe(&e)));
+                    }
+                };
+                let mut data = Vec::new();
+                loop {
+                    match c.reader().read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                        Err(_) => break,
+                    }
+                }
+                if !data.is_empty() {
+                    return Ok(Incoming::Data(data));
+                }
+                if eof || state.peer_has_closed() {
+                    return Ok(Incoming::Closed);
+                }
+                Ok(Incoming::Nothing)
+            }
+        }
+    }
+
+    /// Ends our sending side: close_notify (TLS), then FIN.
+    pub fn shutdown_write(&mut self) {
+        if let Transport::Tls(s, c) = self {
+            c.send_close_notify();
+            let _ = c.write_tls(s);
+        }
+        let _ = self.stream().shutdown(Shutdown::Write);
+    }
+}
+
+/// A TLS failure in words a user can act on.
+fn describe(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => {
+            let what = match c {
+                C::Expired | C::ExpiredContext { .. } => "it has expired".to_string(),
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".to_string(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "it is not valid for the name in --server".to_string()
+                }
+                C::UnknownIssuer | C::BadSignature => {
+                    "it is not signed by a trusted CA (for a private CA, give --ca)".to_string()
+                }
+                C::Revoked => "it has been revoked".to_string(),
+                other => format!("{other:?}"),
+            };
+            format!("the server's certificate was refused: {what} ({e})")
+        }
+        other => other.to_string(),
+    }
+}
