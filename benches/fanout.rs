@@ -2,11 +2,13 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
-//!         [--baseline PATH]
+//!         [--baseline PATH] [--tls]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
-//! change on the same machine in the same minutes.
+//! change on the same machine in the same minutes. `--tls` adds chatd over
+//! TLS (certificates made for the run with rcgen) as another server, and
+//! measures full TLS handshakes per second.
 //!
 //! Every scenario runs `--runs` times (default 3) against a fresh server
 //! each time, alternating which server goes first; the table shows medians
@@ -18,6 +20,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loadgen::{Proto, Report, Scenario, Target};
@@ -87,10 +90,66 @@ impl Drop for TempDir {
     }
 }
 
-fn start_chatd(bin: &Path, rooms: usize) -> Result<Server, String> {
+/// A CA and a certificate for 127.0.0.1 it signed, for chatd's TLS port,
+/// and a client configuration trusting the CA.
+struct Pki {
+    cert: PathBuf,
+    key: PathBuf,
+    client: Arc<rustls::ClientConfig>,
+    _dir: TempDir,
+}
+
+fn make_pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = TempDir::new("pki");
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let cert_path = dir.0.join("server.pem");
+    let key_path = dir.0.join("server.key");
+    std::fs::write(&cert_path, leaf.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Pki {
+        cert: cert_path,
+        key: key_path,
+        client: Arc::new(client),
+        _dir: dir,
+    }
+}
+
+fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>) -> Result<Server, String> {
     let dir = TempDir::new("chatd");
     let mut cmd = Command::new(bin);
-    cmd.args(["--listen", "127.0.0.1:0", "--control"])
+    match tls {
+        None => cmd.args(["--listen", "127.0.0.1:0"]),
+        Some(pki) => cmd
+            .args([
+                "--listen",
+                "none",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+            ])
+            .arg(&pki.cert)
+            .arg("--tls-key")
+            .arg(&pki.key),
+    };
+    cmd.arg("--control")
         .arg(dir.0.join("c.sock"))
         .arg("--state-dir")
         .arg(dir.0.join("state"));
@@ -112,7 +171,9 @@ fn start_chatd(bin: &Path, rooms: usize) -> Result<Server, String> {
             .next()
             .ok_or("chatd exited before listening")?
             .map_err(|e| e.to_string())?;
-        if let Some(a) = line.split("listening on ").nth(1) {
+        if let Some(a) = line.split(" on ").nth(1)
+            && line.contains("listening")
+        {
             break a.trim().parse().map_err(|e| format!("{e}"))?;
         }
     };
@@ -123,6 +184,7 @@ fn start_chatd(bin: &Path, rooms: usize) -> Result<Server, String> {
             proto: Proto::Chatd,
             addr,
             pid: child.id(),
+            tls: tls.map(|p| Arc::clone(&p.client)),
         },
         child,
         _dir: dir,
@@ -185,6 +247,7 @@ fn start_ngircd(bin: &Path) -> Result<Server, String> {
             proto: Proto::Irc,
             addr,
             pid: child.id(),
+            tls: None,
         },
         child,
         _dir: dir,
@@ -234,6 +297,8 @@ struct Args {
     attach: Option<(SocketAddr, u32)>,
     /// Another chatd binary to measure beside this build.
     baseline: Option<PathBuf>,
+    /// Also measure chatd over TLS.
+    tls: bool,
 }
 
 fn parse_args() -> Args {
@@ -243,6 +308,7 @@ fn parse_args() -> Args {
         scenario: None,
         attach: None,
         baseline: None,
+        tls: false,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -255,6 +321,7 @@ fn parse_args() -> Args {
             "--attach" => attach_addr = it.next().and_then(|v| v.parse().ok()),
             "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
             "--baseline" => args.baseline = it.next().map(PathBuf::from),
+            "--tls" => args.tls = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -280,6 +347,7 @@ fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
             proto: Proto::Chatd,
             addr,
             pid,
+            tls: None,
         };
         let mut reps = Vec::new();
         for _ in 0..args.runs {
@@ -299,13 +367,15 @@ fn main() {
         return;
     }
     let ngircd = ngircd_binary();
-    let servers: Vec<&str> = ["chatd", "baseline", "ngircd"]
+    let pki = args.tls.then(make_pki);
+    let servers: Vec<&str> = ["chatd", "chatd+tls", "baseline", "ngircd"]
         .into_iter()
         .filter(|s| *s != "baseline" || args.baseline.is_some())
+        .filter(|s| *s != "chatd+tls" || args.tls)
         .filter(|s| {
             args.only
                 .as_deref()
-                .is_none_or(|o| o == *s || *s == "baseline")
+                .is_none_or(|o| o == *s || *s == "baseline" || *s == "chatd+tls")
         })
         .filter(|s| *s != "ngircd" || ngircd.is_some())
         .collect();
@@ -332,8 +402,9 @@ fn main() {
             };
             for i in order {
                 let server = match servers[i] {
-                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms),
-                    "baseline" => start_chatd(args.baseline.as_deref().unwrap(), sc.rooms),
+                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms, None),
+                    "chatd+tls" => start_chatd(Path::new(CHATD), sc.rooms, pki.as_ref()),
+                    "baseline" => start_chatd(args.baseline.as_deref().unwrap(), sc.rooms, None),
                     _ => start_ngircd(ngircd.as_deref().unwrap()),
                 };
                 let server = match server {
@@ -357,6 +428,50 @@ fn main() {
         }
         print_table(&sc, &results);
     }
+    if let Some(pki) = &pki
+        && args
+            .scenario
+            .as_deref()
+            .is_none_or(|s| s == "tls handshakes")
+    {
+        tls_handshake_table(pki, args.runs);
+    }
+}
+
+/// Full TLS handshakes per second (each client: connect, handshake, join,
+/// read its join notice, close), one after another, fresh chatd per run.
+fn tls_handshake_table(pki: &Pki, runs: usize) {
+    const N: usize = 500;
+    let mut rates = Vec::new();
+    let mut cpus = Vec::new();
+    for run in 0..runs {
+        let server = match start_chatd(Path::new(CHATD), 1, Some(pki)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("fanout: {e}");
+                return;
+            }
+        };
+        eprintln!("  tls handshakes run {} ...", run + 1);
+        match loadgen::tls_handshakes(&server.target, N) {
+            Ok((rate, cpu)) => {
+                rates.push(rate);
+                cpus.push(cpu);
+            }
+            Err(e) => eprintln!("  tls handshakes run {} failed: {e}", run + 1),
+        }
+    }
+    println!();
+    println!(
+        "## tls handshakes ({N} clients one after another: connect, TLS handshake, join, close)"
+    );
+    println!("{:<24}{:>14}", "figure", "chatd+tls");
+    println!("{:<24}{:>14}", "handshakes/s", fmt_num(median(rates)));
+    println!(
+        "{:<24}{:>14}",
+        "server CPU/handshake (µs)",
+        fmt_num(median(cpus) / 1000.0)
+    );
 }
 
 fn print_table(sc: &Scenario, results: &[(&str, Vec<Report>)]) {

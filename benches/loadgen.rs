@@ -14,7 +14,11 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
@@ -43,6 +47,20 @@ pub struct Target {
     pub addr: SocketAddr,
     /// The server's pid, for its RSS.
     pub pid: u32,
+    /// Speak TLS (chatd's TLS port), trusting this configuration's roots.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+impl Target {
+    fn tls_connection(&self) -> Result<Option<ClientConnection>, String> {
+        let Some(config) = &self.tls else {
+            return Ok(None);
+        };
+        let name = ServerName::IpAddress(self.addr.ip().into());
+        ClientConnection::new(Arc::clone(config), name)
+            .map(Some)
+            .map_err(|e| format!("tls: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -78,6 +96,7 @@ const BATCH: usize = 32;
 
 struct Peer {
     stream: TcpStream,
+    tls: Option<ClientConnection>,
     room: usize,
     nick: String,
     inbuf: Vec<u8>,
@@ -140,6 +159,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
             };
             peers.push(Peer {
                 stream,
+                tls: target.tls_connection()?,
                 room: r,
                 nick,
                 inbuf: Vec::new(),
@@ -306,7 +326,7 @@ fn pump(
             .iter()
             .map(|p| {
                 let mut flags = PollFlags::POLLIN;
-                if !p.out.is_empty() {
+                if !p.out.is_empty() || p.tls.as_ref().is_some_and(|t| t.wants_write()) {
                     flags |= PollFlags::POLLOUT;
                 }
                 PollFd::new(p.stream.as_fd(), flags)
@@ -330,22 +350,11 @@ fn pump(
     let mut buf = std::mem::take(&mut stats.buf);
     buf.resize(256 * 1024, 0);
     for (p, (readable, writable)) in peers.iter_mut().zip(ready) {
-        if writable && !p.out.is_empty() {
-            match p.stream.write(&p.out) {
-                Ok(k) => {
-                    p.out.drain(..k);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(format!("{}: write: {e}", p.nick)),
-            }
+        if writable {
+            write_peer(p)?;
         }
         if readable {
-            match p.stream.read(&mut buf) {
-                Ok(0) => return Err(format!("{}: the server closed the connection", p.nick)),
-                Ok(k) => p.inbuf.extend_from_slice(&buf[..k]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(format!("{}: read: {e}", p.nick)),
-            }
+            read_peer(p, &mut buf)?;
             let t = now_us();
             let mut start = 0;
             while let Some(nl) = find_byte(&p.inbuf[start..], b'\n') {
@@ -366,6 +375,95 @@ fn pump(
     }
     stats.buf = buf;
     Ok(())
+}
+
+/// One write: plaintext as it is, or through TLS (encrypted into rustls's
+/// buffer, then one write of what it has for the socket).
+fn write_peer(p: &mut Peer) -> Result<(), String> {
+    let result = match &mut p.tls {
+        None => p.stream.write(&p.out).map(|k| {
+            p.out.drain(..k);
+        }),
+        Some(t) => {
+            if !p.out.is_empty() {
+                t.writer()
+                    .write_all(&p.out)
+                    .map_err(|e| format!("{}: tls write: {e}", p.nick))?;
+                p.out.clear();
+            }
+            t.write_tls(&mut p.stream).map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(format!("{}: write: {e}", p.nick)),
+    }
+}
+
+/// One read, decrypted when TLS, appended to the peer's input.
+fn read_peer(p: &mut Peer, buf: &mut [u8]) -> Result<(), String> {
+    let closed = || format!("{}: the server closed the connection", p.nick);
+    let Some(t) = &mut p.tls else {
+        return match p.stream.read(buf) {
+            Ok(0) => Err(closed()),
+            Ok(k) => {
+                p.inbuf.extend_from_slice(&buf[..k]);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(format!("{}: read: {e}", p.nick)),
+        };
+    };
+    match t.read_tls(&mut p.stream) {
+        Ok(0) => return Err(closed()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(format!("{}: read: {e}", p.nick)),
+    }
+    t.process_new_packets()
+        .map_err(|e| format!("{}: tls: {e}", p.nick))?;
+    loop {
+        match t.reader().read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(k) => p.inbuf.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(format!("{}: tls read: {e}", p.nick)),
+        }
+    }
+}
+
+/// Full TLS handshakes per second: `n` clients one after another each
+/// connect, complete the TLS handshake, join room 0 and read their join
+/// notice, then close. Returns handshakes/s and the server's CPU time per
+/// handshake in nanoseconds.
+pub fn tls_handshakes(target: &Target, n: usize) -> Result<(f64, f64), String> {
+    let cpu_before = cpu_secs(target.pid);
+    let start = Instant::now();
+    for i in 0..n {
+        let tcp = TcpStream::connect(target.addr).map_err(|e| format!("connect: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let conn = target.tls_connection()?.ok_or("the target has no TLS")?;
+        let mut s = StreamOwned::new(conn, tcp);
+        let hs = format!(
+            "{{\"username\": \"hs{i}\", \"room\": \"{}\"}}",
+            room_name(Proto::Chatd, 0)
+        );
+        s.write_all(&frame(hs.as_bytes()))
+            .and_then(|()| s.flush())
+            .map_err(|e| format!("handshake {i}: {e}"))?;
+        let mut byte = [0u8; 1];
+        loop {
+            s.read_exact(&mut byte)
+                .map_err(|e| format!("handshake {i}: {e}"))?;
+            if byte[0] == b'}' {
+                break;
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_secs(target.pid) - cpu_before;
+    Ok((n as f64 / secs, cpu * 1e9 / n as f64))
 }
 
 fn handle_line(

@@ -13,6 +13,7 @@ fn target(d: &Daemon) -> Target {
         proto: Proto::Chatd,
         addr: d.addr,
         pid: d.pid(),
+        tls: None,
     }
 }
 
@@ -50,4 +51,42 @@ fn loadgen_smoke_fixed_rate() {
     assert_eq!(r.received, 4 * 5 * 3);
     // 20 messages at 200/s take about 0.1 s.
     assert!(r.secs >= 0.05, "{} s", r.secs);
+}
+
+#[test]
+fn loadgen_smoke_over_tls_and_handshakes() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pki = crate::tls::Pki::new();
+    let (cert, key) = pki.server("bench");
+    let (d, tls_addr) = crate::tls::tls_daemon(&cert, &key, &["--room", "bench0:10"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.ca()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let target = Target {
+        proto: Proto::Chatd,
+        addr: tls_addr,
+        pid: d.pid(),
+        tls: Some(std::sync::Arc::new(config)),
+    };
+    let sc = Scenario {
+        name: "smoke-tls".into(),
+        rooms: 1,
+        members: 3,
+        msgs: 5,
+        rate: None,
+        payload: 40,
+    };
+    let r = loadgen::run(&target, &sc).unwrap();
+    assert_eq!(r.received, r.expected, "lost {}", r.lost());
+    assert_eq!(r.expected, 3 * 5 * 2);
+    let (rate, _cpu) = loadgen::tls_handshakes(&target, 5).unwrap();
+    assert!(rate > 0.0);
 }

@@ -14,13 +14,13 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use crate::support::*;
 
 /// A private CA and certificates it signed, as PEM files in a directory.
-struct Pki {
-    dir: TempDir,
+pub struct Pki {
+    pub dir: TempDir,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub fn new() -> Pki {
         Pki::named("chatd test CA")
     }
 
@@ -38,7 +38,7 @@ impl Pki {
         }
     }
 
-    fn ca(&self) -> PathBuf {
+    pub fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 
@@ -62,13 +62,13 @@ impl Pki {
     }
 
     /// A certificate for this machine's loopback names, valid now.
-    fn server(&self, tag: &str) -> (PathBuf, PathBuf) {
+    pub fn server(&self, tag: &str) -> (PathBuf, PathBuf) {
         self.issue(tag, &["localhost", "127.0.0.1"], (2020, 2090))
     }
 }
 
 /// chatd with a plaintext and a TLS listener.
-fn tls_daemon(cert: &Path, key: &Path, extra: &[&str]) -> (Daemon, SocketAddr) {
+pub fn tls_daemon(cert: &Path, key: &Path, extra: &[&str]) -> (Daemon, SocketAddr) {
     let mut args = vec![
         "--tls-listen",
         "127.0.0.1:0",
