@@ -491,3 +491,52 @@ fn bad_tls_flags_and_files_are_refused_at_start() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_tls_close_sends_close_notify() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let pki = Pki::new();
+    let (cert, key) = pki.server("server");
+    let (d, tls_addr) = tls_daemon(&cert, &key, &["--room", "Teste:5"]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.ca()).unwrap())
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(config),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(tls_addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(&frame(br#"{"username": "leaving", "room": "Teste"}"#))
+        .unwrap();
+    s.flush().unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("ENTROU") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let kicked = d.ctl(&["kick", "Teste", "leaving"]);
+    assert!(kicked.status.success(), "{kicked:?}");
+    // rustls reports a close without close_notify as an error
+    // (UnexpectedEof); a clean close reads as 0.
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("not a clean TLS close: {e}"),
+        }
+    }
+    assert!(String::from_utf8_lossy(&got).contains("REMOVIDO DA SALA"));
+}
