@@ -704,4 +704,102 @@ mod tests {
         m.update(t0 + secs(9.0), true);
         assert_eq!(m.exhausted_at(secs(10.0)), Some(t0 + secs(17.0)));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Received(Vec<u8>),
+            ReadClosed,
+            Sent(usize),
+            SendBlocked,
+            Writable,
+            Joined,
+            Deliver(usize),
+            Finish(Option<usize>),
+            Unacknowledged(usize),
+            Timeout,
+            Frame,
+        }
+
+        fn steps() -> impl Strategy<Value = Vec<(u64, Step)>> {
+            let step = prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..40).prop_map(Step::Received),
+                Just(Step::ReadClosed),
+                (0usize..400).prop_map(Step::Sent),
+                Just(Step::SendBlocked),
+                Just(Step::Writable),
+                Just(Step::Joined),
+                (1usize..300).prop_map(Step::Deliver),
+                prop::option::of(1usize..300).prop_map(Step::Finish),
+                (0usize..3).prop_map(Step::Unacknowledged),
+                Just(Step::Timeout),
+                Just(Step::Frame),
+            ];
+            prop::collection::vec((0u64..3000, step), 0..60)
+        }
+
+        proptest! {
+            /// Whatever happens, in any order and at any pace: no panic,
+            /// output within --sendq (plus one last notice), input within
+            /// the decoder's bound, a closing session stays closing, and
+            /// a session in handshake or closing always has a timer.
+            #[test]
+            fn any_sequence_keeps_the_bounds(seq in steps()) {
+                let t0 = Instant::now();
+                let mut now = t0;
+                let mut s = Session::new(now, LIMITS);
+                let mut closing = false;
+                let mut last_notice = 0;
+                for (ms, step) in seq {
+                    now += Duration::from_millis(ms);
+                    let action = match step {
+                        Step::Received(b) => {
+                            let n = b.len().min(s.read_budget());
+                            s.handle(now, Input::Received(&b[..n]))
+                        }
+                        Step::ReadClosed => s.handle(now, Input::ReadClosed),
+                        Step::Sent(k) => {
+                            let k = k.min(s.pending());
+                            s.handle(now, Input::Sent(k))
+                        }
+                        Step::SendBlocked => s.handle(now, Input::SendBlocked),
+                        Step::Writable => s.handle(now, Input::Writable),
+                        Step::Joined => s.handle(now, Input::Joined),
+                        Step::Deliver(n) => s.handle(now, Input::Deliver(&vec![b'x'; n])),
+                        Step::Finish(n) => {
+                            let line = n.map(|n| vec![b'y'; n]);
+                            if !s.is_closing() {
+                                last_notice = line.as_ref().map_or(0, Vec::len);
+                            }
+                            s.handle(now, Input::Finish(line.as_deref()))
+                        }
+                        Step::Unacknowledged(n) => s.handle(now, Input::Unacknowledged(n)),
+                        Step::Timeout => s.handle(now, Input::Timeout),
+                        Step::Frame => {
+                            let _ = s.poll_frame();
+                            None
+                        }
+                    };
+                    prop_assert!(s.pending() <= LIMITS.sendq + last_notice);
+                    prop_assert!(s.read_budget() <= (10 + LIMITS.max_frame).max(DISCARD_CHUNK));
+                    if closing {
+                        prop_assert!(s.is_closing());
+                    }
+                    closing = s.is_closing();
+                    if matches!(s.phase(), Phase::Handshake { .. } | Phase::Closing { .. }) {
+                        prop_assert!(s.poll_timeout().is_some());
+                    }
+                    if matches!(action, Some(Action::Release | Action::LingerExpired | Action::ShutdownWrite)) {
+                        prop_assert!(s.is_closing());
+                    }
+                    if matches!(action, Some(Action::Drop(_) | Action::Release | Action::LingerExpired)) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }
