@@ -37,6 +37,9 @@ _chatctl() {
             chatctl,stats)
                 cmd="chatctl__subcmd__stats"
                 ;;
+            chatctl,user)
+                cmd="chatctl__subcmd__user"
+                ;;
             chatctl__subcmd__help,help)
                 cmd="chatctl__subcmd__help__subcmd__help"
                 ;;
@@ -58,6 +61,9 @@ _chatctl() {
             chatctl__subcmd__help,stats)
                 cmd="chatctl__subcmd__help__subcmd__stats"
                 ;;
+            chatctl__subcmd__help,user)
+                cmd="chatctl__subcmd__help__subcmd__user"
+                ;;
             chatctl__subcmd__help__subcmd__room,close)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__close"
                 ;;
@@ -69,6 +75,18 @@ _chatctl() {
                 ;;
             chatctl__subcmd__help__subcmd__room,set-limit)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__set__subcmd__limit"
+                ;;
+            chatctl__subcmd__help__subcmd__user,add)
+                cmd="chatctl__subcmd__help__subcmd__user__subcmd__add"
+                ;;
+            chatctl__subcmd__help__subcmd__user,del)
+                cmd="chatctl__subcmd__help__subcmd__user__subcmd__del"
+                ;;
+            chatctl__subcmd__help__subcmd__user,list)
+                cmd="chatctl__subcmd__help__subcmd__user__subcmd__list"
+                ;;
+            chatctl__subcmd__help__subcmd__user,passwd)
+                cmd="chatctl__subcmd__help__subcmd__user__subcmd__passwd"
                 ;;
             chatctl__subcmd__room,close)
                 cmd="chatctl__subcmd__room__subcmd__close"
@@ -100,6 +118,36 @@ _chatctl() {
             chatctl__subcmd__room__subcmd__help,set-limit)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__set__subcmd__limit"
                 ;;
+            chatctl__subcmd__user,add)
+                cmd="chatctl__subcmd__user__subcmd__add"
+                ;;
+            chatctl__subcmd__user,del)
+                cmd="chatctl__subcmd__user__subcmd__del"
+                ;;
+            chatctl__subcmd__user,help)
+                cmd="chatctl__subcmd__user__subcmd__help"
+                ;;
+            chatctl__subcmd__user,list)
+                cmd="chatctl__subcmd__user__subcmd__list"
+                ;;
+            chatctl__subcmd__user,passwd)
+                cmd="chatctl__subcmd__user__subcmd__passwd"
+                ;;
+            chatctl__subcmd__user__subcmd__help,add)
+                cmd="chatctl__subcmd__user__subcmd__help__subcmd__add"
+                ;;
+            chatctl__subcmd__user__subcmd__help,del)
+                cmd="chatctl__subcmd__user__subcmd__help__subcmd__del"
+                ;;
+            chatctl__subcmd__user__subcmd__help,help)
+                cmd="chatctl__subcmd__user__subcmd__help__subcmd__help"
+                ;;
+            chatctl__subcmd__user__subcmd__help,list)
+                cmd="chatctl__subcmd__user__subcmd__help__subcmd__list"
+                ;;
+            chatctl__subcmd__user__subcmd__help,passwd)
+                cmd="chatctl__subcmd__user__subcmd__help__subcmd__passwd"
+                ;;
             *)
                 ;;
         esac
@@ -107,7 +155,7 @@ _chatctl() {
 
     case "${cmd}" in
         chatctl)
-            opts="-h -V --socket --json --help --version room list participants kick logs stats help"
+            opts="-h -V --socket --json --help --version room list participants kick logs stats user help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,7 +173,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help)
-            opts="room list participants kick logs stats help"
+            opts="room list participants kick logs stats user help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -281,6 +329,76 @@ _chatctl() {
         chatctl__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__user)
+            opts="add del list passwd"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__user__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__user__subcmd__del)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__user__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__user__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -553,6 +671,180 @@ _chatctl() {
         chatctl__subcmd__stats)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user)
+            opts="-h --socket --json --help add del list passwd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__add)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__del)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help)
+            opts="add del list passwd help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help__subcmd__del)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__help__subcmd__passwd)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__list)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__user__subcmd__passwd)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -14,6 +14,7 @@ complete -c chatd -l control-timeout -d 'Seconds a control connection may stay s
 complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
 syslog\t'The local syslog daemon (/dev/log), facility daemon'"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
+complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
 complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c chatd -s V -l version -d 'Print version'

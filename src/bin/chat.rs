@@ -152,7 +152,17 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ok(t) => t,
         Err(outcome) => return outcome,
     };
-    let mut stay = Stay::new(transport, user, room, signals, Input::Script, opts);
+    let password = match scripted_password(args) {
+        Ok(p) => p,
+        Err(outcome) => return outcome,
+    };
+    let mut stay = Stay::new(
+        transport,
+        (user, room, password.as_deref()),
+        signals,
+        Input::Script,
+        opts,
+    );
     match stay.run() {
         Ending::Quit if stay.rejected() == 0 => Outcome::Done,
         Ending::Quit => Outcome::Failed(format!(
@@ -170,6 +180,52 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
     }
 }
 
+/// The password for a scripted login: from --password-file, or the first
+/// line of stdin with --password-stdin.
+fn scripted_password(args: &Args) -> Result<Option<String>, Outcome> {
+    if let Some(path) = &args.password_file {
+        return read_password_file(path).map(Some);
+    }
+    if !args.password_stdin {
+        return Ok(None);
+    }
+    // One byte at a time, so nothing after the first line is taken from
+    // the messages that follow it.
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut stdin = io::stdin().lock();
+    loop {
+        match std::io::Read::read(&mut stdin, &mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) => return Err(Outcome::Usage(format!("reading the password: {e}"))),
+        }
+    }
+    let password = String::from_utf8_lossy(&line)
+        .trim_end_matches('\r')
+        .to_string();
+    if password.is_empty() {
+        return Err(Outcome::Usage(
+            "--password-stdin: the first line of stdin is empty".into(),
+        ));
+    }
+    Ok(Some(password))
+}
+
+fn read_password_file(path: &std::path::Path) -> Result<String, Outcome> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Outcome::Usage(format!("--password-file {}: {e}", path.display())))?;
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        return Err(Outcome::Usage(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(password)
+}
+
 // ---------------------------------------------------------------------------
 // Interactive mode
 // ---------------------------------------------------------------------------
@@ -181,6 +237,13 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
     };
     let mut user = args.user.clone();
     let mut room = args.room.clone();
+    let mut password = match &args.password_file {
+        Some(path) => match read_password_file(path) {
+            Ok(p) => Some(p),
+            Err(outcome) => return outcome,
+        },
+        None => None,
+    };
     loop {
         let Some(u) = user.clone().or_else(|| ask("Username: ")) else {
             return Outcome::Done;
@@ -202,8 +265,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         let mut editor = LineEditor::new(&u);
         let ending = Stay::new(
             transport,
-            &u,
-            &r,
+            (&u, &r, password.as_deref()),
             signals,
             Input::Keyboard(&mut editor),
             opts,
@@ -231,11 +293,31 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 "409" => {
                     println!("Esse nome já está em uso nesta sala. Escolha outro.\n");
                     user = None;
+                    password = None;
+                }
+                "401" => {
+                    println!(
+                        "Login necessário ou senha incorreta: {}",
+                        printable(&reason)
+                    );
+                    match chatd::client::terminal::read_hidden("Senha: ") {
+                        Ok(p) if !p.is_empty() => password = Some(p),
+                        _ => {
+                            println!();
+                            user = None;
+                            password = None;
+                        }
+                    }
+                }
+                "403" => {
+                    println!("Você não tem permissão para entrar nesta sala.\n");
+                    room = None;
                 }
                 _ => {
                     println!("Entrada recusada ({code}): {}\n", printable(&reason));
                     user = None;
                     room = None;
+                    password = None;
                 }
             },
             Ending::Ended(by) => {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use chatd::cli::chatctl::{Args, Command, RoomCommand};
+use chatd::cli::chatctl::{Args, Command, RoomCommand, UserCommand};
 use chatd::core::control::{FollowLine, LogEntry, Reply, Request, Response};
 use chatd::core::text::printable;
 use chatd::paths::{check_private_dir, resolve_client_socket_path};
@@ -29,6 +29,8 @@ enum Failure {
     StdoutClosed,
     /// Writing our own output failed otherwise (exit 1).
     Output(io::Error),
+    /// A usage error found after parsing (exit 2).
+    Usage(String),
 }
 
 impl From<io::Error> for Failure {
@@ -57,11 +59,25 @@ fn main() -> ExitCode {
             eprintln!("chatctl: {msg}");
             ExitCode::from(3)
         }
+        Err(Failure::Usage(msg)) => {
+            eprintln!("chatctl: {msg}");
+            ExitCode::from(2)
+        }
     }
 }
 
-fn request_for(cmd: &Command) -> Request {
-    match cmd {
+fn request_for(cmd: &Command) -> Result<Request, Failure> {
+    Ok(match cmd {
+        Command::User(UserCommand::Add { name }) => Request::UserAdd {
+            name: name.clone(),
+            password: read_password(true)?,
+        },
+        Command::User(UserCommand::Passwd { name }) => Request::UserPasswd {
+            name: name.clone(),
+            password: read_password(true)?,
+        },
+        Command::User(UserCommand::Del { name }) => Request::UserDel { name: name.clone() },
+        Command::User(UserCommand::List) => Request::UserList {},
         Command::Room(RoomCommand::Create { name, limit }) => Request::CreateRoom {
             name: name.clone(),
             limit: *limit,
@@ -82,7 +98,39 @@ fn request_for(cmd: &Command) -> Request {
             follow: *follow,
         },
         Command::Stats => Request::Stats {},
+    })
+}
+
+/// A new password: from the terminal, asked twice without echo; from a
+/// pipe, the first line of stdin. Never from the command line, where other
+/// users could see it.
+fn read_password(confirm: bool) -> Result<String, Failure> {
+    use std::io::IsTerminal;
+    let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::Usage(format!("reading the password from stdin: {e}")))?;
+        let password = line.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err(Failure::Usage(
+                "no password on stdin (give it as the first line)".into(),
+            ));
+        }
+        return Ok(password);
     }
+    let first = chatd::client::terminal::read_hidden("Password: ")
+        .map_err(|e| Failure::Usage(format!("reading the password: {e}")))?;
+    if confirm {
+        let again = chatd::client::terminal::read_hidden("Again: ")
+            .map_err(|e| Failure::Usage(format!("reading the password: {e}")))?;
+        if again != first {
+            return Err(Failure::Usage("the two passwords differ".into()));
+        }
+    }
+    Ok(first)
 }
 
 fn run(args: Args) -> Result<(), Failure> {
@@ -103,7 +151,7 @@ fn run(args: Args) -> Result<(), Failure> {
         // A wedged daemon must not hang a script forever.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     }
-    let req = request_for(&args.command);
+    let req = request_for(&args.command)?;
     let mut line = serde_json::to_vec(&req).expect("requests serialize");
     line.push(b'\n');
     let sent = stream.write_all(&line);
@@ -259,6 +307,22 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
         Reply::Logs { logs } => {
             for e in logs {
                 print_log_entry(out, e)?;
+            }
+            Ok(())
+        }
+        Reply::User { user } => match req {
+            Request::UserAdd { .. } => {
+                writeln!(out, "registered account '{}'", printable(&user.name))
+            }
+            Request::UserDel { .. } => writeln!(out, "removed account '{}'", printable(&user.name)),
+            _ => writeln!(out, "changed the password of '{}'", printable(&user.name)),
+        },
+        Reply::Users { users } => {
+            if users.is_empty() {
+                return writeln!(out, "no accounts");
+            }
+            for u in users {
+                writeln!(out, "{}", printable(&u.name))?;
             }
             Ok(())
         }

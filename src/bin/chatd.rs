@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         sendq: args.sendq,
         write_timeout: args.write_timeout,
         control_timeout: args.control_timeout,
+        require_login: args.require_login,
         log_messages: args.log_messages,
         log_capacity: args.log_capacity,
     };

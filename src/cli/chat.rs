@@ -47,4 +47,12 @@ pub struct Args {
     /// (a private CA); implies --tls.
     #[arg(long, value_name = "PATH")]
     pub ca: Option<PathBuf>,
+    /// Log in to a registered account with the password in the first line
+    /// of this file (interactive chat asks for it when the server wants it).
+    #[arg(long, value_name = "PATH", conflicts_with = "password_stdin")]
+    pub password_file: Option<PathBuf>,
+    /// Scripted: the first line of stdin is the account's password, the
+    /// lines after it are messages.
+    #[arg(long)]
+    pub password_stdin: bool,
 }

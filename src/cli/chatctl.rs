@@ -63,6 +63,32 @@ pub enum Command {
     },
     /// Show counters: uptime, clients, rooms, messages, bytes, drops.
     Stats,
+    /// Register, remove and list accounts, or change a password.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Register an account. The password is read from the terminal (asked
+    /// twice, not echoed) or, from a pipe, as the first line of stdin;
+    /// never from the command line.
+    Add {
+        /// Username (the name the account joins with).
+        name: String,
+    },
+    /// Remove an account.
+    Del {
+        /// Username.
+        name: String,
+    },
+    /// List accounts by name.
+    List,
+    /// Change an account's password (read like `user add`'s).
+    Passwd {
+        /// Username.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

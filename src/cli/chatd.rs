@@ -83,6 +83,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub control_timeout: Duration,
 
+    /// Admit registered accounts only (`chatctl user add`); without it,
+    /// unregistered names may join too (registered names always need their
+    /// password).
+    #[arg(long)]
+    pub require_login: bool,
+
     /// Where log entries go.
     #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
     pub log_target: LogTarget,

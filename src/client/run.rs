@@ -61,15 +61,14 @@ pub struct Stay<'a> {
 impl<'a> Stay<'a> {
     pub fn new(
         transport: Transport,
-        user: &str,
-        room: &str,
+        (user, room, password): (&str, &str, Option<&str>),
         signals: &'a mut SelfPipe,
         input: Input<'a>,
         opts: Options,
     ) -> Stay<'a> {
         Stay {
             transport,
-            session: ClientSession::new(user, room),
+            session: ClientSession::with_password(user, room, password),
             signals,
             input,
             opts,

@@ -71,7 +71,16 @@ pub struct ClientSession {
 impl ClientSession {
     /// A stay of `user` in `room`: the handshake is the first output.
     pub fn new(user: &str, room: &str) -> ClientSession {
-        let hs = serde_json::json!({ "username": user, "room": room }).to_string();
+        ClientSession::with_password(user, room, None)
+    }
+
+    /// The same, logging in to a registered account with `password`.
+    pub fn with_password(user: &str, room: &str, password: Option<&str>) -> ClientSession {
+        let mut hs = serde_json::json!({ "username": user, "room": room });
+        if let Some(p) = password {
+            hs["password"] = serde_json::Value::from(p);
+        }
+        let hs = hs.to_string();
         ClientSession {
             user: user.to_string(),
             lines: LineBuffer::new(MAX_LINE),

@@ -33,3 +33,22 @@ impl Drop for RawMode {
         let _ = termios::tcsetattr(io::stdin().as_fd(), SetArg::TCSANOW, &self.saved);
     }
 }
+
+/// Asks for a secret on the terminal without echoing it; the prompt goes
+/// to stderr, so stdout stays clean for scripts.
+pub fn read_hidden(prompt: &str) -> io::Result<String> {
+    use std::io::{BufRead, Write};
+    let stdin = io::stdin();
+    let saved = termios::tcgetattr(stdin.as_fd()).map_err(io::Error::from)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &quiet).map_err(io::Error::from)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &saved);
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -45,6 +45,19 @@ pub enum Request {
         follow: bool,
     },
     Stats {},
+    /// Registers an account (the password is hashed by chatd, never kept).
+    UserAdd {
+        name: String,
+        password: String,
+    },
+    UserDel {
+        name: String,
+    },
+    UserList {},
+    UserPasswd {
+        name: String,
+        password: String,
+    },
 }
 
 fn default_log_limit() -> usize {
@@ -61,6 +74,9 @@ impl Request {
                 | Request::CloseRoom { .. }
                 | Request::SetLimit { .. }
                 | Request::Kick { .. }
+                | Request::UserAdd { .. }
+                | Request::UserDel { .. }
+                | Request::UserPasswd { .. }
         )
     }
 
@@ -205,6 +221,16 @@ pub enum Reply {
     Logs { logs: Vec<LogEntry> },
     /// `stats`.
     Stats { stats: Stats },
+    /// `user-add`, `user-del`, `user-passwd`.
+    User { user: UserView },
+    /// `user-list` (by name).
+    Users { users: Vec<UserView> },
+}
+
+/// An account as the control protocol shows it (never its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub name: String,
 }
 
 /// A refusal: `{"code": ..., "message": ...}`.
@@ -300,6 +326,14 @@ impl Response {
             },
             Request::Stats {} => Reply::Stats {
                 stats: serde_json::from_value(field("stats")).map_err(bad)?,
+            },
+            Request::UserAdd { .. } | Request::UserDel { .. } | Request::UserPasswd { .. } => {
+                Reply::User {
+                    user: serde_json::from_value(field("user")).map_err(bad)?,
+                }
+            }
+            Request::UserList {} => Reply::Users {
+                users: serde_json::from_value(field("users")).map_err(bad)?,
             },
         };
         Ok(Response::Ok(reply))

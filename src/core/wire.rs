@@ -20,12 +20,20 @@ pub const SHUTDOWN: &str = "*** SERVIDOR ENCERRANDO ***";
 
 pub const MAX_ROOM_CHARS: usize = 64;
 
+/// Longest password accepted in a handshake (and by `user add`).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// The error codes of the `error` event, as the prototype's client knows them
 /// (404, 501) plus the ones chatd adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// 400: malformed handshake or frame, or a message that is not clean UTF-8.
     BadRequest,
+    /// 401: a login is needed (a registered name, or `--require-login`), or
+    /// the credentials are wrong, or too many logins failed.
+    Unauthorized,
+    /// 403: not allowed in this room.
+    Forbidden,
     /// 404: no room of that name.
     NoSuchRoom,
     /// 408: no complete handshake within the timeout.
@@ -45,6 +53,8 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "400",
+            ErrorCode::Unauthorized => "401",
+            ErrorCode::Forbidden => "403",
             ErrorCode::NoSuchRoom => "404",
             ErrorCode::Timeout => "408",
             ErrorCode::NameTaken => "409",
@@ -233,11 +243,24 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 // Handshake and message validation
 // ---------------------------------------------------------------------------
 
-/// The first frame of a connection: who is joining which room.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The first frame of a connection: who is joining which room, with a
+/// password when the name is a registered account.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Handshake {
     pub username: String,
     pub room: String,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Handshake {
+    /// Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("username", &self.username)
+            .field("room", &self.room)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 /// A refused handshake: the reason for the 400, and the room it named, when
@@ -275,12 +298,29 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         Some(_) => return Err(malformed("\"username\" is not a string".into(), named_room)),
         None => return Err(malformed("no \"username\"".into(), named_room)),
     };
+    let password = match fields.get("password") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => {
+            Some(p.clone())
+        }
+        Some(serde_json::Value::String(_)) => {
+            return Err(malformed(
+                format!("\"password\" must be 1 to {MAX_PASSWORD_BYTES} bytes"),
+                named_room,
+            ));
+        }
+        Some(_) => return Err(malformed("\"password\" is not a string".into(), named_room)),
+    };
     validate_room_name(&room).map_err(|reason| HandshakeError { reason, room: None })?;
     validate_username(&username).map_err(|reason| HandshakeError {
         reason,
         room: named_room,
     })?;
-    Ok(Handshake { username, room })
+    Ok(Handshake {
+        username,
+        room,
+        password,
+    })
 }
 
 fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
@@ -669,6 +709,24 @@ mod tests {
     }
 
     #[test]
+    fn a_password_is_optional_and_never_shown() {
+        let h =
+            parse_handshake(br#"{"username": "Yan", "room": "T", "password": "s3cret"}"#).unwrap();
+        assert_eq!(h.password.as_deref(), Some("s3cret"));
+        assert!(!format!("{h:?}").contains("s3cret"));
+        let h = parse_handshake(br#"{"username": "Yan", "room": "T", "password": null}"#).unwrap();
+        assert_eq!(h.password, None);
+        for bad in [
+            &br#"{"username": "Yan", "room": "T", "password": 5}"#[..],
+            br#"{"username": "Yan", "room": "T", "password": ""}"#,
+        ] {
+            let e = parse_handshake(bad).unwrap_err();
+            assert_eq!(e.room.as_deref(), Some("T"));
+            assert!(!e.reason.contains('5') || e.reason.contains("1 to"));
+        }
+    }
+
+    #[test]
     fn handshake_errors_carry_the_room_when_one_was_named() {
         let e = parse_handshake(br#"{"username": "Sistema", "room": "Teste"}"#).unwrap_err();
         assert_eq!(e.room.as_deref(), Some("Teste"));
@@ -822,6 +880,34 @@ mod tests {
                 prop_assert_eq!(decode_chunked(&stream, &cuts, max), whole.clone());
                 let bytes: Vec<usize> = (0..stream.len()).collect();
                 prop_assert_eq!(decode_chunked(&stream, &bytes, max), whole);
+            }
+
+            #[test]
+            fn handshakes_with_any_fields_never_panic_or_show_the_password(
+                username in any::<String>(),
+                room in "[A-Za-z]{1,8}",
+                password in prop::option::of("[a-z]{12,20}"),
+                extra in any::<i64>(),
+            ) {
+                let mut v = serde_json::json!({"username": username, "room": room, "x": extra});
+                if let Some(p) = &password {
+                    v["password"] = serde_json::Value::from(p.clone());
+                }
+                let bytes = v.to_string().into_bytes();
+                match parse_handshake(&bytes) {
+                    Ok(h) => {
+                        prop_assert_eq!(&h.password, &password);
+                        if let Some(p) = &password {
+                            let shown = format!("{:?}", h);
+                            prop_assert!(!shown.contains(p.as_str()));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(p) = &password {
+                            prop_assert!(!e.reason.contains(p.as_str()));
+                        }
+                    }
+                }
             }
 
             #[test]

@@ -1,15 +1,19 @@
-//! Control requests carried out against the hub and the store. Every state
-//! change goes through one helper, [`commit`]: change the hub, save the
-//! rooms, and acknowledge only if the save succeeded, else undo the change
-//! and refuse with `failed`. So what chatctl was told is what a restart (or
+//! Control requests carried out against the hub, the accounts and the
+//! store. Every state change goes through one helper, [`commit`]: change
+//! the state, save the file it lives in (rooms or accounts), and
+//! acknowledge only if the save succeeded, else undo the change and refuse
+//! with `failed`. So what chatctl was told is what a restart (or
 //! a crash) will load, and a failed save leaves memory as the disk is.
 //!
 //! Nothing here touches a connection: what must happen to chat clients
 //! (deliveries, closings) comes back as [`Effect`]s for the event loop.
 
+use super::accounts::{self, Accounts};
 use super::logbook::Logbook;
 use super::store::Store;
-use crate::core::control::{ErrorCode, Participant, Reply, Request, Response, RoomView, Stats};
+use crate::core::control::{
+    ErrorCode, Participant, Reply, Request, Response, RoomView, Stats, UserView,
+};
 use crate::core::hub::{Closure, ConnId, Delivery, Hub, HubError, RoomInfo};
 use crate::core::wire::Event;
 
@@ -17,6 +21,7 @@ use crate::core::wire::Event;
 /// saved, the log, and the counters `stats` reports.
 pub struct Ctx<'a> {
     pub hub: &'a mut Hub,
+    pub accounts: &'a mut Accounts,
     pub store: &'a Store,
     pub log: &'a mut Logbook,
     pub stats: Stats,
@@ -38,10 +43,21 @@ enum Undo {
     Create { name: String },
     Limit { room: String, limit: usize },
     Close(Box<Closure>),
+    UserAdded { name: String },
+    UserRemoved { name: String, hash: String },
+    UserHash { name: String, hash: String },
 }
 
 impl Undo {
-    fn apply(self, hub: &mut Hub) {
+    /// Which file the change lives in.
+    fn file(&self) -> Saved {
+        match self {
+            Undo::Create { .. } | Undo::Limit { .. } | Undo::Close(_) => Saved::Rooms,
+            _ => Saved::Users,
+        }
+    }
+
+    fn apply(self, hub: &mut Hub, accounts: &mut Accounts) {
         match self {
             Undo::Create { name } => {
                 let _ = hub.close_room(&name);
@@ -50,8 +66,22 @@ impl Undo {
                 let _ = hub.set_limit(&room, limit);
             }
             Undo::Close(closure) => hub.reopen(*closure),
+            Undo::UserAdded { name } => {
+                accounts.remove(&name);
+            }
+            Undo::UserRemoved { name, hash } => {
+                let _ = accounts.add(&name, hash);
+            }
+            Undo::UserHash { name, hash } => {
+                accounts.set_hash(&name, hash);
+            }
         }
     }
+}
+
+enum Saved {
+    Rooms,
+    Users,
 }
 
 /// Runs one request; `who` names the peer for the audit line that every
@@ -76,7 +106,7 @@ pub fn execute(ctx: &mut Ctx, req: &Request, who: &str) -> (Response, Vec<Effect
 fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply, Response> {
     match req {
         Request::CreateRoom { name, limit } => {
-            let room = commit(ctx, |hub| {
+            let room = commit(ctx, |hub, _| {
                 let info = hub.create_room(name, *limit)?;
                 Ok((info, Undo::Create { name: name.clone() }))
             })?;
@@ -87,7 +117,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             Ok(Reply::Room { room: view(&room) })
         }
         Request::SetLimit { room, limit } => {
-            let info = commit(ctx, |hub| {
+            let info = commit(ctx, |hub, _| {
                 let old = hub.room(room)?.limit;
                 let info = hub.set_limit(room, *limit)?;
                 let undo = Undo::Limit {
@@ -103,7 +133,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             Ok(Reply::Room { room: view(&info) })
         }
         Request::CloseRoom { room } => {
-            let closure = commit(ctx, |hub| {
+            let closure = commit(ctx, |hub, _| {
                 let closure = hub.close_room(room)?;
                 Ok((closure.clone(), Undo::Close(Box::new(closure))))
             })?;
@@ -172,7 +202,84 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
         Request::Stats {} => Ok(Reply::Stats {
             stats: ctx.stats.clone(),
         }),
+        Request::UserAdd { name, password } => {
+            check_password(password)?;
+            let hash = accounts::hash(password).map_err(|e| failed(&e))?;
+            commit(ctx, |_, accounts| {
+                accounts.add(name, hash)?;
+                Ok(((), Undo::UserAdded { name: name.clone() }))
+            })?;
+            ctx.log.info(format!("account '{name}' registered"));
+            Ok(Reply::User {
+                user: UserView { name: name.clone() },
+            })
+        }
+        Request::UserDel { name } => {
+            commit(ctx, |_, accounts| {
+                let hash = accounts
+                    .remove(name)
+                    .ok_or_else(|| HubError::NotFound(format!("no account named '{name}'")))?;
+                Ok((
+                    (),
+                    Undo::UserRemoved {
+                        name: name.clone(),
+                        hash,
+                    },
+                ))
+            })?;
+            ctx.log.info(format!("account '{name}' deleted"));
+            Ok(Reply::User {
+                user: UserView { name: name.clone() },
+            })
+        }
+        Request::UserPasswd { name, password } => {
+            check_password(password)?;
+            let hash = accounts::hash(password).map_err(|e| failed(&e))?;
+            commit(ctx, |_, accounts| {
+                let old = accounts
+                    .set_hash(name, hash)
+                    .ok_or_else(|| HubError::NotFound(format!("no account named '{name}'")))?;
+                Ok((
+                    (),
+                    Undo::UserHash {
+                        name: name.clone(),
+                        hash: old,
+                    },
+                ))
+            })?;
+            ctx.log.info(format!("account '{name}': password changed"));
+            Ok(Reply::User {
+                user: UserView { name: name.clone() },
+            })
+        }
+        Request::UserList {} => Ok(Reply::Users {
+            users: ctx
+                .accounts
+                .names()
+                .into_iter()
+                .map(|name| UserView { name })
+                .collect(),
+        }),
     }
+}
+
+/// Passwords: 8 to 1024 bytes (the reason never echoes the password).
+fn check_password(password: &str) -> Result<(), Response> {
+    let n = password.len();
+    if !(8..=crate::core::wire::MAX_PASSWORD_BYTES).contains(&n) {
+        return Err(Response::error(
+            ErrorCode::Invalid,
+            &format!(
+                "a password must be 8 to {} bytes long",
+                crate::core::wire::MAX_PASSWORD_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn failed(why: &str) -> Response {
+    Response::error(ErrorCode::Failed, why)
 }
 
 /// Save, then acknowledge, else undo: applies `change` to the hub, saves
@@ -180,13 +287,17 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
 /// otherwise takes the change back and refuses with `failed`.
 fn commit<T>(
     ctx: &mut Ctx,
-    change: impl FnOnce(&mut Hub) -> Result<(T, Undo), HubError>,
+    change: impl FnOnce(&mut Hub, &mut Accounts) -> Result<(T, Undo), HubError>,
 ) -> Result<T, Response> {
-    let (done, undo) = change(ctx.hub).map_err(|e| hub_error(&e))?;
-    match ctx.store.save(&ctx.hub.list()) {
+    let (done, undo) = change(ctx.hub, ctx.accounts).map_err(|e| hub_error(&e))?;
+    let saved = match undo.file() {
+        Saved::Rooms => ctx.store.save(&ctx.hub.list()),
+        Saved::Users => ctx.store.save_users(&ctx.accounts.saved()),
+    };
+    match saved {
         Ok(()) => Ok(done),
         Err(e) => {
-            undo.apply(ctx.hub);
+            undo.apply(ctx.hub, ctx.accounts);
             ctx.log.error(format!("{e}; the change was refused"));
             Err(Response::error(
                 ErrorCode::Failed,
@@ -220,6 +331,10 @@ fn summarize(req: &Request) -> String {
         Request::CloseRoom { room } => format!("close-room '{room}'"),
         Request::SetLimit { room, limit } => format!("set-limit '{room}' {limit}"),
         Request::Kick { room, username } => format!("kick '{username}' from '{room}'"),
+        // Never the password.
+        Request::UserAdd { name, .. } => format!("user-add '{name}'"),
+        Request::UserDel { name } => format!("user-del '{name}'"),
+        Request::UserPasswd { name, .. } => format!("user-passwd '{name}'"),
         other => format!("{other:?}"),
     }
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::Config;
+use super::accounts::{Accounts, Verdict};
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
@@ -101,12 +102,15 @@ pub struct Bound {
     pub notifier: Notifier,
     /// The most control connections at once.
     pub control_cap: usize,
+    /// The registered accounts.
+    pub accounts: Accounts,
 }
 
 pub struct Server {
     cfg: Config,
     limits: Limits,
     hub: Hub,
+    accounts: Accounts,
     clients: IdMap<Conn>,
     controls: ControlConns,
     log: Logbook,
@@ -164,6 +168,7 @@ impl Server {
             store,
             notifier,
             control_cap,
+            accounts,
         } = bound;
         let limits = Limits {
             max_frame: cfg.max_frame,
@@ -180,6 +185,7 @@ impl Server {
             cfg,
             limits,
             hub,
+            accounts,
             clients: IdMap::default(),
             log,
             counters: Counters::default(),
@@ -641,6 +647,37 @@ impl Server {
             }
         };
         let peer = self.clients[&id].peer;
+        let verdict = self.accounts.check(
+            Instant::now(),
+            &hs.username,
+            hs.password.as_deref(),
+            peer.ip(),
+            self.cfg.require_login,
+        );
+        let registered = match verdict {
+            Verdict::Allowed { registered } => registered,
+            Verdict::Unauthorized(why) => {
+                self.counters.refusals += 1;
+                self.log.warn(format!(
+                    "login refused (401) to '{}' from {peer}: {why}",
+                    hs.username
+                ));
+                let line = Event::error(ErrorCode::Unauthorized, Some(&hs.room), &why).encode();
+                self.finish(id, Some(&line));
+                return;
+            }
+            Verdict::Busy => {
+                self.counters.refusals += 1;
+                self.log.warn(format!(
+                    "login of '{}' from {peer} refused (503): too many logins to check this second",
+                    hs.username
+                ));
+                let why = "too many logins to check right now; try again in a second";
+                let line = Event::error(ErrorCode::Unavailable, Some(&hs.room), why).encode();
+                self.finish(id, Some(&line));
+                return;
+            }
+        };
         let joined_at = timefmt::rfc3339(timefmt::unix_now());
         match self
             .hub
@@ -654,8 +691,9 @@ impl Server {
                 } else {
                     ""
                 };
+                let login = if registered { " (logged in)" } else { "" };
                 self.log.info(format!(
-                    "join: '{}' entered room '{}' from {peer}{over}",
+                    "join: '{}' entered room '{}' from {peer}{over}{login}",
                     hs.username, hs.room
                 ));
                 self.deliver(&delivery);
@@ -897,6 +935,7 @@ impl Server {
                 Ok(req) => {
                     let mut ctx = Ctx {
                         hub: &mut self.hub,
+                        accounts: &mut self.accounts,
                         store: &self.store,
                         log: &mut self.log,
                         stats,

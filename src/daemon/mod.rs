@@ -2,6 +2,7 @@
 //! message that names what failed), and the event loop that runs until a
 //! termination signal.
 
+mod accounts;
 mod commands;
 mod conn;
 mod control_conn;
@@ -58,6 +59,8 @@ pub struct Config {
     pub sendq: usize,
     pub write_timeout: Duration,
     pub control_timeout: Duration,
+    /// Only registered accounts may join.
+    pub require_login: bool,
     pub log_messages: bool,
     pub log_capacity: usize,
 }
@@ -120,6 +123,7 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     // file must stop chatd before it binds anything.
     let store = store::Store::open(&cfg.state_dir)?;
     let saved = store.load()?;
+    let accounts = accounts::Accounts::from_saved(store.load_users()?);
     let mut hub = Hub::new();
     for r in &saved {
         hub.create_room(&r.name, r.limit).map_err(|e| {
@@ -213,6 +217,13 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         saved.len(),
         store.path().display()
     ));
+    let registered = accounts.names().len();
+    let admission = if cfg.require_login {
+        "only registered accounts may join (--require-login)"
+    } else {
+        "unregistered names may join too"
+    };
+    log.info(format!("accounts: {registered} registered; {admission}"));
     for r in hub.list() {
         let origin = if from_flags.contains(&r.name) {
             " (added by --room)"
@@ -232,6 +243,7 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         store,
         notifier,
         control_cap,
+        accounts,
     };
     let mut server = Server::new(cfg, hub, log, bound);
     server.run()

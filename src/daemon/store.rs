@@ -28,8 +28,11 @@ use serde::{Deserialize, Serialize};
 use crate::core::hub::RoomInfo;
 
 pub const STATE_FILE: &str = "rooms.json";
+/// The accounts: names and Argon2id password hashes.
+pub const USERS_FILE: &str = "users.json";
 pub const LOCK_FILE: &str = "chatd.lock";
-const TEMP_PREFIX: &str = "rooms.json.tmp.";
+/// A save writes `<file>.tmp.<pid>` first.
+const TEMP_INFIX: &str = ".tmp.";
 const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +40,21 @@ const FORMAT_VERSION: u32 = 1;
 pub struct SavedRoom {
     pub name: String,
     pub limit: usize,
+}
+
+/// One account as saved: the name and its PHC-format Argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SavedUser {
+    pub name: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {
+    version: u32,
+    users: Vec<SavedUser>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,7 +97,10 @@ impl Store {
             return;
         };
         for e in entries.flatten() {
-            let is_temp = e.file_name().to_string_lossy().starts_with(TEMP_PREFIX);
+            let name = e.file_name().to_string_lossy().into_owned();
+            let is_temp = [STATE_FILE, USERS_FILE]
+                .iter()
+                .any(|f| name.starts_with(&format!("{f}{TEMP_INFIX}")));
             // Never recurse: a directory there is left for the operator.
             if is_temp && e.file_type().is_ok_and(|t| !t.is_dir()) {
                 let _ = fs::remove_file(e.path());
@@ -93,32 +114,22 @@ impl Store {
 
     /// The saved rooms; none when there is no file yet.
     pub fn load(&self) -> Result<Vec<SavedRoom>, String> {
-        let path = self.path();
-        let bytes = match read_regular_file(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-                return Err(format!(
-                    "state: {} is a symbolic link; chatd does not follow links for its state file (a save would replace the link, not its target): put the file itself there",
-                    path.display()
-                ));
-            }
-            Err(e) => return Err(format!("state: read {}: {e}", path.display())),
+        let file: Option<StateFile> = self.load_file(STATE_FILE)?;
+        let Some(file) = file else {
+            return Ok(Vec::new());
         };
-        let file: StateFile = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "state: {} is not a valid state file ({e}); fix or move it away, chatd will not overwrite it",
-                path.display()
-            )
-        })?;
-        if file.version != FORMAT_VERSION {
-            return Err(format!(
-                "state: {} has format version {}, this chatd reads version {FORMAT_VERSION}",
-                path.display(),
-                file.version
-            ));
-        }
+        self.check_version(STATE_FILE, file.version)?;
         Ok(file.rooms)
+    }
+
+    /// The saved accounts; none when there is no file yet.
+    pub fn load_users(&self) -> Result<Vec<SavedUser>, String> {
+        let file: Option<UsersFile> = self.load_file(USERS_FILE)?;
+        let Some(file) = file else {
+            return Ok(Vec::new());
+        };
+        self.check_version(USERS_FILE, file.version)?;
+        Ok(file.users)
     }
 
     /// Replaces the state file atomically with `rooms`.
@@ -133,12 +144,58 @@ impl Store {
                 })
                 .collect(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&file).expect("state serializes");
+        self.save_file(STATE_FILE, &file)
+    }
+
+    /// Replaces the accounts file atomically with `users` (mode 0600: it
+    /// holds password hashes).
+    pub fn save_users(&self, users: &[SavedUser]) -> Result<(), String> {
+        let file = UsersFile {
+            version: FORMAT_VERSION,
+            users: users.to_vec(),
+        };
+        self.save_file(USERS_FILE, &file)
+    }
+
+    fn load_file<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, String> {
+        let path = self.dir.join(name);
+        let bytes = match read_regular_file(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(format!(
+                    "state: {} is a symbolic link; chatd does not follow links for its state files (a save would replace the link, not its target): put the file itself there",
+                    path.display()
+                ));
+            }
+            Err(e) => return Err(format!("state: read {}: {e}", path.display())),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            format!(
+                "state: {} is not a valid state file ({e}); fix or move it away, chatd will not overwrite it",
+                path.display()
+            )
+        })
+    }
+
+    fn check_version(&self, name: &str, version: u32) -> Result<(), String> {
+        if version != FORMAT_VERSION {
+            return Err(format!(
+                "state: {} has format version {version}, this chatd reads version {FORMAT_VERSION}",
+                self.dir.join(name).display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn save_file(&self, name: &str, file: &impl Serialize) -> Result<(), String> {
+        let mut bytes = serde_json::to_vec_pretty(file).expect("state serializes");
         bytes.push(b'\n');
         let tmp = self
             .dir
-            .join(format!("{TEMP_PREFIX}{}", std::process::id()));
-        let result = self.write_atomically(&tmp, &bytes);
+            .join(format!("{name}{TEMP_INFIX}{}", std::process::id()));
+        let mode = if name == USERS_FILE { 0o600 } else { 0o640 };
+        let result = self.write_atomically(&tmp, &self.dir.join(name), &bytes, mode);
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -146,7 +203,13 @@ impl Store {
     }
 
     /// Each step's error names the step and the file.
-    fn write_atomically(&self, tmp: &Path, bytes: &[u8]) -> Result<(), String> {
+    fn write_atomically(
+        &self,
+        tmp: &Path,
+        path: &Path,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(), String> {
         // Whatever is at our temporary name (a file from an earlier failed
         // save, a planted symlink) goes; unlink never follows a link.
         match fs::remove_file(tmp) {
@@ -159,14 +222,13 @@ impl Store {
             .write(true)
             .create_new(true)
             .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .mode(0o640)
+            .mode(mode)
             .open(tmp)
             .map_err(at("create", tmp))?;
         f.write_all(bytes).map_err(at("write", tmp))?;
         f.sync_all().map_err(at("fsync", tmp))?;
         drop(f);
-        let path = self.path();
-        fs::rename(tmp, &path).map_err(at("rename over", &path))?;
+        fs::rename(tmp, path).map_err(at("rename over", path))?;
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(at("fsync directory", &self.dir))

@@ -565,3 +565,33 @@ fn interactive_ctrl_c_and_ctrl_d_work_before_the_join_is_answered() {
         press_and_expect_a_clean_exit(&t, key, &report);
     }
 }
+
+/// A registered name: chat says a login is needed, asks for the password
+/// without echoing it, and joins.
+#[test]
+fn interactive_asks_for_the_password_of_a_registered_name() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut add = Command::new(CHATCTL)
+        .arg("--socket")
+        .arg(&d.control)
+        .args(["user", "add", "Yan"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"hidden treasure 42\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let t = Tmux::start(
+        "login",
+        &format!("{CHAT} --server {} --user Yan --room Teste", d.addr),
+    );
+    t.wait_for("Login necessário ou senha incorreta");
+    t.wait_for("Senha:");
+    t.enter("hidden treasure 42");
+    let screen = t.wait_for("Yan > *** ENTROU NA SALA ***");
+    assert!(!screen.contains("hidden treasure"), "{screen}");
+}

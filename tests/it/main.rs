@@ -1,6 +1,7 @@
 //! The integration suite: one test binary that runs the real chatd, chatctl
 //! and chat programs over real loopback sockets.
 
+mod accounts;
 mod bench_smoke;
 mod chat_client;
 mod chat_protocol;
