@@ -14,12 +14,9 @@ use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// chatctl with `input` on its stdin.
-fn ctl_with_stdin(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(CHATCTL)
-        .arg("--socket")
-        .arg(&d.control)
-        .args(args)
+/// Runs `cmd` to completion with `input` on its stdin.
+fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -32,6 +29,17 @@ fn ctl_with_stdin(d: &Daemon, args: &[&str], input: &str) -> std::process::Outpu
         .write_all(input.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// chatctl with `input` on its stdin.
+fn ctl_with_stdin(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
+    with_stdin(
+        Command::new(CHATCTL)
+            .arg("--socket")
+            .arg(&d.control)
+            .args(args),
+        input,
+    )
 }
 
 /// A raw join with an optional password; the first event back.
@@ -124,21 +132,12 @@ fn chat_logs_in_from_a_pipe() {
     let out = ctl_with_stdin(&d, &["user", "add", "Yan"], &format!("{PASSWORD}\n"));
     assert!(out.status.success());
     let mut ana = d.joined("Ana", "Teste");
-    let mut child = Command::new(CHAT)
-        .args(["--server", &d.addr.to_string(), "--user", "Yan", "--room"])
-        .args(["Teste", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PASSWORD}\nolá, sou eu\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        Command::new(CHAT)
+            .args(["--server", &d.addr.to_string(), "--user", "Yan", "--room"])
+            .args(["Teste", "--password-stdin"]),
+        &format!("{PASSWORD}\nolá, sou eu\n"),
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(ana.event()["username"], "Yan");
     let ev = ana.event();
@@ -147,15 +146,12 @@ fn chat_logs_in_from_a_pipe() {
         "the password was not sent as a message"
     );
     // Without a password, chat says why and exits 1.
-    let mut child = Command::new(CHAT)
-        .args(["--server", &d.addr.to_string(), "--user", "Yan", "--room"])
-        .arg("Teste")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        Command::new(CHAT)
+            .args(["--server", &d.addr.to_string(), "--user", "Yan", "--room"])
+            .arg("Teste"),
+        "",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("join refused (401)"));
 }
