@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --require-login --log-target --log-messages --log-capacity --help --version"
+            opts="-h -V --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,6 +78,22 @@ _chatd() {
                     return 0
                     ;;
                 --control-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-audience)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-jwks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --oidc-username-claim)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

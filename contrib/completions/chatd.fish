@@ -11,6 +11,10 @@ complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send 
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
 complete -c chatd -l write-timeout -d 'Seconds, in all, a member\'s backed-up output may hold its room back before it is dropped (time under the mark pays it back at 1/6)' -r
 complete -c chatd -l control-timeout -d 'Seconds a control connection may stay silent (idle, or stalled in the middle of a request) before it is closed; `logs --follow` readers are exempt' -r
+complete -c chatd -l oidc-issuer -d 'Accept OpenID Connect bearer tokens (JWTs) from this issuer (its `iss`); needs --oidc-audience and --oidc-jwks' -r
+complete -c chatd -l oidc-audience -d 'The audience tokens must be for (their `aud`, chatd\'s client id)' -r
+complete -c chatd -l oidc-jwks -d 'JWKS file with the issuer\'s public keys (kept fresh by the operator; read again on SIGHUP; chatd makes no HTTP request)' -r -F
+complete -c chatd -l oidc-username-claim -d 'The token claim that holds the username' -r
 complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
 syslog\t'The local syslog daemon (/dev/log), facility daemon'"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r

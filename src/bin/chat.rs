@@ -22,7 +22,7 @@ use clap::Parser;
 use chatd::cli::chat::Args;
 use chatd::client::editor::LineEditor;
 use chatd::client::run::{Input, Options, Stay};
-use chatd::client::session::{EndedBy, Ending};
+use chatd::client::session::{ClientSession, EndedBy, Ending};
 use chatd::client::terminal::RawMode;
 use chatd::client::transport::{self, Transport};
 use chatd::core::text::printable;
@@ -139,9 +139,13 @@ fn no_answer(addr: SocketAddr, opts: Options) -> String {
 // ---------------------------------------------------------------------------
 
 fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options) -> Outcome {
-    let (Some(user), Some(room)) = (&args.user, &args.room) else {
+    let token = match read_token(args) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
+    };
+    let (Some(room), true) = (&args.room, args.user.is_some() || token.is_some()) else {
         return Outcome::Usage(
-            "--user and --room are required when stdin is not a terminal".into(),
+            "--room, and --user (or a token), are required when stdin is not a terminal".into(),
         );
     };
     let dialer = match Dialer::new(args, addr) {
@@ -156,13 +160,12 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
-    let mut stay = Stay::new(
-        transport,
-        (user, room, password.as_deref()),
-        signals,
-        Input::Script,
-        opts,
-    );
+    let session = match (&token, &args.user) {
+        (Some(t), _) => ClientSession::with_token(room, t),
+        (None, Some(user)) => ClientSession::with_password(user, room, password.as_deref()),
+        (None, None) => unreachable!("checked above"),
+    };
+    let mut stay = Stay::new(transport, session, signals, Input::Script, opts);
     match stay.run() {
         Ending::Quit if stay.rejected() == 0 => Outcome::Done,
         Ending::Quit => Outcome::Failed(format!(
@@ -178,6 +181,23 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ending::NoAnswer => Outcome::Unreachable(no_answer(addr, opts)),
         Ending::TlsFailed(why) => Outcome::Unreachable(tls_failed(addr, &why)),
     }
+}
+
+/// A bearer token (OpenID Connect) from --token-file or `$CHAT_TOKEN`.
+fn read_token(args: &Args) -> Result<Option<String>, Outcome> {
+    let token = match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Outcome::Usage(format!("--token-file {}: {e}", path.display())))?,
+        None => match std::env::var("CHAT_TOKEN") {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        },
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        return Err(Outcome::Usage("the token is empty".into()));
+    }
+    Ok(Some(token))
 }
 
 /// The password for a scripted login: from --password-file, or the first
@@ -235,6 +255,10 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         Ok(d) => d,
         Err(outcome) => return outcome,
     };
+    let token = match read_token(args) {
+        Ok(t) => t,
+        Err(outcome) => return outcome,
+    };
     let mut user = args.user.clone();
     let mut room = args.room.clone();
     let mut password = match &args.password_file {
@@ -245,7 +269,12 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         None => None,
     };
     loop {
-        let Some(u) = user.clone().or_else(|| ask("Username: ")) else {
+        // With a token, the name is the token's.
+        let Some(u) = (if token.is_some() {
+            Some(String::new())
+        } else {
+            user.clone().or_else(|| ask("Username: "))
+        }) else {
             return Outcome::Done;
         };
         user = Some(u.clone());
@@ -263,9 +292,13 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             Err(e) => return Outcome::Failed(format!("terminal: {e}")),
         };
         let mut editor = LineEditor::new(&u);
+        let session = match &token {
+            Some(t) => ClientSession::with_token(&r, t),
+            None => ClientSession::with_password(&u, &r, password.as_deref()),
+        };
         let ending = Stay::new(
             transport,
-            (&u, &r, password.as_deref()),
+            session,
             signals,
             Input::Keyboard(&mut editor),
             opts,
@@ -294,6 +327,10 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                     println!("Esse nome já está em uso nesta sala. Escolha outro.\n");
                     user = None;
                     password = None;
+                }
+                "401" if token.is_some() => {
+                    println!("Token recusado: {}", printable(&reason));
+                    return Outcome::Failed(String::new());
                 }
                 "401" => {
                     println!(

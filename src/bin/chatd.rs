@@ -42,6 +42,10 @@ fn main() -> ExitCode {
         write_timeout: args.write_timeout,
         control_timeout: args.control_timeout,
         require_login: args.require_login,
+        oidc_issuer: args.oidc_issuer,
+        oidc_audience: args.oidc_audience,
+        oidc_jwks: args.oidc_jwks,
+        oidc_claim: args.oidc_username_claim,
         log_messages: args.log_messages,
         log_capacity: args.log_capacity,
     };

@@ -55,4 +55,9 @@ pub struct Args {
     /// lines after it are messages.
     #[arg(long)]
     pub password_stdin: bool,
+    /// Log in with the OpenID Connect bearer token (a JWT) in this file
+    /// (default: $CHAT_TOKEN); the name is the token's, --user is not
+    /// needed.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }

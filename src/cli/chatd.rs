@@ -89,6 +89,24 @@ pub struct Args {
     #[arg(long)]
     pub require_login: bool,
 
+    /// Accept OpenID Connect bearer tokens (JWTs) from this issuer (its
+    /// `iss`); needs --oidc-audience and --oidc-jwks.
+    #[arg(long, value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+
+    /// The audience tokens must be for (their `aud`, chatd's client id).
+    #[arg(long, value_name = "AUD")]
+    pub oidc_audience: Option<String>,
+
+    /// JWKS file with the issuer's public keys (kept fresh by the operator;
+    /// read again on SIGHUP; chatd makes no HTTP request).
+    #[arg(long, value_name = "PATH")]
+    pub oidc_jwks: Option<PathBuf>,
+
+    /// The token claim that holds the username.
+    #[arg(long, value_name = "CLAIM", default_value = "preferred_username")]
+    pub oidc_username_claim: String,
+
     /// Where log entries go.
     #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
     pub log_target: LogTarget,

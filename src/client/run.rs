@@ -49,7 +49,6 @@ pub struct Stay<'a> {
     signals: &'a mut SelfPipe,
     input: Input<'a>,
     opts: Options,
-    user: String,
     /// Scripted: stdin split into lines.
     stdin_lines: LineBuffer,
     stdin_done: bool,
@@ -61,18 +60,17 @@ pub struct Stay<'a> {
 impl<'a> Stay<'a> {
     pub fn new(
         transport: Transport,
-        (user, room, password): (&str, &str, Option<&str>),
+        session: ClientSession,
         signals: &'a mut SelfPipe,
         input: Input<'a>,
         opts: Options,
     ) -> Stay<'a> {
         Stay {
             transport,
-            session: ClientSession::with_password(user, room, password),
+            session,
             signals,
             input,
             opts,
-            user: user.to_string(),
             stdin_lines: LineBuffer::new(usize::MAX / 2),
             stdin_done: false,
             draining_since: None,
@@ -266,7 +264,8 @@ impl<'a> Stay<'a> {
                 continue;
             }
             // Our own message is shown as the prototype did: on its line.
-            self.show(&format!("{} > {}", printable(&self.user), printable(&line)));
+            let me = self.session.user().unwrap_or("?").to_string();
+            self.show(&format!("{} > {}", printable(&me), printable(&line)));
             self.session.send(line.as_bytes());
         }
         None

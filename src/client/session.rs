@@ -61,7 +61,8 @@ pub enum Update {
 }
 
 pub struct ClientSession {
-    user: String,
+    /// Unknown until the join when a token says who we are.
+    user: Option<String>,
     lines: LineBuffer,
     out: Vec<u8>,
     joined: bool,
@@ -80,9 +81,20 @@ impl ClientSession {
         if let Some(p) = password {
             hs["password"] = serde_json::Value::from(p);
         }
+        ClientSession::from_handshake(Some(user), &hs)
+    }
+
+    /// A stay in `room` as whoever the bearer `token` names: the server
+    /// says the name in our join notice (the first event it sends).
+    pub fn with_token(room: &str, token: &str) -> ClientSession {
+        let hs = serde_json::json!({ "room": room, "token": token });
+        ClientSession::from_handshake(None, &hs)
+    }
+
+    fn from_handshake(user: Option<&str>, hs: &serde_json::Value) -> ClientSession {
         let hs = hs.to_string();
         ClientSession {
-            user: user.to_string(),
+            user: user.map(str::to_string),
             lines: LineBuffer::new(MAX_LINE),
             out: wire::encode_frame(hs.as_bytes()),
             joined: false,
@@ -93,6 +105,11 @@ impl ClientSession {
     /// Whether the server confirmed the join (our own `join` event).
     pub fn joined(&self) -> bool {
         self.joined
+    }
+
+    /// Our name: given, or learned from the join after a token login.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// How many of our messages the server rejected.
@@ -153,8 +170,16 @@ impl ClientSession {
                 reason,
             };
         }
-        if event.kind == EventKind::Join && event.username == self.user {
-            self.joined = true;
+        if event.kind == EventKind::Join && !self.joined {
+            match &self.user {
+                Some(user) if *user == event.username => self.joined = true,
+                Some(_) => {}
+                // The first event after a token login is our own join.
+                None => {
+                    self.user = Some(event.username.clone());
+                    self.joined = true;
+                }
+            }
         }
         Update::Show { event, line }
     }
@@ -219,6 +244,22 @@ mod tests {
                 reason: "no room".into()
             })]
         );
+    }
+
+    #[test]
+    fn a_token_login_learns_its_name_from_the_first_join() {
+        let mut s = ClientSession::with_token("Teste", "a.b.c");
+        let hs = String::from_utf8(s.output().clone()).unwrap();
+        assert!(
+            hs.contains("\"token\":\"a.b.c\"") && !hs.contains("username"),
+            "{hs}"
+        );
+        let u = s.received(
+            b"{\"username\":\"yan.b\",\"message\":\"*** ENTROU NA SALA ***\",\"type\":\"join\"}\n",
+        );
+        assert_eq!(kinds(&u), ["show join"]);
+        assert!(s.joined());
+        assert_eq!(s.user(), Some("yan.b"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const MAX_ROOM_CHARS: usize = 64;
 /// Longest password accepted in a handshake (and by `user add`).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Longest bearer token accepted in a handshake.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
 /// The error codes of the `error` event, as the prototype's client knows them
 /// (404, 501) plus the ones chatd adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,9 +250,12 @@ pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
 /// password when the name is a registered account.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Handshake {
-    pub username: String,
+    /// Absent when a token says who it is.
+    pub username: Option<String>,
     pub room: String,
     pub password: Option<String>,
+    /// An OpenID Connect bearer token (a JWT).
+    pub token: Option<String>,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -259,6 +265,7 @@ impl std::fmt::Debug for Handshake {
             .field("username", &self.username)
             .field("room", &self.room)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -293,9 +300,23 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         None => return Err(malformed("no \"room\"".into(), None)),
     };
     let named_room = validate_room_name(&room).is_ok().then(|| room.clone());
+    let token = match fields.get("token") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => {
+            Some(t.clone())
+        }
+        Some(serde_json::Value::String(_)) => {
+            return Err(malformed(
+                format!("\"token\" must be 1 to {MAX_TOKEN_BYTES} bytes"),
+                named_room,
+            ));
+        }
+        Some(_) => return Err(malformed("\"token\" is not a string".into(), named_room)),
+    };
     let username = match fields.get("username") {
-        Some(serde_json::Value::String(u)) => u.clone(),
+        Some(serde_json::Value::String(u)) => Some(u.clone()),
         Some(_) => return Err(malformed("\"username\" is not a string".into(), named_room)),
+        None if token.is_some() => None,
         None => return Err(malformed("no \"username\"".into(), named_room)),
     };
     let password = match fields.get("password") {
@@ -311,15 +332,24 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         }
         Some(_) => return Err(malformed("\"password\" is not a string".into(), named_room)),
     };
+    if password.is_some() && token.is_some() {
+        return Err(malformed(
+            "a password or a token, not both".into(),
+            named_room,
+        ));
+    }
     validate_room_name(&room).map_err(|reason| HandshakeError { reason, room: None })?;
-    validate_username(&username).map_err(|reason| HandshakeError {
-        reason,
-        room: named_room,
-    })?;
+    if let Some(u) = &username {
+        validate_username(u).map_err(|reason| HandshakeError {
+            reason,
+            room: named_room,
+        })?;
+    }
     Ok(Handshake {
         username,
         room,
         password,
+        token,
     })
 }
 
@@ -671,7 +701,7 @@ mod tests {
     #[test]
     fn handshake_valid_and_extra_fields_ignored() {
         let h = parse_handshake(br#"{"username": "Yan", "room": "Teste", "x": 1}"#).unwrap();
-        assert_eq!(h.username, "Yan");
+        assert_eq!(h.username.as_deref(), Some("Yan"));
         assert_eq!(h.room, "Teste");
     }
 
@@ -706,6 +736,17 @@ mod tests {
         );
         let user32 = format!(r#"{{"username": "{}", "room": "x"}}"#, "ü".repeat(32));
         assert!(parse_handshake(user32.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_token_may_stand_for_the_username() {
+        let h = parse_handshake(br#"{"room": "T", "token": "a.b.c"}"#).unwrap();
+        assert_eq!(h.username, None);
+        assert_eq!(h.token.as_deref(), Some("a.b.c"));
+        assert!(!format!("{h:?}").contains("a.b.c"));
+        assert!(parse_handshake(br#"{"room": "T"}"#).is_err());
+        assert!(parse_handshake(br#"{"room": "T", "token": "x", "password": "y"}"#).is_err());
+        assert!(parse_handshake(br#"{"room": "T", "token": 7}"#).is_err());
     }
 
     #[test]

@@ -186,13 +186,15 @@ impl Accounts {
     }
 
     /// How long `from` must wait, when it is over the failure limit.
-    fn blocked_for(&self, now: Instant, from: IpAddr) -> Option<Duration> {
+    pub fn blocked_for(&self, now: Instant, from: IpAddr) -> Option<Duration> {
         let (since, count) = *self.failures.get(&from)?;
         let end = since + FAILURE_WINDOW;
         (count >= MAX_FAILURES && now < end).then(|| end - now)
     }
 
-    fn record_failure(&mut self, now: Instant, from: IpAddr) {
+    /// Counts a failed login (a wrong password, a refused token) against
+    /// `from`.
+    pub fn record_failure(&mut self, now: Instant, from: IpAddr) {
         if self.failures.len() >= MAX_TRACKED {
             self.failures
                 .retain(|_, (since, _)| now.duration_since(*since) < FAILURE_WINDOW);

@@ -30,6 +30,7 @@ use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
 use super::logbook::Logbook;
 use super::net::{self, ControlSocket};
 use super::notify::Notifier;
+use super::oidc::Oidc;
 use super::poller::{Interest, Poller, Ready, Select, Token};
 use super::store::Store;
 use super::tls::TlsSetup;
@@ -104,6 +105,8 @@ pub struct Bound {
     pub control_cap: usize,
     /// The registered accounts.
     pub accounts: Accounts,
+    /// Token verification, when an identity provider is configured.
+    pub oidc: Option<Oidc>,
 }
 
 pub struct Server {
@@ -111,6 +114,7 @@ pub struct Server {
     limits: Limits,
     hub: Hub,
     accounts: Accounts,
+    oidc: Option<Oidc>,
     clients: IdMap<Conn>,
     controls: ControlConns,
     log: Logbook,
@@ -169,6 +173,7 @@ impl Server {
             notifier,
             control_cap,
             accounts,
+            oidc,
         } = bound;
         let limits = Limits {
             max_frame: cfg.max_frame,
@@ -186,6 +191,7 @@ impl Server {
             limits,
             hub,
             accounts,
+            oidc,
             clients: IdMap::default(),
             log,
             counters: Counters::default(),
@@ -647,33 +653,16 @@ impl Server {
             }
         };
         let peer = self.clients[&id].peer;
-        let verdict = self.accounts.check(
-            Instant::now(),
-            &hs.username,
-            hs.password.as_deref(),
-            peer.ip(),
-            self.cfg.require_login,
-        );
-        let registered = match verdict {
-            Verdict::Allowed { registered } => registered,
-            Verdict::Unauthorized(why) => {
+        let (username, login) = match self.identify(&hs, peer) {
+            Ok(who) => who,
+            Err((code, why)) => {
                 self.counters.refusals += 1;
+                let claimed = hs.username.as_deref().unwrap_or("(by token)");
                 self.log.warn(format!(
-                    "login refused (401) to '{}' from {peer}: {why}",
-                    hs.username
+                    "login refused ({}) to '{claimed}' from {peer}: {why}",
+                    code.as_str()
                 ));
-                let line = Event::error(ErrorCode::Unauthorized, Some(&hs.room), &why).encode();
-                self.finish(id, Some(&line));
-                return;
-            }
-            Verdict::Busy => {
-                self.counters.refusals += 1;
-                self.log.warn(format!(
-                    "login of '{}' from {peer} refused (503): too many logins to check this second",
-                    hs.username
-                ));
-                let why = "too many logins to check right now; try again in a second";
-                let line = Event::error(ErrorCode::Unavailable, Some(&hs.room), why).encode();
+                let line = Event::error(code, Some(&hs.room), &why).encode();
                 self.finish(id, Some(&line));
                 return;
             }
@@ -681,7 +670,7 @@ impl Server {
         let joined_at = timefmt::rfc3339(timefmt::unix_now());
         match self
             .hub
-            .join(id, &hs.username, &hs.room, &peer.to_string(), &joined_at)
+            .join(id, &username, &hs.room, &peer.to_string(), &joined_at)
         {
             Ok(delivery) => {
                 self.feed(id, Instant::now(), Input::Joined);
@@ -691,24 +680,83 @@ impl Server {
                 } else {
                     ""
                 };
-                let login = if registered { " (logged in)" } else { "" };
                 self.log.info(format!(
-                    "join: '{}' entered room '{}' from {peer}{over}{login}",
-                    hs.username, hs.room
+                    "join: '{username}' entered room '{}' from {peer}{over}{login}",
+                    hs.room
                 ));
                 self.deliver(&delivery);
             }
             Err(refusal) => {
                 self.counters.refusals += 1;
                 self.log.warn(format!(
-                    "refused {} to '{}' from {peer}: {}",
+                    "refused {} to '{username}' from {peer}: {}",
                     refusal.code.as_str(),
-                    hs.username,
                     refusal.reason
                 ));
                 self.finish(id, Some(&refusal.event.encode()));
             }
         }
+    }
+
+    /// Who a handshake may join as, and how it logged in (for the log):
+    /// an account's password, a token, or an unregistered name where
+    /// allowed. Refusals carry the code (401, or 503 when too many logins
+    /// wait to be checked) and a reason that never includes a credential.
+    fn identify(
+        &mut self,
+        hs: &wire::Handshake,
+        peer: SocketAddr,
+    ) -> Result<(String, &'static str), (ErrorCode, String)> {
+        let now = Instant::now();
+        let unauthorized = |why: String| (ErrorCode::Unauthorized, why);
+        let Some(token) = &hs.token else {
+            let username = hs.username.clone().unwrap_or_default();
+            return match self.accounts.check(
+                now,
+                &username,
+                hs.password.as_deref(),
+                peer.ip(),
+                self.cfg.require_login,
+            ) {
+                Verdict::Allowed { registered: true } => Ok((username, " (logged in)")),
+                Verdict::Allowed { registered: false } => Ok((username, "")),
+                Verdict::Unauthorized(why) => Err(unauthorized(why)),
+                Verdict::Busy => Err((
+                    ErrorCode::Unavailable,
+                    "too many logins to check right now; try again in a second".into(),
+                )),
+            };
+        };
+        if let Some(wait) = self.accounts.blocked_for(now, peer.ip()) {
+            return Err(unauthorized(format!(
+                "too many failed logins from {}; try again in {} s",
+                peer.ip(),
+                wait.as_secs().max(1)
+            )));
+        }
+        let Some(oidc) = &self.oidc else {
+            return Err(unauthorized("this server accepts no tokens".into()));
+        };
+        let name = match oidc.verify(token) {
+            Ok(name) => name,
+            Err(why) => {
+                self.accounts.record_failure(now, peer.ip());
+                return Err(unauthorized(why));
+            }
+        };
+        crate::core::names::check_username(&name)
+            .map_err(|e| unauthorized(format!("the token's name is not a valid username: {e}")))?;
+        if hs.username.as_deref().is_some_and(|u| u != name) {
+            return Err(unauthorized(format!(
+                "the username is not the token's ('{name}')"
+            )));
+        }
+        if let Some(owner) = self.accounts.owner_of(&name) {
+            return Err(unauthorized(format!(
+                "'{owner}' is a password account here; a token cannot log in as it"
+            )));
+        }
+        Ok((name, " (token)"))
     }
 
     /// A chat message from a member.
@@ -1160,8 +1208,22 @@ impl Server {
     /// read again for the connections that come next; on error the old
     /// ones stay. Open sessions are untouched either way.
     fn reload(&mut self) {
+        if let Some(oidc) = &mut self.oidc {
+            match oidc.reload() {
+                Ok(n) => self.log.info(format!(
+                    "oidc: reloaded {n} key(s) from {}",
+                    oidc.jwks_path.display()
+                )),
+                Err(e) => self
+                    .log
+                    .error(format!("{e}; reload failed, the previous keys stay in use")),
+            }
+        }
         let Some(tls) = &mut self.tls else {
-            self.log.info("SIGHUP received: nothing to reload (no TLS)");
+            if self.oidc.is_none() {
+                self.log
+                    .info("SIGHUP received: nothing to reload (no TLS, no OIDC keys)");
+            }
             return;
         };
         match tls.reload() {

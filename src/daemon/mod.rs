@@ -11,6 +11,7 @@ pub mod logbook;
 mod logsink;
 mod net;
 mod notify;
+mod oidc;
 mod poller;
 pub mod store;
 mod tls;
@@ -59,8 +60,13 @@ pub struct Config {
     pub sendq: usize,
     pub write_timeout: Duration,
     pub control_timeout: Duration,
-    /// Only registered accounts may join.
+    /// Only registered accounts (or valid tokens) may join.
     pub require_login: bool,
+    /// OpenID Connect: issuer, audience, JWKS file, username claim.
+    pub oidc_issuer: Option<String>,
+    pub oidc_audience: Option<String>,
+    pub oidc_jwks: Option<PathBuf>,
+    pub oidc_claim: String,
     pub log_messages: bool,
     pub log_capacity: usize,
 }
@@ -76,6 +82,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.listen.is_empty() && self.tls_listen.is_empty() {
             return Err("nothing to listen on: give a --listen or a --tls-listen address".into());
+        }
+        match (&self.oidc_issuer, &self.oidc_audience, &self.oidc_jwks) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            _ => {
+                return Err("--oidc-issuer, --oidc-audience and --oidc-jwks go together".into());
+            }
         }
         match (&self.tls_cert, &self.tls_key, self.tls_listen.is_empty()) {
             (Some(_), Some(_), false) | (None, None, true) => {}
@@ -124,6 +136,12 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     let store = store::Store::open(&cfg.state_dir)?;
     let saved = store.load()?;
     let accounts = accounts::Accounts::from_saved(store.load_users()?);
+    let oidc = match (&cfg.oidc_issuer, &cfg.oidc_audience, &cfg.oidc_jwks) {
+        (Some(iss), Some(aud), Some(jwks)) => {
+            Some(oidc::Oidc::load(iss, aud, jwks, &cfg.oidc_claim)?)
+        }
+        _ => None,
+    };
     let mut hub = Hub::new();
     for r in &saved {
         hub.create_room(&r.name, r.limit).map_err(|e| {
@@ -224,6 +242,16 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         "unregistered names may join too"
     };
     log.info(format!("accounts: {registered} registered; {admission}"));
+    if let Some(o) = &oidc {
+        log.info(format!(
+            "oidc: tokens from {} for {} accepted ({} key(s) from {}; the name from '{}')",
+            o.issuer,
+            o.audience,
+            o.key_count(),
+            o.jwks_path.display(),
+            o.claim
+        ));
+    }
     for r in hub.list() {
         let origin = if from_flags.contains(&r.name) {
             " (added by --room)"
@@ -244,6 +272,7 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         notifier,
         control_cap,
         accounts,
+        oidc,
     };
     let mut server = Server::new(cfg, hub, log, bound);
     server.run()

@@ -9,6 +9,7 @@ mod contrib;
 mod control;
 mod faults;
 mod hardening;
+mod oidc;
 mod service;
 mod support;
 mod tls;

@@ -1,0 +1,338 @@
+//! OpenID Connect bearer tokens through the real programs. The identity
+//! provider is played by the test: keys made here (rcgen: ES256 and
+//! Ed25519), a JWKS file written here, tokens signed here (jsonwebtoken).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rcgen::KeyPair;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const ISSUER: &str = "https://id.example.test";
+const AUDIENCE: &str = "chatd-test";
+
+fn b64url(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A signing key of the test's identity provider.
+struct Signer {
+    kid: String,
+    alg: Algorithm,
+    key: KeyPair,
+}
+
+impl Signer {
+    fn es256(kid: &str) -> Signer {
+        Signer {
+            kid: kid.into(),
+            alg: Algorithm::ES256,
+            key: KeyPair::generate().unwrap(),
+        }
+    }
+
+    fn ed25519(kid: &str) -> Signer {
+        Signer {
+            kid: kid.into(),
+            alg: Algorithm::EdDSA,
+            key: KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let raw = self.key.public_key_raw();
+        match self.alg {
+            Algorithm::ES256 => json!({
+                "kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
+                "x": b64url(&raw[1..33]), "y": b64url(&raw[33..65]),
+            }),
+            _ => json!({
+                "kty": "OKP", "crv": "Ed25519", "kid": self.kid, "alg": "EdDSA", "use": "sig",
+                "x": b64url(raw),
+            }),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let pem = self.key.serialize_pem();
+        let key = match self.alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+        };
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Claims for `name`, valid for an hour, with `changes` applied.
+fn claims(name: &str, changes: Value) -> Value {
+    let mut c = json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": format!("id-{name}"),
+        "preferred_username": name, "iat": now(), "exp": now() + 3600,
+    });
+    for (k, v) in changes.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+fn write_jwks(path: &Path, signers: &[&Signer]) {
+    let keys: Vec<Value> = signers.iter().map(|s| s.jwk()).collect();
+    std::fs::write(path, json!({ "keys": keys }).to_string()).unwrap();
+}
+
+fn oidc_daemon(jwks: &Path, extra: &[&str]) -> Daemon {
+    let mut args = vec![
+        "--room",
+        "Teste:10",
+        "--oidc-issuer",
+        ISSUER,
+        "--oidc-audience",
+        AUDIENCE,
+        "--oidc-jwks",
+        jwks.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+fn join_with_token(d: &Daemon, token: &str) -> Value {
+    join_with_token_from(d, token, 1)
+}
+
+/// The same from source address 127.0.0.`host` (still loopback), so that
+/// the per-address limit on failed logins does not mix the cases up.
+fn join_with_token_from(d: &Daemon, token: &str, host: u8) -> Value {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, host, 0),
+    )
+    .unwrap();
+    let std::net::SocketAddr::V4(v4) = d.addr else {
+        unreachable!("chatd listens on 127.0.0.1")
+    };
+    socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).unwrap();
+    let mut c = Client::from_stream(std::net::TcpStream::from(fd));
+    c.send_frame(
+        json!({"room": "Teste", "token": token})
+            .to_string()
+            .as_bytes(),
+    );
+    c.event()
+}
+
+#[test]
+fn tokens_are_verified_and_name_the_member() {
+    let dir = TempDir::new("oidc");
+    let es = Signer::es256("es-1");
+    let ed = Signer::ed25519("ed-1");
+    let jwks = dir.path().join("jwks.json");
+    write_jwks(&jwks, &[&es, &ed]);
+    let mut d = oidc_daemon(&jwks, &["--require-login"]);
+    let mut watcher = {
+        // A member the test can watch the room through: logged in by token.
+        let mut c = Client::connect(d.addr);
+        c.send_frame(
+            json!({"room": "Teste", "token": es.sign(&claims("watcher", json!({})))})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(c.event()["username"], "watcher");
+        c
+    };
+
+    // chat with --token-file: the name is the token's.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, es.sign(&claims("ana.silva", json!({})))).unwrap();
+    let mut child = Command::new(CHAT)
+        .args([
+            "--server",
+            &d.addr.to_string(),
+            "--room",
+            "Teste",
+            "--token-file",
+        ])
+        .arg(&token_file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"entrei com token\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(watcher.event()["username"], "ana.silva");
+    assert_eq!(watcher.event()["message"], "entrei com token");
+    assert_eq!(watcher.event()["type"], "leave");
+
+    // EdDSA, through $CHAT_TOKEN.
+    let out = Command::new(CHAT)
+        .args(["--server", &d.addr.to_string(), "--room", "Teste"])
+        .env("CHAT_TOKEN", ed.sign(&claims("bia", json!({}))))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(watcher.event()["username"], "bia");
+
+    // Refused: each with its reason, none with the token in it.
+    let ok = es.sign(&claims("carla", json!({})));
+    // One character in the middle of the signature changed.
+    let sig_at = ok.rfind('.').unwrap() + 10;
+    let mut tampered: Vec<char> = ok.chars().collect();
+    tampered[sig_at] = if tampered[sig_at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    let stranger = Signer::es256("es-stranger");
+    for (i, (what, token, why)) in [
+        (
+            "expired",
+            es.sign(&claims("c", json!({"exp": now() - 3600}))),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            es.sign(&claims("c", json!({"nbf": now() + 3600}))),
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            es.sign(&claims("c", json!({"aud": "someone-else"}))),
+            "another audience",
+        ),
+        (
+            "wrong issuer",
+            es.sign(&claims("c", json!({"iss": "https://evil.test"}))),
+            "another issuer",
+        ),
+        ("tampered", tampered, "signature does not verify"),
+        (
+            "unknown kid",
+            stranger.sign(&claims("c", json!({}))),
+            "not in the JWKS",
+        ),
+        (
+            "no name",
+            es.sign(&claims("c", json!({"preferred_username": null}))),
+            "no 'preferred_username' claim",
+        ),
+        ("not a JWT", "not-a-token".to_string(), "not a JWT"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ev = join_with_token_from(&d, &token, 20 + i as u8);
+        assert_eq!(ev["message"], "401", "{what}: {ev}");
+        let reason = ev["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{what}: {reason}");
+        assert!(
+            !reason.contains(&token),
+            "{what}: the token is in the reason"
+        );
+    }
+    let logged = d.log_lines().join("\n");
+    assert!(!logged.contains(&ok[..40]), "a token in the log");
+
+    // A token for a name registered to a password account: refused.
+    let mut add = Command::new(CHATCTL)
+        .arg("--socket")
+        .arg(&d.control)
+        .args(["user", "add", "dono"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"senha do dono 123\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let ev = join_with_token(&d, &es.sign(&claims("dono", json!({}))));
+    assert_eq!(ev["message"], "401");
+    assert!(
+        ev["reason"].as_str().unwrap().contains("password account"),
+        "{ev}"
+    );
+
+    // A new key: accepted once the JWKS is re-read (SIGHUP).
+    let next = Signer::es256("es-2");
+    let token = next.sign(&claims("depois", json!({})));
+    assert_eq!(join_with_token(&d, &token)["message"], "401");
+    write_jwks(&jwks, &[&es, &ed, &next]);
+    d.signal("HUP");
+    d.wait_log("oidc: reloaded 3 key(s)", Duration::from_secs(5));
+    assert_eq!(join_with_token(&d, &token)["type"], "join");
+}
+
+#[test]
+fn without_oidc_tokens_are_refused_and_bad_flags_stop_start_up() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let ev = join_with_token(&d, "a.b.c");
+    assert_eq!(ev["message"], "401");
+    assert!(ev["reason"].as_str().unwrap().contains("accepts no tokens"));
+    let dir = TempDir::new("oidcflags");
+    let missing: PathBuf = dir.path().join("nope.json");
+    for (args, want) in [
+        (vec!["--oidc-issuer", ISSUER], "go together"),
+        (
+            vec![
+                "--oidc-issuer",
+                ISSUER,
+                "--oidc-audience",
+                AUDIENCE,
+                "--oidc-jwks",
+                missing.to_str().unwrap(),
+            ],
+            "nope.json",
+        ),
+    ] {
+        let out = Command::new(CHATD)
+            .args(["--listen", "127.0.0.1:0", "--control"])
+            .arg(dir.path().join("c.sock"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(want),
+            "{out:?}"
+        );
+    }
+}
