@@ -64,11 +64,17 @@ _chatctl() {
             chatctl__subcmd__help,user)
                 cmd="chatctl__subcmd__help__subcmd__user"
                 ;;
+            chatctl__subcmd__help__subcmd__room,allow)
+                cmd="chatctl__subcmd__help__subcmd__room__subcmd__allow"
+                ;;
             chatctl__subcmd__help__subcmd__room,close)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__close"
                 ;;
             chatctl__subcmd__help__subcmd__room,create)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__create"
+                ;;
+            chatctl__subcmd__help__subcmd__room,deny)
+                cmd="chatctl__subcmd__help__subcmd__room__subcmd__deny"
                 ;;
             chatctl__subcmd__help__subcmd__room,list)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__list"
@@ -88,11 +94,17 @@ _chatctl() {
             chatctl__subcmd__help__subcmd__user,passwd)
                 cmd="chatctl__subcmd__help__subcmd__user__subcmd__passwd"
                 ;;
+            chatctl__subcmd__room,allow)
+                cmd="chatctl__subcmd__room__subcmd__allow"
+                ;;
             chatctl__subcmd__room,close)
                 cmd="chatctl__subcmd__room__subcmd__close"
                 ;;
             chatctl__subcmd__room,create)
                 cmd="chatctl__subcmd__room__subcmd__create"
+                ;;
+            chatctl__subcmd__room,deny)
+                cmd="chatctl__subcmd__room__subcmd__deny"
                 ;;
             chatctl__subcmd__room,help)
                 cmd="chatctl__subcmd__room__subcmd__help"
@@ -103,11 +115,17 @@ _chatctl() {
             chatctl__subcmd__room,set-limit)
                 cmd="chatctl__subcmd__room__subcmd__set__subcmd__limit"
                 ;;
+            chatctl__subcmd__room__subcmd__help,allow)
+                cmd="chatctl__subcmd__room__subcmd__help__subcmd__allow"
+                ;;
             chatctl__subcmd__room__subcmd__help,close)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__close"
                 ;;
             chatctl__subcmd__room__subcmd__help,create)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__create"
+                ;;
+            chatctl__subcmd__room__subcmd__help,deny)
+                cmd="chatctl__subcmd__room__subcmd__help__subcmd__deny"
                 ;;
             chatctl__subcmd__room__subcmd__help,help)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__help"
@@ -257,8 +275,22 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help__subcmd__room)
-            opts="create list close set-limit"
+            opts="create allow deny list close set-limit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__room__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -285,6 +317,20 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help__subcmd__room__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__room__subcmd__deny)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -491,8 +537,26 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__room)
-            opts="-h --socket --json --help create list close set-limit help"
+            opts="-h --socket --json --help create allow deny list close set-limit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__allow)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -527,7 +591,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__room__subcmd__create)
-            opts="-h --limit --socket --json --help"
+            opts="-h --limit --private --key --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -548,9 +612,41 @@ _chatctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        chatctl__subcmd__room__subcmd__help)
-            opts="create list close set-limit help"
+        chatctl__subcmd__room__subcmd__deny)
+            opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__help)
+            opts="create allow deny list close set-limit help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__help__subcmd__allow)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -577,6 +673,20 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__room__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__help__subcmd__deny)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -160,11 +160,19 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ok(p) => p,
         Err(outcome) => return outcome,
     };
+    let room_key = match &args.room_key_file {
+        Some(path) => match read_password_file(path) {
+            Ok(k) => Some(k),
+            Err(outcome) => return outcome,
+        },
+        None => None,
+    };
     let session = match (&token, &args.user) {
         (Some(t), _) => ClientSession::with_token(room, t),
         (None, Some(user)) => ClientSession::with_password(user, room, password.as_deref()),
         (None, None) => unreachable!("checked above"),
-    };
+    }
+    .with_room_key(room_key.as_deref());
     let mut stay = Stay::new(transport, session, signals, Input::Script, opts);
     match stay.run() {
         Ending::Quit if stay.rejected() == 0 => Outcome::Done,
@@ -268,6 +276,13 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         },
         None => None,
     };
+    let mut room_key = match &args.room_key_file {
+        Some(path) => match read_password_file(path) {
+            Ok(k) => Some(k),
+            Err(outcome) => return outcome,
+        },
+        None => None,
+    };
     loop {
         // With a token, the name is the token's.
         let Some(u) = (if token.is_some() {
@@ -278,6 +293,10 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             return Outcome::Done;
         };
         user = Some(u.clone());
+        if room.is_none() {
+            // A key belongs to the room it was given for.
+            room_key = None;
+        }
         let Some(r) = room.clone().or_else(|| ask("Escolha a sala: ")) else {
             return Outcome::Done;
         };
@@ -295,7 +314,8 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         let session = match &token {
             Some(t) => ClientSession::with_token(&r, t),
             None => ClientSession::with_password(&u, &r, password.as_deref()),
-        };
+        }
+        .with_room_key(room_key.as_deref());
         let ending = Stay::new(
             transport,
             session,
@@ -347,8 +367,22 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                     }
                 }
                 "403" => {
-                    println!("Você não tem permissão para entrar nesta sala.\n");
-                    room = None;
+                    println!("Você não tem permissão para entrar nesta sala.");
+                    // A private room may take a key: ask once; none, or a
+                    // wrong one, and another room is asked for.
+                    let asked = room_key.is_none();
+                    room_key = None;
+                    if asked
+                        && let Ok(k) = chatd::client::terminal::read_hidden(
+                            "Senha da sala (Enter se não tiver): ",
+                        )
+                        && !k.is_empty()
+                    {
+                        room_key = Some(k);
+                    } else {
+                        println!();
+                        room = None;
+                    }
                 }
                 _ => {
                     println!("Entrada recusada ({code}): {}\n", printable(&reason));

@@ -78,9 +78,28 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
         },
         Command::User(UserCommand::Del { name }) => Request::UserDel { name: name.clone() },
         Command::User(UserCommand::List) => Request::UserList {},
-        Command::Room(RoomCommand::Create { name, limit }) => Request::CreateRoom {
+        Command::Room(RoomCommand::Create {
+            name,
+            limit,
+            private,
+            key,
+        }) => Request::CreateRoom {
             name: name.clone(),
             limit: *limit,
+            private: *private,
+            key: if *key {
+                Some(read_password(true)?)
+            } else {
+                None
+            },
+        },
+        Command::Room(RoomCommand::Allow { name, user }) => Request::RoomAllow {
+            room: name.clone(),
+            username: user.clone(),
+        },
+        Command::Room(RoomCommand::Deny { name, user }) => Request::RoomDeny {
+            room: name.clone(),
+            username: user.clone(),
         },
         Command::Room(RoomCommand::List) | Command::List => Request::List {},
         Command::Room(RoomCommand::Close { name }) => Request::CloseRoom { room: name.clone() },
@@ -245,9 +264,25 @@ fn read_line(reader: &mut impl BufRead, shown: &str) -> Result<String, Failure> 
 fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result<()> {
     match reply {
         // create-room and set-limit both answer with the room.
+        Reply::Room { room }
+            if matches!(req, Request::RoomAllow { .. } | Request::RoomDeny { .. }) =>
+        {
+            let allowed: Vec<String> = room.allowed.iter().map(|n| printable(n)).collect();
+            writeln!(
+                out,
+                "private room '{}' allows: {}",
+                printable(&room.name),
+                if allowed.is_empty() {
+                    "nobody by name".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            )
+        }
         Reply::Room { room } if matches!(req, Request::CreateRoom { .. }) => writeln!(
             out,
-            "created room '{}' (limit {})",
+            "created {}room '{}' (limit {})",
+            if room.private { "private " } else { "" },
             printable(&room.name),
             room.limit
         ),
@@ -268,7 +303,11 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
                 .map(|(i, room)| {
                     vec![
                         (i + 1).to_string(),
-                        printable(&room.name),
+                        if room.private {
+                            format!("{} (private)", printable(&room.name))
+                        } else {
+                            printable(&room.name)
+                        },
                         format!("{}/{}", room.members, room.limit),
                     ]
                 })

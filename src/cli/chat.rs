@@ -60,4 +60,8 @@ pub struct Args {
     /// needed.
     #[arg(long, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+    /// A private room's key, as the first line of this file (interactive
+    /// chat asks for it when the room wants it).
+    #[arg(long, value_name = "PATH")]
+    pub room_key_file: Option<PathBuf>,
 }

@@ -100,6 +100,29 @@ pub enum RoomCommand {
         /// Most members at once.
         #[arg(long, value_name = "N")]
         limit: usize,
+        /// A private room: only logged-in users on its allow-list (`room
+        /// allow`), and holders of its key (--key), may enter.
+        #[arg(long)]
+        private: bool,
+        /// Give the private room a key (a password), read like a user's
+        /// password: from the terminal, or the first line of stdin.
+        #[arg(long, requires = "private")]
+        key: bool,
+    },
+    /// Let a (logged-in) user into a private room.
+    Allow {
+        /// Room name.
+        name: String,
+        /// Username.
+        user: String,
+    },
+    /// Take a user off a private room's allow-list; a member by that name
+    /// inside is removed.
+    Deny {
+        /// Room name.
+        name: String,
+        /// Username.
+        user: String,
     },
     /// List rooms in creation order.
     List,

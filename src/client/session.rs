@@ -91,6 +91,20 @@ impl ClientSession {
         ClientSession::from_handshake(None, &hs)
     }
 
+    /// Adds a private room's key to the handshake.
+    pub fn with_room_key(self, key: Option<&str>) -> ClientSession {
+        let Some(key) = key else {
+            return self;
+        };
+        // The handshake is the only output so far: rebuild it.
+        let payload = &self.out[wire::HEADER_LEN..];
+        let mut hs: serde_json::Value =
+            serde_json::from_slice(payload).expect("our own handshake parses");
+        hs["key"] = serde_json::Value::from(key);
+        let user = self.user.clone();
+        ClientSession::from_handshake(user.as_deref(), &hs)
+    }
+
     fn from_handshake(user: Option<&str>, hs: &serde_json::Value) -> ClientSession {
         let hs = hs.to_string();
         ClientSession {

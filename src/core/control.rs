@@ -22,6 +22,12 @@ pub enum Request {
     CreateRoom {
         name: String,
         limit: usize,
+        /// A private room: only its allow-list (logged in) and key holders.
+        #[serde(default, skip_serializing_if = "is_false")]
+        private: bool,
+        /// The private room's key (a password; stored hashed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     List {},
     Participants {
@@ -45,6 +51,17 @@ pub enum Request {
         follow: bool,
     },
     Stats {},
+    /// Puts a name on a private room's allow-list.
+    RoomAllow {
+        room: String,
+        username: String,
+    },
+    /// Takes a name off a private room's allow-list; a member by that name
+    /// inside is removed (told `kicked`).
+    RoomDeny {
+        room: String,
+        username: String,
+    },
     /// Registers an account (the password is hashed by chatd, never kept).
     UserAdd {
         name: String,
@@ -77,6 +94,8 @@ impl Request {
                 | Request::UserAdd { .. }
                 | Request::UserDel { .. }
                 | Request::UserPasswd { .. }
+                | Request::RoomAllow { .. }
+                | Request::RoomDeny { .. }
         )
     }
 
@@ -123,12 +142,21 @@ impl ErrorCode {
     }
 }
 
-/// A room as `list`, `create-room` and `set-limit` show it.
+/// A room as `list`, `create-room` and `set-limit` show it; `private` and
+/// `allowed` only for private rooms (public rooms look as they always did).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomView {
     pub name: String,
     pub limit: usize,
     pub members: usize,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub private: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A member as `participants` shows it.
@@ -303,7 +331,10 @@ impl Response {
         let field = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
         let bad = |e: serde_json::Error| format!("unexpected reply: {e}");
         let reply = match req {
-            Request::CreateRoom { .. } | Request::SetLimit { .. } => Reply::Room {
+            Request::CreateRoom { .. }
+            | Request::SetLimit { .. }
+            | Request::RoomAllow { .. }
+            | Request::RoomDeny { .. } => Reply::Room {
                 room: serde_json::from_value(field("room")).map_err(bad)?,
             },
             Request::List {} => Reply::Rooms {
@@ -368,12 +399,16 @@ mod tests {
             name: "Teste".into(),
             limit: 2,
             members: 0,
+            private: false,
+            allowed: Vec::new(),
         };
         let cases = [
             (
                 Request::CreateRoom {
                     name: "Teste".into(),
                     limit: 2,
+                    private: false,
+                    key: None,
                 },
                 Response::Ok(Reply::Room { room: room.clone() }),
                 r#"{"ok":true,"room":{"name":"Teste","limit":2,"members":0}}"#,
@@ -456,7 +491,9 @@ mod tests {
             Request::parse(br#"{"cmd":"create-room","name":"Teste","limit":2}"#),
             Ok(Request::CreateRoom {
                 name: "Teste".into(),
-                limit: 2
+                limit: 2,
+                private: false,
+                key: None,
             })
         );
         assert_eq!(

@@ -9,7 +9,7 @@
 //! protocol) or a refusal, and the event loop carries that out. No input
 //! makes it panic.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::core::names;
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
@@ -76,10 +76,22 @@ pub struct Member {
     pub joined_at: String,
 }
 
+/// Who may enter a room. Public rooms (the default) admit anyone; a private
+/// room admits the logged-in users on its allow-list, and whoever knows its
+/// key (when it has one). The key is kept as a hash; checking it, and who is
+/// logged in, is the shell's business.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    pub private: bool,
+    pub allowed: BTreeSet<String>,
+    pub key_hash: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Room {
     name: String,
     limit: usize,
+    access: Access,
     /// In join order.
     members: Vec<Member>,
     /// Each member's name as compared ([`names::comparison_key`]): a name
@@ -93,6 +105,7 @@ pub struct RoomInfo {
     pub name: String,
     pub limit: usize,
     pub members: usize,
+    pub access: Access,
 }
 
 /// Why an admin operation was refused.
@@ -180,6 +193,7 @@ impl Hub {
             Room {
                 name: name.to_string(),
                 limit,
+                access: Access::default(),
                 members: Vec::new(),
                 keys: HashMap::new(),
             },
@@ -189,7 +203,23 @@ impl Hub {
             name: name.to_string(),
             limit,
             members: 0,
+            access: Access::default(),
         })
+    }
+
+    /// Replaces who may enter a room; returns who could before (for an
+    /// undo). Members inside stay: the caller removes those no longer
+    /// allowed.
+    pub fn set_access(&mut self, name: &str, access: Access) -> Result<Access, HubError> {
+        let id = self.room_id(name)?;
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        Ok(std::mem::replace(&mut room.access, access))
+    }
+
+    /// Who may enter a room.
+    pub fn access(&self, name: &str) -> Option<&Access> {
+        let id = self.by_name.get(name)?;
+        Some(&self.rooms[id].access)
     }
 
     /// Changes a room's limit. New joins obey it; members above it stay.
@@ -440,6 +470,7 @@ fn info(room: &Room) -> RoomInfo {
     RoomInfo {
         name: room.name.clone(),
         limit: room.limit,
+        access: room.access.clone(),
         members: room.members.len(),
     }
 }

@@ -256,6 +256,8 @@ pub struct Handshake {
     pub password: Option<String>,
     /// An OpenID Connect bearer token (a JWT).
     pub token: Option<String>,
+    /// A private room's key.
+    pub key: Option<String>,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -266,6 +268,7 @@ impl std::fmt::Debug for Handshake {
             .field("room", &self.room)
             .field("password", &self.password.as_ref().map(|_| "<hidden>"))
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("key", &self.key.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
@@ -300,6 +303,18 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         None => return Err(malformed("no \"room\"".into(), None)),
     };
     let named_room = validate_room_name(&room).is_ok().then(|| room.clone());
+    let key = match fields.get("key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= MAX_PASSWORD_BYTES => {
+            Some(k.clone())
+        }
+        Some(_) => {
+            return Err(malformed(
+                format!("\"key\" must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
+                named_room,
+            ));
+        }
+    };
     let token = match fields.get("token") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => {
@@ -350,6 +365,7 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         room,
         password,
         token,
+        key,
     })
 }
 

@@ -185,6 +185,32 @@ impl Accounts {
         }
     }
 
+    /// Checks a secret that is not an account's (a private room's key)
+    /// under the same limits: the address's failures and the budget.
+    pub fn check_secret(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        secret: &str,
+        hash: &str,
+    ) -> Verdict {
+        if let Some(wait) = self.blocked_for(now, from) {
+            return Verdict::Unauthorized(format!(
+                "too many failed logins from {from}; try again in {} s",
+                wait.as_secs().max(1)
+            ));
+        }
+        if !self.spend_budget(now) {
+            return Verdict::Busy;
+        }
+        if verify(secret, hash) {
+            Verdict::Allowed { registered: false }
+        } else {
+            self.record_failure(now, from);
+            Verdict::Unauthorized("wrong key".into())
+        }
+    }
+
     /// How long `from` must wait, when it is over the failure limit.
     pub fn blocked_for(&self, now: Instant, from: IpAddr) -> Option<Duration> {
         let (since, count) = *self.failures.get(&from)?;

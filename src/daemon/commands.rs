@@ -14,7 +14,7 @@ use super::store::Store;
 use crate::core::control::{
     ErrorCode, Participant, Reply, Request, Response, RoomView, Stats, UserView,
 };
-use crate::core::hub::{Closure, ConnId, Delivery, Hub, HubError, RoomInfo};
+use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, RoomInfo};
 use crate::core::wire::Event;
 
 /// What a command needs: the state it may change, where that state is
@@ -46,13 +46,16 @@ enum Undo {
     UserAdded { name: String },
     UserRemoved { name: String, hash: String },
     UserHash { name: String, hash: String },
+    Access { room: String, access: Access },
 }
 
 impl Undo {
     /// Which file the change lives in.
     fn file(&self) -> Saved {
         match self {
-            Undo::Create { .. } | Undo::Limit { .. } | Undo::Close(_) => Saved::Rooms,
+            Undo::Create { .. } | Undo::Limit { .. } | Undo::Close(_) | Undo::Access { .. } => {
+                Saved::Rooms
+            }
             _ => Saved::Users,
         }
     }
@@ -74,6 +77,9 @@ impl Undo {
             }
             Undo::UserHash { name, hash } => {
                 accounts.set_hash(&name, hash);
+            }
+            Undo::Access { room, access } => {
+                let _ = hub.set_access(&room, access);
             }
         }
     }
@@ -105,16 +111,100 @@ pub fn execute(ctx: &mut Ctx, req: &Request, who: &str) -> (Response, Vec<Effect
 
 fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply, Response> {
     match req {
-        Request::CreateRoom { name, limit } => {
+        Request::CreateRoom {
+            name,
+            limit,
+            private,
+            key,
+        } => {
+            if key.is_some() && !private {
+                return Err(Response::error(
+                    ErrorCode::Invalid,
+                    "a key goes with a private room (--private)",
+                ));
+            }
+            let key_hash = match key {
+                Some(k) => {
+                    check_password(k)?;
+                    Some(accounts::hash(k).map_err(|e| failed(&e))?)
+                }
+                None => None,
+            };
             let room = commit(ctx, |hub, _| {
-                let info = hub.create_room(name, *limit)?;
+                let mut info = hub.create_room(name, *limit)?;
+                let access = Access {
+                    private: *private,
+                    allowed: Default::default(),
+                    key_hash,
+                };
+                hub.set_access(name, access.clone())?;
+                info.access = access;
                 Ok((info, Undo::Create { name: name.clone() }))
             })?;
+            let kind = if room.access.private {
+                "private room"
+            } else {
+                "room"
+            };
             ctx.log.info(format!(
-                "room '{}' created with limit {}",
+                "{kind} '{}' created with limit {}",
                 room.name, room.limit
             ));
             Ok(Reply::Room { room: view(&room) })
+        }
+        Request::RoomAllow { room, username } | Request::RoomDeny { room, username } => {
+            let allow = matches!(req, Request::RoomAllow { .. });
+            if allow {
+                crate::core::names::check_username(username)
+                    .map_err(|e| Response::error(ErrorCode::Invalid, &e))?;
+            }
+            let info = commit(ctx, |hub, _| {
+                let old = hub
+                    .access(room)
+                    .cloned()
+                    .ok_or_else(|| HubError::NotFound(format!("no room named '{room}'")))?;
+                if !old.private {
+                    return Err(HubError::Invalid(format!(
+                        "room '{room}' is public: everyone may enter it"
+                    )));
+                }
+                let mut new = old.clone();
+                let key = crate::core::names::comparison_key(username);
+                new.allowed
+                    .retain(|n| crate::core::names::comparison_key(n) != key);
+                if allow {
+                    new.allowed.insert(username.clone());
+                }
+                hub.set_access(room, new)?;
+                let info = hub.room(room)?;
+                let undo = Undo::Access {
+                    room: room.clone(),
+                    access: old,
+                };
+                Ok((info, undo))
+            })?;
+            let verb = if allow {
+                "allowed in"
+            } else {
+                "no longer allowed in"
+            };
+            ctx.log
+                .info(format!("'{username}' {verb} private room '{room}'"));
+            if !allow && let Ok(kick) = ctx.hub.kick(room, username) {
+                // Out of the allow-list, out of the room (those who came in
+                // with the room's key are not on the list, and stay).
+                let dep = &kick.departure;
+                ctx.log.info(format!(
+                    "leave: '{}' removed from room '{}' ({}): no longer allowed",
+                    dep.member.username, dep.room, dep.member.address
+                ));
+                effects.push(Effect::Deliver(kick.departure.notice));
+                effects.push(Effect::Close {
+                    conn: kick.conn,
+                    event: kick.event,
+                });
+            }
+            Ok(Reply::Room { room: view(&info) })
         }
         Request::SetLimit { room, limit } => {
             let info = commit(ctx, |hub, _| {
@@ -312,6 +402,8 @@ fn view(r: &RoomInfo) -> RoomView {
         name: r.name.clone(),
         limit: r.limit,
         members: r.members,
+        private: r.access.private,
+        allowed: r.access.allowed.iter().cloned().collect(),
     }
 }
 
@@ -327,7 +419,17 @@ fn hub_error(e: &HubError) -> Response {
 /// A request as one log phrase.
 fn summarize(req: &Request) -> String {
     match req {
-        Request::CreateRoom { name, limit } => format!("create-room '{name}' limit {limit}"),
+        Request::CreateRoom {
+            name,
+            limit,
+            private,
+            ..
+        } => {
+            let private = if *private { " private" } else { "" };
+            format!("create-room '{name}' limit {limit}{private}")
+        }
+        Request::RoomAllow { room, username } => format!("room-allow '{username}' in '{room}'"),
+        Request::RoomDeny { room, username } => format!("room-deny '{username}' in '{room}'"),
         Request::CloseRoom { room } => format!("close-room '{room}'"),
         Request::SetLimit { room, limit } => format!("set-limit '{room}' {limit}"),
         Request::Kick { room, username } => format!("kick '{username}' from '{room}'"),

@@ -667,6 +667,14 @@ impl Server {
                 return;
             }
         };
+        if let Err(why) = self.admit_to_room(&hs, &username, !login.is_empty(), peer) {
+            self.counters.refusals += 1;
+            self.log
+                .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
+            let line = Event::error(ErrorCode::Forbidden, Some(&hs.room), &why).encode();
+            self.finish(id, Some(&line));
+            return;
+        }
         let joined_at = timefmt::rfc3339(timefmt::unix_now());
         match self
             .hub
@@ -757,6 +765,47 @@ impl Server {
             )));
         }
         Ok((name, " (token)"))
+    }
+
+    /// A private room admits the logged-in users on its allow-list, and
+    /// whoever gives its key; everyone else gets 403 (a wrong key counts
+    /// as a failed login for the address).
+    fn admit_to_room(
+        &mut self,
+        hs: &wire::Handshake,
+        username: &str,
+        logged_in: bool,
+        peer: SocketAddr,
+    ) -> Result<(), String> {
+        let Some(access) = self.hub.access(&hs.room) else {
+            return Ok(()); // No such room: the hub says 404.
+        };
+        if !access.private {
+            return Ok(());
+        }
+        let key = crate::core::names::comparison_key(username);
+        let listed = access
+            .allowed
+            .iter()
+            .any(|n| n == username || crate::core::names::comparison_key(n) == key);
+        if logged_in && listed {
+            return Ok(());
+        }
+        let no = || format!("not allowed in room '{}'", hs.room);
+        let (Some(given), Some(hash)) = (&hs.key, access.key_hash.clone()) else {
+            return Err(no());
+        };
+        match self
+            .accounts
+            .check_secret(Instant::now(), peer.ip(), given, &hash)
+        {
+            Verdict::Allowed { .. } => Ok(()),
+            Verdict::Unauthorized(why) if why.starts_with("too many") => Err(why),
+            Verdict::Busy => {
+                Err("too many logins to check right now; try again in a second".into())
+            }
+            Verdict::Unauthorized(_) => Err(format!("{}: wrong room key", no())),
+        }
     }
 
     /// A chat message from a member.

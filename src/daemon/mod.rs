@@ -144,7 +144,14 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
     };
     let mut hub = Hub::new();
     for r in &saved {
-        hub.create_room(&r.name, r.limit).map_err(|e| {
+        let access = crate::core::hub::Access {
+            private: r.private,
+            allowed: r.allow.iter().cloned().collect(),
+            key_hash: r.key_hash.clone(),
+        };
+        hub.create_room(&r.name, r.limit)
+            .and_then(|_| hub.set_access(&r.name, access))
+            .map_err(|e| {
             format!(
                 "state: {}: room '{}': {}; fix or move the file away, chatd will not overwrite it",
                 store.path().display(),

@@ -40,6 +40,18 @@ const FORMAT_VERSION: u32 = 1;
 pub struct SavedRoom {
     pub name: String,
     pub limit: usize,
+    /// Private rooms only (public rooms are saved as before).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub private: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// The room key's Argon2id hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One account as saved: the name and its PHC-format Argon2id hash.
@@ -141,6 +153,9 @@ impl Store {
                 .map(|r| SavedRoom {
                     name: r.name.clone(),
                     limit: r.limit,
+                    private: r.access.private,
+                    allow: r.access.allowed.iter().cloned().collect(),
+                    key_hash: r.access.key_hash.clone(),
                 })
                 .collect(),
         };
