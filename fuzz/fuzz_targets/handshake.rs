@@ -28,10 +28,22 @@ fn check_event(username: &str, message: &str, room: &str) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(hs) = wire::parse_handshake(data) {
-        assert!(wire::validate_username(&hs.username).is_ok());
         assert!(wire::validate_room_name(&hs.room).is_ok());
-        assert!(!hs.username.chars().any(char::is_control));
-        check_event(&hs.username, wire::JOINED, &hs.room);
+        // Without a token, a name; with one, maybe none (it is the token's).
+        assert!(hs.username.is_some() || hs.token.is_some());
+        assert!(!(hs.password.is_some() && hs.token.is_some()));
+        if let Some(username) = &hs.username {
+            assert!(wire::validate_username(username).is_ok());
+            assert!(!username.chars().any(char::is_control));
+            check_event(username, wire::JOINED, &hs.room);
+        }
+        // Credentials never show in the handshake's Debug form.
+        let shown = format!("{hs:?}");
+        for secret in [&hs.password, &hs.token, &hs.key].into_iter().flatten() {
+            if secret.len() > 8 {
+                assert!(!shown.contains(secret.as_str()));
+            }
+        }
     }
     if let Ok(text) = wire::validate_message(data) {
         assert!(!text.chars().any(|c| c.is_control() && c != '\t'));

@@ -167,22 +167,41 @@ impl Accounts {
                 "'{username}' is a registered name: a password is needed"
             ));
         };
+        let hash = self.users[&owner].clone();
+        match self.verify_limited(now, from, password, &hash) {
+            Ok(true) => {
+                self.failures.remove(&from);
+                Verdict::Allowed { registered: true }
+            }
+            Ok(false) => Verdict::Unauthorized("wrong password".into()),
+            Err(refused) => refused,
+        }
+    }
+
+    /// Verifies a secret against a hash under the limits: refused without
+    /// a check when the address is over its failures or the second's
+    /// budget is spent; a mismatch counts as a failure.
+    fn verify_limited(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        secret: &str,
+        hash: &str,
+    ) -> Result<bool, Verdict> {
         if let Some(wait) = self.blocked_for(now, from) {
-            return Verdict::Unauthorized(format!(
+            return Err(Verdict::Unauthorized(format!(
                 "too many failed logins from {from}; try again in {} s",
                 wait.as_secs().max(1)
-            ));
+            )));
         }
         if !self.spend_budget(now) {
-            return Verdict::Busy;
+            return Err(Verdict::Busy);
         }
-        if verify(password, &self.users[&owner]) {
-            self.failures.remove(&from);
-            Verdict::Allowed { registered: true }
-        } else {
+        let matched = verify(secret, hash);
+        if !matched {
             self.record_failure(now, from);
-            Verdict::Unauthorized("wrong password".into())
         }
+        Ok(matched)
     }
 
     /// Checks a secret that is not an account's (a private room's key)
@@ -194,20 +213,10 @@ impl Accounts {
         secret: &str,
         hash: &str,
     ) -> Verdict {
-        if let Some(wait) = self.blocked_for(now, from) {
-            return Verdict::Unauthorized(format!(
-                "too many failed logins from {from}; try again in {} s",
-                wait.as_secs().max(1)
-            ));
-        }
-        if !self.spend_budget(now) {
-            return Verdict::Busy;
-        }
-        if verify(secret, hash) {
-            Verdict::Allowed { registered: false }
-        } else {
-            self.record_failure(now, from);
-            Verdict::Unauthorized("wrong key".into())
+        match self.verify_limited(now, from, secret, hash) {
+            Ok(true) => Verdict::Allowed { registered: false },
+            Ok(false) => Verdict::Unauthorized("wrong key".into()),
+            Err(refused) => refused,
         }
     }
 
