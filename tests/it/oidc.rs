@@ -34,6 +34,15 @@ struct Signer {
     kid: String,
     alg: Algorithm,
     key: KeyPair,
+    /// RS256 only: the private key (PEM) and the modulus (from openssl,
+    /// since neither rcgen nor ring makes RSA keys).
+    rsa: Option<(String, Vec<u8>)>,
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 impl Signer {
@@ -42,6 +51,7 @@ impl Signer {
             kid: kid.into(),
             alg: Algorithm::ES256,
             key: KeyPair::generate().unwrap(),
+            rsa: None,
         }
     }
 
@@ -50,10 +60,48 @@ impl Signer {
             kid: kid.into(),
             alg: Algorithm::EdDSA,
             key: KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap(),
+            rsa: None,
+        }
+    }
+
+    fn rs256(kid: &str, dir: &Path) -> Signer {
+        let pem_path = dir.join(format!("{kid}.pem"));
+        let st = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&pem_path)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl is needed for this test (.ci/run installs it)");
+        assert!(st.success());
+        let out = Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in"])
+            .arg(&pem_path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let modulus = hex(text.trim().trim_start_matches("Modulus="));
+        Signer {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            key: KeyPair::generate().unwrap(),
+            rsa: Some((std::fs::read_to_string(&pem_path).unwrap(), modulus)),
         }
     }
 
     fn jwk(&self) -> Value {
+        if let Some((_, n)) = &self.rsa {
+            return json!({
+                "kty": "RSA", "kid": self.kid, "alg": "RS256", "use": "sig",
+                "n": b64url(n), "e": "AQAB",
+            });
+        }
         let raw = self.key.public_key_raw();
         match self.alg {
             Algorithm::ES256 => json!({
@@ -70,6 +118,9 @@ impl Signer {
     fn sign(&self, claims: &Value) -> String {
         let pem = self.key.serialize_pem();
         let key = match self.alg {
+            Algorithm::RS256 => {
+                EncodingKey::from_rsa_pem(self.rsa.as_ref().unwrap().0.as_bytes()).unwrap()
+            }
             Algorithm::ES256 => EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
             _ => EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
         };
@@ -156,8 +207,9 @@ fn tokens_are_verified_and_name_the_member() {
     let dir = TempDir::new("oidc");
     let es = Signer::es256("es-1");
     let ed = Signer::ed25519("ed-1");
+    let rs = Signer::rs256("rs-1", dir.path());
     let jwks = dir.path().join("jwks.json");
-    write_jwks(&jwks, &[&es, &ed]);
+    write_jwks(&jwks, &[&es, &ed, &rs]);
     let mut d = oidc_daemon(&jwks, &["--require-login"]);
     let mut watcher = {
         // A member the test can watch the room through: logged in by token.
@@ -209,6 +261,11 @@ fn tokens_are_verified_and_name_the_member() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(watcher.event()["username"], "bia");
+    assert_eq!(watcher.event()["type"], "leave");
+    // RS256, raw.
+    let ev = join_with_token(&d, &rs.sign(&claims("rui", json!({}))));
+    assert_eq!(ev["type"], "join", "{ev}");
+    assert_eq!(ev["username"], "rui");
 
     // Refused: each with its reason, none with the token in it.
     let ok = es.sign(&claims("carla", json!({})));
@@ -292,9 +349,9 @@ fn tokens_are_verified_and_name_the_member() {
     let next = Signer::es256("es-2");
     let token = next.sign(&claims("depois", json!({})));
     assert_eq!(join_with_token(&d, &token)["message"], "401");
-    write_jwks(&jwks, &[&es, &ed, &next]);
+    write_jwks(&jwks, &[&es, &ed, &rs, &next]);
     d.signal("HUP");
-    d.wait_log("oidc: reloaded 3 key(s)", Duration::from_secs(5));
+    d.wait_log("oidc: reloaded 4 key(s)", Duration::from_secs(5));
     assert_eq!(join_with_token(&d, &token)["type"], "join");
 }
 
