@@ -2,8 +2,8 @@
 //! control socket (PROTOCOL.md §2) and the state directory. Each rule takes
 //! an explicit path first, then environment variables (systemd's
 //! RuntimeDirectory=/StateDirectory= among them), then a per-user default.
-//! Pure apart from reading the environment, chatctl's fallback stat, and
-//! [`check_private_dir`], which guards the shared /tmp fallback.
+//! Pure apart from reading the environment and [`check_private_dir`],
+//! which guards the shared /tmp fallback.
 //!
 //! The fallback `/tmp/chatd-$UID` sits in a directory everyone may write
 //! to, so someone else could create it first (or make it writable to all)
@@ -30,24 +30,20 @@ pub fn resolve_socket_path(explicit: Option<&Path>) -> PathBuf {
     socket_path_with(explicit, env_var, nix::unistd::getuid().as_raw())
 }
 
-/// chatctl's rule: [`resolve_socket_path`], except that when neither the
-/// flag nor an environment variable chose the path and nothing is there, the
-/// system service's socket is used if it exists. So an administrator in
-/// group chatd needs no flag for the packaged daemon.
-pub fn resolve_client_socket_path(explicit: Option<&Path>) -> PathBuf {
+/// Where chatctl looks for the control socket, in order: the path of
+/// [`resolve_socket_path`], then (when neither the flag nor an environment
+/// variable chose that path) the system service's socket. So an
+/// administrator in group chatd needs no flag for the packaged daemon.
+pub fn client_socket_candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
     let path = resolve_socket_path(explicit);
     let chosen = explicit.is_some()
         || env_var("CHATD_CONTROL").is_some()
         || env_var("RUNTIME_DIRECTORY").is_some();
-    if chosen || path.exists() {
-        return path;
-    }
-    // "Permission denied" on the system socket counts as there: the error
-    // that follows then names the socket the user most likely meant.
-    match std::fs::symlink_metadata(SYSTEM_SOCKET) {
-        Ok(_) => PathBuf::from(SYSTEM_SOCKET),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => PathBuf::from(SYSTEM_SOCKET),
-        Err(_) => path,
+    let system = PathBuf::from(SYSTEM_SOCKET);
+    if chosen || path == system {
+        vec![path]
+    } else {
+        vec![path, system]
     }
 }
 

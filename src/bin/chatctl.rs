@@ -17,7 +17,7 @@ use clap::Parser;
 use chatd::cli::chatctl::{Args, Command, RoomCommand, UserCommand};
 use chatd::core::control::{FollowLine, LogEntry, Reply, Request, Response};
 use chatd::core::text::printable;
-use chatd::paths::{check_private_dir, resolve_client_socket_path};
+use chatd::paths::{check_private_dir, client_socket_candidates};
 
 /// Why chatctl stops, each mapped to its exit status in one place.
 enum Failure {
@@ -152,19 +152,37 @@ fn read_password(confirm: bool) -> Result<String, Failure> {
     Ok(first)
 }
 
-fn run(args: Args) -> Result<(), Failure> {
-    let path = resolve_client_socket_path(args.socket.as_deref());
-    check_private_dir(&path, false).map_err(Failure::Unreachable)?;
-    let shown = path.display().to_string();
-    let unreachable = |what: &str, e: io::Error| {
-        let hint = if e.kind() == io::ErrorKind::PermissionDenied {
-            " (the socket's group may administer: for the service, group chatd)"
-        } else {
-            ""
-        };
-        Failure::Unreachable(format!("cannot reach chatd at {shown}: {what}{e}{hint}"))
+/// Connects to the first control socket that answers; when none does, the
+/// error names every path tried and why each failed.
+fn connect(explicit: Option<&std::path::Path>) -> Result<(UnixStream, String), Failure> {
+    let mut tried = Vec::new();
+    let mut denied = false;
+    for path in client_socket_candidates(explicit) {
+        check_private_dir(&path, false).map_err(Failure::Unreachable)?;
+        match UnixStream::connect(&path) {
+            Ok(stream) => return Ok((stream, path.display().to_string())),
+            Err(e) => {
+                denied |= e.kind() == io::ErrorKind::PermissionDenied;
+                tried.push(format!("{} ({e})", path.display()));
+            }
+        }
+    }
+    let hint = if denied {
+        "; the socket's group may administer (for the service, group chatd: log in again after joining it)"
+    } else {
+        "; is chatd running? (systemctl status chatd, or start chatd), or give --socket PATH"
     };
-    let mut stream = UnixStream::connect(&path).map_err(|e| unreachable("", e))?;
+    Err(Failure::Unreachable(format!(
+        "cannot reach chatd: tried {}{hint}",
+        tried.join(", ")
+    )))
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    let (mut stream, shown) = connect(args.socket.as_deref())?;
+    let unreachable = |what: &str, e: io::Error| {
+        Failure::Unreachable(format!("cannot reach chatd at {shown}: {what}{e}"))
+    };
     let follow = matches!(args.command, Command::Logs { follow: true, .. });
     if !follow {
         // A wedged daemon must not hang a script forever.

@@ -97,8 +97,8 @@ pub enum RoomCommand {
     Create {
         /// Room name (1-64 characters).
         name: String,
-        /// Most members at once.
-        #[arg(long, value_name = "N")]
+        /// Most members at once (at least 1).
+        #[arg(long, value_name = "N", value_parser = crate::cli::chatd::parse_limit)]
         limit: usize,
         /// A private room: only logged-in users on its allow-list (`room
         /// allow`), and holders of its key (--key), may enter.
@@ -135,7 +135,8 @@ pub enum RoomCommand {
     SetLimit {
         /// Room name.
         name: String,
-        /// New limit.
+        /// New limit (at least 1).
+        #[arg(value_parser = crate::cli::chatd::parse_limit)]
         limit: usize,
     },
 }

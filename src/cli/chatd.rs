@@ -27,7 +27,7 @@ pub struct Args {
 
     /// Address to accept TLS chat clients on (repeatable; off by default);
     /// needs --tls-cert and --tls-key.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub tls_listen: Vec<SocketAddr>,
 
     /// PEM file with the server's certificate chain (its own certificate
@@ -121,13 +121,27 @@ pub struct Args {
 }
 
 /// A listen address, or `none`.
+/// A listen address (a host name is resolved, like `chat --server`, and
+/// its first address taken), or `none`.
 pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
     if s == "none" {
         return Ok(None);
     }
-    s.parse().map(Some).map_err(|_| {
-        format!("'{s}' is not an address such as 127.0.0.1:1234 or [::1]:1234 (or none)")
-    })
+    parse_addr(s).map(Some)
+}
+
+/// `HOST:PORT` or `IP:PORT` (`[IPv6]:PORT`).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad =
+        || format!("'{s}' is not an address such as 127.0.0.1:1234, localhost:1234 or [::1]:1234");
+    s.to_socket_addrs()
+        .map_err(|_| bad())?
+        .next()
+        .ok_or_else(bad)
 }
 
 pub fn parse_room(s: &str) -> Result<(String, usize), String> {
@@ -135,10 +149,17 @@ pub fn parse_room(s: &str) -> Result<(String, usize), String> {
     let (name, limit) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("expected NAME:LIMIT, got '{s}'"))?;
-    let limit = limit
-        .parse()
-        .map_err(|_| format!("limit in '{s}' is not a whole number"))?;
+    let limit = parse_limit(limit).map_err(|e| format!("'{s}': {e}"))?;
     Ok((name.to_string(), limit))
+}
+
+/// A room's participant limit: a whole number from 1 (shared with chatctl).
+pub fn parse_limit(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("the limit must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("the limit '{s}' is not a whole number")),
+    }
 }
 
 pub fn parse_secs(s: &str) -> Result<Duration, String> {

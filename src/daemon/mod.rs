@@ -161,8 +161,18 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         })?;
     }
     let mut from_flags = Vec::new();
+    // --room for a room the state file already has: the file wins (it is
+    // what admins last set); a different limit is worth a warning.
+    let mut overridden = Vec::new();
     for (name, limit) in &cfg.rooms {
-        if hub.room(name).is_ok() {
+        if let Ok(saved) = hub.room(name) {
+            if saved.limit != *limit {
+                overridden.push(format!(
+                    "--room {name}:{limit} ignored: {} already has room '{name}' with limit {} (change it with chatctl room set-limit)",
+                    store.path().display(),
+                    saved.limit
+                ));
+            }
             continue;
         }
         hub.create_room(name, *limit)
@@ -268,6 +278,15 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         log.info(format!(
             "room '{}' ready with limit {}{origin}",
             r.name, r.limit
+        ));
+    }
+    for warning in overridden {
+        log.warn(warning);
+    }
+    if hub.room_count() == 0 {
+        log.info(format!(
+            "no rooms yet: create one with `chatctl room create NAME --limit N` (chatctl finds {}), or start chatd with --room NAME:LIMIT",
+            control.path.display()
         ));
     }
     let bound = event_loop::Bound {

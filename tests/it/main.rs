@@ -10,6 +10,7 @@ mod control;
 mod faults;
 mod hardening;
 mod oidc;
+mod operator;
 mod private_rooms;
 mod service;
 mod support;

@@ -1,0 +1,87 @@
+//! The operator's first steps, through the real programs: what chatd says
+//! when it has no rooms or a --room disagrees with the state file, which
+//! arguments are usage errors, host names where addresses go, and what
+//! chatctl says when it cannot find chatd.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn a_first_run_without_rooms_says_how_to_make_one() {
+    let mut d = Daemon::start(&[]);
+    let line = d.wait_log("no rooms yet", Duration::from_secs(2));
+    assert!(
+        line.contains("chatctl room create NAME --limit N"),
+        "{line}"
+    );
+    assert!(line.contains(&d.control.display().to_string()), "{line}");
+}
+
+#[test]
+fn a_room_flag_that_disagrees_with_the_state_file_is_warned_about() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    d.signal("TERM");
+    let dir = d.into_dir();
+    let mut d = Daemon::start_in(dir, &["--room", "Teste:2"]);
+    let line = d.wait_log("--room Teste:2 ignored", Duration::from_secs(2));
+    assert!(line.contains("WARN") && line.contains("limit 5"), "{line}");
+    assert!(!d.log_lines().join("\n").contains("no rooms yet"));
+}
+
+#[test]
+fn zero_limits_are_usage_errors() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    for args in [
+        &["room", "set-limit", "Teste", "0"][..],
+        &["room", "create", "X", "--limit", "0"],
+    ] {
+        let out = d.ctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1"));
+    }
+    let dir = TempDir::new("zero");
+    let out = Command::new(CHATD)
+        .args(["--room", "Bad:0", "--control"])
+        .arg(dir.path().join("c.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!dir.path().join("state").join("rooms.json").exists());
+}
+
+#[test]
+fn chatd_listens_on_a_host_name_as_chat_connects_to_one() {
+    let mut d = Daemon::start(&["--listen", "localhost:0", "--room", "Teste:5"]);
+    let line = d.wait_log("listening on ", Duration::from_secs(2));
+    assert!(
+        line.contains("127.0.0.1:") || line.contains("[::1]:"),
+        "{line}"
+    );
+    let mut c = d.joined("Yan", "Teste");
+    c.say("via localhost");
+}
+
+#[test]
+fn chatctl_says_every_path_it_tried_and_asks_if_chatd_runs() {
+    let tmp = TempDir::new("nochatd");
+    let out = Command::new(CHATCTL)
+        .arg("list")
+        .env_remove("CHATD_CONTROL")
+        .env_remove("RUNTIME_DIRECTORY")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let uid = nix::unistd::getuid().as_raw();
+    let first = tmp.path().join(format!("chatd-{uid}")).join("control.sock");
+    assert!(err.contains(&first.display().to_string()), "{err}");
+    assert!(err.contains("/run/chatd/control.sock"), "{err}");
+    assert!(err.contains("is chatd running?"), "{err}");
+}
