@@ -37,6 +37,9 @@ _chatctl() {
             chatctl,stats)
                 cmd="chatctl__subcmd__stats"
                 ;;
+            chatctl,status)
+                cmd="chatctl__subcmd__status"
+                ;;
             chatctl,user)
                 cmd="chatctl__subcmd__user"
                 ;;
@@ -60,6 +63,9 @@ _chatctl() {
                 ;;
             chatctl__subcmd__help,stats)
                 cmd="chatctl__subcmd__help__subcmd__stats"
+                ;;
+            chatctl__subcmd__help,status)
+                cmd="chatctl__subcmd__help__subcmd__status"
                 ;;
             chatctl__subcmd__help,user)
                 cmd="chatctl__subcmd__help__subcmd__user"
@@ -173,7 +179,7 @@ _chatctl() {
 
     case "${cmd}" in
         chatctl)
-            opts="-h -V --socket --json --help --version room list participants kick logs stats user help"
+            opts="-h -V --socket --json --help --version room list participants kick logs status stats user help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -191,7 +197,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help)
-            opts="room list participants kick logs stats user help"
+            opts="room list participants kick logs status stats user help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -386,6 +392,20 @@ _chatctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        chatctl__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         chatctl__subcmd__help__subcmd__user)
             opts="add del list passwd"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -493,7 +513,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__logs)
-            opts="-n -f -h --lines --follow --socket --json --help"
+            opts="-n -f -p -h --lines --follow --since --priority --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -505,6 +525,18 @@ _chatctl() {
                     ;;
                 -n)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --priority)
+                    COMPREPLY=($(compgen -W "error warn info" -- "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -W "error warn info" -- "${cur}"))
                     return 0
                     ;;
                 --socket)
@@ -779,6 +811,24 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__stats)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__status)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use chatd::cli::chatctl::{Args, Command, RoomCommand, UserCommand};
-use chatd::core::control::{FollowLine, LogEntry, Reply, Request, Response};
+use chatd::core::control::{FOLLOW_END, FollowLine, Level, LogEntry, Reply, Request, Response};
 use chatd::core::text::printable;
 use chatd::paths::{check_private_dir, client_socket_candidates};
 
@@ -112,12 +112,58 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             room: room.clone(),
             username: user.clone(),
         },
-        Command::Logs { lines, follow } => Request::Logs {
+        Command::Logs {
+            lines,
+            follow,
+            since,
+            priority,
+        } => Request::Logs {
             limit: *lines,
             follow: *follow,
+            since: since.as_deref().map(parse_since).transpose()?,
+            priority: priority.as_deref().and_then(Level::parse),
         },
+        Command::Status => Request::Status {},
         Command::Stats => Request::Stats {},
     })
+}
+
+/// `--since`: an RFC 3339 UTC time as is, or an age (30s, 10m, 2h, 1d)
+/// turned into one.
+fn parse_since(s: &str) -> Result<String, Failure> {
+    if s.contains('T') {
+        return Ok(s.to_string());
+    }
+    let bad = || {
+        Failure::Usage(format!(
+            "--since {s}: give an RFC 3339 time (2026-11-24T10:00:00Z) or an age such as 30s, 10m, 2h, 1d"
+        ))
+    };
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    let now = chatd::timefmt::unix_now();
+    Ok(chatd::timefmt::rfc3339(now.saturating_sub(secs)))
+}
+
+/// Uptime in words: "3 d 2 h", "5 h 12 min", "4 min 9 s".
+fn human_duration(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {s} s")
+    } else {
+        format!("{s} s")
+    }
 }
 
 /// A new password: from the terminal, asked twice without echo; from a
@@ -224,7 +270,18 @@ fn run(args: Args) -> Result<(), Failure> {
             if reader.buffer().is_empty() && !wait_for_entry(reader.get_ref())? {
                 return Err(Failure::StdoutClosed);
             }
-            let raw = read_line(&mut reader, &shown)?;
+            let raw = match read_line(&mut reader, &shown) {
+                Ok(raw) => raw,
+                Err(_) => {
+                    return Err(Failure::Unreachable(format!(
+                        "chatd at {shown} went away without saying goodbye (it was killed, or crashed)"
+                    )));
+                }
+            };
+            if raw.as_bytes() == FOLLOW_END {
+                eprintln!("chatctl: chatd stopped (it shut down cleanly)");
+                return Ok(());
+            }
             let entry = FollowLine::parse(raw.as_bytes()).map_err(|e| {
                 Failure::Unreachable(format!("chatd at {shown} sent a malformed log line: {e}"))
             })?;
@@ -383,6 +440,31 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
             }
             Ok(())
         }
+        Reply::Status { status } => {
+            let list = |v: &[String]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.join(", ")
+                }
+            };
+            let rows = [
+                ("version", status.version.clone()),
+                ("pid", status.pid.to_string()),
+                ("uptime", human_duration(status.uptime_secs)),
+                ("listening", list(&status.listen)),
+                ("listening (TLS)", list(&status.tls_listen)),
+                ("control socket", printable(&status.control)),
+                ("state file", printable(&status.state_file)),
+                ("clients", status.clients.to_string()),
+                ("members", status.members.to_string()),
+                ("rooms", status.rooms.to_string()),
+            ];
+            for (k, v) in rows {
+                writeln!(out, "{k:<16} {v}")?;
+            }
+            Ok(())
+        }
         Reply::Stats { stats } => {
             let rows = stats.rows();
             let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
@@ -406,10 +488,12 @@ fn print_log_entry(out: &mut impl Write, e: &LogEntry) -> io::Result<()> {
 
 /// Left-aligned columns separated by two spaces; the last column unpadded.
 fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    // Display width, not characters: CJK and emoji take two columns.
+    let width = |s: &str| unicode_width::UnicodeWidthStr::width(s);
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(width(cell));
         }
     }
     let line = |cells: Vec<&str>| -> String {
@@ -419,7 +503,7 @@ fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> i
             if i == last {
                 s.push_str(cell);
             } else {
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths[i] - width(cell);
                 s.push_str(cell);
                 s.push_str(&" ".repeat(pad + 2));
             }

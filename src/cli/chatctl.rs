@@ -60,7 +60,16 @@ pub enum Command {
         /// Keep printing new entries as they are logged.
         #[arg(short, long)]
         follow: bool,
+        /// Only entries since then: an RFC 3339 time (2026-11-24T10:00:00Z)
+        /// or an age such as 30s, 10m, 2h, 1d.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only entries at least this severe: error, warn or info.
+        #[arg(short, long, value_name = "LEVEL", value_parser = ["error", "warn", "info"])]
+        priority: Option<String>,
     },
+    /// Show the daemon's version, pid, uptime, addresses, paths and counts.
+    Status,
     /// Show counters: uptime, clients, rooms, messages, bytes, drops.
     Stats,
     /// Register, remove and list accounts, or change a password.

@@ -49,8 +49,16 @@ pub enum Request {
         limit: usize,
         #[serde(default)]
         follow: bool,
+        /// Only entries at or after this RFC 3339 time (UTC, `Z`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Only entries at least this severe (error > warn > info).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<Level>,
     },
     Stats {},
+    /// Version, pid, uptime, addresses, paths and counts.
+    Status {},
     /// Puts a name on a private room's allow-list.
     RoomAllow {
         room: String,
@@ -249,11 +257,64 @@ pub enum Reply {
     Logs { logs: Vec<LogEntry> },
     /// `stats`.
     Stats { stats: Stats },
+    /// `status` (boxed: the largest reply by far).
+    Status { status: Box<StatusView> },
     /// `user-add`, `user-del`, `user-passwd`.
     User { user: UserView },
     /// `user-list` (by name).
     Users { users: Vec<UserView> },
 }
+
+/// What `status` reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub listen: Vec<String>,
+    pub tls_listen: Vec<String>,
+    pub control: String,
+    pub state_file: String,
+    pub clients: usize,
+    pub members: usize,
+    pub rooms: usize,
+}
+
+impl Level {
+    /// Severity rank: error 0, warn 1, info 2.
+    fn rank(self) -> u8 {
+        match self {
+            Level::Error => 0,
+            Level::Warn => 1,
+            Level::Info => 2,
+        }
+    }
+
+    /// Whether an entry at this level passes a `priority` filter.
+    pub fn at_least(self, min: Level) -> bool {
+        self.rank() <= min.rank()
+    }
+
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "error" | "err" => Some(Level::Error),
+            "warn" | "warning" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            _ => None,
+        }
+    }
+}
+
+impl LogEntry {
+    /// Whether the entry passes the `logs` filters.
+    pub fn passes(&self, since: Option<&str>, priority: Option<Level>) -> bool {
+        since.is_none_or(|t| self.ts.as_str() >= t)
+            && priority.is_none_or(|p| self.level.at_least(p))
+    }
+}
+
+/// After `logs --follow`, when chatd shuts down cleanly: `{"end":"shutdown"}`.
+pub const FOLLOW_END: &[u8] = b"{\"end\":\"shutdown\"}\n";
 
 /// An account as the control protocol shows it (never its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -357,6 +418,9 @@ impl Response {
             },
             Request::Stats {} => Reply::Stats {
                 stats: serde_json::from_value(field("stats")).map_err(bad)?,
+            },
+            Request::Status {} => Reply::Status {
+                status: serde_json::from_value(field("status")).map_err(bad)?,
             },
             Request::UserAdd { .. } | Request::UserDel { .. } | Request::UserPasswd { .. } => {
                 Reply::User {
@@ -500,14 +564,18 @@ mod tests {
             Request::parse(br#"{"cmd":"logs"}"#),
             Ok(Request::Logs {
                 limit: 100,
-                follow: false
+                follow: false,
+                since: None,
+                priority: None,
             })
         );
         assert_eq!(
             Request::parse(br#"{"cmd":"logs","limit":10,"follow":true}"#),
             Ok(Request::Logs {
                 limit: 10,
-                follow: true
+                follow: true,
+                since: None,
+                priority: None,
             })
         );
         for bad in [

@@ -12,7 +12,8 @@ use super::accounts::{self, Accounts};
 use super::logbook::Logbook;
 use super::store::Store;
 use crate::core::control::{
-    ErrorCode, Participant, Reply, Request, Response, RoomView, Stats, UserView,
+    ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats, StatusView,
+    UserView,
 };
 use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, RoomInfo};
 use crate::core::wire::Event;
@@ -25,6 +26,7 @@ pub struct Ctx<'a> {
     pub store: &'a Store,
     pub log: &'a mut Logbook,
     pub stats: Stats,
+    pub status: StatusView,
 }
 
 /// What the event loop must do after a command.
@@ -34,8 +36,13 @@ pub enum Effect {
     Deliver(Delivery),
     /// Send a last event to a connection, then close it.
     Close { conn: ConnId, event: Event },
-    /// Stream log entries after this sequence number to the requester.
-    Follow { after: u64 },
+    /// Stream log entries after this sequence number, through the same
+    /// filters, to the requester.
+    Follow {
+        after: u64,
+        since: Option<String>,
+        priority: Option<Level>,
+    },
 }
 
 /// How to take a change back when it could not be saved.
@@ -280,17 +287,35 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                     .collect(),
             })
         }
-        Request::Logs { limit, follow } => {
-            let logs = ctx.log.recent(*limit).map(|e| e.view()).collect();
+        Request::Logs {
+            limit,
+            follow,
+            since,
+            priority,
+        } => {
+            // The filters first, then the newest `limit` of what passes.
+            let mut logs: Vec<LogEntry> = ctx
+                .log
+                .recent(usize::MAX)
+                .map(|e| e.view())
+                .filter(|e| e.passes(since.as_deref(), *priority))
+                .collect();
+            let skip = logs.len().saturating_sub(*limit);
+            logs.drain(..skip);
             if *follow {
                 effects.push(Effect::Follow {
                     after: ctx.log.last_seq(),
+                    since: since.clone(),
+                    priority: *priority,
                 });
             }
             Ok(Reply::Logs { logs })
         }
         Request::Stats {} => Ok(Reply::Stats {
             stats: ctx.stats.clone(),
+        }),
+        Request::Status {} => Ok(Reply::Status {
+            status: Box::new(ctx.status.clone()),
         }),
         Request::UserAdd { name, password } => {
             check_password(password)?;

@@ -23,7 +23,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::core::control::{ErrorCode, FollowLine, MAX_REQUEST_LINE, Request, Response};
+use crate::core::control::{
+    ErrorCode, FOLLOW_END, FollowLine, Level, MAX_REQUEST_LINE, Request, Response,
+};
 use crate::core::hub::IdMap;
 use crate::core::lines::{Line, LineBuffer};
 use crate::sys::nonblock::{ReadOutcome, flush_once, read_some};
@@ -53,6 +55,8 @@ pub struct ControlConn {
     out: Vec<u8>,
     /// Streaming log entries after this sequence number.
     follow_after: Option<u64>,
+    /// The follower's filters (`logs --since/--priority`).
+    follow_filter: (Option<String>, Option<Level>),
     read_closed: bool,
     /// When the peer last sent something (or connected).
     last_heard: Instant,
@@ -68,6 +72,7 @@ impl ControlConn {
             input: LineBuffer::new(MAX_REQUEST_LINE),
             out: Vec::new(),
             follow_after: None,
+            follow_filter: (None, None),
             read_closed: false,
             last_heard: now,
             answered: 0,
@@ -178,9 +183,20 @@ impl ControlConn {
         self.answered += 1;
     }
 
-    /// From now on, log entries after `after` are streamed here.
-    pub fn follow(&mut self, after: u64) {
+    /// From now on, log entries after `after` that pass the filters are
+    /// streamed here.
+    pub fn follow(&mut self, after: u64, since: Option<String>, priority: Option<Level>) {
         self.follow_after = Some(after);
+        self.follow_filter = (since, priority);
+    }
+
+    /// Chatd is stopping cleanly: a follower is told so (best effort, one
+    /// write) before its connection closes.
+    pub fn say_goodbye(&mut self) {
+        if self.follow_after.is_some() {
+            self.out.extend_from_slice(FOLLOW_END);
+            let _ = self.write_once();
+        }
     }
 
     /// One write; an error means the peer is gone.
@@ -234,7 +250,11 @@ impl ControlConns {
         self.conns.remove(&id)
     }
 
+    /// Closes every connection; followers are told chatd is stopping.
     pub fn clear(&mut self) {
+        for c in self.conns.values_mut() {
+            c.say_goodbye();
+        }
         self.conns.clear();
     }
 
@@ -327,7 +347,12 @@ impl ControlConns {
                 continue;
             };
             for (seq, line) in entries.iter().filter(|(seq, _)| *seq > after) {
-                c.out.extend_from_slice(&line.to_line());
+                if line
+                    .log
+                    .passes(c.follow_filter.0.as_deref(), c.follow_filter.1)
+                {
+                    c.out.extend_from_slice(&line.to_line());
+                }
                 c.follow_after = Some(*seq);
             }
             if c.out.len() > FOLLOWER_MAX_BACKLOG {

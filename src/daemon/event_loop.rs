@@ -34,7 +34,7 @@ use super::oidc::Oidc;
 use super::poller::{Interest, Poller, Ready, Select, Token};
 use super::store::Store;
 use super::tls::TlsSetup;
-use crate::core::control::{FollowLine, Response, Stats};
+use crate::core::control::{FollowLine, Response, Stats, StatusView};
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
@@ -1020,6 +1020,7 @@ impl Server {
     fn serve_control(&mut self, id: u64) {
         loop {
             let stats = self.stats();
+            let status = self.status();
             let Some(c) = self.controls.get_mut(id) else {
                 return;
             };
@@ -1036,6 +1037,7 @@ impl Server {
                         store: &self.store,
                         log: &mut self.log,
                         stats,
+                        status,
                     };
                     commands::execute(&mut ctx, &req, &who)
                 }
@@ -1052,14 +1054,45 @@ impl Server {
             match effect {
                 Effect::Deliver(d) => self.deliver(&d),
                 Effect::Close { conn, event } => self.finish(conn, Some(&event.encode())),
-                Effect::Follow { after } => {
+                Effect::Follow {
+                    after,
+                    since,
+                    priority,
+                } => {
                     if let Some(c) = self.controls.get_mut(id) {
-                        c.follow(after);
+                        c.follow(after, since, priority);
                     }
                 }
             }
         }
         self.drop_doomed();
+    }
+
+    fn status(&self) -> StatusView {
+        let addrs = |tls: bool| -> Vec<String> {
+            self.listeners
+                .iter()
+                .filter(|(_, t)| *t == tls)
+                .filter_map(|(l, _)| l.local_addr().ok())
+                .map(|a| a.to_string())
+                .collect()
+        };
+        StatusView {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            listen: addrs(false),
+            tls_listen: addrs(true),
+            control: self
+                .control
+                .as_ref()
+                .map(|c| c.path.display().to_string())
+                .unwrap_or_default(),
+            state_file: self.store.path().display().to_string(),
+            clients: self.clients.len(),
+            members: self.hub.member_count(),
+            rooms: self.hub.room_count(),
+        }
     }
 
     fn stats(&self) -> Stats {
@@ -1309,6 +1342,8 @@ impl Server {
         if let Some(c) = self.control.take() {
             self.poller.remove(c.listener.as_raw_fd(), CONTROL_LISTENER);
         }
+        // Followers get the entries so far, then the goodbye.
+        self.forward_logs();
         self.controls.clear();
         let line = Event::system(EventKind::Shutdown, wire::SHUTDOWN, None).encode();
         let ids: Vec<ConnId> = self.clients.keys().copied().collect();

@@ -85,3 +85,89 @@ fn chatctl_says_every_path_it_tried_and_asks_if_chatd_runs() {
     assert!(err.contains("/run/chatd/control.sock"), "{err}");
     assert!(err.contains("is chatd running?"), "{err}");
 }
+
+#[test]
+fn chatctl_status_tells_the_essentials() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let _c = d.joined("Yan", "Teste");
+    let out = d.ctl(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        format!("pid              {}", d.pid()),
+        format!("listening        {}", d.addr),
+        format!("control socket   {}", d.control.display()),
+        "clients          1".to_string(),
+        "rooms            1".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want:?} in\n{text}");
+    }
+    assert!(
+        text.contains("uptime           ") && text.contains(" s\n"),
+        "{text}"
+    );
+    let json = d.ctl(&["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["status"]["pid"], d.pid());
+    assert_eq!(v["status"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn logs_filter_by_time_and_priority_and_follow_ends_cleanly() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    // A warning: a refused join.
+    let mut c = Client::connect(d.addr);
+    c.handshake("Yan", "Nope");
+    c.event();
+    let warn = String::from_utf8_lossy(&d.ctl(&["logs", "--priority", "warn"]).stdout).into_owned();
+    assert!(
+        warn.contains("WARN") && warn.contains("refused 404"),
+        "{warn}"
+    );
+    assert!(!warn.contains("INFO"), "{warn}");
+    let recent = String::from_utf8_lossy(&d.ctl(&["logs", "--since", "1h"]).stdout).into_owned();
+    assert!(recent.contains("started"), "{recent}");
+    let future = d.ctl(&["logs", "--since", "2999-01-01T00:00:00Z"]);
+    assert!(future.status.success());
+    assert_eq!(String::from_utf8_lossy(&future.stdout), "");
+    let bad = d.ctl(&["logs", "--since", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    // logs -f ends when chatd shuts down cleanly: exit 0, and it says so.
+    let follower = Command::new(CHATCTL)
+        .arg("--socket")
+        .arg(&d.control)
+        .args(["logs", "-f", "-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let st = d.stop();
+    assert!(st.success());
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chatd stopped (it shut down cleanly)"),
+        "{out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("shutting down"));
+}
+
+#[test]
+fn tables_align_wide_characters() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let _a = d.joined("王小明", "Teste");
+    let _b = d.joined("Yan", "Teste");
+    let out = d.ctl(&["participants", "Teste"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The ADDRESS column starts at the same display column on every row.
+    let cols: Vec<usize> = text
+        .lines()
+        .map(|l| {
+            let at = l.find("127.0.0.1").or_else(|| l.find("ADDRESS")).unwrap();
+            unicode_width::UnicodeWidthStr::width(&l[..at])
+        })
+        .collect();
+    assert!(cols.windows(2).all(|w| w[0] == w[1]), "{cols:?}\n{text}");
+}
