@@ -82,8 +82,14 @@ _chatctl() {
             chatctl__subcmd__help__subcmd__room,deny)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__deny"
                 ;;
+            chatctl__subcmd__help__subcmd__room,kick)
+                cmd="chatctl__subcmd__help__subcmd__room__subcmd__kick"
+                ;;
             chatctl__subcmd__help__subcmd__room,list)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__list"
+                ;;
+            chatctl__subcmd__help__subcmd__room,members)
+                cmd="chatctl__subcmd__help__subcmd__room__subcmd__members"
                 ;;
             chatctl__subcmd__help__subcmd__room,set-limit)
                 cmd="chatctl__subcmd__help__subcmd__room__subcmd__set__subcmd__limit"
@@ -115,8 +121,17 @@ _chatctl() {
             chatctl__subcmd__room,help)
                 cmd="chatctl__subcmd__room__subcmd__help"
                 ;;
+            chatctl__subcmd__room,kick)
+                cmd="chatctl__subcmd__room__subcmd__kick"
+                ;;
             chatctl__subcmd__room,list)
                 cmd="chatctl__subcmd__room__subcmd__list"
+                ;;
+            chatctl__subcmd__room,members)
+                cmd="chatctl__subcmd__room__subcmd__members"
+                ;;
+            chatctl__subcmd__room,participants)
+                cmd="chatctl__subcmd__room__subcmd__members"
                 ;;
             chatctl__subcmd__room,set-limit)
                 cmd="chatctl__subcmd__room__subcmd__set__subcmd__limit"
@@ -136,8 +151,14 @@ _chatctl() {
             chatctl__subcmd__room__subcmd__help,help)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__help"
                 ;;
+            chatctl__subcmd__room__subcmd__help,kick)
+                cmd="chatctl__subcmd__room__subcmd__help__subcmd__kick"
+                ;;
             chatctl__subcmd__room__subcmd__help,list)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__list"
+                ;;
+            chatctl__subcmd__room__subcmd__help,members)
+                cmd="chatctl__subcmd__room__subcmd__help__subcmd__members"
                 ;;
             chatctl__subcmd__room__subcmd__help,set-limit)
                 cmd="chatctl__subcmd__room__subcmd__help__subcmd__set__subcmd__limit"
@@ -281,7 +302,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__help__subcmd__room)
-            opts="create allow deny list close set-limit"
+            opts="create allow deny list members kick close set-limit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -350,7 +371,35 @@ _chatctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        chatctl__subcmd__help__subcmd__room__subcmd__kick)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         chatctl__subcmd__help__subcmd__room__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__help__subcmd__room__subcmd__members)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -569,7 +618,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__room)
-            opts="-h --socket --json --help create allow deny list close set-limit help"
+            opts="-h --socket --json --help create allow deny list members participants kick close set-limit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -663,7 +712,7 @@ _chatctl() {
             return 0
             ;;
         chatctl__subcmd__room__subcmd__help)
-            opts="create allow deny list close set-limit help"
+            opts="create allow deny list members kick close set-limit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -746,7 +795,35 @@ _chatctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        chatctl__subcmd__room__subcmd__help__subcmd__kick)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         chatctl__subcmd__room__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__help__subcmd__members)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -774,7 +851,43 @@ _chatctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        chatctl__subcmd__room__subcmd__kick)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         chatctl__subcmd__room__subcmd__list)
+            opts="-h --socket --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        chatctl__subcmd__room__subcmd__members)
             opts="-h --socket --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

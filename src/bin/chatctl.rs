@@ -107,7 +107,13 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             room: name.clone(),
             limit: *limit,
         },
-        Command::Participants { room } => Request::Participants { room: room.clone() },
+        Command::Participants { room } | Command::Room(RoomCommand::Members { name: room }) => {
+            Request::Participants { room: room.clone() }
+        }
+        Command::Room(RoomCommand::Kick { name, user }) => Request::Kick {
+            room: name.clone(),
+            username: user.clone(),
+        },
         Command::Kick { room, user } => Request::Kick {
             room: room.clone(),
             username: user.clone(),

@@ -35,17 +35,19 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create, list, close rooms, or change a room's limit.
+    /// Rooms: create, list, members, kick, close, set-limit, allow, deny.
     #[command(subcommand)]
     Room(RoomCommand),
     /// List rooms (same as `room list`).
     List,
-    /// List the members of a room, in join order.
+    /// Same as `room members` (kept for existing scripts).
+    #[command(hide = true)]
     Participants {
         /// Room name.
         room: String,
     },
-    /// Remove a member from a room (it is told, then disconnected).
+    /// Same as `room kick` (kept for existing scripts).
+    #[command(hide = true)]
     Kick {
         /// Room name.
         room: String,
@@ -135,6 +137,19 @@ pub enum RoomCommand {
     },
     /// List rooms in creation order.
     List,
+    /// List the members of a room, in join order.
+    #[command(visible_alias = "participants")]
+    Members {
+        /// Room name.
+        name: String,
+    },
+    /// Remove a member from a room (it is told, then disconnected).
+    Kick {
+        /// Room name.
+        name: String,
+        /// Username of the member.
+        user: String,
+    },
     /// Close a room: its members are told and disconnected.
     Close {
         /// Room name.

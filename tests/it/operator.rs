@@ -171,3 +171,30 @@ fn tables_align_wide_characters() {
         .collect();
     assert!(cols.windows(2).all(|w| w[0] == w[1]), "{cols:?}\n{text}");
 }
+
+#[test]
+fn one_noun_verb_grammar_with_the_old_spellings_kept() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut yan = d.joined("Yan", "Teste");
+    let _ana = d.joined("Ana", "Teste");
+    let new = d.ctl(&["room", "members", "Teste"]);
+    let old = d.ctl(&["participants", "Teste"]);
+    assert!(new.status.success() && old.status.success());
+    assert_eq!(new.stdout, old.stdout);
+    assert!(String::from_utf8_lossy(&new.stdout).contains("Ana"));
+    let kicked = d.ctl(&["room", "kick", "Teste", "Yan"]);
+    assert_eq!(
+        String::from_utf8_lossy(&kicked.stdout),
+        "removed 'Yan' from room 'Teste'\n"
+    );
+    assert_eq!(yan.event()["username"], "Ana");
+    assert_eq!(yan.event()["type"], "kicked");
+    // The old spelling still works, and help shows the new one.
+    assert_eq!(d.ctl(&["kick", "Teste", "Ana"]).status.code(), Some(0));
+    let help = Command::new(CHATCTL).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        !help.contains("participants") && help.contains("room"),
+        "{help}"
+    );
+}
