@@ -31,16 +31,24 @@ fn rendered() -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 /// One page for the command and one per subcommand ("chatctl-room-create"),
-/// as the parent pages refer to them.
+/// as the parent pages refer to them; none for hidden aliases. chatd, a
+/// daemon, goes in section 8; the programs in section 1. The top pages get
+/// hand-written sections after the generated ones.
 fn man_pages(cmd: clap::Command, files: &mut Vec<(PathBuf, Vec<u8>)>) {
     let name = cmd.get_name().to_string();
+    let section = if name == "chatd" { "8" } else { "1" };
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone())
+        .section(section)
         .render(&mut page)
         .unwrap();
-    files.push((Path::new("contrib/man").join(format!("{name}.1")), page));
+    page.extend_from_slice(extra_sections(&name).as_bytes());
+    files.push((
+        Path::new("contrib/man").join(format!("{name}.{section}")),
+        page,
+    ));
     for sub in cmd.get_subcommands() {
-        if sub.get_name() == "help" {
+        if sub.get_name() == "help" || sub.is_hide_set() {
             continue;
         }
         // clap names are &'static str (without its "string" feature); a few
@@ -50,12 +58,113 @@ fn man_pages(cmd: clap::Command, files: &mut Vec<(PathBuf, Vec<u8>)>) {
     }
 }
 
+/// roff for a titled section of tagged paragraphs.
+fn section(title: &str, items: &[(&str, &str)]) -> String {
+    let mut out = format!(".SH \"{title}\"\n");
+    for (tag, text) in items {
+        out.push_str(&format!(".TP\n\\fB{tag}\\fR\n{text}\n"));
+    }
+    out
+}
+
+fn extra_sections(name: &str) -> String {
+    match name {
+        "chatd" => [
+            section("EXIT STATUS", &[
+                ("0", "Stopped by SIGINT or SIGTERM after telling every client."),
+                ("1", "Could not start: the message says what failed (a bad state file, a busy state directory, an address in use, a certificate that does not load)."),
+                ("2", "Usage error in the flags."),
+            ]),
+            section("ENVIRONMENT", &[
+                ("CHATD_CONTROL", "The control socket, when --control is not given."),
+                ("RUNTIME_DIRECTORY, STATE_DIRECTORY", "Set by systemd (RuntimeDirectory=, StateDirectory=): where the control socket and the state files go."),
+                ("XDG_RUNTIME_DIR, XDG_STATE_HOME, TMPDIR, HOME", "Per-user defaults for the same (absolute paths only); the fallback ${TMPDIR:-/tmp}/chatd-$UID must be the user's alone."),
+                ("NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM", "systemd's readiness, watchdog and journal protocols."),
+            ]),
+            section("FILES", &[
+                ("rooms.json", "In the state directory: rooms, limits, private rooms' allow-lists and key hashes; replaced atomically before a change is acknowledged."),
+                ("users.json", "In the state directory, mode 0600: accounts and their Argon2id hashes."),
+                ("chatd.lock", "In the state directory: held (flock) for as long as chatd runs; one chatd per directory."),
+                ("control.sock", "The control socket, mode 0660 (see chatctl(1))."),
+            ]),
+            section("SIGNALS", &[
+                ("SIGTERM, SIGINT", "Tell every client the server is stopping, give their output 2 s, exit 0; a second one exits at once."),
+                ("SIGHUP", "Re-read the TLS certificate and key and the OIDC key set (systemctl reload chatd); open sessions stay, and on error the old ones stay."),
+            ]),
+            section("EXAMPLES", &[
+                ("chatd --room Teste:2", "Serve one room on 127.0.0.1:1234."),
+                ("chatd --listen none --tls-listen [::]:1235 --tls-cert fullchain.pem --tls-key privkey.pem", "TLS only."),
+            ]),
+            "\n.SH \"SEE ALSO\"\nchatctl(1), chat(1), systemctl(1)\n".to_string(),
+        ]
+        .concat(),
+        "chatctl" => [
+            section("EXIT STATUS", &[
+                ("0", "Done; also when stdout's reader goes away, and when logs --follow ends because chatd shut down cleanly."),
+                ("1", "chatd refused the request (its message on stderr)."),
+                ("2", "Usage error."),
+                ("3", "chatd could not be reached (every socket tried is named)."),
+            ]),
+            section("ENVIRONMENT", &[
+                ("CHATD_CONTROL, RUNTIME_DIRECTORY, XDG_RUNTIME_DIR, TMPDIR", "Where the control socket is, as for chatd(8); when nothing answers there, /run/chatd/control.sock is tried."),
+            ]),
+            section("FILES", &[("/run/chatd/control.sock", "The system service's control socket (group chatd may administer).")]),
+            section("EXAMPLES", &[
+                ("chatctl room create Teste --limit 2", "Create a room."),
+                ("echo 'a long password' | chatctl user add yan", "Register an account from a script."),
+                ("chatctl logs --since 10m --priority warn", "Recent warnings and errors."),
+            ]),
+            "\n.SH \"SEE ALSO\"\nchatd(8), chat(1)\n".to_string(),
+        ]
+        .concat(),
+        "chat" => [
+            section("EXIT STATUS", &[
+                ("0", "Done."),
+                ("1", "The join was refused, messages were rejected, or the server ended the session."),
+                ("2", "Usage error."),
+                ("3", "The server could not be reached, did not answer the join in time, or (--tls) its certificate did not verify."),
+            ]),
+            section("ENVIRONMENT", &[("CHAT_TOKEN", "An OpenID Connect bearer token to log in with, when --token-file is not given.")]),
+            section("EXAMPLES", &[
+                ("chat", "Ask for a name and a room, then talk."),
+                ("echo 'build passed' | chat --user ci --room Teste", "Send one message from a script."),
+                ("chat --tls --server chat.example.org:1235 --room Lobby --token-file ~/.chat-token", "Over TLS, logged in by token."),
+            ]),
+            "\n.SH \"SEE ALSO\"\nchatd(8), chatctl(1)\n".to_string(),
+        ]
+        .concat(),
+        _ => String::new(),
+    }
+}
+
+/// Files in contrib/man that nothing generates any more (a renamed page,
+/// a hidden alias): stale too.
+fn leftovers(root: &Path, rendered: &[(PathBuf, Vec<u8>)]) -> Vec<PathBuf> {
+    let dir = root.join("contrib/man");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| Path::new("contrib/man").join(e.file_name()))
+        .filter(|rel| !rendered.iter().any(|(r, _)| r == rel))
+        .collect()
+}
+
 #[test]
 fn completions_and_man_pages_are_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let update = std::env::var_os("UPDATE_CONTRIB").is_some();
     let mut stale = Vec::new();
-    for (rel, want) in rendered() {
+    let all = rendered();
+    for rel in leftovers(root, &all) {
+        if update {
+            std::fs::remove_file(root.join(&rel)).unwrap();
+        } else {
+            stale.push(format!("{} (no longer generated)", rel.display()));
+        }
+    }
+    for (rel, want) in all {
         let path = root.join(&rel);
         if std::fs::read(&path).ok().as_deref() == Some(&want[..]) {
             continue;
