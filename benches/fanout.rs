@@ -118,16 +118,10 @@ fn make_pki() -> Pki {
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     Pki {
         cert: cert_path,
         key: key_path,
-        client: Arc::new(client),
+        client: chatd::client::transport::client_config(roots).unwrap(),
         _dir: dir,
     }
 }

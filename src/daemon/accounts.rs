@@ -188,11 +188,8 @@ impl Accounts {
         secret: &str,
         hash: &str,
     ) -> Result<bool, Verdict> {
-        if let Some(wait) = self.blocked_for(now, from) {
-            return Err(Verdict::Unauthorized(format!(
-                "too many failed logins from {from}; try again in {} s",
-                wait.as_secs().max(1)
-            )));
+        if let Some(why) = self.blocked(now, from) {
+            return Err(Verdict::Unauthorized(why));
         }
         if !self.spend_budget(now) {
             return Err(Verdict::Busy);
@@ -220,11 +217,18 @@ impl Accounts {
         }
     }
 
-    /// How long `from` must wait, when it is over the failure limit.
-    pub fn blocked_for(&self, now: Instant, from: IpAddr) -> Option<Duration> {
+    /// Why `from` is refused, when it is over the failure limit: the
+    /// reason names how long it must wait.
+    pub fn blocked(&self, now: Instant, from: IpAddr) -> Option<String> {
         let (since, count) = *self.failures.get(&from)?;
         let end = since + FAILURE_WINDOW;
-        (count >= MAX_FAILURES && now < end).then(|| end - now)
+        if count < MAX_FAILURES || now >= end {
+            return None;
+        }
+        let wait = (end - now).as_secs().max(1);
+        Some(format!(
+            "too many failed logins from {from}; try again in {wait} s"
+        ))
     }
 
     /// Counts a failed login (a wrong password, a refused token) against

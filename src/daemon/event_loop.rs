@@ -735,12 +735,8 @@ impl Server {
                 )),
             };
         };
-        if let Some(wait) = self.accounts.blocked_for(now, peer.ip()) {
-            return Err(unauthorized(format!(
-                "too many failed logins from {}; try again in {} s",
-                peer.ip(),
-                wait.as_secs().max(1)
-            )));
+        if let Some(why) = self.accounts.blocked(now, peer.ip()) {
+            return Err(unauthorized(why));
         }
         let Some(oidc) = &self.oidc else {
             return Err(unauthorized("this server accepts no tokens".into()));

@@ -4,8 +4,7 @@
 //! per address, keeps accounts across restarts, and never writes a
 //! password anywhere.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -13,34 +12,6 @@ use serde_json::json;
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery";
-
-/// Runs `cmd` to completion with `input` on its stdin.
-fn with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-/// chatctl with `input` on its stdin.
-fn ctl_with_stdin(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
-    with_stdin(
-        Command::new(CHATCTL)
-            .arg("--socket")
-            .arg(&d.control)
-            .args(args),
-        input,
-    )
-}
 
 /// A raw join with an optional password; the first event back.
 fn join_with(d: &Daemon, user: &str, password: Option<&str>) -> (Client, serde_json::Value) {
@@ -65,16 +36,16 @@ fn no_password_anywhere(d: &Daemon, password: &str) {
 #[test]
 fn accounts_log_in_refuse_and_persist() {
     let d = Daemon::start(&["--room", "Teste:10"]);
-    let out = ctl_with_stdin(&d, &["user", "add", "Yan"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "Yan"], &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "registered account 'Yan'\n"
     );
     // Too short, and a look-alike of a registered name: refused.
-    let out = ctl_with_stdin(&d, &["user", "add", "Ana"], "short\n");
+    let out = d.ctl_with_stdin(&["user", "add", "Ana"], "short\n");
     assert_eq!(out.status.code(), Some(1));
-    let out = ctl_with_stdin(&d, &["user", "add", "YAN"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "YAN"], &format!("{PASSWORD}\n"));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let list = d.ctl(&["user", "list"]);
     assert_eq!(String::from_utf8_lossy(&list.stdout), "Yan\n");
@@ -115,7 +86,7 @@ fn accounts_log_in_refuse_and_persist() {
 
     // A new password: the old one stops working.
     let new = "staple battery horse";
-    let out = ctl_with_stdin(&d, &["user", "passwd", "Yan"], &format!("{new}\n"));
+    let out = d.ctl_with_stdin(&["user", "passwd", "Yan"], &format!("{new}\n"));
     assert!(out.status.success(), "{out:?}");
     let (_c, ev) = join_with(&d, "Yan", Some(PASSWORD));
     assert_eq!(ev["message"], "401", "{ev}");
@@ -129,7 +100,7 @@ fn accounts_log_in_refuse_and_persist() {
 #[test]
 fn chat_logs_in_from_a_pipe() {
     let d = Daemon::start(&["--room", "Teste:10"]);
-    let out = ctl_with_stdin(&d, &["user", "add", "Yan"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "Yan"], &format!("{PASSWORD}\n"));
     assert!(out.status.success());
     let mut ana = d.joined("Ana", "Teste");
     let out = with_stdin(
@@ -162,7 +133,7 @@ fn require_login_admits_accounts_only() {
     let (_c, ev) = join_with(&d, "Ana", None);
     assert_eq!(ev["message"], "401", "{ev}");
     assert!(ev["reason"].as_str().unwrap().contains("login required"));
-    let out = ctl_with_stdin(&d, &["user", "add", "Ana"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "Ana"], &format!("{PASSWORD}\n"));
     assert!(out.status.success());
     // The prototype's framing with the optional password field.
     let (_c, ev) = join_with(&d, "Ana", Some(PASSWORD));
@@ -172,7 +143,7 @@ fn require_login_admits_accounts_only() {
 #[test]
 fn failed_logins_are_rate_limited_per_address_and_logged() {
     let mut d = Daemon::start(&["--room", "Teste:10"]);
-    let out = ctl_with_stdin(&d, &["user", "add", "Yan"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "Yan"], &format!("{PASSWORD}\n"));
     assert!(out.status.success());
     let mut reasons = Vec::new();
     for i in 0..8 {
@@ -210,7 +181,7 @@ fn a_failed_save_registers_nothing() {
         .state_file()
         .with_file_name(format!("users.json.tmp.{}", d.pid()));
     std::fs::create_dir(&blocker).unwrap();
-    let out = ctl_with_stdin(&d, &["user", "add", "Yan"], &format!("{PASSWORD}\n"));
+    let out = d.ctl_with_stdin(&["user", "add", "Yan"], &format!("{PASSWORD}\n"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not saved, nothing changed"));
     assert_eq!(

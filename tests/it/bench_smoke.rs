@@ -55,26 +55,14 @@ fn loadgen_smoke_fixed_rate() {
 
 #[test]
 fn loadgen_smoke_over_tls_and_handshakes() {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
     let pki = crate::tls::Pki::new();
     let (cert, key) = pki.server("bench");
     let (d, tls_addr) = crate::tls::tls_daemon(&cert, &key, &["--room", "bench0:10"]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(pki.ca()).unwrap())
-        .unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let target = Target {
         proto: Proto::Chatd,
         addr: tls_addr,
         pid: d.pid(),
-        tls: Some(std::sync::Arc::new(config)),
+        tls: Some(pki.client_config()),
     };
     let sc = Scenario {
         name: "smoke-tls".into(),

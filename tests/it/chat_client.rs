@@ -571,20 +571,8 @@ fn interactive_ctrl_c_and_ctrl_d_work_before_the_join_is_answered() {
 #[test]
 fn interactive_asks_for_the_password_of_a_registered_name() {
     let d = Daemon::start(&["--room", "Teste:5"]);
-    let mut add = Command::new(CHATCTL)
-        .arg("--socket")
-        .arg(&d.control)
-        .args(["user", "add", "Yan"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"hidden treasure 42\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    let add = d.ctl_with_stdin(&["user", "add", "Yan"], "hidden treasure 42\n");
+    assert!(add.status.success(), "{add:?}");
     let t = Tmux::start(
         "login",
         &format!("{CHAT} --server {} --user Yan --room Teste", d.addr),

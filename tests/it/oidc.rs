@@ -2,7 +2,6 @@
 //! provider is played by the test: keys made here (rcgen: ES256 and
 //! Ed25519), a JWKS file written here, tokens signed here (jsonwebtoken).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -226,27 +225,18 @@ fn tokens_are_verified_and_name_the_member() {
     // chat with --token-file: the name is the token's.
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, es.sign(&claims("ana.silva", json!({})))).unwrap();
-    let mut child = Command::new(CHAT)
-        .args([
-            "--server",
-            &d.addr.to_string(),
-            "--room",
-            "Teste",
-            "--token-file",
-        ])
-        .arg(&token_file)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"entrei com token\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = with_stdin(
+        Command::new(CHAT)
+            .args([
+                "--server",
+                &d.addr.to_string(),
+                "--room",
+                "Teste",
+                "--token-file",
+            ])
+            .arg(&token_file),
+        "entrei com token\n",
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(watcher.event()["username"], "ana.silva");
     assert_eq!(watcher.event()["message"], "entrei com token");
@@ -325,19 +315,8 @@ fn tokens_are_verified_and_name_the_member() {
     assert!(!logged.contains(&ok[..40]), "a token in the log");
 
     // A token for a name registered to a password account: refused.
-    let mut add = Command::new(CHATCTL)
-        .arg("--socket")
-        .arg(&d.control)
-        .args(["user", "add", "dono"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"senha do dono 123\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    let add = d.ctl_with_stdin(&["user", "add", "dono"], "senha do dono 123\n");
+    assert!(add.status.success(), "{add:?}");
     let ev = join_with_token(&d, &es.sign(&claims("dono", json!({}))));
     assert_eq!(ev["message"], "401");
     assert!(

@@ -2,32 +2,12 @@
 //! users, a room key, what `list` shows, edits with members inside, and
 //! persistence.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::*;
-
-fn ctl_in(d: &Daemon, args: &[&str], input: &str) -> std::process::Output {
-    let mut child = Command::new(CHATCTL)
-        .arg("--socket")
-        .arg(&d.control)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn join(d: &Daemon, hs: Value) -> (Client, Value) {
     let mut c = Client::connect(d.addr);
@@ -44,8 +24,8 @@ fn ok(out: &std::process::Output) -> String {
 #[test]
 fn an_allow_list_admits_logged_in_users_and_a_removal_kicks() {
     let d = Daemon::start(&["--room", "Lobby:10"]);
-    ok(&ctl_in(&d, &["user", "add", "yan"], "yan's password\n"));
-    ok(&ctl_in(&d, &["user", "add", "bia"], "bia's password\n"));
+    ok(&d.ctl_with_stdin(&["user", "add", "yan"], "yan's password\n"));
+    ok(&d.ctl_with_stdin(&["user", "add", "bia"], "bia's password\n"));
     let created = ok(&d.ctl(&["room", "create", "Secreta", "--limit", "5", "--private"]));
     assert_eq!(created, "created private room 'Secreta' (limit 5)\n");
     let allowed = ok(&d.ctl(&["room", "allow", "Secreta", "yan"]));
@@ -116,8 +96,7 @@ fn an_allow_list_admits_logged_in_users_and_a_removal_kicks() {
 #[test]
 fn a_room_key_admits_whoever_knows_it_and_everything_persists() {
     let d = Daemon::start(&[]);
-    ok(&ctl_in(
-        &d,
+    ok(&d.ctl_with_stdin(
         &[
             "room",
             "create",
@@ -129,7 +108,7 @@ fn a_room_key_admits_whoever_knows_it_and_everything_persists() {
         ],
         "the room's key\n",
     ));
-    ok(&ctl_in(&d, &["user", "add", "yan"], "yan's password\n"));
+    ok(&d.ctl_with_stdin(&["user", "add", "yan"], "yan's password\n"));
     ok(&d.ctl(&["room", "allow", "Cofre", "yan"]));
     let (_ana, ev) = join(
         &d,

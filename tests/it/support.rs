@@ -176,6 +176,18 @@ impl Daemon {
             .unwrap()
     }
 
+    /// Runs chatctl against this daemon with `input` on its stdin (a
+    /// password, for example).
+    pub fn ctl_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        with_stdin(
+            Command::new(CHATCTL)
+                .arg("--socket")
+                .arg(&self.control)
+                .args(args),
+            input,
+        )
+    }
+
     pub fn admin(&self) -> Admin {
         Admin::connect(&self.control)
     }
@@ -273,6 +285,24 @@ pub fn spawn_logged_with(
         }
     });
     (child, log)
+}
+
+/// Runs `cmd` to completion with `input` on its stdin, collecting its
+/// output.
+pub fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Encodes a client frame with the prototype's left-aligned header.

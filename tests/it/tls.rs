@@ -42,6 +42,13 @@ impl Pki {
         self.dir.path().join("ca.pem")
     }
 
+    /// A TLS client configuration trusting only this CA, the way
+    /// `chat --tls --ca` builds it.
+    pub fn client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        let roots = chatd::client::transport::roots(Some(&self.ca())).unwrap();
+        chatd::client::transport::client_config(roots).unwrap()
+    }
+
     /// Issues a certificate for `names` valid over `valid` (years), into
     /// `<tag>.pem` and `<tag>.key`; returns both paths.
     fn issue(&self, tag: &str, names: &[&str], valid: (i32, i32)) -> (PathBuf, PathBuf) {
@@ -494,23 +501,12 @@ fn bad_tls_flags_and_files_are_refused_at_start() {
 
 #[test]
 fn a_tls_close_sends_close_notify() {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
     let pki = Pki::new();
     let (cert, key) = pki.server("server");
     let (d, tls_addr) = tls_daemon(&cert, &key, &["--room", "Teste:5"]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(pki.ca()).unwrap())
-        .unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let conn = rustls::ClientConnection::new(
-        std::sync::Arc::new(config),
+        pki.client_config(),
         ServerName::try_from("localhost").unwrap(),
     )
     .unwrap();
