@@ -15,7 +15,7 @@ use crate::core::control::{
     ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats, StatusView,
     UserView,
 };
-use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, RoomInfo};
+use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, Kick, RoomInfo};
 use crate::core::wire::Event;
 
 /// What a command needs: the state it may change, where that state is
@@ -200,16 +200,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             if !allow && let Ok(kick) = ctx.hub.kick(room, username) {
                 // Out of the allow-list, out of the room (those who came in
                 // with the room's key are not on the list, and stay).
-                let dep = &kick.departure;
-                ctx.log.info(format!(
-                    "leave: '{}' removed from room '{}' ({}): no longer allowed",
-                    dep.member.username, dep.room, dep.member.address
-                ));
-                effects.push(Effect::Deliver(kick.departure.notice));
-                effects.push(Effect::Close {
-                    conn: kick.conn,
-                    event: kick.event,
-                });
+                removed(ctx.log, kick, ": no longer allowed", effects);
             }
             Ok(Reply::Room { room: view(&info) })
         }
@@ -253,21 +244,11 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
         }
         Request::Kick { room, username } => {
             let kick = ctx.hub.kick(room, username).map_err(|e| hub_error(&e))?;
-            let dep = &kick.departure;
             // The member's own name: the admin may have typed a look-alike.
-            let removed = dep.member.username.clone();
-            ctx.log.info(format!(
-                "leave: '{}' removed from room '{}' ({}) by an admin",
-                dep.member.username, dep.room, dep.member.address
-            ));
-            effects.push(Effect::Deliver(kick.departure.notice));
-            effects.push(Effect::Close {
-                conn: kick.conn,
-                event: kick.event,
-            });
+            let username = removed(ctx.log, kick, " by an admin", effects);
             Ok(Reply::Kicked {
                 room: room.clone(),
-                username: removed,
+                username,
             })
         }
         Request::List {} => Ok(Reply::Rooms {
@@ -379,6 +360,22 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
 }
 
 /// Passwords: 8 to 1024 bytes (the reason never echoes the password).
+/// Carries out a member's removal: the leave line (`why` ends it), the
+/// room's notice and the connection's close. Returns the member's name.
+fn removed(log: &mut Logbook, kick: Kick, why: &str, effects: &mut Vec<Effect>) -> String {
+    let dep = kick.departure;
+    log.info(format!(
+        "leave: '{}' removed from room '{}' ({}){why}",
+        dep.member.username, dep.room, dep.member.address
+    ));
+    effects.push(Effect::Deliver(dep.notice));
+    effects.push(Effect::Close {
+        conn: kick.conn,
+        event: kick.event,
+    });
+    dep.member.username
+}
+
 fn check_password(password: &str) -> Result<(), Response> {
     let n = password.len();
     if !(8..=crate::core::wire::MAX_PASSWORD_BYTES).contains(&n) {

@@ -107,7 +107,7 @@ fn chat_logs_in_from_a_pipe() {
         Command::new(CHAT)
             .args(["--server", &d.addr.to_string(), "--user", "Yan", "--room"])
             .args(["Teste", "--password-stdin"]),
-        &format!("{PASSWORD}\nolá, sou eu\n"),
+        format!("{PASSWORD}\nolá, sou eu\n"),
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(ana.event()["username"], "Yan");

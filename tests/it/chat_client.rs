@@ -93,22 +93,17 @@ impl Drop for Bot {
 
 /// Runs a scripted `chat` with `input` on its stdin, to completion.
 fn chat_with_stdin(d: &Daemon, user: &str, room: &str, input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(CHAT)
-        .args([
+    with_stdin(
+        Command::new(CHAT).args([
             "--server",
             &d.addr.to_string(),
             "--user",
             user,
             "--room",
             room,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+        ]),
+        input,
+    )
 }
 
 #[test]

@@ -170,14 +170,7 @@ fn the_loop_pets_systemds_watchdog() {
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let args: Vec<String> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--control".into(),
-        dir.path().join("c.sock").display().to_string(),
-        "--state-dir".into(),
-        dir.path().join("state").display().to_string(),
-    ];
+    let args = private_args(&dir.path().join("c.sock"), &dir.path().join("state"));
     let (mut child, _log) = spawn_logged(
         &args,
         &[

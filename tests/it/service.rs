@@ -186,14 +186,7 @@ fn ready_status_and_stopping_reach_notify_socket() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let args: Vec<String> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--control".into(),
-        dir.path().join("c.sock").display().to_string(),
-        "--state-dir".into(),
-        dir.path().join("state").display().to_string(),
-    ];
+    let args = private_args(&dir.path().join("c.sock"), &dir.path().join("state"));
     let (mut child, log) = spawn_logged(&args, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
     let recv = || {
         let mut buf = [0u8; 512];
@@ -252,14 +245,7 @@ fn under_journald_stderr_lines_carry_priorities() {
 
     // The same variable naming another stream (stderr was redirected) is
     // ignored: plain timestamped lines.
-    let args: Vec<String> = vec![
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--control".into(),
-        dir.path().join("c2.sock").display().to_string(),
-        "--state-dir".into(),
-        dir.path().join("state").display().to_string(),
-    ];
+    let args = private_args(&dir.path().join("c2.sock"), &dir.path().join("state"));
     let (mut child, log) = spawn_logged(&args, &[("JOURNAL_STREAM", "1:1")]);
     assert!(eventually(Duration::from_secs(10), || log
         .lock()

@@ -72,15 +72,9 @@ impl Daemon {
 
     fn start_in_with(dir: TempDir, extra: &[&str], nofile: Option<u64>) -> Daemon {
         let control = dir.path().join("control.sock");
-        let mut args: Vec<String> = vec![
-            "--control".into(),
-            control.display().to_string(),
-            "--state-dir".into(),
-            dir.path().join("state").display().to_string(),
-        ];
-        if !extra.contains(&"--listen") {
-            args.push("--listen".into());
-            args.push("127.0.0.1:0".into());
+        let mut args = private_args(&control, &dir.path().join("state"));
+        if extra.contains(&"--listen") {
+            args.drain(..2);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         let (child, log) = spawn_logged_with(&args, &[], nofile);
@@ -289,7 +283,7 @@ pub fn spawn_logged_with(
 
 /// Runs `cmd` to completion with `input` on its stdin, collecting its
 /// output.
-pub fn with_stdin(cmd: &mut Command, input: &str) -> Output {
+pub fn with_stdin(cmd: &mut Command, input: impl AsRef<[u8]>) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -300,9 +294,22 @@ pub fn with_stdin(cmd: &mut Command, input: &str) -> Output {
         .stdin
         .take()
         .unwrap()
-        .write_all(input.as_bytes())
+        .write_all(input.as_ref())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// chatd's flags for a private instance: 127.0.0.1:0 (first, two
+/// items), the control socket `control` and the state directory `state`.
+pub fn private_args(control: &Path, state: &Path) -> Vec<String> {
+    vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--control".into(),
+        control.display().to_string(),
+        "--state-dir".into(),
+        state.display().to_string(),
+    ]
 }
 
 /// Encodes a client frame with the prototype's left-aligned header.

@@ -94,17 +94,13 @@ pub fn tls_daemon(cert: &Path, key: &Path, extra: &[&str]) -> (Daemon, SocketAdd
 
 /// `chat` over TLS, scripted, with `input` on stdin.
 fn chat_tls(server: &str, ca: &Path, user: &str, input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(CHAT)
-        .args(["--server", server, "--ca"])
-        .arg(ca)
-        .args(["--user", user, "--room", "Teste", "--connect-timeout", "5"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    with_stdin(
+        Command::new(CHAT)
+            .args(["--server", server, "--ca"])
+            .arg(ca)
+            .args(["--user", user, "--room", "Teste", "--connect-timeout", "5"]),
+        input,
+    )
 }
 
 #[test]
