@@ -281,6 +281,23 @@ pub struct HandshakeError {
     pub room: Option<String>,
 }
 
+/// An optional string field of the handshake (absent and `null` are
+/// `None`): 1 to `max` bytes, else the detail of what is wrong.
+fn optional_string(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    max: usize,
+) -> Result<Option<String>, String> {
+    match fields.get(name) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= max => {
+            Ok(Some(s.clone()))
+        }
+        Some(serde_json::Value::String(_)) => Err(format!("\"{name}\" must be 1 to {max} bytes")),
+        Some(_) => Err(format!("\"{name}\" is not a string")),
+    }
+}
+
 /// Parses and validates the handshake payload: a JSON object in UTF-8 with
 /// string fields `username` and `room` (other fields are ignored). Any
 /// other JSON value (an array in particular, which serde would otherwise
@@ -303,50 +320,22 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
         None => return Err(malformed("no \"room\"".into(), None)),
     };
     let named_room = validate_room_name(&room).is_ok().then(|| room.clone());
-    let key = match fields.get("key") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(k)) if !k.is_empty() && k.len() <= MAX_PASSWORD_BYTES => {
-            Some(k.clone())
-        }
-        Some(_) => {
-            return Err(malformed(
-                format!("\"key\" must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
-                named_room,
-            ));
-        }
-    };
-    let token = match fields.get("token") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(t)) if !t.is_empty() && t.len() <= MAX_TOKEN_BYTES => {
-            Some(t.clone())
-        }
-        Some(serde_json::Value::String(_)) => {
-            return Err(malformed(
-                format!("\"token\" must be 1 to {MAX_TOKEN_BYTES} bytes"),
-                named_room,
-            ));
-        }
-        Some(_) => return Err(malformed("\"token\" is not a string".into(), named_room)),
-    };
+    let key = optional_string(&fields, "key", MAX_PASSWORD_BYTES).map_err(|_| {
+        malformed(
+            format!("\"key\" must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
+            named_room.clone(),
+        )
+    })?;
+    let token = optional_string(&fields, "token", MAX_TOKEN_BYTES)
+        .map_err(|detail| malformed(detail, named_room.clone()))?;
     let username = match fields.get("username") {
         Some(serde_json::Value::String(u)) => Some(u.clone()),
         Some(_) => return Err(malformed("\"username\" is not a string".into(), named_room)),
         None if token.is_some() => None,
         None => return Err(malformed("no \"username\"".into(), named_room)),
     };
-    let password = match fields.get("password") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => {
-            Some(p.clone())
-        }
-        Some(serde_json::Value::String(_)) => {
-            return Err(malformed(
-                format!("\"password\" must be 1 to {MAX_PASSWORD_BYTES} bytes"),
-                named_room,
-            ));
-        }
-        Some(_) => return Err(malformed("\"password\" is not a string".into(), named_room)),
-    };
+    let password = optional_string(&fields, "password", MAX_PASSWORD_BYTES)
+        .map_err(|detail| malformed(detail, named_room.clone()))?;
     if password.is_some() && token.is_some() {
         return Err(malformed(
             "a password or a token, not both".into(),
@@ -795,6 +784,42 @@ mod tests {
         assert_eq!(e.room, None);
         let e = parse_handshake(br#"["Yan","Teste"]"#).unwrap_err();
         assert_eq!(e.room, None);
+    }
+
+    #[test]
+    fn optional_fields_say_what_is_wrong_with_them() {
+        let reason = |payload: &str| parse_handshake(payload.as_bytes()).unwrap_err().reason;
+        let cases = [
+            (
+                r#"{"username": "Yan", "room": "T", "key": 5}"#,
+                "\"key\" must be a string of 1 to 1024 bytes",
+            ),
+            (
+                r#"{"username": "Yan", "room": "T", "key": ""}"#,
+                "\"key\" must be a string of 1 to 1024 bytes",
+            ),
+            (r#"{"room": "T", "token": 5}"#, "\"token\" is not a string"),
+            (
+                r#"{"room": "T", "token": ""}"#,
+                "\"token\" must be 1 to 16384 bytes",
+            ),
+            (
+                r#"{"username": "Yan", "room": "T", "password": []}"#,
+                "\"password\" is not a string",
+            ),
+            (
+                r#"{"username": "Yan", "room": "T", "password": ""}"#,
+                "\"password\" must be 1 to 1024 bytes",
+            ),
+        ];
+        for (payload, detail) in cases {
+            let r = reason(payload);
+            assert!(r.starts_with("malformed handshake: "), "{payload}: {r}");
+            assert!(r.ends_with(detail), "{payload}: {r}");
+        }
+        let ok = parse_handshake(br#"{"room": "T", "token": "a.b.c", "key": null}"#).unwrap();
+        assert_eq!(ok.token.as_deref(), Some("a.b.c"));
+        assert_eq!(ok.key, None);
     }
 
     #[test]
