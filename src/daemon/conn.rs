@@ -76,6 +76,8 @@ pub struct Conn {
     pub on_write_list: bool,
     /// On the list of connections with frames to process.
     pub on_run_list: bool,
+    /// On the list of connections to drop after the current delivery.
+    pub doomed: bool,
 }
 
 impl Conn {
@@ -107,6 +109,7 @@ impl Conn {
             touched: false,
             on_write_list: false,
             on_run_list: false,
+            doomed: false,
         })
     }
 

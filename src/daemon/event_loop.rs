@@ -73,6 +73,14 @@ const CONTROL_LISTENER: Token = u64::MAX - 1;
 const LOG_SINK: Token = u64::MAX - 2;
 const FIRST_LISTENER: Token = u64::MAX - 1024;
 
+/// Why a doomed connection is dropped: a slow consumer is counted and
+/// warned about; a failed connection only leaves.
+#[derive(Debug)]
+enum Closing {
+    SlowConsumer(String),
+    Failed(String),
+}
+
 #[derive(Debug, Default)]
 pub struct Counters {
     pub messages_relayed: u64,
@@ -151,7 +159,7 @@ pub struct Server {
     /// Connections with frames (or an end of input) to process.
     runnable: Vec<ConnId>,
     /// Connections to drop once the current delivery is done, and why.
-    doomed: Vec<(ConnId, String)>,
+    doomed: Vec<(ConnId, Closing)>,
     /// Session timers, earliest first; an entry whose time is no longer the
     /// connection's `scheduled` is stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -324,7 +332,7 @@ impl Server {
                     "slow consumer: output queue would exceed --sendq {} bytes",
                     self.cfg.sendq
                 );
-                self.doom(id, why);
+                self.doom(id, Closing::SlowConsumer(why));
             }
             Action::Drop(DropReason::StallBudget) => {
                 let why = format!(
@@ -332,7 +340,7 @@ impl Server {
                     self.limits.hwm,
                     self.cfg.write_timeout.as_secs_f64()
                 );
-                self.doom(id, why);
+                self.doom(id, Closing::SlowConsumer(why));
             }
             Action::HandshakeExpired => {
                 let reason = format!(
@@ -524,7 +532,7 @@ impl Server {
                 let closing = c.session.is_closing();
                 let action = c.session.handle(now, Input::ReadClosed);
                 if !closing {
-                    self.doom(id, format!("read error: {e}"));
+                    self.doom(id, Closing::Failed(format!("read error: {e}")));
                     self.drop_doomed();
                     return;
                 }
@@ -567,7 +575,7 @@ impl Server {
         c.flush_tls_once();
         let peer = c.peer;
         if c.session.phase() == Phase::Member {
-            self.doom(id, format!("tls: {why}"));
+            self.doom(id, Closing::Failed(format!("tls: {why}")));
             self.drop_doomed();
         } else {
             self.counters.refusals += 1;
@@ -632,7 +640,7 @@ impl Server {
                     } else {
                         "connection closed"
                     };
-                    self.doom(id, why.to_string());
+                    self.doom(id, Closing::Failed(why.to_string()));
                     return;
                 }
                 Next::Frame(payload) => match self.clients[&id].session.phase() {
@@ -879,8 +887,14 @@ impl Server {
         self.feed(id, Instant::now(), Input::Finish(line));
     }
 
-    fn doom(&mut self, id: ConnId, why: String) {
-        if !self.doomed.iter().any(|(d, _)| *d == id) {
+    /// Marks a connection to drop once the current delivery is done (the
+    /// first reason given stands).
+    fn doom(&mut self, id: ConnId, why: Closing) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if !c.doomed {
+            c.doomed = true;
             self.doomed.push((id, why));
         }
     }
@@ -888,12 +902,16 @@ impl Server {
     /// Closes the connections marked during a delivery; their rooms get
     /// `leave` (which may mark more).
     fn drop_doomed(&mut self) {
-        while let Some((id, why)) = self.doomed.pop() {
-            if why.starts_with("slow consumer") {
-                self.counters.slow_consumer_drops += 1;
-                self.log
-                    .warn(format!("dropping {}: {why}", self.describe(id)));
-            }
+        while let Some((id, closing)) = self.doomed.pop() {
+            let why = match closing {
+                Closing::SlowConsumer(why) => {
+                    self.counters.slow_consumer_drops += 1;
+                    self.log
+                        .warn(format!("dropping {}: {why}", self.describe(id)));
+                    why
+                }
+                Closing::Failed(why) => why,
+            };
             self.leave_room(id, &why);
             self.remove_client(id);
         }
@@ -962,7 +980,7 @@ impl Server {
                     if self.clients[&id].session.is_closing() {
                         self.remove_client(id);
                     } else {
-                        self.doom(id, format!("write error: {e}"));
+                        self.doom(id, Closing::Failed(format!("write error: {e}")));
                     }
                 }
             }
