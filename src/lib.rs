@@ -8,6 +8,8 @@
 //!   self-pipe, non-blocking reads and writes.
 //! - [`paths`]: where the control socket and the state directory are.
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate.
+//! - [`control_client`]: the client end of the control socket (chatctl,
+//!   its shell, its completions).
 //! - [`cli`]: the three programs' command lines (clap).
 //! - [`daemon`]: the I/O shell around the core: one select(2) loop.
 //! - [`client`]: the `chat` client's session, line editor and loop.
@@ -17,6 +19,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod control_client;
 pub mod core;
 pub mod daemon;
 pub mod paths;

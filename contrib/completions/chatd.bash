@@ -23,12 +23,16 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-messages --log-capacity --help --version"
+            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -99,6 +103,10 @@ _chatd() {
                     ;;
                 --log-target)
                     COMPREPLY=($(compgen -W "stderr syslog" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "error warn info" -- "${cur}"))
                     return 0
                     ;;
                 --log-capacity)

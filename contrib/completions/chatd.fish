@@ -1,3 +1,4 @@
+complete -c chatd -l config -d 'Configuration file: TOML whose keys are these long flags (`max-clients = 500`); flags given here override it; `none` reads no file [default: /etc/chatd/chatd.toml when it exists]' -r -F
 complete -c chatd -l listen -d 'Address to accept plaintext chat clients on (repeatable; IPv4 or [IPv6]:port), or `none` for a TLS-only chatd' -r
 complete -c chatd -l tls-listen -d 'Address to accept TLS chat clients on (repeatable; off by default); needs --tls-cert and --tls-key' -r
 complete -c chatd -l tls-cert -d 'PEM file with the server\'s certificate chain (its own certificate first); read again on SIGHUP' -r -F
@@ -17,6 +18,9 @@ complete -c chatd -l oidc-jwks -d 'JWKS file with the issuer\'s public keys (kep
 complete -c chatd -l oidc-username-claim -d 'The token claim that holds the username' -r
 complete -c chatd -l log-target -d 'Where log entries go' -r -f -a "stderr\t'Standard error (journald captures it under systemd)'
 syslog\t'The local syslog daemon (/dev/log), facility daemon'"
+complete -c chatd -l log-level -d 'The least severe entries written to the log target (`chatctl logs` keeps them all)' -r -f -a "error\t''
+warn\t''
+info\t''"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
 complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'

@@ -17,7 +17,6 @@ use clap::Parser;
 use chatd::cli::chatctl::{Args, Command, RoomCommand, UserCommand};
 use chatd::core::control::{FOLLOW_END, FollowLine, Level, LogEntry, Reply, Request, Response};
 use chatd::core::text::printable;
-use chatd::paths::{check_private_dir, client_socket_candidates};
 
 /// Why chatctl stops, each mapped to its exit status in one place.
 enum Failure {
@@ -44,6 +43,9 @@ impl From<io::Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash chatctl`: print the shell's completion script, or
+    // answer one completion request from it (room names come from chatd).
+    clap_complete::CompleteEnv::with_factory(<Args as clap::CommandFactory>::command).complete();
     let args = Args::parse();
     match run(args) {
         Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
@@ -204,30 +206,8 @@ fn read_password(confirm: bool) -> Result<String, Failure> {
     Ok(first)
 }
 
-/// Connects to the first control socket that answers; when none does, the
-/// error names every path tried and why each failed.
 fn connect(explicit: Option<&std::path::Path>) -> Result<(UnixStream, String), Failure> {
-    let mut tried = Vec::new();
-    let mut denied = false;
-    for path in client_socket_candidates(explicit) {
-        check_private_dir(&path, false).map_err(Failure::Unreachable)?;
-        match UnixStream::connect(&path) {
-            Ok(stream) => return Ok((stream, path.display().to_string())),
-            Err(e) => {
-                denied |= e.kind() == io::ErrorKind::PermissionDenied;
-                tried.push(format!("{} ({e})", path.display()));
-            }
-        }
-    }
-    let hint = if denied {
-        "; the socket's group may administer (for the service, group chatd: log in again after joining it)"
-    } else {
-        "; is chatd running? (systemctl status chatd, or start chatd), or give --socket PATH"
-    };
-    Err(Failure::Unreachable(format!(
-        "cannot reach chatd: tried {}{hint}",
-        tried.join(", ")
-    )))
+    chatd::control_client::connect(explicit).map_err(Failure::Unreachable)
 }
 
 fn run(args: Args) -> Result<(), Failure> {

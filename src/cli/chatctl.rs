@@ -5,6 +5,18 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
+
+/// Completes a room name with the rooms the running chatd has (none when
+/// it cannot be reached within a second).
+fn rooms(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
+    let prefix = current.to_string_lossy();
+    crate::control_client::room_names(None)
+        .into_iter()
+        .filter(|name| name.starts_with(prefix.as_ref()))
+        .map(CompletionCandidate::new)
+        .collect()
+}
 
 /// Administer chatd: create, list and close rooms, see who is in them,
 /// read the daemon's log.
@@ -44,12 +56,14 @@ pub enum Command {
     #[command(hide = true)]
     Participants {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         room: String,
     },
     /// Same as `room kick` (kept for existing scripts).
     #[command(hide = true)]
     Kick {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         room: String,
         /// Username of the member.
         user: String,
@@ -123,6 +137,7 @@ pub enum RoomCommand {
     /// Let a (logged-in) user into a private room.
     Allow {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
         /// Username.
         user: String,
@@ -131,6 +146,7 @@ pub enum RoomCommand {
     /// inside is removed.
     Deny {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
         /// Username.
         user: String,
@@ -141,11 +157,13 @@ pub enum RoomCommand {
     #[command(visible_alias = "participants")]
     Members {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
     },
     /// Remove a member from a room (it is told, then disconnected).
     Kick {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
         /// Username of the member.
         user: String,
@@ -153,11 +171,13 @@ pub enum RoomCommand {
     /// Close a room: its members are told and disconnected.
     Close {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
     },
     /// Change a room's limit (members above it stay; new joins obey it).
     SetLimit {
         /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
         /// New limit (at least 1).
         #[arg(value_parser = crate::cli::chatd::parse_limit)]

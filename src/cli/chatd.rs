@@ -1,11 +1,15 @@
 //! The command line of `chatd` (clap): flags, defaults and help text. Kept
 //! in the library so the man page and completions can be generated from it.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use super::config_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogTarget {
@@ -15,11 +19,25 @@ pub enum LogTarget {
     Syslog,
 }
 
+/// The least severe entries written to the log target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+}
+
 /// A chat-room daemon: named rooms with participant limits over TCP,
 /// administered with chatctl over a Unix socket.
 #[derive(Debug, Parser)]
 #[command(name = "chatd", version, about, long_about = None)]
 pub struct Args {
+    /// Configuration file: TOML whose keys are these long flags
+    /// (`max-clients = 500`); flags given here override it; `none` reads no
+    /// file [default: /etc/chatd/chatd.toml when it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Address to accept plaintext chat clients on (repeatable; IPv4 or
     /// [IPv6]:port), or `none` for a TLS-only chatd.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1234", value_parser = parse_listen)]
@@ -111,6 +129,11 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
     pub log_target: LogTarget,
 
+    /// The least severe entries written to the log target (`chatctl logs`
+    /// keeps them all).
+    #[arg(long, value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
     /// Also log the text of chat messages (off by default, for privacy).
     #[arg(long)]
     pub log_messages: bool,
@@ -120,7 +143,65 @@ pub struct Args {
     pub log_capacity: usize,
 }
 
-/// A listen address, or `none`.
+/// chatd's arguments once the configuration file is read.
+#[derive(Debug)]
+pub struct Loaded {
+    pub args: Args,
+    /// The file that was read, if any.
+    pub config: Option<PathBuf>,
+}
+
+/// Why the arguments could not be had.
+#[derive(Debug)]
+pub enum LoadError {
+    /// A command-line mistake: clap's message and exit status 2.
+    Usage(clap::Error),
+    /// The configuration file is missing or wrong (the message names it).
+    Config(String),
+}
+
+/// Parses `argv` (its first item the program name) and the configuration
+/// file it names (see [`config_file`]): flags given in `argv` win.
+pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
+    let cmd = Args::command();
+    let matches = cmd
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(LoadError::Usage)?;
+    let first = Args::from_arg_matches(&matches).map_err(LoadError::Usage)?;
+    let Some(path) = config_file::choose(first.config.as_deref()).map_err(LoadError::Config)?
+    else {
+        return Ok(Loaded {
+            args: first,
+            config: None,
+        });
+    };
+    let file = config_file::read(&cmd, &path).map_err(LoadError::Config)?;
+    let given: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(str::to_string)
+        .collect();
+    let merged = config_file::merge(argv, &given, file);
+    let args = Args::try_parse_from(merged).map_err(|e| {
+        LoadError::Config(format!(
+            "config: {}: {}",
+            path.display(),
+            e.render()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+        ))
+    })?;
+    Ok(Loaded {
+        args,
+        config: Some(path),
+    })
+}
+
 /// A listen address (a host name is resolved, like `chat --server`, and
 /// its first address taken), or `none`.
 pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {

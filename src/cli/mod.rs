@@ -6,3 +6,4 @@
 pub mod chat;
 pub mod chatctl;
 pub mod chatd;
+pub mod config_file;

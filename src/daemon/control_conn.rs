@@ -234,6 +234,12 @@ impl ControlConns {
         }
     }
 
+    /// A new `--control-timeout` (SIGHUP); it counts from each
+    /// connection's last request.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
     pub fn get_mut(&mut self, id: u64) -> Option<&mut ControlConn> {
         self.conns.get_mut(&id)
     }

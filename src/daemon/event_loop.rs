@@ -22,18 +22,19 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use super::Config;
 use super::accounts::{Accounts, Verdict};
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
-use super::logbook::Logbook;
+use super::logbook::{Logbook, Sink};
 use super::net::{self, ControlSocket};
 use super::notify::Notifier;
 use super::oidc::Oidc;
 use super::poller::{Interest, Poller, Ready, Select, Token};
+use super::reload;
 use super::store::Store;
 use super::tls::TlsSetup;
+use super::{Config, LoadFailure};
 use crate::core::control::{FollowLine, Response, Stats, StatusView};
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
@@ -48,6 +49,18 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
 /// How long, after SIGINT/SIGTERM, clients get to receive `shutdown`.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The bounds every new session gets.
+fn session_limits(cfg: &Config) -> Limits {
+    Limits {
+        max_frame: cfg.max_frame,
+        handshake_timeout: cfg.handshake_timeout,
+        sendq: cfg.sendq,
+        hwm: high_water_mark(cfg.sendq),
+        stall_budget: cfg.write_timeout,
+        linger: CLOSE_LINGER,
+    }
+}
 
 /// Above this much queued output a member is backed up: its room stops
 /// being read. Low enough that buffers stay small (idle memory, cache) and
@@ -119,6 +132,9 @@ pub struct Bound {
 
 pub struct Server {
     cfg: Config,
+    /// The --max-clients chatd started with: the descriptors it reserved,
+    /// so the most a reload may raise it to.
+    max_clients_ceiling: usize,
     limits: Limits,
     hub: Hub,
     accounts: Accounts,
@@ -183,18 +199,12 @@ impl Server {
             accounts,
             oidc,
         } = bound;
-        let limits = Limits {
-            max_frame: cfg.max_frame,
-            handshake_timeout: cfg.handshake_timeout,
-            sendq: cfg.sendq,
-            hwm: high_water_mark(cfg.sendq),
-            stall_budget: cfg.write_timeout,
-            linger: CLOSE_LINGER,
-        };
+        let limits = session_limits(&cfg);
         let mut poller = Select::default();
         poller.set(signals.fd().as_raw_fd(), SIGNALS, Interest::default());
         Server {
             controls: ControlConns::new(control_cap, cfg.control_timeout),
+            max_clients_ceiling: cfg.max_clients,
             cfg,
             limits,
             hub,
@@ -1300,11 +1310,165 @@ impl Server {
         }
     }
 
-    /// SIGHUP (`systemctl reload chatd`): the TLS certificate and key are
-    /// read again for the connections that come next; on error the old
-    /// ones stay. Open sessions are untouched either way.
+    /// SIGHUP (`systemctl reload chatd`): the flags and the configuration
+    /// file are read again and what can change live changes (see
+    /// [`reload`]); the TLS certificate and key and the OIDC key set are
+    /// read again. On any error the running settings stay. Open sessions
+    /// keep the limits they started with.
     fn reload(&mut self) {
-        if let Some(oidc) = &mut self.oidc {
+        let new = Config::load(self.cfg.argv.clone())
+            .map_err(|e| match e {
+                LoadFailure::Usage(e) => e.render().to_string().trim().to_string(),
+                LoadFailure::Config(m) | LoadFailure::Other(m) => m,
+            })
+            .and_then(|new| new.validate().map(|()| new));
+        let new = match new {
+            Ok(new) => new,
+            Err(e) => {
+                self.log
+                    .error(format!("reload: {e}; the running configuration stays"));
+                self.reload_files();
+                return;
+            }
+        };
+        let plan = reload::plan(&self.cfg, &new, self.max_clients_ceiling);
+        let mut new = reload::running(&self.cfg, new, &plan);
+        match &new.config_file {
+            Some(p) => self
+                .log
+                .info(format!("reload: configuration read from {}", p.display())),
+            None => self
+                .log
+                .info("reload: no configuration file; flags and defaults only"),
+        }
+        if plan.changes("log-target") {
+            match Sink::open(new.log_target) {
+                Ok(sink) => {
+                    let lost = self.log.set_sink(sink);
+                    if lost > 0 {
+                        self.log.warn(format!(
+                            "reload: {lost} bytes of log entries the previous log target had not taken were dropped (chatctl logs has them)"
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.log
+                        .error(format!("reload: {e}; logging stays on the previous target"));
+                    new.log_target = self.cfg.log_target;
+                }
+            }
+        }
+        self.log.set_min_level(new.log_level);
+        self.log.set_capacity(new.log_capacity);
+        self.limits = session_limits(&new);
+        self.controls.set_timeout(new.control_timeout);
+        let tls_paths = plan.changes("tls-cert") || plan.changes("tls-key");
+        let oidc_settings = [
+            "oidc-issuer",
+            "oidc-audience",
+            "oidc-jwks",
+            "oidc-username-claim",
+        ]
+        .iter()
+        .any(|k| plan.changes(k));
+        for c in &plan.live {
+            self.log
+                .info(format!("reload: {} {} (in effect now)", c.key, c.detail));
+        }
+        for c in &plan.restart {
+            self.log.warn(format!(
+                "reload: {} {} needs a restart; running with the old value until then{}",
+                c.key,
+                c.detail,
+                if c.key == "room" {
+                    " (chatctl room create adds a room now)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if plan.is_empty() {
+            self.log.info("reload: the configuration is unchanged");
+        }
+        if tls_paths {
+            self.replace_tls(&mut new);
+        }
+        if oidc_settings {
+            self.replace_oidc(&mut new);
+        }
+        self.cfg = new;
+        // Whatever was replaced above was just read; the rest is read again.
+        self.reload_files_except(tls_paths, oidc_settings);
+    }
+
+    /// New certificate and key paths: loaded now, or the old ones stay.
+    fn replace_tls(&mut self, new: &mut Config) {
+        let (Some(_), Some(cert), Some(key)) = (&self.tls, &new.tls_cert, &new.tls_key) else {
+            return;
+        };
+        match TlsSetup::load(cert, key) {
+            Ok(t) => {
+                self.log.info(format!(
+                    "tls: loaded certificate {} and key {}",
+                    t.cert.display(),
+                    t.key.display()
+                ));
+                self.tls = Some(t);
+            }
+            Err(e) => {
+                self.log.error(format!(
+                    "{e}; reload failed, the previous certificate and key stay in use"
+                ));
+                new.tls_cert = self.cfg.tls_cert.clone();
+                new.tls_key = self.cfg.tls_key.clone();
+            }
+        }
+    }
+
+    /// New OIDC settings: the issuer, audience, key set and claim are
+    /// replaced together, or none of them is.
+    fn replace_oidc(&mut self, new: &mut Config) {
+        let loaded = match (&new.oidc_issuer, &new.oidc_audience, &new.oidc_jwks) {
+            (Some(iss), Some(aud), Some(jwks)) => {
+                Oidc::load(iss, aud, jwks, &new.oidc_claim).map(Some)
+            }
+            _ => Ok(None),
+        };
+        match loaded {
+            Ok(Some(o)) => {
+                self.log.info(format!(
+                    "oidc: tokens from {} for {} accepted ({} key(s) from {})",
+                    o.issuer,
+                    o.audience,
+                    o.key_count(),
+                    o.jwks_path.display()
+                ));
+                self.oidc = Some(o);
+            }
+            Ok(None) => {
+                self.log.info("oidc: tokens are no longer accepted");
+                self.oidc = None;
+            }
+            Err(e) => {
+                self.log.error(format!(
+                    "{e}; reload failed, the previous OIDC settings stay in use"
+                ));
+                new.oidc_issuer = self.cfg.oidc_issuer.clone();
+                new.oidc_audience = self.cfg.oidc_audience.clone();
+                new.oidc_jwks = self.cfg.oidc_jwks.clone();
+                new.oidc_claim = self.cfg.oidc_claim.clone();
+            }
+        }
+    }
+
+    fn reload_files(&mut self) {
+        self.reload_files_except(false, false);
+    }
+
+    /// Reads the TLS certificate and key and the OIDC key set again (the
+    /// operator renewed them in place).
+    fn reload_files_except(&mut self, skip_tls: bool, skip_oidc: bool) {
+        if let Some(oidc) = self.oidc.as_mut().filter(|_| !skip_oidc) {
             match oidc.reload() {
                 Ok(n) => self.log.info(format!(
                     "oidc: reloaded {n} key(s) from {}",
@@ -1315,22 +1479,17 @@ impl Server {
                     .error(format!("{e}; reload failed, the previous keys stay in use")),
             }
         }
-        let Some(tls) = &mut self.tls else {
-            if self.oidc.is_none() {
-                self.log
-                    .info("SIGHUP received: nothing to reload (no TLS, no OIDC keys)");
+        if let Some(tls) = self.tls.as_mut().filter(|_| !skip_tls) {
+            match tls.reload() {
+                Ok(()) => self.log.info(format!(
+                    "tls: reloaded certificate {} and key {}",
+                    tls.cert.display(),
+                    tls.key.display()
+                )),
+                Err(e) => self.log.error(format!(
+                    "{e}; reload failed, the previous certificate and key stay in use"
+                )),
             }
-            return;
-        };
-        match tls.reload() {
-            Ok(()) => self.log.info(format!(
-                "tls: reloaded certificate {} and key {}",
-                tls.cert.display(),
-                tls.key.display()
-            )),
-            Err(e) => self.log.error(format!(
-                "{e}; reload failed, the previous certificate and key stay in use"
-            )),
         }
     }
 

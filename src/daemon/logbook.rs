@@ -51,16 +51,45 @@ pub struct Logbook {
     sink: Sink,
     unsent: Vec<Entry>,
     last_seq: u64,
+    /// Entries less severe than this stay out of the sink (not the ring).
+    min_level: Level,
+}
+
+/// How severe a level is: the larger, the more.
+fn severity(level: Level) -> u8 {
+    7 - priority(level)
 }
 
 impl Logbook {
-    pub fn new(sink: Sink, capacity: usize) -> Logbook {
+    pub fn new(sink: Sink, capacity: usize, min_level: Level) -> Logbook {
         Logbook {
             ring: VecDeque::with_capacity(capacity.min(4096)),
             capacity: capacity.max(1),
             sink,
             unsent: Vec::new(),
             last_seq: 0,
+            min_level,
+        }
+    }
+
+    /// A new sink (SIGHUP changed `--log-target`). The old one gets one
+    /// more write that cannot block; the bytes it still held are lost and
+    /// counted in the result.
+    pub fn set_sink(&mut self, sink: Sink) -> usize {
+        let mut old = std::mem::replace(&mut self.sink, sink);
+        old.flush();
+        old.queued_bytes()
+    }
+
+    pub fn set_min_level(&mut self, level: Level) {
+        self.min_level = level;
+    }
+
+    /// Keeps the newest `capacity` entries from now on.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.ring.len() > self.capacity {
+            self.ring.pop_front();
         }
     }
 
@@ -84,8 +113,10 @@ impl Logbook {
             level,
             message: text::printable(&message),
         };
-        self.sink
-            .push(priority(level), level.label(), &entry.ts, &entry.message);
+        if severity(level) >= severity(self.min_level) {
+            self.sink
+                .push(priority(level), level.label(), &entry.ts, &entry.message);
+        }
         if self.ring.len() == self.capacity {
             self.ring.pop_front();
         }
@@ -136,7 +167,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_the_newest_and_follow_queue_drains() {
-        let mut log = Logbook::new(Sink::none(), 3);
+        let mut log = Logbook::new(Sink::none(), 3, Level::Info);
         for i in 0..5 {
             log.info(format!("e{i}"));
         }
@@ -150,7 +181,7 @@ mod tests {
 
     #[test]
     fn control_characters_are_escaped() {
-        let mut log = Logbook::new(Sink::none(), 3);
+        let mut log = Logbook::new(Sink::none(), 3, Level::Info);
         log.warn("a\nb\x1b[31m");
         let e = log.recent(1).next().unwrap();
         assert_eq!(e.message, "a\\u{a}b\\u{1b}[31m");

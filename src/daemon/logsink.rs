@@ -105,6 +105,14 @@ impl Sink {
         }
     }
 
+    /// The sink for `--log-target`.
+    pub fn open(target: crate::cli::chatd::LogTarget) -> Result<Sink, String> {
+        match target {
+            crate::cli::chatd::LogTarget::Stderr => Ok(Sink::stderr()),
+            crate::cli::chatd::LogTarget::Syslog => Sink::syslog(),
+        }
+    }
+
     /// stderr, with journald's `<N>` priority prefixes when systemd
     /// connected stderr to the journal: it then sets `$JOURNAL_STREAM` to the
     /// stream's "device:inode", which must match stderr itself (a child

@@ -13,12 +13,18 @@ mod net;
 mod notify;
 mod oidc;
 mod poller;
+mod reload;
 pub mod store;
 mod tls;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::cli::chatd::{Args, Loaded, LogLevel, LogTarget};
+use crate::core::control::Level;
+use crate::paths::{check_private_dir, resolve_socket_path, resolve_state_dir};
 
 use crate::core::hub::Hub;
 use event_loop::Server;
@@ -37,10 +43,16 @@ const MIN_CONTROL_CAP: usize = 2;
 /// The most chat clients select(2) can hold next to the reserve.
 pub const MAX_CLIENTS_CEILING: usize = FD_SETSIZE - FD_RESERVE;
 
-/// Everything chatd needs to know to run; built by `src/bin/chatd.rs` from
-/// its flags.
+/// Everything chatd needs to know to run; built from its flags and its
+/// configuration file ([`Config::load`]), and built again the same way on
+/// SIGHUP.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The command line chatd was started with, read again (with the
+    /// configuration file) on SIGHUP.
+    pub argv: Vec<OsString>,
+    /// The configuration file read, if any.
+    pub config_file: Option<PathBuf>,
     /// Plaintext chat listeners (none with `--listen none`).
     pub listen: Vec<SocketAddr>,
     /// TLS chat listeners.
@@ -67,6 +79,9 @@ pub struct Config {
     pub oidc_audience: Option<String>,
     pub oidc_jwks: Option<PathBuf>,
     pub oidc_claim: String,
+    pub log_target: LogTarget,
+    /// The least severe entries written to the log target.
+    pub log_level: Level,
     pub log_messages: bool,
     pub log_capacity: usize,
 }
@@ -78,6 +93,78 @@ pub fn max_event_len(max_frame: usize) -> usize {
 }
 
 impl Config {
+    /// The configuration `argv` (its first item the program name) and the
+    /// configuration file describe. Errors are worded for the operator.
+    pub fn load(argv: Vec<OsString>) -> Result<Config, LoadFailure> {
+        let loaded = crate::cli::chatd::load(&argv).map_err(|e| match e {
+            crate::cli::chatd::LoadError::Usage(e) => LoadFailure::Usage(e),
+            crate::cli::chatd::LoadError::Config(m) => LoadFailure::Config(m),
+        })?;
+        Config::from_loaded(argv, loaded).map_err(LoadFailure::Other)
+    }
+
+    fn from_loaded(argv: Vec<OsString>, loaded: Loaded) -> Result<Config, String> {
+        let Loaded { args, config } = loaded;
+        let Args {
+            config: _,
+            listen,
+            tls_listen,
+            tls_cert,
+            tls_key,
+            room,
+            control,
+            state_dir,
+            max_frame,
+            max_clients,
+            handshake_timeout,
+            sendq,
+            write_timeout,
+            control_timeout,
+            require_login,
+            oidc_issuer,
+            oidc_audience,
+            oidc_jwks,
+            oidc_username_claim,
+            log_target,
+            log_level,
+            log_messages,
+            log_capacity,
+        } = args;
+        let state_dir = resolve_state_dir(state_dir.as_deref())?;
+        let control = resolve_socket_path(control.as_deref());
+        check_private_dir(&control, true)?;
+        Ok(Config {
+            argv,
+            config_file: config,
+            listen: listen.into_iter().flatten().collect(),
+            tls_listen,
+            tls_cert,
+            tls_key,
+            rooms: room,
+            control,
+            state_dir,
+            max_frame,
+            max_clients,
+            handshake_timeout,
+            sendq,
+            write_timeout,
+            control_timeout,
+            require_login,
+            oidc_issuer,
+            oidc_audience,
+            oidc_jwks,
+            oidc_claim: oidc_username_claim,
+            log_target,
+            log_level: match log_level {
+                LogLevel::Error => Level::Error,
+                LogLevel::Warn => Level::Warn,
+                LogLevel::Info => Level::Info,
+            },
+            log_messages,
+            log_capacity,
+        })
+    }
+
     /// Checks the limits against each other; the error names the flags.
     pub fn validate(&self) -> Result<(), String> {
         if self.listen.is_empty() && self.tls_listen.is_empty() {
@@ -126,11 +213,23 @@ impl Config {
     }
 }
 
+/// Why [`Config::load`] failed.
+#[derive(Debug)]
+pub enum LoadFailure {
+    /// A command-line mistake (clap prints it and exits 2).
+    Usage(clap::Error),
+    /// The configuration file is missing or wrong (exit 2 as well).
+    Config(String),
+    /// Anything else (a directory that is not safe, ...): exit 1.
+    Other(String),
+}
+
 /// Binds everything, then serves until SIGINT/SIGTERM. Errors are start-up
 /// failures, worded for the operator.
-pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
+pub fn run(cfg: Config) -> Result<(), String> {
     cfg.validate()?;
-    let mut log = Logbook::new(sink, cfg.log_capacity);
+    let sink = Sink::open(cfg.log_target)?;
+    let mut log = Logbook::new(sink, cfg.log_capacity, cfg.log_level);
     // The state first (locked, so no other chatd writes it): a bad state
     // file must stop chatd before it binds anything.
     let store = store::Store::open(&cfg.state_dir)?;
@@ -221,6 +320,10 @@ pub fn run(cfg: Config, sink: Sink) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         std::process::id()
     ));
+    match &cfg.config_file {
+        Some(p) => log.info(format!("configuration read from {}", p.display())),
+        None => log.info("no configuration file: flags and defaults only"),
+    }
     for (l, tls) in &listeners {
         let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
         if *tls {

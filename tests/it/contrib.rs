@@ -1,5 +1,5 @@
-//! contrib/ holds shell completions and man pages generated from the clap
-//! definitions in src/cli/. This test renders them again and fails when the
+//! contrib/ holds shell completions, man pages and the example chatd.toml
+//! generated from the clap definitions in src/cli/. This test renders them again and fails when the
 //! committed files differ; `UPDATE_CONTRIB=1 cargo test --test it contrib`
 //! rewrites them.
 
@@ -22,12 +22,34 @@ fn rendered() -> Vec<(PathBuf, Vec<u8>)> {
             (Shell::Fish, format!("{name}.fish")),
         ] {
             let mut buf = Vec::new();
-            clap_complete::generate(shell, &mut cmd.clone(), name, &mut buf);
+            if name == "chatctl" {
+                dynamic_registration(shell, &mut buf);
+            } else {
+                clap_complete::generate(shell, &mut cmd.clone(), name, &mut buf);
+            }
             files.push((Path::new("contrib/completions").join(file), buf));
         }
         man_pages(cmd, &mut files);
     }
+    let example = chatd::cli::config_file::example(&chatd::cli::chatd::Args::command());
+    files.push((PathBuf::from("contrib/chatd.toml"), example.into_bytes()));
     files
+}
+
+/// chatctl's completions ask chatctl itself (`COMPLETE=bash chatctl --
+/// words...`), which asks the running chatd for room names: the script is
+/// what `COMPLETE=$SHELL chatctl` prints.
+fn dynamic_registration(shell: Shell, buf: &mut Vec<u8>) {
+    use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        Shell::Bash => &Bash,
+        Shell::Zsh => &Zsh,
+        Shell::Fish => &Fish,
+        _ => unreachable!("no other shells are generated"),
+    };
+    completer
+        .write_registration("COMPLETE", "chatctl", "chatctl", "chatctl", buf)
+        .unwrap();
 }
 
 /// One page for the command and one per subcommand ("chatctl-room-create"),
@@ -73,7 +95,7 @@ fn extra_sections(name: &str) -> String {
             section("EXIT STATUS", &[
                 ("0", "Stopped by SIGINT or SIGTERM after telling every client."),
                 ("1", "Could not start: the message says what failed (a bad state file, a busy state directory, an address in use, a certificate that does not load)."),
-                ("2", "Usage error in the flags."),
+                ("2", "Usage error in the flags, or in the configuration file (the message names its line)."),
             ]),
             section("ENVIRONMENT", &[
                 ("CHATD_CONTROL", "The control socket, when --control is not given."),
@@ -82,6 +104,7 @@ fn extra_sections(name: &str) -> String {
                 ("NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM", "systemd's readiness, watchdog and journal protocols."),
             ]),
             section("FILES", &[
+                ("/etc/chatd/chatd.toml", "The configuration file, read when it exists (or --config PATH): TOML whose keys are the long flags above (max-clients = 500); flags on the command line override it. contrib/chatd.toml is a commented example."),
                 ("rooms.json", "In the state directory: rooms, limits, private rooms' allow-lists and key hashes; replaced atomically before a change is acknowledged."),
                 ("users.json", "In the state directory, mode 0600: accounts and their Argon2id hashes."),
                 ("chatd.lock", "In the state directory: held (flock) for as long as chatd runs; one chatd per directory."),
@@ -89,10 +112,11 @@ fn extra_sections(name: &str) -> String {
             ]),
             section("SIGNALS", &[
                 ("SIGTERM, SIGINT", "Tell every client the server is stopping, give their output 2 s, exit 0; a second one exits at once."),
-                ("SIGHUP", "Re-read the TLS certificate and key and the OIDC key set (systemctl reload chatd); open sessions stay, and on error the old ones stay."),
+                ("SIGHUP", "Re-read the flags' configuration file and apply what can change live: the log target and level, --log-messages, --log-capacity, the limits (for new connections; --max-clients up to its start-up value), --control-timeout, --require-login, the TLS certificate and key, the OIDC settings and key set (systemctl reload chatd). Each change is logged; a change to the listen addresses, the control socket, the state directory or --room is logged as needing a restart. On any error the running settings stay; open sessions are untouched."),
             ]),
             section("EXAMPLES", &[
                 ("chatd --room Teste:2", "Serve one room on 127.0.0.1:1234."),
+                ("chatd --config ./chatd.toml --max-clients 50", "Settings from a file, one overridden."),
                 ("chatd --listen none --tls-listen [::]:1235 --tls-cert fullchain.pem --tls-key privkey.pem", "TLS only."),
             ]),
             "\n.SH \"SEE ALSO\"\nchatctl(1), chat(1), systemctl(1)\n".to_string(),

@@ -73,6 +73,9 @@ impl Daemon {
     fn start_in_with(dir: TempDir, extra: &[&str], nofile: Option<u64>) -> Daemon {
         let control = dir.path().join("control.sock");
         let mut args = private_args(&control, &dir.path().join("state"));
+        if extra.contains(&"--config") {
+            args.truncate(args.len() - 2);
+        }
         if extra.contains(&"--listen") {
             args.drain(..2);
         }
@@ -300,7 +303,9 @@ pub fn with_stdin(cmd: &mut Command, input: impl AsRef<[u8]>) -> Output {
 }
 
 /// chatd's flags for a private instance: 127.0.0.1:0 (first, two
-/// items), the control socket `control` and the state directory `state`.
+/// items), the control socket `control`, the state directory `state`, and
+/// no configuration file (last, two items: a host's /etc/chatd/chatd.toml
+/// must not leak in).
 pub fn private_args(control: &Path, state: &Path) -> Vec<String> {
     vec![
         "--listen".into(),
@@ -309,6 +314,8 @@ pub fn private_args(control: &Path, state: &Path) -> Vec<String> {
         control.display().to_string(),
         "--state-dir".into(),
         state.display().to_string(),
+        "--config".into(),
+        "none".into(),
     ]
 }
 

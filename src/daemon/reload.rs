@@ -1,0 +1,256 @@
+//! SIGHUP: what changed between the running configuration and the one the
+//! flags and the configuration file describe now, and which of the changes
+//! can take effect at once. Pure: the event loop applies the plan.
+//!
+//! Live: the log target, level, message logging and ring size; the limits
+//! (--max-frame, --sendq, --handshake-timeout and --write-timeout for the
+//! connections that come next; --max-clients down to any value and up to
+//! the one chatd started with; --control-timeout); --require-login; the
+//! TLS certificate and key paths (when TLS is on); the OIDC settings.
+//! After a restart only: the listen addresses, the control socket, the
+//! state directory, and --room (rooms from flags are added at start-up;
+//! `chatctl room create` adds one now).
+
+use super::Config;
+
+/// One setting that differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The flag's name, as in the file (`max-clients`).
+    pub key: &'static str,
+    /// `old -> new`, for the log.
+    pub detail: String,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Changes that take effect now.
+    pub live: Vec<Change>,
+    /// Changes that wait for a restart (the running values stay).
+    pub restart: Vec<Change>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.restart.is_empty()
+    }
+
+    pub fn changes(&self, key: &str) -> bool {
+        self.live.iter().any(|c| c.key == key)
+    }
+}
+
+/// Compares `old` and `new`; `max_clients_ceiling` is the --max-clients
+/// chatd started with (the descriptors it reserved).
+pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
+    let mut p = Plan::default();
+    let mut live = |key, a: String, b: String| {
+        if a != b {
+            p.live.push(Change {
+                key,
+                detail: format!("{a} -> {b}"),
+            });
+        }
+    };
+    live("log-target", word(&old.log_target), word(&new.log_target));
+    live("log-level", word(&old.log_level), word(&new.log_level));
+    live(
+        "log-messages",
+        dbg(&old.log_messages),
+        dbg(&new.log_messages),
+    );
+    live(
+        "log-capacity",
+        dbg(&old.log_capacity),
+        dbg(&new.log_capacity),
+    );
+    live("max-frame", dbg(&old.max_frame), dbg(&new.max_frame));
+    live("sendq", dbg(&old.sendq), dbg(&new.sendq));
+    live(
+        "handshake-timeout",
+        secs(old.handshake_timeout),
+        secs(new.handshake_timeout),
+    );
+    live(
+        "write-timeout",
+        secs(old.write_timeout),
+        secs(new.write_timeout),
+    );
+    live(
+        "control-timeout",
+        secs(old.control_timeout),
+        secs(new.control_timeout),
+    );
+    live(
+        "require-login",
+        dbg(&old.require_login),
+        dbg(&new.require_login),
+    );
+    live("tls-cert", path(&old.tls_cert), path(&new.tls_cert));
+    live("tls-key", path(&old.tls_key), path(&new.tls_key));
+    live("oidc-issuer", dbg(&old.oidc_issuer), dbg(&new.oidc_issuer));
+    live(
+        "oidc-audience",
+        dbg(&old.oidc_audience),
+        dbg(&new.oidc_audience),
+    );
+    live("oidc-jwks", path(&old.oidc_jwks), path(&new.oidc_jwks));
+    live(
+        "oidc-username-claim",
+        old.oidc_claim.clone(),
+        new.oidc_claim.clone(),
+    );
+    let mut restart = |key, a: String, b: String| {
+        if a != b {
+            p.restart.push(Change {
+                key,
+                detail: format!("{a} -> {b}"),
+            });
+        }
+    };
+    if new.max_clients <= max_clients_ceiling {
+        if old.max_clients != new.max_clients {
+            p.live.push(Change {
+                key: "max-clients",
+                detail: format!("{} -> {}", old.max_clients, new.max_clients),
+            });
+        }
+    } else {
+        restart(
+            "max-clients",
+            dbg(&old.max_clients),
+            format!(
+                "{} (above the {max_clients_ceiling} chatd started with)",
+                new.max_clients
+            ),
+        );
+    }
+    restart("listen", dbg(&old.listen), dbg(&new.listen));
+    restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
+    restart(
+        "control",
+        path(&Some(&old.control)),
+        path(&Some(&new.control)),
+    );
+    restart(
+        "state-dir",
+        path(&Some(&old.state_dir)),
+        path(&Some(&new.state_dir)),
+    );
+    restart("room", dbg(&old.rooms), dbg(&new.rooms));
+    p
+}
+
+/// The configuration to run with after `plan`: `new`, except the settings
+/// that wait for a restart, which keep their running values.
+pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
+    for c in &plan.restart {
+        match c.key {
+            "max-clients" => new.max_clients = old.max_clients,
+            "listen" => new.listen = old.listen.clone(),
+            "tls-listen" => new.tls_listen = old.tls_listen.clone(),
+            "control" => new.control = old.control.clone(),
+            "state-dir" => new.state_dir = old.state_dir.clone(),
+            "room" => new.rooms = old.rooms.clone(),
+            _ => {}
+        }
+    }
+    new
+}
+
+fn dbg(v: &impl std::fmt::Debug) -> String {
+    let s = format!("{v:?}");
+    match s.strip_prefix("Some(").and_then(|s| s.strip_suffix(')')) {
+        Some(inner) => inner.to_string(),
+        None => s,
+    }
+}
+
+/// An enum's value as its flag spells it (`Info` -> `info`).
+fn word(v: &impl std::fmt::Debug) -> String {
+    format!("{v:?}").to_lowercase()
+}
+
+fn secs(d: std::time::Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+fn path<P: AsRef<std::path::Path>>(p: &Option<P>) -> String {
+    match p {
+        Some(p) => p.as_ref().display().to_string(),
+        None => "none".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::time::Duration;
+
+    fn config() -> Config {
+        Config {
+            argv: vec![OsString::from("chatd")],
+            config_file: None,
+            listen: vec!["127.0.0.1:1234".parse().unwrap()],
+            tls_listen: vec![],
+            tls_cert: None,
+            tls_key: None,
+            rooms: vec![],
+            control: "/run/chatd/control.sock".into(),
+            state_dir: "/var/lib/chatd".into(),
+            max_frame: 16384,
+            max_clients: 1000,
+            handshake_timeout: Duration::from_secs(10),
+            sendq: 1 << 20,
+            write_timeout: Duration::from_secs(10),
+            control_timeout: Duration::from_secs(30),
+            require_login: false,
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks: None,
+            oidc_claim: "preferred_username".into(),
+            log_target: crate::cli::chatd::LogTarget::Stderr,
+            log_level: crate::core::control::Level::Info,
+            log_messages: false,
+            log_capacity: 1000,
+        }
+    }
+
+    #[test]
+    fn nothing_changed() {
+        assert!(plan(&config(), &config(), 1000).is_empty());
+    }
+
+    #[test]
+    fn limits_are_live_addresses_wait() {
+        let old = config();
+        let mut new = config();
+        new.max_clients = 10;
+        new.write_timeout = Duration::from_millis(2500);
+        new.log_level = crate::core::control::Level::Warn;
+        new.listen = vec!["127.0.0.1:9".parse().unwrap()];
+        new.rooms = vec![("Teste".into(), 2)];
+        let p = plan(&old, &new, 1000);
+        let keys = |cs: &[Change]| cs.iter().map(|c| c.key).collect::<Vec<_>>();
+        assert_eq!(keys(&p.live), ["log-level", "write-timeout", "max-clients"]);
+        assert_eq!(keys(&p.restart), ["listen", "room"]);
+        assert_eq!(p.live[0].detail, "info -> warn");
+        assert_eq!(p.live[1].detail, "10 s -> 2.5 s");
+        let run = running(&old, new, &p);
+        assert_eq!(run.max_clients, 10);
+        assert_eq!(run.listen, old.listen);
+        assert!(run.rooms.is_empty());
+    }
+
+    #[test]
+    fn more_clients_than_reserved_waits_for_a_restart() {
+        let old = config();
+        let mut new = config();
+        new.max_clients = 1001;
+        let p = plan(&old, &new, 1000);
+        assert!(p.live.is_empty());
+        assert_eq!(p.restart[0].key, "max-clients");
+        assert_eq!(running(&old, new, &p).max_clients, 1000);
+    }
+}
