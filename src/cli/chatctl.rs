@@ -7,11 +7,20 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use clap_complete::engine::{ArgValueCompleter, CompletionCandidate};
 
+/// The control socket completions ask, when not the default one (set by
+/// `chatctl --socket PATH shell`).
+static COMPLETION_SOCKET: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes room-name completions ask chatd at `path`.
+pub fn complete_rooms_from(path: PathBuf) {
+    let _ = COMPLETION_SOCKET.set(path);
+}
+
 /// Completes a room name with the rooms the running chatd has (none when
 /// it cannot be reached within a second).
 fn rooms(current: &std::ffi::OsStr) -> Vec<CompletionCandidate> {
     let prefix = current.to_string_lossy();
-    crate::control_client::room_names(None)
+    crate::control_client::room_names(COMPLETION_SOCKET.get().map(PathBuf::as_path))
         .into_iter()
         .filter(|name| name.starts_with(prefix.as_ref()))
         .map(CompletionCandidate::new)
@@ -41,8 +50,9 @@ pub struct Args {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// With none, on a terminal: the admin shell (`chatctl shell`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +101,10 @@ pub enum Command {
     /// Register, remove and list accounts, or change a password.
     #[command(subcommand)]
     User(UserCommand),
+    /// An interactive admin prompt with history and completion: chatctl's
+    /// commands, and the prototype's menu (/CRIAR, /LISTAR, /PARTICIPANTES,
+    /// /ENCERRAR, /LOGS, /SAIR). What `chatctl` alone opens on a terminal.
+    Shell,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,3 +7,4 @@ pub mod chat;
 pub mod chatctl;
 pub mod chatd;
 pub mod config_file;
+pub mod shell;

@@ -131,12 +131,18 @@ fn extra_sections(name: &str) -> String {
             ]),
             section("ENVIRONMENT", &[
                 ("CHATD_CONTROL, RUNTIME_DIRECTORY, XDG_RUNTIME_DIR, TMPDIR", "Where the control socket is, as for chatd(8); when nothing answers there, /run/chatd/control.sock is tried."),
+                ("XDG_STATE_HOME, HOME", "Where the shell keeps its history: $XDG_STATE_HOME/chatd/chatctl_history, else ~/.local/state/chatd/chatctl_history."),
+                ("COMPLETE", "COMPLETE=bash chatctl (or zsh, fish) prints the shell completion script; the script calls chatctl the same way to complete, asking the running chatd for room names."),
             ]),
-            section("FILES", &[("/run/chatd/control.sock", "The system service's control socket (group chatd may administer).")]),
+            section("FILES", &[
+                ("/run/chatd/control.sock", "The system service's control socket (group chatd may administer)."),
+                ("~/.local/state/chatd/chatctl_history", "The shell's history (the last 1000 lines)."),
+            ]),
             section("EXAMPLES", &[
                 ("chatctl room create Teste --limit 2", "Create a room."),
                 ("echo 'a long password' | chatctl user add yan", "Register an account from a script."),
                 ("chatctl logs --since 10m --priority warn", "Recent warnings and errors."),
+                ("chatctl", "On a terminal: the admin shell. Type chatctl's commands without `chatctl` (room members Teste; Tab completes room names), or the prototype's menu: /CRIAR, /LISTAR, /PARTICIPANTES, /ENCERRAR, /LOGS, /SAIR."),
             ]),
             "\n.SH \"SEE ALSO\"\nchatd(8), chat(1)\n".to_string(),
         ]

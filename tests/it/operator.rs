@@ -198,3 +198,97 @@ fn one_noun_verb_grammar_with_the_old_spellings_kept() {
         "{help}"
     );
 }
+
+#[test]
+fn the_admin_shell_takes_chatctl_commands_and_the_prototype_menu() {
+    let d = Daemon::start(&["--room", "Teste:2", "--room", "Tech:3"]);
+    let _yan = d.joined("Yan", "Teste");
+    let home = TempDir::new("home");
+    // `chatctl` alone, on a terminal, opens the shell.
+    let cmd = format!(
+        "env HOME={} XDG_STATE_HOME= {CHATCTL} --socket {}",
+        home.path().display(),
+        d.control.display()
+    );
+    let t = Tmux::start("shell", &cmd);
+    t.wait_for("/PARTICIPANTES -----> Listar participantes de uma determinada sala.");
+    t.wait_for("Digite um comando:");
+
+    // The prototype's /CRIAR, in any case, with its prompts.
+    t.enter("/criar");
+    t.wait_for("Nome da sala:");
+    t.enter("Geral");
+    t.wait_for("Limite de participantes:");
+    t.enter("0");
+    t.wait_for("Insira dados válidos.");
+    t.enter("/CRIAR");
+    t.wait_for("Nome da sala: Geral\nLimite de participantes: 0");
+    t.enter("Geral");
+    t.wait("the second limit prompt", |s| {
+        s.matches("Limite de participantes:").count() == 2
+    });
+    t.enter("5");
+    t.wait_for("Sala Geral criada.");
+    let list = d.ctl(&["room", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("Geral"));
+
+    // /PARTICIPANTES: the rooms, the question, the prototype's listing;
+    // Tab completes the room name by asking chatd.
+    t.enter("/PARTICIPANTES");
+    t.wait_for("Digite o nome da sala que deseja ver os participantes:");
+    t.type_text("Tes");
+    t.keys(&["Tab"]);
+    t.wait_for("participantes: Teste");
+    t.keys(&["Enter"]);
+    t.wait_for("****** PARTICIPANTES DA SALA \"Teste\" ******");
+    t.wait_for("1 - Yan");
+
+    // chatctl's own grammar, completed with Tab.
+    t.type_text("room mem");
+    t.keys(&["Tab"]);
+    t.wait_for("Digite um comando: room members");
+    // The space after "members" came with the completion.
+    t.type_text("Tech");
+    t.keys(&["Enter"]);
+    t.wait_for("room 'Tech' has no participants");
+
+    // Unknown menu commands stay local; history recalls the last line.
+    t.enter("/XYZ");
+    t.wait_for("Comando Inválido!");
+    t.keys(&["Up"]);
+    t.wait_for("Digite um comando: /XYZ");
+    t.keys(&["C-u"]);
+
+    // /ENCERRAR closes a room; /LOGS shows the log; /SAIR leaves.
+    t.enter("/encerrar");
+    t.wait_for("Digite o nome da sala a ser encerrada:");
+    t.enter("Geral");
+    t.wait_for("Sala encerrada.");
+    t.enter("/logs");
+    t.wait_for("****** LOGS ******");
+    t.wait_for("- ");
+    let screen = t.wait_for("room 'Geral' closed");
+    assert!(screen.contains("INFO"), "{screen}");
+    t.enter("/SAIR");
+    assert!(eventually(Duration::from_secs(5), || !t.alive()));
+    let history = std::fs::read_to_string(home.path().join(".local/state/chatd/chatctl_history"))
+        .unwrap_or_default();
+    assert!(
+        history.contains("/CRIAR") && history.contains("room members Tech"),
+        "{history}"
+    );
+}
+
+#[test]
+fn chatctl_alone_without_a_terminal_is_a_usage_error() {
+    let out = Command::new(CHATCTL).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a command is needed"));
+    let out = Command::new(CHATCTL)
+        .arg("shell")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"));
+}

@@ -42,28 +42,66 @@ impl From<io::Error> for Failure {
     }
 }
 
+mod shell;
+
 fn main() -> ExitCode {
     // `COMPLETE=bash chatctl`: print the shell's completion script, or
     // answer one completion request from it (room names come from chatd).
     clap_complete::CompleteEnv::with_factory(<Args as clap::CommandFactory>::command).complete();
     let args = Args::parse();
-    match run(args) {
-        Ok(()) | Err(Failure::StdoutClosed) => ExitCode::SUCCESS,
-        Err(Failure::Refused(msg)) => {
+    let result = match &args.command {
+        Some(Command::Shell) => shell_on_terminal(&args),
+        None if on_terminal() => shell_on_terminal(&args),
+        None => {
+            let mut cmd = <Args as clap::CommandFactory>::command();
+            cmd.error(
+                clap::error::ErrorKind::MissingSubcommand,
+                "a command is needed (the admin shell opens only on a terminal)",
+            )
+            .exit()
+        }
+        Some(cmd) => run(args.socket.as_deref(), args.json, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => ExitCode::from(report(f)),
+    }
+}
+
+fn on_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdin().is_terminal() && io::stdout().is_terminal()
+}
+
+fn shell_on_terminal(args: &Args) -> Result<(), Failure> {
+    if !on_terminal() {
+        return Err(Failure::Usage(
+            "chatctl shell needs a terminal on stdin and stdout; in scripts, give the command itself".into(),
+        ));
+    }
+    shell::run_shell(args.socket.as_deref(), args.json)
+}
+
+/// Prints why chatctl (or one shell command) failed, and returns the exit
+/// status that goes with it.
+fn report(f: Failure) -> u8 {
+    match f {
+        Failure::StdoutClosed => 0,
+        Failure::Refused(msg) => {
             eprintln!("chatctl: {}", printable(&msg));
-            ExitCode::from(1)
+            1
         }
-        Err(Failure::Output(e)) => {
+        Failure::Output(e) => {
             eprintln!("chatctl: writing output: {e}");
-            ExitCode::from(1)
+            1
         }
-        Err(Failure::Unreachable(msg)) => {
+        Failure::Unreachable(msg) => {
             eprintln!("chatctl: {msg}");
-            ExitCode::from(3)
+            3
         }
-        Err(Failure::Usage(msg)) => {
+        Failure::Usage(msg) => {
             eprintln!("chatctl: {msg}");
-            ExitCode::from(2)
+            2
         }
     }
 }
@@ -133,6 +171,7 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
         },
         Command::Status => Request::Status {},
         Command::Stats => Request::Stats {},
+        Command::Shell => return Err(Failure::Usage("the shell is not a request".into())),
     })
 }
 
@@ -210,17 +249,19 @@ fn connect(explicit: Option<&std::path::Path>) -> Result<(UnixStream, String), F
     chatd::control_client::connect(explicit).map_err(Failure::Unreachable)
 }
 
-fn run(args: Args) -> Result<(), Failure> {
-    let (mut stream, shown) = connect(args.socket.as_deref())?;
+/// One command: one request, its answer printed (as a table, or the JSON
+/// line with `json`); `logs --follow` keeps printing.
+fn run(socket: Option<&std::path::Path>, json: bool, cmd: &Command) -> Result<(), Failure> {
+    let (mut stream, shown) = connect(socket)?;
     let unreachable = |what: &str, e: io::Error| {
         Failure::Unreachable(format!("cannot reach chatd at {shown}: {what}{e}"))
     };
-    let follow = matches!(args.command, Command::Logs { follow: true, .. });
+    let follow = matches!(cmd, Command::Logs { follow: true, .. });
     if !follow {
         // A wedged daemon must not hang a script forever.
         let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     }
-    let req = request_for(&args.command)?;
+    let req = request_for(cmd)?;
     let mut line = serde_json::to_vec(&req).expect("requests serialize");
     line.push(b'\n');
     let sent = stream.write_all(&line);
@@ -237,7 +278,7 @@ fn run(args: Args) -> Result<(), Failure> {
     })?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    if args.json {
+    if json {
         out.write_all(raw.as_bytes())?;
     }
     let reply = match response {
@@ -247,7 +288,7 @@ fn run(args: Args) -> Result<(), Failure> {
             return Err(Failure::Refused(refusal.message));
         }
     };
-    if !args.json {
+    if !json {
         print_human(&mut out, &req, &reply)?;
     }
     out.flush()?;
@@ -271,7 +312,7 @@ fn run(args: Args) -> Result<(), Failure> {
             let entry = FollowLine::parse(raw.as_bytes()).map_err(|e| {
                 Failure::Unreachable(format!("chatd at {shown} sent a malformed log line: {e}"))
             })?;
-            if args.json {
+            if json {
                 out.write_all(raw.as_bytes())?;
             } else {
                 print_log_entry(&mut out, &entry.log)?;
