@@ -147,6 +147,10 @@ pub enum RoomCommand {
         /// password: from the terminal, or the first line of stdin.
         #[arg(long, requires = "private")]
         key: bool,
+        /// Keep the room's last N messages (in memory, at most 1000) and
+        /// show them to joiners that ask (the `chat` client does).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        history: usize,
     },
     /// Let a (logged-in) user into a private room.
     Allow {

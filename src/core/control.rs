@@ -28,6 +28,9 @@ pub enum Request {
         /// The private room's key (a password; stored hashed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// Messages kept for joiners that ask (0: none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        history: usize,
     },
     List {},
     Participants {
@@ -161,10 +164,17 @@ pub struct RoomView {
     pub private: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed: Vec<String>,
+    /// Messages kept for joiners (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history: usize,
 }
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// A member as `participants` shows it.
@@ -465,6 +475,7 @@ mod tests {
             members: 0,
             private: false,
             allowed: Vec::new(),
+            history: 0,
         };
         let cases = [
             (
@@ -473,6 +484,7 @@ mod tests {
                     limit: 2,
                     private: false,
                     key: None,
+                    history: 0,
                 },
                 Response::Ok(Reply::Room { room: room.clone() }),
                 r#"{"ok":true,"room":{"name":"Teste","limit":2,"members":0}}"#,
@@ -558,6 +570,7 @@ mod tests {
                 limit: 2,
                 private: false,
                 key: None,
+                history: 0,
             })
         );
         assert_eq!(

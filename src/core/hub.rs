@@ -9,7 +9,7 @@
 //! protocol) or a refusal, and the event loop carries that out. No input
 //! makes it panic.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::core::names;
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
@@ -60,6 +60,9 @@ impl std::hash::Hasher for IdHasher {
 /// Upper bound for a room's participant limit.
 pub const MAX_LIMIT: usize = 1_000_000;
 
+/// The most messages a room may keep for joiners.
+pub const MAX_HISTORY: usize = 1000;
+
 /// One event, the room it happened in, and the connections it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -97,6 +100,10 @@ struct Room {
     /// Each member's name as compared ([`names::comparison_key`]): a name
     /// that looks like a member's is taken.
     keys: HashMap<String, ConnId>,
+    /// How many recent messages to keep for joiners who ask (0: none).
+    history_len: usize,
+    /// The newest messages, oldest first, each marked `history`.
+    history: VecDeque<Event>,
 }
 
 /// A room as the control protocol shows it.
@@ -106,6 +113,8 @@ pub struct RoomInfo {
     pub limit: usize,
     pub members: usize,
     pub access: Access,
+    /// Messages kept for joiners (0: none).
+    pub history: usize,
 }
 
 /// Why an admin operation was refused.
@@ -196,6 +205,8 @@ impl Hub {
                 access: Access::default(),
                 members: Vec::new(),
                 keys: HashMap::new(),
+                history_len: 0,
+                history: VecDeque::new(),
             },
         );
         self.by_name.insert(name.to_string(), id);
@@ -204,7 +215,64 @@ impl Hub {
             limit,
             members: 0,
             access: Access::default(),
+            history: 0,
         })
+    }
+
+    /// How many recent messages a room keeps for joiners who ask for them
+    /// (0..=[`MAX_HISTORY`]); returns the previous setting. Lowering it
+    /// forgets the oldest at once.
+    pub fn set_history(&mut self, name: &str, len: usize) -> Result<usize, HubError> {
+        if len > MAX_HISTORY {
+            return Err(HubError::Invalid(format!(
+                "history must be between 0 and {MAX_HISTORY} messages"
+            )));
+        }
+        let id = self.room_id(name)?;
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        while room.history.len() > len {
+            room.history.pop_front();
+        }
+        Ok(std::mem::replace(&mut room.history_len, len))
+    }
+
+    /// Keeps a delivered message (stamped by the caller) in its room's
+    /// history, when the room keeps one.
+    pub fn remember(&mut self, delivery: &Delivery) {
+        let Some(room) = self.rooms.get_mut(&delivery.room) else {
+            return;
+        };
+        if room.history_len == 0 || delivery.event.kind != EventKind::Message {
+            return;
+        }
+        if room.history.len() == room.history_len {
+            room.history.pop_front();
+        }
+        let mut kept = delivery.event.clone();
+        kept.history = true;
+        room.history.push_back(kept);
+    }
+
+    /// A room's kept messages, oldest first.
+    pub fn history(&self, room: RoomId) -> impl DoubleEndedIterator<Item = &Event> {
+        self.rooms
+            .get(&room)
+            .into_iter()
+            .flat_map(|r| r.history.iter())
+    }
+
+    /// The public rooms with their occupancy and limit, in creation order
+    /// (private rooms are left out).
+    pub fn public_rooms(&self) -> Vec<wire::RoomEntry> {
+        self.rooms
+            .values()
+            .filter(|r| !r.access.private)
+            .map(|r| wire::RoomEntry {
+                name: r.name.clone(),
+                members: r.members.len(),
+                limit: r.limit,
+            })
+            .collect()
     }
 
     /// Replaces who may enter a room; returns who could before (for an
@@ -349,6 +417,7 @@ impl Hub {
             message: wire::JOINED.to_string(),
             room: Some(room_name.to_string()),
             reason: None,
+            ..Event::default()
         };
         Ok(Delivery {
             room: id,
@@ -369,6 +438,7 @@ impl Hub {
             message: text.to_string(),
             room: Some(room.name.clone()),
             reason: None,
+            ..Event::default()
         };
         Some(Delivery {
             room: id,
@@ -396,6 +466,7 @@ impl Hub {
             message: wire::LEFT.to_string(),
             room: Some(room.name.clone()),
             reason: None,
+            ..Event::default()
         };
         Some(Departure {
             room: room.name.clone(),
@@ -472,6 +543,7 @@ fn info(room: &Room) -> RoomInfo {
         limit: room.limit,
         access: room.access.clone(),
         members: room.members.len(),
+        history: room.history_len,
     }
 }
 

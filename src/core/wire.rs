@@ -258,6 +258,22 @@ pub struct Handshake {
     pub token: Option<String>,
     /// A private room's key.
     pub key: Option<String>,
+    /// chatd: `"features": ["members"]`: send a `members` snapshot after
+    /// the join.
+    pub members: bool,
+    /// chatd: `"features": ["history"]`: replay the room's recent
+    /// messages before the join.
+    pub history: bool,
+}
+
+/// What a connection's first frame asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hello {
+    /// To join a room.
+    Join(Handshake),
+    /// chatd: `{"list": "rooms"}`: the public rooms, then the connection
+    /// closes.
+    ListRooms,
 }
 
 impl std::fmt::Debug for Handshake {
@@ -303,17 +319,39 @@ fn optional_string(
 /// other JSON value (an array in particular, which serde would otherwise
 /// read as the struct's fields in order) is refused.
 pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
-    let malformed = |detail: String, room: Option<String>| HandshakeError {
+    match parse_hello(payload)? {
+        Hello::Join(hs) => Ok(hs),
+        Hello::ListRooms => Err(malformed("a room listing, not a join".into(), None)),
+    }
+}
+
+fn malformed(detail: String, room: Option<String>) -> HandshakeError {
+    HandshakeError {
         reason: format!(
             "malformed handshake: expected {{\"username\": ..., \"room\": ...}}: {detail}"
         ),
         room,
-    };
+    }
+}
+
+/// Parses the first frame: a join ([`parse_handshake`]'s rules), or
+/// chatd's `{"list": "rooms"}`.
+pub fn parse_hello(payload: &[u8]) -> Result<Hello, HandshakeError> {
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| malformed(e.to_string(), None))?;
     let serde_json::Value::Object(fields) = value else {
         return Err(malformed("not a JSON object".into(), None));
     };
+    match fields.get("list") {
+        None => {}
+        Some(serde_json::Value::String(what)) if what == "rooms" => return Ok(Hello::ListRooms),
+        Some(_) => {
+            return Err(malformed(
+                "\"list\" must be \"rooms\" (the only listing)".into(),
+                None,
+            ));
+        }
+    }
     let room = match fields.get("room") {
         Some(serde_json::Value::String(r)) => r.clone(),
         Some(_) => return Err(malformed("\"room\" is not a string".into(), None)),
@@ -349,13 +387,25 @@ pub fn parse_handshake(payload: &[u8]) -> Result<Handshake, HandshakeError> {
             room: named_room,
         })?;
     }
-    Ok(Handshake {
+    let features: Vec<String> = match fields.get("features") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            malformed(
+                "\"features\" is not a list of strings".into(),
+                Some(room.clone()),
+            )
+        })?,
+    };
+    let wants = |f: &str| features.iter().any(|x| x == f);
+    Ok(Hello::Join(Handshake {
         username,
         room,
         password,
         token,
         key,
-    })
+        members: wants("members"),
+        history: wants("history"),
+    }))
 }
 
 fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
@@ -401,15 +451,20 @@ pub fn validate_message(payload: &[u8]) -> Result<&str, &'static str> {
 // ---------------------------------------------------------------------------
 
 /// The `type` field of a server → client event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EventKind {
     Join,
+    #[default]
     Message,
     Leave,
     Error,
     Closed,
     Kicked,
     Shutdown,
+    /// chatd: who is in the room, to a joiner that asked.
+    Members,
+    /// chatd: the public rooms, to a `{"list": "rooms"}` handshake.
+    Rooms,
 }
 
 impl EventKind {
@@ -422,6 +477,8 @@ impl EventKind {
             EventKind::Closed => "closed",
             EventKind::Kicked => "kicked",
             EventKind::Shutdown => "shutdown",
+            EventKind::Members => "members",
+            EventKind::Rooms => "rooms",
         }
     }
 
@@ -434,6 +491,8 @@ impl EventKind {
             "closed" => EventKind::Closed,
             "kicked" => EventKind::Kicked,
             "shutdown" => EventKind::Shutdown,
+            "members" => EventKind::Members,
+            "rooms" => EventKind::Rooms,
             _ => return None,
         })
     }
@@ -443,13 +502,31 @@ impl EventKind {
 /// them for its protocol (chatd's: [`Event::encode`]), once per event
 /// however many recipients it has; clients read them with
 /// [`Event::parse`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Event {
     pub kind: EventKind,
     pub username: String,
     pub message: String,
     pub room: Option<String>,
     pub reason: Option<String>,
+    /// chatd: when the server sent it (or, replayed, first sent it), RFC
+    /// 3339 UTC. The shell stamps it; the core reads no clock.
+    pub ts: Option<String>,
+    /// chatd: a message replayed from the room's history.
+    pub history: bool,
+    /// chatd: `members`: the room's members, in join order.
+    pub members: Option<Vec<String>>,
+    /// chatd: `rooms`: the public rooms.
+    pub rooms: Option<Vec<RoomEntry>>,
+}
+
+/// One room of a `rooms` event: on the wire `[name, members, limit]`, an
+/// array so that the event keeps its one literal `}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEntry {
+    pub name: String,
+    pub members: usize,
+    pub limit: usize,
 }
 
 impl Event {
@@ -461,6 +538,7 @@ impl Event {
             message: code.as_str().to_string(),
             room: room.map(str::to_string),
             reason: Some(reason.to_string()),
+            ..Event::default()
         }
     }
 
@@ -472,13 +550,23 @@ impl Event {
             message: message.to_string(),
             room: room.map(str::to_string),
             reason: None,
+            ..Event::default()
         }
     }
 
     /// Encodes the event as one line: a flat JSON object, pure ASCII, whose
     /// only literal `}` is the byte before the final `\n`.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.username.len() + self.message.len());
+        self.encode_inner(None)
+    }
+
+    /// [`Event::encode`] with `ts` as its time, unless it carries its own.
+    pub fn encode_at(&self, ts: &str) -> Vec<u8> {
+        self.encode_inner(Some(ts))
+    }
+
+    fn encode_inner(&self, now: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96 + self.username.len() + self.message.len());
         out.extend_from_slice(b"{\"username\":");
         push_json_string(&mut out, &self.username);
         out.extend_from_slice(b",\"message\":");
@@ -492,6 +580,35 @@ impl Event {
         if let Some(reason) = &self.reason {
             out.extend_from_slice(b",\"reason\":");
             push_json_string(&mut out, reason);
+        }
+        if self.history {
+            out.extend_from_slice(b",\"history\":true");
+        }
+        if let Some(members) = &self.members {
+            out.extend_from_slice(b",\"members\":[");
+            for (i, m) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_json_string(&mut out, m);
+            }
+            out.push(b']');
+        }
+        if let Some(rooms) = &self.rooms {
+            out.extend_from_slice(b",\"rooms\":[");
+            for (i, r) in rooms.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                push_json_string(&mut out, &r.name);
+                out.extend_from_slice(format!(",{},{}]", r.members, r.limit).as_bytes());
+            }
+            out.push(b']');
+        }
+        if let Some(ts) = self.ts.as_deref().or(now) {
+            out.extend_from_slice(b",\"ts\":");
+            push_json_string(&mut out, ts);
         }
         out.extend_from_slice(b"}\n");
         out
@@ -523,12 +640,37 @@ impl Event {
             }
             None => EventKind::Message,
         };
+        let members = match fields.get("members") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value::<Vec<String>>(v.clone())
+                    .map_err(|_| "\"members\" is not a list of names")?,
+            ),
+        };
+        let rooms = match fields.get("rooms") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value::<Vec<(String, usize, usize)>>(v.clone())
+                    .map_err(|_| "\"rooms\" is not a list of [name, members, limit]")?
+                    .into_iter()
+                    .map(|(name, members, limit)| RoomEntry {
+                        name,
+                        members,
+                        limit,
+                    })
+                    .collect(),
+            ),
+        };
         Ok(Event {
             kind,
             username,
             message,
             room: string("room"),
             reason: string("reason"),
+            ts: string("ts"),
+            history: fields.get("history") == Some(&serde_json::Value::Bool(true)),
+            members,
+            rooms,
         })
     }
 }
@@ -841,6 +983,7 @@ mod tests {
             message: text.into(),
             room: Some("Teste{".into()),
             reason: None,
+            ..Event::default()
         }
         .encode();
         assert!(line.is_ascii());
@@ -862,6 +1005,7 @@ mod tests {
             message: "Olá {ok}".into(),
             room: Some("Teste".into()),
             reason: None,
+            ..Event::default()
         }
         .encode();
         assert_eq!(
@@ -1005,6 +1149,7 @@ mod tests {
                     message: message.clone(),
                     room: Some(room.clone()),
                     reason: Some(reason.clone()),
+                    ..Event::default()
                 };
                 let line = event.encode();
                 prop_assert!(line.is_ascii());

@@ -123,6 +123,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             limit,
             private,
             key,
+            history,
         } => {
             if key.is_some() && !private {
                 return Err(Response::error(
@@ -145,7 +146,9 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                     key_hash,
                 };
                 hub.set_access(name, access.clone())?;
+                hub.set_history(name, *history)?;
                 info.access = access;
+                info.history = *history;
                 Ok((info, Undo::Create { name: name.clone() }))
             })?;
             let kind = if room.access.private {
@@ -153,8 +156,13 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             } else {
                 "room"
             };
+            let kept = if room.history > 0 {
+                format!(", keeping its last {} messages for joiners", room.history)
+            } else {
+                String::new()
+            };
             ctx.log.info(format!(
-                "{kind} '{}' created with limit {}",
+                "{kind} '{}' created with limit {}{kept}",
                 room.name, room.limit
             ));
             Ok(Reply::Room { room: view(&room) })
@@ -426,6 +434,7 @@ fn view(r: &RoomInfo) -> RoomView {
         members: r.members,
         private: r.access.private,
         allowed: r.access.allowed.iter().cloned().collect(),
+        history: r.history,
     }
 }
 

@@ -167,6 +167,8 @@ pub struct Server {
     status_sent: ((usize, usize), Instant),
     /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
     watchdog_due: Option<Instant>,
+    /// Events' `ts`: the second it was formatted for, and the text.
+    ts_cache: (u64, String),
     // -- the pass's work ----------------------------------------------------
     /// Connections something happened to, to settle before the next wait.
     touched: Vec<ConnId>,
@@ -230,6 +232,7 @@ impl Server {
             cut_off: 0,
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             watchdog_due: None,
+            ts_cache: (0, String::new()),
             touched: Vec::new(),
             writes: Vec::new(),
             runnable: Vec::new(),
@@ -323,6 +326,22 @@ impl Server {
     // -- sessions: inputs, actions, settling ---------------------------------
 
     /// Feeds one input to a connection's session and carries out the action.
+    /// The time events are stamped with (RFC 3339 UTC, to the second;
+    /// formatted once a second).
+    fn ts(&mut self) -> String {
+        let now = timefmt::unix_now();
+        if self.ts_cache.0 != now || self.ts_cache.1.is_empty() {
+            self.ts_cache = (now, timefmt::rfc3339(now));
+        }
+        self.ts_cache.1.clone()
+    }
+
+    /// An event as bytes for one or more clients, stamped now.
+    fn encode(&mut self, event: &Event) -> Vec<u8> {
+        let ts = self.ts();
+        event.encode_at(&ts)
+    }
+
     fn feed(&mut self, id: ConnId, now: Instant, input: Input) {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
@@ -663,8 +682,19 @@ impl Server {
 
     /// The first frame.
     fn on_handshake(&mut self, id: ConnId, payload: &[u8]) {
-        let hs = match wire::parse_handshake(payload) {
-            Ok(hs) => hs,
+        let hs = match wire::parse_hello(payload) {
+            Ok(wire::Hello::Join(hs)) => hs,
+            Ok(wire::Hello::ListRooms) => {
+                let event = Event {
+                    kind: EventKind::Rooms,
+                    username: wire::SYSTEM_USER.to_string(),
+                    rooms: Some(self.hub.public_rooms()),
+                    ..Event::default()
+                };
+                let line = self.encode(&event);
+                self.finish(id, Some(&line));
+                return;
+            }
             Err(e) => {
                 self.close_with_error(id, ErrorCode::BadRequest, &e.reason, e.room.as_deref());
                 return;
@@ -680,7 +710,7 @@ impl Server {
                     "login refused ({}) to '{claimed}' from {peer}: {why}",
                     code.as_str()
                 ));
-                let line = Event::error(code, Some(&hs.room), &why).encode();
+                let line = self.encode(&Event::error(code, Some(&hs.room), &why));
                 self.finish(id, Some(&line));
                 return;
             }
@@ -689,7 +719,7 @@ impl Server {
             self.counters.refusals += 1;
             self.log
                 .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
-            let line = Event::error(ErrorCode::Forbidden, Some(&hs.room), &why).encode();
+            let line = self.encode(&Event::error(ErrorCode::Forbidden, Some(&hs.room), &why));
             self.finish(id, Some(&line));
             return;
         }
@@ -710,7 +740,13 @@ impl Server {
                     "join: '{username}' entered room '{}' from {peer}{over}{login}",
                     hs.room
                 ));
+                if hs.history {
+                    self.replay_history(id, delivery.room);
+                }
                 self.deliver(&delivery);
+                if hs.members {
+                    self.send_members(id, &hs.room);
+                }
             }
             Err(refusal) => {
                 self.counters.refusals += 1;
@@ -719,7 +755,8 @@ impl Server {
                     refusal.code.as_str(),
                     refusal.reason
                 ));
-                self.finish(id, Some(&refusal.event.encode()));
+                let line = self.encode(&refusal.event);
+                self.finish(id, Some(&line));
             }
         }
     }
@@ -828,7 +865,7 @@ impl Server {
             Ok(t) => t,
             Err(reason) => {
                 // The stream is still in sync: reject this message only.
-                let line = Event::error(ErrorCode::BadRequest, None, reason).encode();
+                let line = self.encode(&Event::error(ErrorCode::BadRequest, None, reason));
                 self.feed(id, Instant::now(), Input::Deliver(&line));
                 self.log.warn(format!(
                     "rejected message from {}: {reason}",
@@ -837,15 +874,54 @@ impl Server {
                 return;
             }
         };
-        let Some(delivery) = self.hub.say(id, text) else {
+        let Some(mut delivery) = self.hub.say(id, text) else {
             return;
         };
+        delivery.event.ts = Some(self.ts());
+        self.hub.remember(&delivery);
         self.counters.messages_relayed += 1;
         if self.cfg.log_messages {
             self.log
                 .info(format!("message from {}: {text}", self.describe(id)));
         }
         self.deliver(&delivery);
+    }
+
+    /// A joiner that asked gets the room's kept messages, oldest first,
+    /// before its join event: as many of the newest as fit in half its
+    /// `--sendq`.
+    fn replay_history(&mut self, id: ConnId, room: RoomId) {
+        let budget = self.cfg.sendq / 2;
+        let mut used = 0;
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for event in self.hub.history(room).rev() {
+            let line = event.encode();
+            used += line.len();
+            if used > budget {
+                break;
+            }
+            lines.push(line);
+        }
+        let now = Instant::now();
+        for line in lines.iter().rev() {
+            self.feed(id, now, Input::Deliver(line));
+        }
+    }
+
+    /// A joiner that asked learns who is in the room (itself included).
+    fn send_members(&mut self, id: ConnId, room: &str) {
+        let Ok(members) = self.hub.participants(room) else {
+            return;
+        };
+        let event = Event {
+            kind: EventKind::Members,
+            username: wire::SYSTEM_USER.to_string(),
+            room: Some(room.to_string()),
+            members: Some(members.iter().map(|m| m.username.clone()).collect()),
+            ..Event::default()
+        };
+        let line = self.encode(&event);
+        self.feed(id, Instant::now(), Input::Deliver(&line));
     }
 
     /// Sends an error event to the connection, then closes it; a member
@@ -857,7 +933,7 @@ impl Server {
             code.as_str(),
             self.describe(id)
         ));
-        let line = Event::error(code, room, reason).encode();
+        let line = self.encode(&Event::error(code, room, reason));
         self.leave_room(id, "closed after a protocol error");
         self.finish(id, Some(&line));
     }
@@ -868,7 +944,7 @@ impl Server {
     /// recipient whose output would exceed `--sendq` is dropped instead
     /// (after the delivery).
     fn deliver(&mut self, d: &Delivery) {
-        let line = d.event.encode();
+        let line = self.encode(&d.event);
         let now = Instant::now();
         for &to in &d.to {
             // The hot path (one per delivery): one lookup, and the room's
@@ -1077,7 +1153,10 @@ impl Server {
         for effect in effects {
             match effect {
                 Effect::Deliver(d) => self.deliver(&d),
-                Effect::Close { conn, event } => self.finish(conn, Some(&event.encode())),
+                Effect::Close { conn, event } => {
+                    let line = self.encode(&event);
+                    self.finish(conn, Some(&line));
+                }
                 Effect::Follow {
                     after,
                     since,
@@ -1518,7 +1597,7 @@ impl Server {
         // Followers get the entries so far, then the goodbye.
         self.forward_logs();
         self.controls.clear();
-        let line = Event::system(EventKind::Shutdown, wire::SHUTDOWN, None).encode();
+        let line = self.encode(&Event::system(EventKind::Shutdown, wire::SHUTDOWN, None));
         let ids: Vec<ConnId> = self.clients.keys().copied().collect();
         for id in ids {
             self.finish(id, Some(&line));
@@ -1589,12 +1668,11 @@ impl Server {
         let _ = stream.set_nonblocking(true);
         if !tls {
             // (A TLS client could not read it: it is just closed.)
-            let line = Event::error(
+            let line = self.encode(&Event::error(
                 ErrorCode::Unavailable,
                 None,
                 &format!("server at capacity: {why}"),
-            )
-            .encode();
+            ));
             let _ = write_some(&mut stream, &line);
         }
         let _ = stream.shutdown(std::net::Shutdown::Write);

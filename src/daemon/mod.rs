@@ -250,6 +250,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         };
         hub.create_room(&r.name, r.limit)
             .and_then(|_| hub.set_access(&r.name, access))
+            .and_then(|_| hub.set_history(&r.name, r.history))
             .map_err(|e| {
             format!(
                 "state: {}: room '{}': {}; fix or move the file away, chatd will not overwrite it",

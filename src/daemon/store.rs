@@ -48,6 +48,14 @@ pub struct SavedRoom {
     /// The room key's Argon2id hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_hash: Option<String>,
+    /// Messages kept for joiners (the setting; the messages themselves
+    /// live in memory only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -156,6 +164,7 @@ impl Store {
                     private: r.access.private,
                     allow: r.access.allowed.iter().cloned().collect(),
                     key_hash: r.access.key_hash.clone(),
+                    history: r.history,
                 })
                 .collect(),
         };

@@ -487,3 +487,93 @@ fn bad_flags_are_usage_errors() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------
+// chatd's additions for richer clients: ts, members, history, room listing
+// ---------------------------------------------------------------------------
+
+fn join_with_features(d: &Daemon, user: &str, room: &str, features: &[&str]) -> Client {
+    let mut c = Client::connect(d.addr);
+    let hs = serde_json::json!({ "username": user, "room": room, "features": features });
+    c.send_frame(hs.to_string().as_bytes());
+    c
+}
+
+#[test]
+fn every_event_carries_its_time() {
+    let d = Daemon::start(&["--room", "Teste:3"]);
+    let mut a = d.joined("Ana", "Teste");
+    let mut b = d.joined("Bia", "Teste");
+    let _ = a.event(); // Bia's join
+    b.say("oi");
+    let ev = a.event();
+    let ts = ev["ts"].as_str().expect("ts");
+    assert_eq!(ts.len(), "2026-11-24T10:00:04Z".len(), "{ts}");
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+}
+
+#[test]
+fn members_snapshot_only_for_joiners_that_ask() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut yan = d.joined("Yan", "Teste");
+    let mut bia = join_with_features(&d, "Bia", "Teste", &["members", "something-new"]);
+    let join = bia.event();
+    assert_eq!(join["type"], "join");
+    let members = bia.event();
+    assert_eq!(members["type"], "members", "{members}");
+    assert_eq!(members["username"], "Sistema");
+    assert_eq!(members["members"], serde_json::json!(["Yan", "Bia"]));
+    // The prototype-style client got Bia's join and nothing else.
+    assert_eq!(yan.event()["type"], "join");
+    yan.expect_silence(Duration::from_millis(200));
+}
+
+#[test]
+fn history_is_replayed_before_the_join_to_those_that_ask() {
+    let d = Daemon::start(&[]);
+    let out = d.ctl(&["room", "create", "Teste", "--limit", "5", "--history", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut ana = d.joined("Ana", "Teste");
+    for i in 0..5 {
+        ana.say(&format!("msg {i}"));
+    }
+    // A plain client sees no history.
+    let mut plain = d.joined("Caio", "Teste");
+    plain.expect_silence(Duration::from_millis(200));
+    let mut bia = join_with_features(&d, "Bia", "Teste", &["history"]);
+    for i in 2..5 {
+        let ev = bia.event();
+        assert_eq!(ev["type"], "message", "{ev}");
+        assert_eq!(ev["history"], true);
+        assert_eq!(ev["message"], format!("msg {i}"));
+        assert!(ev["ts"].is_string());
+    }
+    let join = bia.event();
+    assert_eq!(
+        (join["type"].as_str(), join["username"].as_str()),
+        (Some("join"), Some("Bia"))
+    );
+    // The setting is part of the room's state.
+    let list = d.ctl(&["--json", "room", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("\"history\":3"));
+}
+
+#[test]
+fn a_listing_handshake_gets_the_public_rooms_and_a_close() {
+    let d = Daemon::start(&["--room", "Teste:2", "--room", "Lobby:10"]);
+    let out = d.ctl(&["room", "create", "Segredo", "--limit", "3", "--private"]);
+    assert!(out.status.success());
+    let _yan = d.joined("Yan", "Teste");
+    let mut c = Client::connect(d.addr);
+    c.send_frame(br#"{"list":"rooms"}"#);
+    let ev = c.event();
+    assert_eq!(ev["type"], "rooms", "{ev}");
+    assert_eq!(
+        ev["rooms"],
+        serde_json::json!([["Teste", 1, 2], ["Lobby", 0, 10]])
+    );
+    assert!(c.closed_within(Duration::from_secs(2)));
+    let mut bad = Client::connect(d.addr);
+    bad.send_frame(br#"{"list":"users"}"#);
+    assert_eq!(bad.event()["message"], "400");
+}

@@ -123,6 +123,7 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             limit,
             private,
             key,
+            history,
         }) => Request::CreateRoom {
             name: name.clone(),
             limit: *limit,
@@ -132,6 +133,7 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             } else {
                 None
             },
+            history: *history,
         },
         Command::Room(RoomCommand::Allow { name, user }) => Request::RoomAllow {
             room: name.clone(),
@@ -383,10 +385,15 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
         }
         Reply::Room { room } if matches!(req, Request::CreateRoom { .. }) => writeln!(
             out,
-            "created {}room '{}' (limit {})",
+            "created {}room '{}' (limit {}{})",
             if room.private { "private " } else { "" },
             printable(&room.name),
-            room.limit
+            room.limit,
+            if room.history > 0 {
+                format!("; keeps its last {} messages for joiners", room.history)
+            } else {
+                String::new()
+            }
         ),
         Reply::Room { room } => writeln!(
             out,

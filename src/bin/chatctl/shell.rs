@@ -275,6 +275,7 @@ fn menu(rl: &mut Prompt, socket: Option<&Path>, m: Menu) -> Result<(), Failure> 
                 limit,
                 private: false,
                 key: None,
+                history: 0,
             };
             request(socket, &req)?;
             writeln!(out, "Sala {} criada.", printable(&name))?;
