@@ -23,7 +23,7 @@ _chat() {
 
     case "${cmd}" in
         chat)
-            opts="-h -V --server --user --room --json --connect-timeout --tls --ca --password-file --password-stdin --token-file --room-key-file --help --version"
+            opts="-h -V --server --user --room --json --plain --connect-timeout --tls --ca --password-file --password-stdin --token-file --room-key-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,6 +7,7 @@ complete -c chat -l password-file -d 'Log in to a registered account with the pa
 complete -c chat -l token-file -d 'Log in with the OpenID Connect bearer token (a JWT) in this file (default: $CHAT_TOKEN); the name is the token\'s, --user is not needed' -r -F
 complete -c chat -l room-key-file -d 'A private room\'s key, as the first line of this file (interactive chat asks for it when the room wants it)' -r -F
 complete -c chat -l json -d 'Print events as the JSON lines received instead of `username > message`'
+complete -c chat -l plain -d 'Interactive, line by line like the prototype\'s client, instead of the full-screen view'
 complete -c chat -l tls -d 'Connect with TLS, verifying the server\'s certificate against the system\'s root certificates (or --ca). There is no way to skip the verification'
 complete -c chat -l password-stdin -d 'Scripted: the first line of stdin is the account\'s password, the lines after it are messages'
 complete -c chat -s h -l help -d 'Print help'

@@ -21,11 +21,14 @@ use clap::Parser;
 
 use chatd::cli::chat::Args;
 use chatd::client::editor::LineEditor;
-use chatd::client::run::{Input, Options, Stay};
+use chatd::client::run::{self, Input, Options, Stay};
+use chatd::client::screen::Screen;
 use chatd::client::session::{ClientSession, EndedBy, Ending};
 use chatd::client::terminal::RawMode;
 use chatd::client::transport::{self, Transport};
+use chatd::client::tui::{Tui, describe_rooms};
 use chatd::core::text::printable;
+use chatd::core::wire::RoomEntry;
 use chatd::sys::selfpipe::SelfPipe;
 
 /// How chat ends; [`exit_status`] maps each to its status, in one place.
@@ -64,11 +67,15 @@ fn run(args: Args) -> Outcome {
         Ok(Some(a)) => a,
         _ => return Outcome::Usage(format!("cannot resolve --server {}", args.server)),
     };
-    let mut signals =
-        match SelfPipe::install(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP]) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Failed(format!("signals: {e}")),
-        };
+    // SIGWINCH: the full screen redraws at the new size.
+    let mut signals = match SelfPipe::install(&[
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGWINCH,
+    ]) {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(format!("signals: {e}")),
+    };
     let opts = Options {
         json: args.json,
         join_timeout: args.connect_timeout,
@@ -120,6 +127,17 @@ impl Dialer {
                 Transport::tls(stream, config, name.clone()).map_err(unreachable)
             }
         }
+    }
+}
+
+impl Dialer {
+    /// The server's public rooms, asked on a connection of its own.
+    fn rooms(&self) -> Result<Vec<RoomEntry>, String> {
+        let transport = self.connect().map_err(|o| match o {
+            Outcome::Unreachable(m) | Outcome::Failed(m) | Outcome::Usage(m) => m,
+            Outcome::Done => String::new(),
+        })?;
+        run::list_rooms(transport, self.timeout.min(Duration::from_secs(3)))
     }
 }
 
@@ -297,6 +315,17 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             // A key belongs to the room it was given for.
             room_key = None;
         }
+        // The room prompt offers the public rooms, when the server lists them.
+        let listed = dialer.rooms();
+        if room.is_none()
+            && let Ok(rooms) = &listed
+        {
+            if rooms.is_empty() {
+                println!("Nenhuma sala pública no momento.");
+            } else {
+                println!("Salas disponíveis: {}", describe_rooms(rooms));
+            }
+        }
         let Some(r) = room.clone().or_else(|| ask("Escolha a sala: ")) else {
             return Outcome::Done;
         };
@@ -305,26 +334,53 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
-        println!("Para sair, digite o comando /SAIR.\n");
-        let raw = match RawMode::enter() {
-            Ok(r) => r,
-            Err(e) => return Outcome::Failed(format!("terminal: {e}")),
-        };
-        let mut editor = LineEditor::new(&u);
         let session = match &token {
             Some(t) => ClientSession::with_token(&r, t),
             None => ClientSession::with_password(&u, &r, password.as_deref()),
         }
         .with_room_key(room_key.as_deref());
-        let ending = Stay::new(
-            transport,
-            session,
-            signals,
-            Input::Keyboard(&mut editor),
-            opts,
-        )
-        .run();
-        drop(raw);
+        let ending = if args.plain {
+            println!("Para sair, digite o comando /SAIR.\n");
+            let raw = match RawMode::enter() {
+                Ok(r) => r,
+                Err(e) => return Outcome::Failed(format!("terminal: {e}")),
+            };
+            let mut editor = LineEditor::new(&u);
+            let ending = Stay::new(
+                transport,
+                session,
+                signals,
+                Input::Keyboard(&mut editor),
+                opts,
+            )
+            .run();
+            drop(raw);
+            ending
+        } else {
+            let mut screen = Screen::new(&u, &r, &args.server, dialer.tls.is_some());
+            if let Ok(rooms) = &listed {
+                screen.learn_limit(rooms);
+            }
+            let now = chatd::client::tui::local_hhmm(None);
+            screen.note(
+                &now,
+                "Para sair, digite o comando /SAIR. /help mostra os comandos.",
+            );
+            let mut tui = match Tui::enter(screen) {
+                Ok(t) => t,
+                Err(e) => return Outcome::Failed(format!("terminal: {e}")),
+            };
+            let lister = || dialer.rooms();
+            let session = session.with_features(&["members", "history"]);
+            Stay::new(
+                transport,
+                session,
+                signals,
+                Input::Screen(&mut tui, &lister),
+                opts,
+            )
+            .run()
+        };
         match ending {
             Ending::Left => {
                 println!("Saindo da sala...\n");

@@ -15,7 +15,9 @@ use crate::cli::chatd::parse_secs;
     version,
     about,
     long_about = None,
-    after_help = "Interactive when stdin is a terminal: /SAIR leaves the room, Ctrl-D or Ctrl-C quits. \
+    after_help = "Interactive when stdin is a terminal: a full-screen view (scrollback, members, status \
+                  bar; /help lists the commands) or, with --plain, the prototype's line by line. \
+                  /SAIR leaves the room, /quit, Ctrl-D or Ctrl-C quits. \
                   Otherwise each stdin line is sent as one message (--user and --room required).\n\
                   Exit status: 0 ok; 1 join refused, message rejected or session ended by the server; \
                   2 usage error; 3 the server could not be reached, did not answer the join \
@@ -34,6 +36,10 @@ pub struct Args {
     /// Print events as the JSON lines received instead of `username > message`.
     #[arg(long)]
     pub json: bool,
+    /// Interactive, line by line like the prototype's client, instead of
+    /// the full-screen view.
+    #[arg(long)]
+    pub plain: bool,
     /// Seconds to wait for the connection, and then for the server to
     /// answer the join, before giving up (exit 3).
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]

@@ -4,14 +4,25 @@
 //! - [`session`]: the client's side of the protocol without I/O: the
 //!   handshake frame, message frames, event lines parsed into typed events,
 //!   the join and how a session ends.
-//! - [`editor`]: the line being typed in raw mode, without I/O.
+//! - [`editor`]: the line being typed in raw mode (`--plain`), without I/O.
+//! - [`line`]: the full-screen input line: grapheme-aware editing and
+//!   history, without I/O.
+//! - [`screen`]: the full-screen layout (ratatui): scrollback, members,
+//!   status bar, input; what a typed line means. Without I/O.
 //! - [`terminal`]: raw mode for as long as it lives.
+//! - [`tui`]: the full-screen terminal (ratatui + crossterm, raw mode and
+//!   the alternate screen while it lives); keys into actions.
+//! - [`width`]: text width as terminals count it (per code point).
 //! - [`transport`]: plain TCP or verified TLS (rustls).
 //! - [`run`]: the one select(2) loop over stdin, the socket and the signal
 //!   self-pipe that drives a session.
 
 pub mod editor;
+pub mod line;
 pub mod run;
+pub mod screen;
 pub mod session;
 pub mod terminal;
 pub mod transport;
+pub mod tui;
+pub mod width;

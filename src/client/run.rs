@@ -14,8 +14,11 @@ use nix::sys::select::{FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::editor::{Key, LineEditor};
+use super::screen::Command;
+use super::screen::Kind;
 use super::session::{ClientSession, Ending, Update, ending_after};
 use super::transport::{Incoming, Transport};
+use super::tui::{self, Tui};
 use crate::core::lines::{Line, LineBuffer};
 use crate::core::text::printable;
 use crate::sys::selfpipe::SelfPipe;
@@ -35,9 +38,14 @@ pub struct Options {
     pub join_timeout: Duration,
 }
 
-/// Who types: a person at a terminal (with the line editor), or a script
-/// whose stdin lines are messages.
+/// Asks the server for its public rooms (a connection of its own).
+pub type RoomLister<'a> = &'a dyn Fn() -> Result<Vec<crate::core::wire::RoomEntry>, String>;
+
+/// Who types: a person at a terminal (the full screen, or with `--plain`
+/// the prototype's line editor), or a script whose stdin lines are
+/// messages.
 pub enum Input<'a> {
+    Screen(&'a mut Tui, RoomLister<'a>),
     Keyboard(&'a mut LineEditor),
     Script,
 }
@@ -84,7 +92,7 @@ impl<'a> Stay<'a> {
     }
 
     fn interactive(&self) -> bool {
-        matches!(self.input, Input::Keyboard(_))
+        !matches!(self.input, Input::Script)
     }
 
     /// Runs until the stay ends.
@@ -143,16 +151,21 @@ impl<'a> Stay<'a> {
         let sig = rset.contains(self.signals.fd());
         let sock = rset.contains(sock_fd);
         let keys = read_stdin && rset.contains(stdin_fd);
-        if sig && !self.signals.take().is_empty() {
-            return Some(Ending::Quit);
+        if sig {
+            let got = self.signals.take();
+            if got.iter().any(|&s| s != signal_hook::consts::SIGWINCH) {
+                return Some(Ending::Quit);
+            }
         }
-        if sock && let Some(end) = self.read_socket() {
-            return Some(end);
+        let ending = if sock { self.read_socket() } else { None };
+        let ending = match ending {
+            None if keys => self.read_stdin(),
+            other => other,
+        };
+        if let Input::Screen(t, _) = &mut self.input {
+            t.draw();
         }
-        if keys {
-            return self.read_stdin();
-        }
-        None
+        ending
     }
 
     fn read_socket(&mut self) -> Option<Ending> {
@@ -169,6 +182,20 @@ impl<'a> Stay<'a> {
         for update in self.session.received(&data) {
             match update {
                 Update::Show { event, line } => {
+                    if let Input::Screen(t, _) = &mut self.input {
+                        if t.screen.user.is_empty()
+                            && let Some(me) = self.session.user()
+                        {
+                            // Logged in by token: the join told us our name.
+                            t.screen.user = me.to_string();
+                        }
+                        t.screen
+                            .on_event(&event, &tui::local_hhmm(event.ts.as_deref()));
+                        if let Some(end) = ending_after(&event) {
+                            return Some(end);
+                        }
+                        continue;
+                    }
                     if self.opts.json {
                         self.show(&printable(&String::from_utf8_lossy(&line)));
                     } else {
@@ -199,10 +226,12 @@ impl<'a> Stay<'a> {
         None
     }
 
-    /// Prints an event line: above the line being typed when interactive.
+    /// Prints an event line: above the line being typed when interactive,
+    /// as a note of the client's on the full screen.
     fn show(&mut self, text: &str) {
         let mut out = io::stdout().lock();
-        match &self.input {
+        match &mut self.input {
+            Input::Screen(t, _) => t.screen.note(&tui::local_hhmm(None), text),
             Input::Keyboard(ed) => {
                 let _ = write!(out, "\r\x1b[2K{text}\r\n{}", ed.render());
             }
@@ -214,6 +243,10 @@ impl<'a> Stay<'a> {
     }
 
     fn read_stdin(&mut self) -> Option<Ending> {
+        // The full screen: crossterm reads and parses the keys itself.
+        if let Input::Screen(..) = self.input {
+            return self.on_screen_keys();
+        }
         let mut buf = [0u8; 4096];
         let n = match io::stdin().lock().read(&mut buf) {
             Ok(n) => n,
@@ -233,6 +266,49 @@ impl<'a> Stay<'a> {
         self.stdin_lines.push(&buf[..n]);
         while let Some(Line::Complete(line)) = self.stdin_lines.next_line() {
             self.session.send(&line);
+        }
+        None
+    }
+
+    /// Keys on the full screen: editing happened in the [`Tui`]; what
+    /// lines ask for happens here.
+    fn on_screen_keys(&mut self) -> Option<Ending> {
+        let Input::Screen(t, list_rooms) = &mut self.input else {
+            return None;
+        };
+        let now = tui::local_hhmm(None);
+        for command in t.read_keys() {
+            match command {
+                Command::Nothing => {}
+                Command::Quit => return Some(Ending::Quit),
+                Command::Leave => return Some(Ending::Left),
+                Command::Send(text) => {
+                    let me = self.session.user().unwrap_or("?").to_string();
+                    t.screen.push(super::screen::Entry {
+                        time: now.clone(),
+                        who: Some(me),
+                        text: text.clone(),
+                        kind: Kind::Own,
+                    });
+                    self.session.send(text.as_bytes());
+                }
+                Command::Help => {
+                    for line in super::screen::HELP {
+                        t.screen.note(&now, line);
+                    }
+                }
+                Command::Who => {
+                    let names: Vec<String> =
+                        t.screen.members.iter().map(|m| printable(m)).collect();
+                    let text = format!("Na sala ({}): {}", names.len(), names.join(", "));
+                    t.screen.note(&now, &text);
+                }
+                Command::Rooms => t.show_rooms(list_rooms()),
+                Command::Unknown(word) => t.screen.note(
+                    &now,
+                    &format!("Comando desconhecido: {word} (nada foi enviado; /help lista os comandos, //texto envia \"/texto\")"),
+                ),
+            }
         }
         None
     }
@@ -269,5 +345,54 @@ impl<'a> Stay<'a> {
             self.session.send(line.as_bytes());
         }
         None
+    }
+}
+
+/// Asks the server for its public rooms on a connection of its own: the
+/// `{"list":"rooms"}` first frame, one `rooms` event back (PROTOCOL.md).
+/// Waits at most `timeout`; a server without the listing (the prototype's)
+/// answers otherwise, and that is an error too.
+pub fn list_rooms(
+    mut transport: Transport,
+    timeout: Duration,
+) -> Result<Vec<crate::core::wire::RoomEntry>, String> {
+    let end = Instant::now() + timeout;
+    let mut out = crate::core::wire::encode_frame(br#"{"list":"rooms"}"#);
+    let mut lines = LineBuffer::new(super::session::MAX_LINE);
+    loop {
+        transport.flush(&mut out).map_err(|e| e.to_string())?;
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err("no answer in time".into());
+        }
+        let fd = transport.stream().as_fd();
+        let mut rset = FdSet::new();
+        rset.insert(fd);
+        let mut wset = FdSet::new();
+        if transport.wants_write(&out) {
+            wset.insert(fd);
+        }
+        let mut tv = TimeVal::milliseconds(left.as_millis().min(1000) as i64);
+        match select(None, &mut rset, &mut wset, None, &mut tv) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(format!("select: {e}")),
+        }
+        match transport.read().map_err(|e| e.to_string())? {
+            Incoming::Data(data) => lines.push(&data),
+            Incoming::Nothing => {}
+            Incoming::Closed => return Err("the server closed the connection".into()),
+            Incoming::TlsFailed(why) => return Err(why),
+        }
+        if let Some(Line::Complete(line)) = lines.next_line() {
+            let event = crate::core::wire::Event::parse(&line)?;
+            return match event.rooms {
+                Some(rooms) => Ok(rooms),
+                None => Err(format!(
+                    "the server does not list rooms (it answered {} > {})",
+                    printable(&event.username),
+                    printable(&event.message)
+                )),
+            };
+        }
     }
 }

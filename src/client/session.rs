@@ -96,11 +96,24 @@ impl ClientSession {
         let Some(key) = key else {
             return self;
         };
+        self.with_field("key", serde_json::Value::from(key))
+    }
+
+    /// Asks for chatd's extras (`members`, `history`: PROTOCOL.md); a
+    /// server without them ignores the field.
+    pub fn with_features(self, features: &[&str]) -> ClientSession {
+        if features.is_empty() {
+            return self;
+        }
+        self.with_field("features", serde_json::Value::from(features.to_vec()))
+    }
+
+    fn with_field(self, name: &str, value: serde_json::Value) -> ClientSession {
         // The handshake is the only output so far: rebuild it.
         let payload = &self.out[wire::HEADER_LEN..];
         let mut hs: serde_json::Value =
             serde_json::from_slice(payload).expect("our own handshake parses");
-        hs["key"] = serde_json::Value::from(key);
+        hs[name] = value;
         let user = self.user.clone();
         ClientSession::from_handshake(user.as_deref(), &hs)
     }

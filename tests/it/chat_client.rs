@@ -275,7 +275,8 @@ fn hostile_server_cannot_drive_the_terminal() {
 #[test]
 fn interactive_two_people_talk_and_leave_with_sair() {
     let d = Daemon::start(&["--room", "Teste:2"]);
-    let cmd = format!("{CHAT} --server {}", d.addr);
+    // --plain: the prototype's line-by-line dialogue.
+    let cmd = format!("{CHAT} --plain --server {}", d.addr);
     let yan = Tmux::start("yan", &cmd);
     yan.wait_for("Username:");
     yan.enter("Yan");
@@ -384,7 +385,7 @@ fn interactive_client_says_when_the_server_stops() {
     let t = Tmux::start(
         "stop",
         &format!(
-            "sh -c '{CHAT} --server {} --user Yan --room Teste; sleep 30'",
+            "sh -c '{CHAT} --plain --server {} --user Yan --room Teste; sleep 30'",
             d.addr
         ),
     );

@@ -5,6 +5,7 @@ mod accounts;
 mod bench_smoke;
 mod chat_client;
 mod chat_protocol;
+mod chat_tui;
 mod config;
 mod contrib;
 mod control;

@@ -570,6 +570,11 @@ pub struct Tmux {
 
 impl Tmux {
     pub fn start(tag: &str, command: &str) -> Tmux {
+        Tmux::start_sized(tag, command, 100, 30)
+    }
+
+    /// A window of `width` × `height` cells.
+    pub fn start_sized(tag: &str, command: &str, width: u16, height: u16) -> Tmux {
         assert!(
             Command::new("tmux").arg("-V").output().is_ok(),
             "tmux is needed for the interactive tests (apt-get install tmux; scripts/test installs it)"
@@ -584,9 +589,9 @@ impl Tmux {
                 "new-session",
                 "-d",
                 "-x",
-                "100",
+                &width.to_string(),
                 "-y",
-                "30",
+                &height.to_string(),
             ])
             .arg(command)
             .env("TERM", "xterm")
@@ -643,6 +648,23 @@ impl Tmux {
 
     pub fn wait_for(&self, needle: &str) -> String {
         self.wait(needle, |s| s.contains(needle))
+    }
+
+    /// Resizes the window (the program gets SIGWINCH).
+    pub fn resize(&self, width: u16, height: u16) {
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "resize-window",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
 
     /// Whether the window's command still runs (tmux ends the server with

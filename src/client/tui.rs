@@ -1,0 +1,212 @@
+//! The full-screen client's terminal side: ratatui over crossterm on the
+//! alternate screen, in raw mode for as long as a [`Tui`] lives. Keys are
+//! read by crossterm only after the client's own select(2) loop has seen
+//! stdin readable (crossterm's reader is asked with a zero timeout), so
+//! the one loop still drives everything; a resize arrives as SIGWINCH on
+//! the loop's self-pipe and is a redraw.
+
+use std::io::{self, Stdout};
+use std::time::Duration;
+
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    self, Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+
+use super::screen::{Command, Screen};
+
+use crate::core::wire::RoomEntry;
+
+pub struct Tui {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    pub screen: Screen,
+}
+
+impl Tui {
+    /// Raw mode, the alternate screen, a first frame.
+    pub fn enter(screen: Screen) -> io::Result<Tui> {
+        enable_raw_mode()?;
+        let mut stdout = io::stdout();
+        if let Err(e) = execute!(stdout, EnterAlternateScreen) {
+            let _ = disable_raw_mode();
+            return Err(e);
+        }
+        let terminal = match Terminal::new(CrosstermBackend::new(stdout)) {
+            Ok(t) => t,
+            Err(e) => {
+                restore();
+                return Err(e);
+            }
+        };
+        let mut tui = Tui { terminal, screen };
+        tui.draw();
+        Ok(tui)
+    }
+
+    /// Draws the screen (ratatui sends only what changed; after a resize,
+    /// everything).
+    pub fn draw(&mut self) {
+        let _ = self.terminal.autoresize();
+        let screen = &mut self.screen;
+        let _ = self.terminal.draw(|f| screen.draw(f));
+    }
+
+    /// Ctrl-L: forget what is on the terminal and draw it all again.
+    pub fn redraw_all(&mut self) {
+        let _ = self.terminal.clear();
+        self.draw();
+    }
+
+    /// The keys waiting (stdin was readable), as the commands they make;
+    /// editing and scrolling are done here.
+    pub fn read_keys(&mut self) -> Vec<Command> {
+        let mut actions = Vec::new();
+        // A millisecond, not zero: crossterm's /dev/tty reader does not
+        // look at all with a zero timeout. The loop only gets here when
+        // select(2) saw input, so the wait is never taken in vain twice.
+        while event::poll(Duration::from_millis(1)).unwrap_or(false) {
+            match event::read() {
+                Ok(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
+                    if let Some(a) = self.on_key(k) {
+                        actions.push(a);
+                    }
+                }
+                Ok(TermEvent::Paste(text)) => {
+                    self.screen.input.insert(&text.replace(['\r', '\n'], " "))
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        actions
+    }
+
+    /// The page size for PageUp/PageDown: the log's height.
+    fn page(&self) -> usize {
+        let h = self.terminal.size().map_or(24, |s| s.height);
+        usize::from(h.saturating_sub(3)).max(1)
+    }
+
+    pub fn on_key(&mut self, k: KeyEvent) -> Option<Command> {
+        let page = self.page();
+        let input = &mut self.screen.input;
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match k.code {
+            KeyCode::Char('c') if ctrl => return Some(Command::Quit),
+            KeyCode::Char('d') if ctrl && input.is_empty() => return Some(Command::Quit),
+            KeyCode::Char('d') if ctrl => input.delete(),
+            KeyCode::Char('a') if ctrl => input.home(),
+            KeyCode::Char('e') if ctrl => input.end(),
+            KeyCode::Char('w') if ctrl => input.delete_word(),
+            KeyCode::Char('u') if ctrl => input.delete_to_start(),
+            KeyCode::Char('k') if ctrl => input.delete_to_end(),
+            KeyCode::Char('b') if ctrl => input.left(),
+            KeyCode::Char('f') if ctrl => input.right(),
+            KeyCode::Char('p') if ctrl => input.history_up(),
+            KeyCode::Char('n') if ctrl => input.history_down(),
+            KeyCode::Char('l') if ctrl => self.redraw_all(),
+            KeyCode::Char(_) if ctrl => {}
+            KeyCode::Char(c) => input.insert(c.encode_utf8(&mut [0; 4])),
+            KeyCode::Backspace => input.backspace(),
+            KeyCode::Delete => input.delete(),
+            KeyCode::Left => input.left(),
+            KeyCode::Right => input.right(),
+            KeyCode::Home => input.home(),
+            KeyCode::End => input.end(),
+            KeyCode::Up => input.history_up(),
+            KeyCode::Down => input.history_down(),
+            KeyCode::PageUp => self.screen.page_up(page),
+            KeyCode::PageDown => self.screen.page_down(page),
+            KeyCode::F(2) => self.screen.show_members = !self.screen.show_members,
+            KeyCode::Enter => {
+                let line = input.submit();
+                return Some(super::screen::command(&line));
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Shows the room list (from `/salas`).
+    pub fn show_rooms(&mut self, rooms: Result<Vec<RoomEntry>, String>) {
+        let now = local_hhmm(None);
+        match rooms {
+            Ok(rooms) if rooms.is_empty() => self.screen.note(&now, "Nenhuma sala pública."),
+            Ok(rooms) => {
+                self.screen.learn_limit(&rooms);
+                self.screen
+                    .note(&now, &format!("Salas: {}", describe_rooms(&rooms)));
+            }
+            Err(e) => self
+                .screen
+                .note(&now, &format!("Não foi possível listar as salas: {e}")),
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.terminal.show_cursor();
+        restore();
+    }
+}
+
+fn restore() {
+    let _ = execute!(io::stdout(), LeaveAlternateScreen);
+    let _ = disable_raw_mode();
+}
+
+/// `Teste (1/2), Lobby (0/10)`.
+pub fn describe_rooms(rooms: &[RoomEntry]) -> String {
+    rooms
+        .iter()
+        .map(|r| {
+            format!(
+                "{} ({}/{})",
+                crate::core::text::printable(&r.name),
+                r.members,
+                r.limit
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An event's time (RFC 3339 UTC) as local HH:MM; now when it has none
+/// (a server that does not stamp events).
+pub fn local_hhmm(ts: Option<&str>) -> String {
+    let secs = ts
+        .and_then(crate::timefmt::parse_rfc3339)
+        .unwrap_or_else(crate::timefmt::unix_now);
+    let Ok(t) = nix::libc::time_t::try_from(secs) else {
+        return "--:--".into();
+    };
+    // SAFETY: localtime_r only writes the `tm` it is given; both live on
+    // this stack frame for the call.
+    let mut tm: nix::libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !nix::libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return "--:--".into();
+    }
+    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_time_follows_tz() {
+        // The process's TZ is whatever the test runner has; UTC+0 is the
+        // one case every machine can compute by hand.
+        let hhmm = local_hhmm(Some("2026-11-24T10:05:00Z"));
+        assert_eq!(hhmm.len(), 5);
+        assert_eq!(hhmm.as_bytes()[2], b':');
+        assert_eq!(local_hhmm(Some("garbage")).len(), 5);
+    }
+}

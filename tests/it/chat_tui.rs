@@ -1,0 +1,187 @@
+//! The full-screen `chat`, in real terminals (tmux) at 80×24 and after a
+//! resize to 40 columns: the room list at the prompt, history replay, the
+//! member list following joins and leaves, editing by grapheme, input
+//! history, status lines never mixed with typed text, client commands
+//! that stay local.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// The row the input line is on, at 24 rows.
+const INPUT_ROW: usize = 23;
+
+fn row(t: &Tmux, n: usize) -> String {
+    t.screen()
+        .lines()
+        .nth(n)
+        .unwrap_or("")
+        .trim_end()
+        .to_string()
+}
+
+fn wait_row(t: &Tmux, n: usize, want: &str) {
+    t.wait(&format!("row {n} = {want:?}"), |s| {
+        s.lines().nth(n).unwrap_or("").trim_end() == want
+    });
+}
+
+/// Sends `lines` as `user` in `room` with the scripted client.
+fn say(d: &Daemon, user: &str, room: &str, lines: &str) {
+    let out = with_stdin(
+        Command::new(CHAT).args([
+            "--server",
+            &d.addr.to_string(),
+            "--user",
+            user,
+            "--room",
+            room,
+        ]),
+        lines,
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn the_full_screen_at_80_columns_then_40() {
+    let d = Daemon::start(&["--room", "Lobby:10"]);
+    let out = d.ctl(&["room", "create", "Teste", "--limit", "5", "--history", "10"]);
+    assert!(out.status.success());
+    say(&d, "Buendia", "Teste", "velha um\nvelha dois\n");
+
+    let t = Tmux::start_sized("tui", &format!("{CHAT} --server {}", d.addr), 80, 24);
+    t.wait_for("Username:");
+    t.enter("Yan");
+    // The room prompt offers the public rooms with occupancy and limit.
+    t.wait_for("Salas disponíveis: Lobby (0/10), Teste (0/5)");
+    t.enter("Teste");
+
+    // History first (before our join), then the join; the status bar
+    // and the member list.
+    let s = t.wait_for("Yan > *** ENTROU NA SALA ***");
+    let velha = s.find("Buendia > velha um").expect("history replayed");
+    let dois = s.find("Buendia > velha dois").expect("history replayed");
+    assert!(velha < dois && dois < s.find("Yan > *** ENTROU NA SALA ***").unwrap());
+    wait_row(
+        &t,
+        22,
+        &format!(" Teste · 1/5 · {} · sem TLS · /help", d.addr),
+    );
+    assert_eq!(row(&t, 1), format!("{:<60}│Yan", ""));
+
+    // Bia joins and talks while Yan is typing: the message goes to the
+    // log, Yan's line stays as typed; the member list follows.
+    t.type_text("digitando");
+    wait_row(&t, INPUT_ROW, "Yan > digitando");
+    let mut bia = d.joined("Bia", "Teste");
+    t.wait("Bia listed", |s| s.contains("│Bia"));
+    bia.say("oi Yan");
+    t.wait_for("Bia > oi Yan");
+    assert_eq!(row(&t, INPUT_ROW), "Yan > digitando");
+    wait_row(
+        &t,
+        22,
+        &format!(" Teste · 2/5 · {} · sem TLS · /help", d.addr),
+    );
+    drop(bia);
+    t.wait_for("Bia > *** SAIU DA SALA ***");
+    t.wait("Bia gone from the list", |s| !s.contains("│Bia"));
+
+    // Editing by grapheme: one Backspace takes é (e + combining accent)
+    // or 👍🏽 whole; arrows, Home, Ctrl-W/U/K.
+    t.keys(&["C-u"]);
+    t.type_text("cafe\u{301} 👍🏽");
+    wait_row(&t, INPUT_ROW, "Yan > cafe\u{301} 👍🏽");
+    t.keys(&["BSpace"]);
+    wait_row(&t, INPUT_ROW, "Yan > cafe\u{301}");
+    t.keys(&["BSpace", "BSpace"]);
+    wait_row(&t, INPUT_ROW, "Yan > caf");
+    t.type_text("é bom");
+    // Ctrl-W takes the word back to the space, as in readline.
+    t.keys(&["C-w", "BSpace"]);
+    wait_row(&t, INPUT_ROW, "Yan > café");
+    t.keys(&["Home"]);
+    t.type_text("um ");
+    t.keys(&["End"]);
+    t.type_text("!");
+    wait_row(&t, INPUT_ROW, "Yan > um café!");
+    t.keys(&["Left", "Left", "C-k"]);
+    wait_row(&t, INPUT_ROW, "Yan > um caf");
+    t.keys(&["C-u"]);
+    t.enter("primeira");
+    t.enter("segunda");
+    t.wait_for("Yan > segunda");
+    // History: ↑ twice is the first line sent.
+    t.keys(&["Up", "Up"]);
+    wait_row(&t, INPUT_ROW, "Yan > primeira");
+    t.keys(&["Down", "Down"]);
+    wait_row(&t, INPUT_ROW, "Yan >");
+
+    // Client commands stay local; //text sends /text.
+    let mut ana = d.joined("Ana", "Teste");
+    t.wait("Ana listed", |s| s.contains("│Ana"));
+    t.enter("/help");
+    t.wait_for("-- Comandos: /help esta ajuda");
+    t.enter("/who");
+    t.wait_for("-- Na sala (2): Yan, Ana");
+    t.enter("/salas");
+    t.wait_for("-- Salas: Lobby (0/10), Teste (2/5)");
+    t.enter("/shrug");
+    t.wait_for("-- Comando desconhecido: /shrug (nada foi enviado");
+    t.enter("//shrug");
+    let ev = ana.event();
+    assert_eq!(
+        ev["message"], "/shrug",
+        "only //shrug reached the room: {ev}"
+    );
+    ana.expect_silence(Duration::from_millis(300));
+
+    // 40 columns: the member list gives way, long lines wrap under their
+    // text, the status bar and the input line stay whole.
+    ana.say("uma mensagem comprida que certamente passa de quarenta colunas");
+    t.wait_for("Ana > uma mensagem");
+    t.resize(40, 24);
+    t.wait("wrapped at 40 columns", |s| {
+        s.lines()
+            .any(|l| l.trim_end().ends_with("Ana > uma mensagem comprida que ce"))
+    });
+    let s = t.screen();
+    // Continuation rows start under the text (12 columns in).
+    assert!(
+        s.contains("\n            rtamente passa de quarenta c"),
+        "{s}"
+    );
+    assert!(!s.contains('│'), "no member list at 40 columns:\n{s}");
+    let status: String = format!(" Teste · 2/5 · {} · sem TLS · /help", d.addr)
+        .chars()
+        .take(40)
+        .collect();
+    assert_eq!(row(&t, 22), status.trim_end());
+    t.type_text("depois do resize");
+    wait_row(&t, INPUT_ROW, "Yan > depois do resize");
+
+    // /SAIR leaves for the room prompt, the terminal back to normal.
+    t.keys(&["C-u"]);
+    t.enter("/SAIR");
+    t.wait_for("Saindo da sala...");
+    t.wait_for("Escolha a sala:");
+}
+
+#[test]
+fn the_full_screen_says_why_the_session_ended() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let t = Tmux::start_sized(
+        "tui-stop",
+        &format!(
+            "sh -c '{CHAT} --server {} --user Yan --room Teste; sleep 30'",
+            d.addr
+        ),
+        80,
+        24,
+    );
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    assert!(d.stop().success());
+    // The full screen is gone; the reason stays on the normal screen.
+    t.wait_for("O servidor está encerrando.");
+}
