@@ -2,13 +2,16 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
-//!         [--baseline PATH] [--tls]
+//!         [--baseline PATH] [--tls] [--epoll]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
 //! change on the same machine in the same minutes. `--tls` adds chatd over
 //! TLS (certificates made for the run with rcgen) as another server, and
-//! measures full TLS handshakes per second.
+//! measures full TLS handshakes per second. `--epoll` adds chatd with
+//! `--poller epoll` as another server, and the scenarios beyond select's
+//! 1,000 clients (10 rooms × 1,000 members, idle and talking), which only
+//! it runs.
 //!
 //! Every scenario runs `--runs` times (default 3) against a fresh server
 //! each time, alternating which server goes first; the table shows medians
@@ -56,7 +59,31 @@ fn scenarios() -> Vec<Scenario> {
             rate: None,
             payload: 40,
         },
+        Scenario {
+            name: BIG_IDLE.into(),
+            rooms: 10,
+            members: 1000,
+            msgs: 0,
+            rate: None,
+            payload: 40,
+        },
+        Scenario {
+            name: BIG_FANOUT.into(),
+            rooms: 10,
+            members: 1000,
+            msgs: 1,
+            rate: None,
+            payload: 40,
+        },
     ]
+}
+
+/// Scenarios beyond select(2)'s 1,000 clients: epoll only.
+const BIG_IDLE: &str = "idle 10k (epoll)";
+const BIG_FANOUT: &str = "10x1000x1 (epoll)";
+
+fn epoll_only(sc: &Scenario) -> bool {
+    sc.name == BIG_IDLE || sc.name == BIG_FANOUT
 }
 
 /// A server under test, killed on drop.
@@ -126,9 +153,16 @@ fn make_pki() -> Pki {
     }
 }
 
-fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>) -> Result<Server, String> {
+fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Result<Server, String> {
     let dir = TempDir::new("chatd");
     let mut cmd = Command::new(bin);
+    if bin == Path::new(CHATD) {
+        // (A --baseline build may predate the configuration file.)
+        cmd.args(["--config", "none"]);
+    }
+    if epoll {
+        cmd.args(["--poller", "epoll", "--max-clients", "12000"]);
+    }
     match tls {
         None => cmd.args(["--listen", "127.0.0.1:0"]),
         Some(pki) => cmd
@@ -293,6 +327,8 @@ struct Args {
     baseline: Option<PathBuf>,
     /// Also measure chatd over TLS.
     tls: bool,
+    /// Also measure chatd with --poller epoll.
+    epoll: bool,
 }
 
 fn parse_args() -> Args {
@@ -303,6 +339,7 @@ fn parse_args() -> Args {
         attach: None,
         baseline: None,
         tls: false,
+        epoll: false,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -316,6 +353,7 @@ fn parse_args() -> Args {
             "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
             "--baseline" => args.baseline = it.next().map(PathBuf::from),
             "--tls" => args.tls = true,
+            "--epoll" => args.epoll = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -362,14 +400,15 @@ fn main() {
     }
     let ngircd = ngircd_binary();
     let pki = args.tls.then(make_pki);
-    let servers: Vec<&str> = ["chatd", "chatd+tls", "baseline", "ngircd"]
+    let all_servers: Vec<&str> = ["chatd", "chatd+epoll", "chatd+tls", "baseline", "ngircd"]
         .into_iter()
         .filter(|s| *s != "baseline" || args.baseline.is_some())
         .filter(|s| *s != "chatd+tls" || args.tls)
+        .filter(|s| *s != "chatd+epoll" || args.epoll)
         .filter(|s| {
-            args.only
-                .as_deref()
-                .is_none_or(|o| o == *s || *s == "baseline" || *s == "chatd+tls")
+            args.only.as_deref().is_none_or(|o| {
+                o == *s || *s == "baseline" || *s == "chatd+tls" || *s == "chatd+epoll"
+            })
         })
         .filter(|s| *s != "ngircd" || ngircd.is_some())
         .collect();
@@ -385,6 +424,14 @@ fn main() {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
         }
+        if epoll_only(&sc) && !args.epoll {
+            continue;
+        }
+        let servers: Vec<&str> = all_servers
+            .iter()
+            .copied()
+            .filter(|s| !epoll_only(&sc) || *s == "chatd+epoll")
+            .collect();
         let mut results: Vec<(&str, Vec<Report>)> =
             servers.iter().map(|s| (*s, Vec::new())).collect();
         for run in 0..args.runs {
@@ -396,9 +443,12 @@ fn main() {
             };
             for i in order {
                 let server = match servers[i] {
-                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms, None),
-                    "chatd+tls" => start_chatd(Path::new(CHATD), sc.rooms, pki.as_ref()),
-                    "baseline" => start_chatd(args.baseline.as_deref().unwrap(), sc.rooms, None),
+                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms, None, false),
+                    "chatd+epoll" => start_chatd(Path::new(CHATD), sc.rooms, None, true),
+                    "chatd+tls" => start_chatd(Path::new(CHATD), sc.rooms, pki.as_ref(), false),
+                    "baseline" => {
+                        start_chatd(args.baseline.as_deref().unwrap(), sc.rooms, None, false)
+                    }
                     _ => start_ngircd(ngircd.as_deref().unwrap()),
                 };
                 let server = match server {
@@ -439,7 +489,7 @@ fn tls_handshake_table(pki: &Pki, runs: usize) {
     let mut rates = Vec::new();
     let mut cpus = Vec::new();
     for run in 0..runs {
-        let server = match start_chatd(Path::new(CHATD), 1, Some(pki)) {
+        let server = match start_chatd(Path::new(CHATD), 1, Some(pki), false) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("fanout: {e}");

@@ -186,7 +186,26 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
             Duration::from_millis(100),
         )?;
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Read what the joins sent until the server has been quiet (no CPU
+    // used) for 1.5 s, so its queues are drained and it is idle (chatd
+    // gives a burst's memory back once idle) before its memory is read.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    let mut cpu_seen = cpu_secs(target.pid);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_millis(1500) && Instant::now() < give_up {
+        pump(
+            &mut peers,
+            target.proto,
+            &mut stats,
+            &now_us,
+            Duration::from_millis(100),
+        )?;
+        let cpu = cpu_secs(target.pid);
+        if cpu != cpu_seen {
+            cpu_seen = cpu;
+            quiet_since = Instant::now();
+        }
+    }
     let joined_rss = rss_kib(target.pid);
     report.rss_per_client_kib =
         joined_rss.saturating_sub(report.rss_base_kib) as f64 / n.max(1) as f64;

@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --help --version"
+            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -67,6 +67,10 @@ _chatd() {
                     ;;
                 --max-clients)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --poller)
+                    COMPREPLY=($(compgen -W "select epoll" -- "${cur}"))
                     return 0
                     ;;
                 --handshake-timeout)

@@ -7,7 +7,9 @@ complete -c chatd -l room -d 'A room that exists from start-up, as NAME:LIMIT (r
 complete -c chatd -l control -d 'Control socket path [default: $CHATD_CONTROL, else $RUNTIME_DIRECTORY/control.sock, else $XDG_RUNTIME_DIR/chatd/control.sock, else ${TMPDIR:-/tmp}/chatd-$UID/control.sock, a directory that must be yours and not writable by others]' -r -F
 complete -c chatd -l state-dir -d 'Directory for the state file rooms.json (rooms and limits) [default: $STATE_DIRECTORY, else $XDG_STATE_HOME/chatd, else ~/.local/state/chatd]' -r -F
 complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in bytes' -r
-complete -c chatd -l max-clients -d 'Most chat clients connected at once (at most what select(2) can hold)' -r
+complete -c chatd -l max-clients -d 'Most chat clients connected at once (with select, at most 1000; with epoll, what the descriptor limit allows)' -r
+complete -c chatd -l poller -d 'How chatd waits for its sockets: select (the default) or epoll (for more than 1000 clients)' -r -f -a "select\t'select(2): at most 1000 chat clients (it watches 1024 descriptors)'
+epoll\t'epoll(7): as many clients as RLIMIT_NOFILE allows (chatd raises its soft limit to the hard one at start), no cost per idle client'"
 complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
 complete -c chatd -l write-timeout -d 'Seconds, in all, a member\'s backed-up output may hold its room back before it is dropped (time under the mark pays it back at 1/6)' -r

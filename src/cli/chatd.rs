@@ -19,6 +19,16 @@ pub enum LogTarget {
     Syslog,
 }
 
+/// The kernel interface chatd waits with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollerKind {
+    /// select(2): at most 1000 chat clients (it watches 1024 descriptors).
+    Select,
+    /// epoll(7): as many clients as RLIMIT_NOFILE allows (chatd raises its
+    /// soft limit to the hard one at start), no cost per idle client.
+    Epoll,
+}
+
 /// The least severe entries written to the log target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -78,9 +88,15 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = 16384)]
     pub max_frame: usize,
 
-    /// Most chat clients connected at once (at most what select(2) can hold).
+    /// Most chat clients connected at once (with select, at most 1000;
+    /// with epoll, what the descriptor limit allows).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_clients: usize,
+
+    /// How chatd waits for its sockets: select (the default) or epoll (for
+    /// more than 1000 clients).
+    #[arg(long, value_enum, default_value_t = PollerKind::Select)]
+    pub poller: PollerKind,
 
     /// Seconds a new connection has to send its handshake.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]

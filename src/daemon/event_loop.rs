@@ -30,7 +30,7 @@ use super::logbook::{Logbook, Sink};
 use super::net::{self, ControlSocket};
 use super::notify::Notifier;
 use super::oidc::Oidc;
-use super::poller::{Interest, Poller, Ready, Select, Token};
+use super::poller::{Interest, Poller, Ready, Token};
 use super::reload;
 use super::store::Store;
 use super::tls::TlsSetup;
@@ -114,6 +114,8 @@ enum Door {
 /// What start-up opened for the loop: sockets, the signal pipe, the state
 /// store and the systemd notifier.
 pub struct Bound {
+    /// select(2) or epoll(7).
+    pub poller: Box<dyn Poller>,
     /// Chat listeners, each with whether it speaks TLS.
     pub listeners: Vec<(TcpListener, bool)>,
     /// The certificate and key for the TLS listeners.
@@ -149,7 +151,7 @@ pub struct Server {
     tls: Option<TlsSetup>,
     control: Option<ControlSocket>,
     signals: SelfPipe,
-    poller: Select,
+    poller: Box<dyn Poller>,
     store: Store,
     notifier: Notifier,
     next_id: u64,
@@ -169,6 +171,10 @@ pub struct Server {
     watchdog_due: Option<Instant>,
     /// Events' `ts`: the second it was formatted for, and the text.
     ts_cache: (u64, String),
+    /// Deliveries counted at the last heap trim (see `trim_heap`).
+    trimmed_at_deliveries: u64,
+    /// When the heap may be trimmed next.
+    next_trim: Instant,
     // -- the pass's work ----------------------------------------------------
     /// Connections something happened to, to settle before the next wait.
     touched: Vec<ConnId>,
@@ -191,6 +197,7 @@ pub struct Server {
 impl Server {
     pub fn new(cfg: Config, hub: Hub, log: Logbook, bound: Bound) -> Server {
         let Bound {
+            mut poller,
             listeners,
             tls,
             control,
@@ -202,7 +209,6 @@ impl Server {
             oidc,
         } = bound;
         let limits = session_limits(&cfg);
-        let mut poller = Select::default();
         poller.set(signals.fd().as_raw_fd(), SIGNALS, Interest::default());
         Server {
             controls: ControlConns::new(control_cap, cfg.control_timeout),
@@ -233,6 +239,8 @@ impl Server {
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             watchdog_due: None,
             ts_cache: (0, String::new()),
+            trimmed_at_deliveries: 0,
+            next_trim: Instant::now(),
             touched: Vec::new(),
             writes: Vec::new(),
             runnable: Vec::new(),
@@ -281,6 +289,9 @@ impl Server {
             self.log.flush_sink();
             self.register_the_rest(now);
             let timeout = self.wait_timeout(now);
+            if timeout != Some(Duration::ZERO) {
+                self.trim_heap(now);
+            }
             ready.clear();
             self.poller
                 .wait(timeout, &mut ready)
@@ -1356,6 +1367,23 @@ impl Server {
                 counts.0, counts.1
             ));
             self.status_sent = (counts, now);
+        }
+    }
+
+    /// When the loop goes quiet after a burst of deliveries (at most once
+    /// a second): gives the memory the burst's output queues held back to
+    /// the kernel. glibc keeps freed heap pages otherwise, so a 10,000-client
+    /// chatd would stay at the size of its largest burst.
+    fn trim_heap(&mut self, now: Instant) {
+        if self.counters.deliveries == self.trimmed_at_deliveries || now < self.next_trim {
+            return;
+        }
+        self.trimmed_at_deliveries = self.counters.deliveries;
+        self.next_trim = now + Duration::from_secs(1);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only releases free memory of the allocator.
+        unsafe {
+            nix::libc::malloc_trim(0);
         }
     }
 

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::chatd::{Args, Loaded, LogLevel, LogTarget};
+use crate::cli::chatd::{Args, Loaded, LogLevel, LogTarget, PollerKind};
 use crate::core::control::Level;
 use crate::paths::{check_private_dir, resolve_socket_path, resolve_state_dir};
 
@@ -42,6 +42,10 @@ const MIN_CONTROL_CAP: usize = 2;
 
 /// The most chat clients select(2) can hold next to the reserve.
 pub const MAX_CLIENTS_CEILING: usize = FD_SETSIZE - FD_RESERVE;
+
+/// The most chat clients chatd takes with epoll (the descriptor limit
+/// usually says less).
+pub const MAX_CLIENTS_EPOLL: usize = 1_000_000;
 
 /// Everything chatd needs to know to run; built from its flags and its
 /// configuration file ([`Config::load`]), and built again the same way on
@@ -68,6 +72,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub max_frame: usize,
     pub max_clients: usize,
+    pub poller: PollerKind,
     pub handshake_timeout: Duration,
     pub sendq: usize,
     pub write_timeout: Duration,
@@ -116,6 +121,7 @@ impl Config {
             state_dir,
             max_frame,
             max_clients,
+            poller,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -145,6 +151,7 @@ impl Config {
             state_dir,
             max_frame,
             max_clients,
+            poller,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -188,10 +195,20 @@ impl Config {
         if self.max_frame == 0 {
             return Err("--max-frame must be at least 1".into());
         }
-        if self.max_clients == 0 || self.max_clients > MAX_CLIENTS_CEILING {
-            return Err(format!(
-                "--max-clients must be between 1 and {MAX_CLIENTS_CEILING} (select(2) watches at most {FD_SETSIZE} descriptors)"
-            ));
+        match self.poller {
+            PollerKind::Select
+                if self.max_clients == 0 || self.max_clients > MAX_CLIENTS_CEILING =>
+            {
+                return Err(format!(
+                    "--max-clients must be between 1 and {MAX_CLIENTS_CEILING} (select(2) watches at most {FD_SETSIZE} descriptors; --poller epoll goes further)"
+                ));
+            }
+            PollerKind::Epoll if self.max_clients == 0 || self.max_clients > MAX_CLIENTS_EPOLL => {
+                return Err(format!(
+                    "--max-clients must be between 1 and {MAX_CLIENTS_EPOLL}"
+                ));
+            }
+            _ => {}
         }
         let need = 4 * max_event_len(self.max_frame);
         if self.sendq < need {
@@ -222,6 +239,20 @@ pub enum LoadFailure {
     Config(String),
     /// Anything else (a directory that is not safe, ...): exit 1.
     Other(String),
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (epoll has no ceiling
+/// of its own); returns the soft limit now in force.
+fn raise_nofile_limit() -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return FD_SETSIZE;
+    };
+    let wanted = hard.min(1 << 20);
+    if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        return wanted as usize;
+    }
+    soft as usize
 }
 
 /// Binds everything, then serves until SIGINT/SIGTERM. Errors are start-up
@@ -301,16 +332,33 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     let control = net::bind_control(&cfg.control)?;
     let notifier = notify::Notifier::from_env();
-    // Control connections get the select(2) slots that chat clients can
-    // never need (one more descriptor: the loop's spare).
+    // Control connections get the descriptors that chat clients can never
+    // need (one more descriptor: the loop's spare).
     let open = control_conn::open_descriptors().unwrap_or(FD_RESERVE) + 1;
-    let control_cap = control_conn::control_cap(FD_SETSIZE, open, cfg.max_clients);
-    if control_cap < MIN_CONTROL_CAP {
-        return Err(format!(
-            "--max-clients {} leaves {control_cap} descriptor(s) below select(2)'s limit of {FD_SETSIZE} for control connections ({open} are already open): lower --max-clients",
-            cfg.max_clients
-        ));
-    }
+    let mut short_of_descriptors = None;
+    let (poller, control_cap): (Box<dyn poller::Poller>, usize) = match cfg.poller {
+        PollerKind::Select => {
+            let cap = control_conn::control_cap(FD_SETSIZE, open, cfg.max_clients);
+            if cap < MIN_CONTROL_CAP {
+                return Err(format!(
+                    "--max-clients {} leaves {cap} descriptor(s) below select(2)'s limit of {FD_SETSIZE} for control connections ({open} are already open): lower --max-clients, or use --poller epoll",
+                    cfg.max_clients
+                ));
+            }
+            (Box::new(poller::Select::default()), cap)
+        }
+        PollerKind::Epoll => {
+            let limit = raise_nofile_limit();
+            let epoll = poller::Epoll::new().map_err(|e| format!("epoll: {e}"))?;
+            let cap = control_conn::control_cap(limit, open, cfg.max_clients);
+            if cap < MIN_CONTROL_CAP {
+                // As with select under a low limit: chatd runs, and what the
+                // limit cannot hold is refused at the door (EMFILE, 503).
+                short_of_descriptors = Some(limit);
+            }
+            (Box::new(epoll), cap.max(MIN_CONTROL_CAP))
+        }
+    };
     // Only now that everything is bound: a chatd that fails to start never
     // writes the state file.
     if !from_flags.is_empty() {
@@ -350,6 +398,20 @@ pub fn run(cfg: Config) -> Result<(), String> {
     log.info(format!(
         "control: up to {control_cap} connections at once, closed after {} s of silence",
         cfg.control_timeout.as_secs_f64()
+    ));
+    if let Some(limit) = short_of_descriptors {
+        log.warn(format!(
+            "the descriptor limit (RLIMIT_NOFILE) is {limit}, too low for --max-clients {} and chatd's own {open}: connections beyond it are refused; raise it (ulimit -n, LimitNOFILE=) or lower --max-clients",
+            cfg.max_clients
+        ));
+    }
+    log.info(format!(
+        "waiting with {}: up to {} chat clients",
+        match cfg.poller {
+            PollerKind::Select => "select(2)",
+            PollerKind::Epoll => "epoll(7)",
+        },
+        cfg.max_clients
     ));
     log.info(format!(
         "state: {} room(s) loaded from {}",
@@ -394,6 +456,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         ));
     }
     let bound = event_loop::Bound {
+        poller,
         listeners,
         tls,
         control: Some(control),

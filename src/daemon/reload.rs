@@ -125,6 +125,7 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
             ),
         );
     }
+    restart("poller", word(&old.poller), word(&new.poller));
     restart("listen", dbg(&old.listen), dbg(&new.listen));
     restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
     restart(
@@ -147,6 +148,7 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
     for c in &plan.restart {
         match c.key {
             "max-clients" => new.max_clients = old.max_clients,
+            "poller" => new.poller = old.poller,
             "listen" => new.listen = old.listen.clone(),
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
             "control" => new.control = old.control.clone(),
@@ -201,6 +203,7 @@ mod tests {
             state_dir: "/var/lib/chatd".into(),
             max_frame: 16384,
             max_clients: 1000,
+            poller: crate::cli::chatd::PollerKind::Select,
             handshake_timeout: Duration::from_secs(10),
             sendq: 1 << 20,
             write_timeout: Duration::from_secs(10),

@@ -402,3 +402,50 @@ fn sigterm_during_a_flood_reaches_every_client_and_exits_0() {
         w.join().unwrap();
     }
 }
+
+#[test]
+fn epoll_takes_more_clients_than_select_can() {
+    allow_many_descriptors();
+    // select(2) stops at 1000 clients and says where to go instead.
+    let out = std::process::Command::new(CHATD)
+        .args(["--config", "none", "--max-clients", "1200"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--poller epoll"));
+
+    let rooms: Vec<String> = (0..12).map(|r| format!("--room=S{r}:100")).collect();
+    let mut args = vec!["--poller", "epoll", "--max-clients", "1300"];
+    args.extend(rooms.iter().map(String::as_str));
+    let mut d = Daemon::start(&args);
+    d.wait_log(
+        "waiting with epoll(7): up to 1300 chat clients",
+        Duration::from_secs(2),
+    );
+    // 1200 members in 12 rooms: descriptors far above select's 1024.
+    let mut members: Vec<Client> = (0..1200)
+        .map(|i| {
+            let mut c = Client::connect(d.addr);
+            c.handshake(&format!("m{i}"), &format!("S{}", i / 100));
+            c
+        })
+        .collect();
+    for (i, c) in members.iter_mut().enumerate() {
+        let me = format!("\"m{i}\"");
+        while !String::from_utf8_lossy(&c.line_within(Duration::from_secs(10)).expect("own join"))
+            .contains(&me)
+        {}
+    }
+    let stats = d.ctl(&["stats"]);
+    assert!(
+        String::from_utf8_lossy(&stats.stdout).contains("clients              1200"),
+        "{stats:?}"
+    );
+    // The last room (the newest descriptors) talks.
+    members[1199].say("para todos");
+    for c in &mut members[1100..1199] {
+        while !String::from_utf8_lossy(&c.line_within(Duration::from_secs(10)).expect("message"))
+            .contains("para todos")
+        {}
+    }
+}

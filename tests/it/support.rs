@@ -76,6 +76,14 @@ impl Daemon {
         if extra.contains(&"--config") {
             args.truncate(args.len() - 2);
         }
+        // CHATD_TEST_POLLER=epoll runs the suite against the epoll backend
+        // (scripts/test does, for the protocol, fault and hardening tests).
+        if let Ok(poller) = std::env::var("CHATD_TEST_POLLER")
+            && !extra.contains(&"--poller")
+        {
+            args.push("--poller".into());
+            args.push(poller);
+        }
         if extra.contains(&"--listen") {
             args.drain(..2);
         }
