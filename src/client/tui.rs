@@ -65,25 +65,37 @@ impl Tui {
     /// The keys waiting (stdin was readable), as the commands they make;
     /// editing and scrolling are done here.
     pub fn read_keys(&mut self) -> Vec<Command> {
-        let mut actions = Vec::new();
+        let mut commands = Vec::new();
         // A millisecond, not zero: crossterm's /dev/tty reader does not
         // look at all with a zero timeout. The loop only gets here when
         // select(2) saw input, so the wait is never taken in vain twice.
-        while event::poll(Duration::from_millis(1)).unwrap_or(false) {
+        loop {
+            match event::poll(Duration::from_millis(1)) {
+                Ok(true) => {}
+                Ok(false) => break,
+                // The terminal is gone: nobody is left to type.
+                Err(_) => return vec![Command::Quit],
+            }
             match event::read() {
                 Ok(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => {
-                    if let Some(a) = self.on_key(k) {
-                        actions.push(a);
+                    if let Some(c) = self.on_key(k) {
+                        commands.push(c);
                     }
                 }
                 Ok(TermEvent::Paste(text)) => {
                     self.screen.input.insert(&text.replace(['\r', '\n'], " "))
                 }
                 Ok(_) => {}
-                Err(_) => break,
+                Err(_) => return vec![Command::Quit],
             }
         }
-        actions
+        if commands.is_empty() && hung_up() {
+            // stdin said "readable" and nothing came: a hang-up (the
+            // terminal closed without SIGHUP reaching us). Quit rather
+            // than be woken for it forever.
+            commands.push(Command::Quit);
+        }
+        commands
     }
 
     /// The page size for PageUp/PageDown: the log's height.
@@ -154,6 +166,20 @@ impl Drop for Tui {
         let _ = self.terminal.show_cursor();
         restore();
     }
+}
+
+/// Whether the terminal on stdin has hung up.
+fn hung_up() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::ZERO).is_err() {
+        return true;
+    }
+    fds[0].revents().is_some_and(|r| {
+        r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+    })
 }
 
 fn restore() {

@@ -185,3 +185,33 @@ fn the_full_screen_says_why_the_session_ended() {
     // The full screen is gone; the reason stays on the normal screen.
     t.wait_for("O servidor está encerrando.");
 }
+
+#[test]
+fn the_full_screen_exits_when_its_terminal_goes_away() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let dir = TempDir::new("hup");
+    let pidfile = dir.path().join("pid");
+    let t = Tmux::start_sized(
+        "tui-hup",
+        &format!(
+            "sh -c 'echo $$ > {}; exec {CHAT} --server {} --user Yan --room Teste'",
+            pidfile.display(),
+            d.addr
+        ),
+        80,
+        24,
+    );
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(t); // kill-server: the terminal is gone
+    let gone = eventually(Duration::from_secs(5), || {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
+    });
+    assert!(gone, "chat {pid} still runs after its terminal went away");
+}
