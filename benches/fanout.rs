@@ -1,4 +1,5 @@
-//! The fan-out benchmark: chatd side by side with ngircd on loopback.
+//! The fan-out benchmark: chatd side by side with ngircd and Redis pub/sub
+//! (RESP3) on loopback, and the floor: what a bare writer spends per write.
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
@@ -12,6 +13,11 @@
 //! `--poller epoll` as another server, and the scenarios beyond select's
 //! 1,000 clients (10 rooms × 1,000 members, idle and talking), which only
 //! it runs.
+//!
+//! Server CPU per delivery (utime+stime of the server process over the
+//! run, divided by deliveries) is the headline: on a 2-core machine the
+//! generator saturates its own core, so deliveries/s mostly measure the
+//! generator (BENCHMARKS.md).
 //!
 //! Every scenario runs `--runs` times (default 3) against a fresh server
 //! each time, alternating which server goes first; the table shows medians
@@ -282,6 +288,54 @@ fn start_ngircd(bin: &Path) -> Result<Server, String> {
     })
 }
 
+fn redis_binary() -> Option<PathBuf> {
+    ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// redis-server as a pub/sub yardstick: no persistence, no output-buffer
+/// limit on subscribers (chatd's sendq is larger than the default's).
+fn start_redis(bin: &Path) -> Result<Server, String> {
+    let dir = TempDir::new("redis");
+    let port = free_port();
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .args([
+            "--maxclients",
+            "20000",
+            "--client-output-buffer-limit",
+            "pubsub 0 0 0",
+        ])
+        .arg("--dir")
+        .arg(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start redis-server: {e}"))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let end = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > end {
+            return Err("redis-server did not start listening".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(Server {
+        target: Target {
+            proto: Proto::Redis,
+            addr,
+            pid: child.id(),
+            tls: None,
+        },
+        child,
+        _dir: dir,
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -399,27 +453,44 @@ fn main() {
         return;
     }
     let ngircd = ngircd_binary();
+    let redis = redis_binary();
     let pki = args.tls.then(make_pki);
-    let all_servers: Vec<&str> = ["chatd", "chatd+epoll", "chatd+tls", "baseline", "ngircd"]
-        .into_iter()
-        .filter(|s| *s != "baseline" || args.baseline.is_some())
-        .filter(|s| *s != "chatd+tls" || args.tls)
-        .filter(|s| *s != "chatd+epoll" || args.epoll)
-        .filter(|s| {
-            args.only.as_deref().is_none_or(|o| {
-                o == *s || *s == "baseline" || *s == "chatd+tls" || *s == "chatd+epoll"
-            })
-        })
-        .filter(|s| *s != "ngircd" || ngircd.is_some())
-        .collect();
+    let all_servers: Vec<&str> = [
+        "chatd",
+        "chatd+epoll",
+        "chatd+tls",
+        "baseline",
+        "ngircd",
+        "redis",
+    ]
+    .into_iter()
+    .filter(|s| *s != "baseline" || args.baseline.is_some())
+    .filter(|s| *s != "chatd+tls" || args.tls)
+    .filter(|s| *s != "chatd+epoll" || args.epoll)
+    .filter(|s| {
+        args.only
+            .as_deref()
+            .is_none_or(|o| o == *s || *s == "baseline" || *s == "chatd+tls" || *s == "chatd+epoll")
+    })
+    .filter(|s| *s != "ngircd" || ngircd.is_some())
+    .filter(|s| *s != "redis" || redis.is_some())
+    .collect();
     if ngircd.is_none() {
-        eprintln!("fanout: ngircd not found; measuring chatd only (scripts/bench installs it)");
+        eprintln!("fanout: ngircd not found; measuring without it (scripts/bench installs it)");
+    }
+    if redis.is_none() {
+        eprintln!(
+            "fanout: redis-server not found; measuring without it (scripts/bench installs it)"
+        );
     }
     println!(
         "fanout benchmark: {} run(s) per scenario, medians; {} core(s)",
         args.runs,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if args.scenario.as_deref().is_none_or(|s| s == "floor") {
+        floor_table(args.runs);
+    }
     for sc in scenarios() {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
@@ -449,6 +520,7 @@ fn main() {
                     "baseline" => {
                         start_chatd(args.baseline.as_deref().unwrap(), sc.rooms, None, false)
                     }
+                    "redis" => start_redis(redis.as_deref().unwrap()),
                     _ => start_ngircd(ngircd.as_deref().unwrap()),
                 };
                 let server = match server {
@@ -479,6 +551,63 @@ fn main() {
             .is_none_or(|s| s == "tls handshakes")
     {
         tls_handshake_table(pki, args.runs);
+    }
+}
+
+/// This thread's CPU time so far, in seconds.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The floor under every server: the CPU a bare writer spends per write(2)
+/// to a loopback TCP socket whose reader (another thread) is awake, for a
+/// write of one delivery (110 bytes) and for batches of them. A server's
+/// CPU per delivery can approach it, not beat it.
+fn floor_table(runs: usize) {
+    use std::io::{Read, Write};
+    let sizes = [110usize, 14 * 1024, 64 * 1024];
+    println!();
+    println!("## floor (a bare writer to an awake loopback reader; {runs} run(s), medians)");
+    println!(
+        "{:<12}{:>22}{:>30}",
+        "write size", "CPU per write (µs)", "per 110-byte delivery (ns)"
+    );
+    for size in sizes {
+        let mut per_write = Vec::new();
+        for _ in 0..runs {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let reader = std::thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut buf = vec![0u8; 256 * 1024];
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+            let mut w = TcpStream::connect(addr).unwrap();
+            w.set_nodelay(true).unwrap();
+            let chunk = vec![b'x'; size];
+            // About 200 MB or 200,000 writes, whichever is fewer.
+            let n = (200_000_000 / size).min(200_000);
+            let before = thread_cpu_secs();
+            for _ in 0..n {
+                w.write_all(&chunk).unwrap();
+            }
+            per_write.push((thread_cpu_secs() - before) / n as f64);
+            drop(w);
+            reader.join().unwrap();
+        }
+        let m = median(per_write);
+        println!(
+            "{:<12}{:>22}{:>30}",
+            size,
+            fmt_num(m * 1e6),
+            fmt_num(m * 1e9 / (size as f64 / 110.0))
+        );
     }
 }
 

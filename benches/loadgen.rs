@@ -26,6 +26,17 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 pub enum Proto {
     Chatd,
     Irc,
+    /// Redis pub/sub over RESP3: one connection both subscribes to its
+    /// room's channel and publishes to it, so it also gets its own
+    /// messages back (counted: they cost the server a delivery too).
+    Redis,
+}
+
+impl Proto {
+    /// Whether a sender receives its own messages.
+    fn echoes(self) -> bool {
+        self == Proto::Redis
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -119,7 +130,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 pub fn room_name(proto: Proto, r: usize) -> String {
     match proto {
-        Proto::Chatd => format!("bench{r}"),
+        Proto::Chatd | Proto::Redis => format!("bench{r}"),
         Proto::Irc => format!("#bench{r}"),
     }
 }
@@ -156,6 +167,9 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
                     .as_bytes(),
                 ),
                 Proto::Irc => format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").into_bytes(),
+                Proto::Redis => {
+                    format!("HELLO 3\r\nSUBSCRIBE {}\r\n", room_name(Proto::Redis, r)).into_bytes()
+                }
             };
             peers.push(Peer {
                 stream,
@@ -216,7 +230,12 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     // Phase 2: send and receive.
     let cpu_before = cpu_secs(target.pid);
     let total = (n * sc.msgs) as u64;
-    report.expected = total * (sc.members as u64 - 1);
+    let receivers = if target.proto.echoes() {
+        sc.members
+    } else {
+        sc.members - 1
+    };
+    report.expected = total * receivers as u64;
     let start_us = now_us();
     let mut scheduled: u64 = 0;
     let mut last_progress = Instant::now();
@@ -325,6 +344,17 @@ fn queue_message(p: &mut Peer, idx: usize, proto: Proto, payload: usize, t_us: u
         Proto::Irc => {
             p.out.extend_from_slice(
                 format!("PRIVMSG {} :{text}\r\n", room_name(Proto::Irc, p.room)).as_bytes(),
+            );
+        }
+        Proto::Redis => {
+            let channel = room_name(Proto::Redis, p.room);
+            p.out.extend_from_slice(
+                format!(
+                    "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n{text}\r\n",
+                    channel.len(),
+                    text.len()
+                )
+                .as_bytes(),
             );
         }
     }
@@ -504,6 +534,19 @@ fn handle_line(
                     *joined = true;
                 }
             } else if find(line, b"\"type\":\"error\"").is_some() {
+                return Err(format!("{nick}: {}", String::from_utf8_lossy(line)));
+            }
+        }
+        Proto::Redis => {
+            // RESP3 arrives line by line here: a message push is
+            // ">3", "$7", "message", "$6", "bench0", "$N", then the text;
+            // the bench's texts are the only lines with a space in them.
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if find_byte(line, b' ').is_some() && !line.starts_with(b"-") {
+                record(line, stats, t_us);
+            } else if line == b"subscribe" {
+                *joined = true;
+            } else if line.starts_with(b"-") {
                 return Err(format!("{nick}: {}", String::from_utf8_lossy(line)));
             }
         }
