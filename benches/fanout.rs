@@ -491,6 +491,23 @@ fn main() {
     if args.scenario.as_deref().is_none_or(|s| s == "floor") {
         floor_table(args.runs);
     }
+    let start = |name: &str, rooms: usize| match name {
+        "chatd" => start_chatd(Path::new(CHATD), rooms, None, false),
+        "chatd+epoll" => start_chatd(Path::new(CHATD), rooms, None, true),
+        "chatd+tls" => start_chatd(Path::new(CHATD), rooms, pki.as_ref(), false),
+        "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
+        "redis" => start_redis(redis.as_deref().unwrap()),
+        _ => start_ngircd(ngircd.as_deref().unwrap()),
+    };
+    if args.scenario.as_deref() == Some("sweep") {
+        let servers: Vec<&str> = all_servers
+            .iter()
+            .copied()
+            .filter(|s| *s != "chatd+tls")
+            .collect();
+        rate_sweep(&servers, &start);
+        return;
+    }
     for sc in scenarios() {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
@@ -513,16 +530,7 @@ fn main() {
                 (0..servers.len()).rev().collect()
             };
             for i in order {
-                let server = match servers[i] {
-                    "chatd" => start_chatd(Path::new(CHATD), sc.rooms, None, false),
-                    "chatd+epoll" => start_chatd(Path::new(CHATD), sc.rooms, None, true),
-                    "chatd+tls" => start_chatd(Path::new(CHATD), sc.rooms, pki.as_ref(), false),
-                    "baseline" => {
-                        start_chatd(args.baseline.as_deref().unwrap(), sc.rooms, None, false)
-                    }
-                    "redis" => start_redis(redis.as_deref().unwrap()),
-                    _ => start_ngircd(ngircd.as_deref().unwrap()),
-                };
+                let server = start(servers[i], sc.rooms);
                 let server = match server {
                     Ok(s) => s,
                     Err(e) => {
@@ -552,6 +560,70 @@ fn main() {
     {
         tls_handshake_table(pki, args.runs);
     }
+}
+
+/// The latency scenario (10 rooms × 100 members) at rising offered rates,
+/// one alternated run per server and rate: each server's p99, and the
+/// offered load at which its p99 first reaches 10 ms (`--scenario sweep`;
+/// not part of the default set, it takes minutes).
+fn rate_sweep(servers: &[&str], start: &dyn Fn(&str, usize) -> Result<Server, String>) {
+    const RATES: [f64; 8] = [
+        2_000.0, 4_000.0, 6_000.0, 8_000.0, 12_000.0, 16_000.0, 24_000.0, 32_000.0,
+    ];
+    const KNEE_US: u64 = 10_000;
+    println!();
+    println!("## sweep (10 rooms × 100 members, 10 msg(s) each, offered msg/s; p99 in µs)");
+    let mut header = format!("{:<12}", "offered");
+    for s in servers {
+        header.push_str(&format!("{s:>14}"));
+    }
+    println!("{header}");
+    let mut knee: Vec<Option<f64>> = vec![None; servers.len()];
+    for (k, rate) in RATES.iter().enumerate() {
+        let sc = Scenario {
+            name: format!("sweep @{rate}"),
+            rooms: 10,
+            members: 100,
+            msgs: 10,
+            rate: Some(*rate),
+            payload: 40,
+        };
+        let mut p99 = vec![f64::NAN; servers.len()];
+        let order: Vec<usize> = if k % 2 == 0 {
+            (0..servers.len()).collect()
+        } else {
+            (0..servers.len()).rev().collect()
+        };
+        for i in order {
+            eprintln!("  sweep @{rate} on {} ...", servers[i]);
+            let server = match start(servers[i], sc.rooms) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("fanout: {e}");
+                    continue;
+                }
+            };
+            if let Ok(r) = loadgen::run(&server.target, &sc) {
+                p99[i] = r.p99_us as f64;
+                if r.p99_us >= KNEE_US && knee[i].is_none() {
+                    knee[i] = Some(*rate);
+                }
+            }
+        }
+        let mut line = format!("{:<12}", fmt_num(*rate));
+        for v in &p99 {
+            line.push_str(&format!("{:>14}", fmt_num(*v)));
+        }
+        println!("{line}");
+    }
+    let mut line = format!("{:<12}", "p99 ≥ 10 ms");
+    for k in &knee {
+        line.push_str(&format!(
+            "{:>14}",
+            k.map_or(format!("> {}", fmt_num(RATES[RATES.len() - 1])), fmt_num)
+        ));
+    }
+    println!("{line}");
 }
 
 /// This thread's CPU time so far, in seconds.
