@@ -204,12 +204,7 @@ pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
         LoadError::Config(format!(
             "config: {}: {}",
             path.display(),
-            e.render()
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
+            config_file::clap_reason(&e)
         ))
     })?;
     Ok(Loaded {

@@ -289,7 +289,7 @@ fn check_value(cmd: &Command, arg: &Arg, value: &str) -> Result<(), String> {
 
 /// The part of a clap error that explains the value (its first line,
 /// without the `error: ` prefix and the flag it names).
-fn clap_reason(e: &clap::Error) -> String {
+pub fn clap_reason(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let line = first_line(&rendered);
     let line = line.strip_prefix("error: ").unwrap_or(line);

@@ -149,10 +149,6 @@ impl Screen {
         }
     }
 
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
-    }
-
     pub fn push(&mut self, entry: Entry) {
         if self.entries.len() == SCROLLBACK {
             self.entries.remove(0);

@@ -236,9 +236,9 @@ impl Hub {
         Ok(std::mem::replace(&mut room.history_len, len))
     }
 
-    /// Keeps a delivered message (stamped by the caller) in its room's
-    /// history, when the room keeps one.
-    pub fn remember(&mut self, delivery: &Delivery) {
+    /// Keeps a delivered message, stamped `ts` (when it was sent), in its
+    /// room's history, when the room keeps one.
+    pub fn remember(&mut self, delivery: &Delivery, ts: &str) {
         let Some(room) = self.rooms.get_mut(&delivery.room) else {
             return;
         };
@@ -250,6 +250,7 @@ impl Hub {
         }
         let mut kept = delivery.event.clone();
         kept.history = true;
+        kept.ts = Some(ts.to_string());
         room.history.push_back(kept);
     }
 

@@ -336,23 +336,22 @@ impl Server {
 
     // -- sessions: inputs, actions, settling ---------------------------------
 
-    /// Feeds one input to a connection's session and carries out the action.
-    /// The time events are stamped with (RFC 3339 UTC, to the second;
-    /// formatted once a second).
-    fn ts(&mut self) -> String {
+    /// Brings `ts_cache` to the time events are stamped with now (RFC
+    /// 3339 UTC, to the second; formatted once a second).
+    fn refresh_ts(&mut self) {
         let now = timefmt::unix_now();
         if self.ts_cache.0 != now || self.ts_cache.1.is_empty() {
             self.ts_cache = (now, timefmt::rfc3339(now));
         }
-        self.ts_cache.1.clone()
     }
 
     /// An event as bytes for one or more clients, stamped now.
     fn encode(&mut self, event: &Event) -> Vec<u8> {
-        let ts = self.ts();
-        event.encode_at(&ts)
+        self.refresh_ts();
+        event.encode_at(&self.ts_cache.1)
     }
 
+    /// Feeds one input to a connection's session and carries out the action.
     fn feed(&mut self, id: ConnId, now: Instant, input: Input) {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
@@ -885,11 +884,11 @@ impl Server {
                 return;
             }
         };
-        let Some(mut delivery) = self.hub.say(id, text) else {
+        let Some(delivery) = self.hub.say(id, text) else {
             return;
         };
-        delivery.event.ts = Some(self.ts());
-        self.hub.remember(&delivery);
+        self.refresh_ts();
+        self.hub.remember(&delivery, &self.ts_cache.1);
         self.counters.messages_relayed += 1;
         if self.cfg.log_messages {
             self.log

@@ -44,14 +44,7 @@ impl Plan {
 /// chatd started with (the descriptors it reserved).
 pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
     let mut p = Plan::default();
-    let mut live = |key, a: String, b: String| {
-        if a != b {
-            p.live.push(Change {
-                key,
-                detail: format!("{a} -> {b}"),
-            });
-        }
-    };
+    let mut live = |key, a, b| note(&mut p.live, key, a, b);
     live("log-target", word(&old.log_target), word(&new.log_target));
     live("log-level", word(&old.log_level), word(&new.log_level));
     live(
@@ -100,22 +93,16 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         old.oidc_claim.clone(),
         new.oidc_claim.clone(),
     );
-    let mut restart = |key, a: String, b: String| {
-        if a != b {
-            p.restart.push(Change {
-                key,
-                detail: format!("{a} -> {b}"),
-            });
-        }
-    };
     if new.max_clients <= max_clients_ceiling {
-        if old.max_clients != new.max_clients {
-            p.live.push(Change {
-                key: "max-clients",
-                detail: format!("{} -> {}", old.max_clients, new.max_clients),
-            });
-        }
-    } else {
+        note(
+            &mut p.live,
+            "max-clients",
+            dbg(&old.max_clients),
+            dbg(&new.max_clients),
+        );
+    }
+    let mut restart = |key, a, b| note(&mut p.restart, key, a, b);
+    if new.max_clients > max_clients_ceiling {
         restart(
             "max-clients",
             dbg(&old.max_clients),
@@ -158,6 +145,16 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
         }
     }
     new
+}
+
+/// Adds `key` to `list` when its two values differ.
+fn note(list: &mut Vec<Change>, key: &'static str, old: String, new: String) {
+    if old != new {
+        list.push(Change {
+            key,
+            detail: format!("{old} -> {new}"),
+        });
+    }
 }
 
 fn dbg(v: &impl std::fmt::Debug) -> String {

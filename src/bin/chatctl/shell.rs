@@ -280,11 +280,7 @@ fn menu(rl: &mut Prompt, socket: Option<&Path>, m: Menu) -> Result<(), Failure> 
             request(socket, &req)?;
             writeln!(out, "Sala {} criada.", printable(&name))?;
         }
-        Menu::Listar => {
-            let req = Request::List {};
-            let reply = request(socket, &req)?;
-            print_human(out, &req, &reply)?;
-        }
+        Menu::Listar => show_rooms(out, socket)?,
         Menu::Participantes => {
             show_rooms(out, socket)?;
             let Some(room) = ask_line(
