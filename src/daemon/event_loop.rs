@@ -66,7 +66,7 @@ fn session_limits(cfg: &Config) -> Limits {
 /// being read. Low enough that buffers stay small (idle memory, cache) and
 /// the kernel's socket buffer does the rest; never more than half the sendq.
 pub fn high_water_mark(sendq: usize) -> usize {
-    (sendq / 2).min(16 * 1024)
+    (sendq / 2).min(32 * 1024)
 }
 
 /// Bytes read from one connection per pass at most (fairness), and the size
