@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --help --version"
+            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --cluster --node-id --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -71,6 +71,14 @@ _chatd() {
                     ;;
                 --poller)
                     COMPREPLY=($(compgen -W "select epoll" -- "${cur}"))
+                    return 0
+                    ;;
+                --cluster)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --handshake-timeout)

@@ -10,6 +10,8 @@ complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in b
 complete -c chatd -l max-clients -d 'Most chat clients connected at once (with select, at most 1000; with epoll, what the descriptor limit allows)' -r
 complete -c chatd -l poller -d 'How chatd waits for its sockets: select (the default) or epoll (for more than 1000 clients)' -r -f -a "select\t'select(2): at most 1000 chat clients (it watches 1024 descriptors)'
 epoll\t'epoll(7): as many clients as RLIMIT_NOFILE allows (chatd raises its soft limit to the hard one at start), no cost per idle client'"
+complete -c chatd -l cluster -d 'Cluster mode: share rooms, members and messages with the other chatd nodes using the same Redis (redis://HOST[:PORT])' -r
+complete -c chatd -l node-id -d 'This node\'s name in the cluster (letters, digits, \'.\', \'_\', \'-\'; unique among the nodes); the host name when left out' -r
 complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
 complete -c chatd -l write-timeout -d 'Seconds, in all, a member\'s backed-up output may hold its room back before it is dropped (time under the mark pays it back at 1/6)' -r

@@ -98,6 +98,16 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = PollerKind::Select)]
     pub poller: PollerKind,
 
+    /// Cluster mode: share rooms, members and messages with the other
+    /// chatd nodes using the same Redis (redis://HOST[:PORT]).
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+
+    /// This node's name in the cluster (letters, digits, '.', '_', '-';
+    /// unique among the nodes); the host name when left out.
+    #[arg(long, value_name = "NAME", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
     /// Seconds a new connection has to send its handshake.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,
@@ -264,4 +274,17 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A node id: what Redis keys and `CLIENT SETNAME` can carry unquoted.
+pub fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 64 letters, digits, '.', '_' or '-'".into())
+    }
 }

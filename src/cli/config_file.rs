@@ -40,6 +40,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("oidc-issuer", "https://login.example.org"),
     ("oidc-audience", "chatd"),
     ("oidc-jwks", "/etc/chatd/jwks.json"),
+    ("cluster", "redis://127.0.0.1:6379"),
+    ("node-id", "chat1"),
 ];
 
 /// One key of the file as command-line arguments.

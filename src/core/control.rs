@@ -183,6 +183,9 @@ pub struct Participant {
     pub username: String,
     pub address: String,
     pub joined_at: String,
+    /// In cluster mode, the node the member is connected to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// A log entry's level.
@@ -288,6 +291,9 @@ pub struct StatusView {
     pub clients: usize,
     pub members: usize,
     pub rooms: usize,
+    /// Cluster mode: the link's state, the node id and the Redis URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 impl Level {
@@ -525,6 +531,7 @@ mod tests {
                         username: "Yan".into(),
                         address: "127.0.0.1:50312".into(),
                         joined_at: "2026-11-24T10:00:00Z".into(),
+                        node: String::new(),
                     }],
                 }),
                 r#"{"ok":true,"room":"Teste","participants":[{"username":"Yan","address":"127.0.0.1:50312","joined_at":"2026-11-24T10:00:00Z"}]}"#,

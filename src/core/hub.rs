@@ -77,6 +77,8 @@ pub struct Member {
     pub username: String,
     pub address: String,
     pub joined_at: String,
+    /// The cluster node the member is connected to ("" without a cluster).
+    pub node: String,
 }
 
 /// Who may enter a room. Public rooms (the default) admit anyone; a private
@@ -178,6 +180,8 @@ pub struct Hub {
     /// The room each joined connection is in.
     member_of: IdMap<RoomId>,
     next_room: RoomId,
+    /// This node's id in a cluster ("" alone): local members carry it.
+    node: String,
 }
 
 impl Hub {
@@ -356,6 +360,65 @@ impl Hub {
         address: &str,
         joined_at: &str,
     ) -> Result<Delivery, Box<Refusal>> {
+        let node = self.node.clone();
+        self.join_as(conn, username, room_name, address, joined_at, &node, true)
+    }
+
+    /// This node's id in a cluster, carried by its members.
+    pub fn set_node(&mut self, node: &str) {
+        self.node = node.to_string();
+    }
+
+    /// A member the cluster admitted (this node's, after the shared
+    /// check, or another node's): no limit check here, the shared one
+    /// decided; a name held by another node's member is taken over (the
+    /// mirror lagged behind a leave).
+    pub fn join_admitted(
+        &mut self,
+        conn: ConnId,
+        username: &str,
+        room_name: &str,
+        address: &str,
+        joined_at: &str,
+        node: &str,
+    ) -> Result<Delivery, Box<Refusal>> {
+        if let Some(&id) = self.by_name.get(room_name) {
+            let key = names::comparison_key(username);
+            let room = &self.rooms[&id];
+            if let Some(&holder) = room.keys.get(&key)
+                && room
+                    .members
+                    .iter()
+                    .any(|m| m.conn == holder && m.node != node)
+            {
+                self.leave(holder);
+            }
+        }
+        self.join_as(conn, username, room_name, address, joined_at, node, false)
+    }
+
+    /// The connection of the member of `room_name` whose name is (or looks
+    /// like) `username`.
+    pub fn conn_of(&self, room_name: &str, username: &str) -> Option<(ConnId, &Member)> {
+        let room = &self.rooms[self.by_name.get(room_name)?];
+        let conn = *room.keys.get(&names::comparison_key(username))?;
+        room.members
+            .iter()
+            .find(|m| m.conn == conn)
+            .map(|m| (conn, m))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_as(
+        &mut self,
+        conn: ConnId,
+        username: &str,
+        room_name: &str,
+        address: &str,
+        joined_at: &str,
+        node: &str,
+        enforce_limit: bool,
+    ) -> Result<Delivery, Box<Refusal>> {
         // Boxed: refusals are rare, and a large error would make every
         // successful join's result as large.
         let refuse = |code: ErrorCode, reason: String| {
@@ -394,7 +457,7 @@ impl Hub {
             };
             return Err(refuse(ErrorCode::NameTaken, reason));
         }
-        if room.members.len() >= room.limit {
+        if enforce_limit && room.members.len() >= room.limit {
             return Err(refuse(
                 ErrorCode::RoomFull,
                 format!(
@@ -410,6 +473,7 @@ impl Hub {
             username: username.to_string(),
             address: address.to_string(),
             joined_at: joined_at.to_string(),
+            node: node.to_string(),
         });
         self.member_of.insert(conn, id);
         let event = Event {
@@ -528,6 +592,11 @@ impl Hub {
             event: Event::system(EventKind::Kicked, wire::KICKED, Some(room_name)),
             departure,
         })
+    }
+
+    /// A room's id by name.
+    pub fn room_id_of(&self, name: &str) -> Option<RoomId> {
+        self.by_name.get(name).copied()
     }
 
     fn room_id(&self, name: &str) -> Result<RoomId, HubError> {

@@ -12,7 +12,9 @@
 //! - [`names`]: canonical usernames and look-alike comparison.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text.
 //! - [`lines`]: a bounded line splitter (control requests, event lines).
+//! - [`cluster`]: cluster mode's RESP framing, shared keys, Lua scripts and events.
 
+pub mod cluster;
 pub mod control;
 pub mod hub;
 pub mod lines;

@@ -124,6 +124,21 @@ impl Accounts {
         Ok(())
     }
 
+    /// An account's hash.
+    pub fn hash_of(&self, name: &str) -> Option<&str> {
+        self.users.get(name).map(String::as_str)
+    }
+
+    /// An account as another node registered or changed it (cluster
+    /// mode): added, or its hash replaced.
+    pub fn put(&mut self, name: &str, hash: String) -> Result<(), HubError> {
+        if self.users.contains_key(name) {
+            self.set_hash(name, hash);
+            return Ok(());
+        }
+        self.add(name, hash)
+    }
+
     /// Removes an account, returning its hash (for an undo).
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let hash = self.users.remove(name)?;

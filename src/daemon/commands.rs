@@ -272,6 +272,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                         username: m.username.clone(),
                         address: m.address.clone(),
                         joined_at: m.joined_at.clone(),
+                        node: m.node.clone(),
                     })
                     .collect(),
             })

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::accounts::{Accounts, Verdict};
+use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
@@ -84,6 +85,10 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 const SIGNALS: Token = u64::MAX;
 const CONTROL_LISTENER: Token = u64::MAX - 1;
 const LOG_SINK: Token = u64::MAX - 2;
+const CLUSTER: Token = u64::MAX - 3;
+
+mod cluster_mode;
+use cluster_mode::PendingJoin;
 const FIRST_LISTENER: Token = u64::MAX - 1024;
 
 /// Why a doomed connection is dropped: a slow consumer is counted and
@@ -130,6 +135,8 @@ pub struct Bound {
     pub accounts: Accounts,
     /// Token verification, when an identity provider is configured.
     pub oidc: Option<Oidc>,
+    /// The link to Redis in cluster mode.
+    pub cluster: Option<ClusterLink>,
 }
 
 pub struct Server {
@@ -192,6 +199,15 @@ pub struct Server {
     backlog: IdMap<usize>,
     /// The control connections registered with the poller last pass.
     control_registered: Vec<(RawFd, Token)>,
+    // -- cluster mode (see cluster_mode.rs) ----------------------------------
+    cluster: Option<ClusterLink>,
+    /// Joins waiting for the cluster's verdict; their connections' frames
+    /// wait too.
+    pending_joins: IdMap<PendingJoin>,
+    /// The link was in sync (a loss is news), and a failure has been
+    /// logged since (retries are not).
+    cluster_was_up: bool,
+    cluster_failure_logged: bool,
 }
 
 impl Server {
@@ -207,8 +223,13 @@ impl Server {
             control_cap,
             accounts,
             oidc,
+            cluster,
         } = bound;
         let limits = session_limits(&cfg);
+        let mut hub = hub;
+        if cluster.is_some() {
+            hub.set_node(&cfg.node_id);
+        }
         poller.set(signals.fd().as_raw_fd(), SIGNALS, Interest::default());
         Server {
             controls: ControlConns::new(control_cap, cfg.control_timeout),
@@ -248,6 +269,10 @@ impl Server {
             timers: BinaryHeap::new(),
             backlog: IdMap::default(),
             control_registered: Vec::new(),
+            cluster,
+            pending_joins: IdMap::default(),
+            cluster_was_up: false,
+            cluster_failure_logged: false,
         }
     }
 
@@ -269,6 +294,7 @@ impl Server {
                 self.accept_paused_until = None;
             }
             self.fire_timers(now);
+            self.cluster_tick(now);
             if let Some(warning) = self.controls.expire(now) {
                 self.log.warn(warning);
             }
@@ -279,6 +305,7 @@ impl Server {
                 let unflushed =
                     self.cut_off + self.clients.values().filter(|c| c.unflushed()).count();
                 self.clients.clear();
+                self.cluster_goodbye();
                 self.log.info(format!(
                     "stopped ({unflushed} client(s) closed before their output was flushed)"
                 ));
@@ -308,6 +335,7 @@ impl Server {
                 SIGNALS => self.on_signals(),
                 LOG_SINK => self.log.sink_writable(),
                 CONTROL_LISTENER => self.accept_controls(),
+                CLUSTER => self.cluster_ready(now, r.readable),
                 t if t >= FIRST_LISTENER => self.accept_clients((t - FIRST_LISTENER) as usize),
                 id if self.clients.contains_key(&id) => {
                     if r.writable {
@@ -332,6 +360,7 @@ impl Server {
         self.forward_logs();
         self.flush_clients();
         self.flush_controls();
+        self.cluster_flush();
     }
 
     // -- sessions: inputs, actions, settling ---------------------------------
@@ -654,6 +683,10 @@ impl Server {
                 // Picked up again when the room flows (room_flow_changed).
                 return;
             }
+            if self.cluster.is_some() && self.pending_joins.contains_key(&id) {
+                // Picked up again once the cluster has decided the join.
+                return;
+            }
             let c = self.clients.get_mut(&id).expect("checked");
             let next = c.session.poll_frame();
             self.touch(id);
@@ -733,42 +766,72 @@ impl Server {
             self.finish(id, Some(&line));
             return;
         }
+        if self.cluster.is_some() {
+            self.cluster_join(id, hs, username, login);
+            return;
+        }
         let joined_at = timefmt::rfc3339(timefmt::unix_now());
         match self
             .hub
             .join(id, &username, &hs.room, &peer.to_string(), &joined_at)
         {
-            Ok(delivery) => {
-                self.feed(id, Instant::now(), Input::Joined);
-                self.counters.joins += 1;
-                let over = if self.clients[&id].is_tls() {
-                    " over TLS"
-                } else {
-                    ""
-                };
-                self.log.info(format!(
-                    "join: '{username}' entered room '{}' from {peer}{over}{login}",
-                    hs.room
-                ));
-                if hs.history {
-                    self.replay_history(id, delivery.room);
-                }
-                self.deliver(&delivery);
-                if hs.members {
-                    self.send_members(id, &hs.room);
-                }
-            }
+            Ok(delivery) => self.joined(id, &hs, &username, login, &delivery),
             Err(refusal) => {
-                self.counters.refusals += 1;
-                self.log.warn(format!(
-                    "refused {} to '{username}' from {peer}: {}",
-                    refusal.code.as_str(),
-                    refusal.reason
-                ));
-                let line = self.encode(&refusal.event);
-                self.finish(id, Some(&line));
+                self.refuse_join(id, &username, refusal.code, &refusal.reason, &hs.room)
             }
         }
+    }
+
+    /// A join the hub (and in cluster mode the shared state) admitted:
+    /// the session becomes a member, the room hears of it, and the
+    /// joiner gets what it asked for (history, members).
+    fn joined(
+        &mut self,
+        id: ConnId,
+        hs: &wire::Handshake,
+        username: &str,
+        login: &str,
+        delivery: &Delivery,
+    ) {
+        let peer = self.clients[&id].peer;
+        self.feed(id, Instant::now(), Input::Joined);
+        self.counters.joins += 1;
+        let over = if self.clients[&id].is_tls() {
+            " over TLS"
+        } else {
+            ""
+        };
+        self.log.info(format!(
+            "join: '{username}' entered room '{}' from {peer}{over}{login}",
+            hs.room
+        ));
+        if hs.history {
+            self.replay_history(id, delivery.room);
+        }
+        self.deliver(delivery);
+        if hs.members {
+            self.send_members(id, &hs.room);
+        }
+    }
+
+    /// A refused join: logged, the error event sent, the connection closed.
+    fn refuse_join(
+        &mut self,
+        id: ConnId,
+        username: &str,
+        code: ErrorCode,
+        reason: &str,
+        room: &str,
+    ) {
+        self.counters.refusals += 1;
+        let peer = self.clients.get(&id).map(|c| c.peer.to_string());
+        self.log.warn(format!(
+            "refused {} to '{username}' from {}: {reason}",
+            code.as_str(),
+            peer.as_deref().unwrap_or("?")
+        ));
+        let line = self.encode(&Event::error(code, Some(room), reason));
+        self.finish(id, Some(&line));
     }
 
     /// Who a handshake may join as, and how it logged in (for the log):
@@ -895,6 +958,7 @@ impl Server {
                 .info(format!("message from {}: {text}", self.describe(id)));
         }
         self.deliver(&delivery);
+        self.cluster_publish(&delivery.event);
     }
 
     /// A joiner that asked gets the room's kept messages, oldest first,
@@ -956,12 +1020,16 @@ impl Server {
     fn deliver(&mut self, d: &Delivery) {
         let line = self.encode(&d.event);
         let now = Instant::now();
+        let mut delivered = 0;
         for &to in &d.to {
             // The hot path (one per delivery): one lookup, and the room's
             // back-pressure accounting only when the member crossed the mark.
+            // (In cluster mode, members on other nodes have no connection
+            // here: their nodes deliver.)
             let Some(c) = self.clients.get_mut(&to) else {
                 continue;
             };
+            delivered += 1;
             let action = c.session.handle(now, Input::Deliver(&line));
             let crossed = c.session.backlogged() != c.counted_in.is_some();
             if !c.touched {
@@ -975,7 +1043,7 @@ impl Server {
                 self.act(to, now, a);
             }
         }
-        self.counters.deliveries += d.to.len() as u64;
+        self.counters.deliveries += delivered;
     }
 
     /// A last line (if any), then the connection closes.
@@ -1026,6 +1094,7 @@ impl Server {
                 self.account_backlog(id);
             }
             self.deliver(&dep.notice);
+            self.cluster_left(&dep, why);
         } else if let Some(c) = self.clients.get(&id)
             && matches!(c.session.phase(), Phase::Handshake { .. })
         {
@@ -1140,6 +1209,13 @@ impl Server {
             let who = c.who();
             let (response, effects) = match request {
                 Err(response) => (response, Vec::new()),
+                Ok(req) if self.cluster_refuses(&req) => (
+                    Response::error(
+                        crate::core::control::ErrorCode::Failed,
+                        "the cluster store (Redis) is unreachable: changes to rooms and accounts wait until it is back",
+                    ),
+                    Vec::new(),
+                ),
                 Ok(req) => {
                     let mut ctx = Ctx {
                         hub: &mut self.hub,
@@ -1149,7 +1225,11 @@ impl Server {
                         stats,
                         status,
                     };
-                    commands::execute(&mut ctx, &req, &who)
+                    let done = commands::execute(&mut ctx, &req, &who);
+                    if matches!(done.0, Response::Ok(_)) {
+                        self.cluster_forward(&req);
+                    }
+                    done
                 }
             };
             self.answer(id, &response, effects);
@@ -1205,6 +1285,7 @@ impl Server {
             clients: self.clients.len(),
             members: self.hub.member_count(),
             rooms: self.hub.room_count(),
+            cluster: self.cluster_status(),
         }
     }
 
@@ -1305,6 +1386,16 @@ impl Server {
             self.poller.set(c.fd(), id, interest);
             self.control_registered.push((c.fd(), id));
         }
+        if let Some(link) = &self.cluster
+            && let Some(fd) = link.fd()
+        {
+            let interest = Interest {
+                read: link.connected(),
+                write: link.wants_write(),
+            };
+            self.poller.set(fd, CLUSTER, interest);
+            self.control_registered.push((fd, CLUSTER));
+        }
         if let Some(fd) = self.log.sink_blocked_fd() {
             self.poller.set(
                 fd,
@@ -1346,6 +1437,9 @@ impl Server {
         }
         if let Some(t) = self.controls.next_deadline() {
             earliest(t);
+        }
+        if let Some(link) = &self.cluster {
+            earliest(link.deadline());
         }
         next.map(|t| t.saturating_duration_since(now))
     }

@@ -3,6 +3,7 @@
 //! termination signal.
 
 mod accounts;
+mod cluster;
 mod commands;
 mod conn;
 mod control_conn;
@@ -73,6 +74,10 @@ pub struct Config {
     pub max_frame: usize,
     pub max_clients: usize,
     pub poller: PollerKind,
+    /// Cluster mode: the Redis URL, and this node's id (the host name
+    /// unless given).
+    pub cluster: Option<String>,
+    pub node_id: String,
     pub handshake_timeout: Duration,
     pub sendq: usize,
     pub write_timeout: Duration,
@@ -89,6 +94,16 @@ pub struct Config {
     pub log_level: Level,
     pub log_messages: bool,
     pub log_capacity: usize,
+}
+
+/// The host name, as a node id (`--node-id` when it will not do).
+fn default_node_id() -> Result<String, String> {
+    let host = nix::unistd::gethostname()
+        .map_err(|e| format!("--node-id: the host name: {e}"))?
+        .to_string_lossy()
+        .into_owned();
+    crate::cli::chatd::parse_node_id(&host)
+        .map_err(|e| format!("--node-id: the host name '{host}' will not do ({e}); give one"))
 }
 
 /// The largest encoded event a frame of `max_frame` bytes can produce: every
@@ -122,6 +137,8 @@ impl Config {
             max_frame,
             max_clients,
             poller,
+            cluster,
+            node_id,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -136,6 +153,9 @@ impl Config {
             log_messages,
             log_capacity,
         } = args;
+        if node_id.is_some() && cluster.is_none() {
+            return Err("--node-id names this node in a cluster: it needs --cluster".into());
+        }
         let state_dir = resolve_state_dir(state_dir.as_deref())?;
         let control = resolve_socket_path(control.as_deref());
         check_private_dir(&control, true)?;
@@ -152,6 +172,12 @@ impl Config {
             max_frame,
             max_clients,
             poller,
+            node_id: match node_id {
+                Some(id) => id,
+                None if cluster.is_some() => default_node_id()?,
+                None => String::new(),
+            },
+            cluster,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -316,6 +342,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("signals: {e}"))?;
+    // The cluster's address before any socket: resolving a name may wait,
+    // which only start-up may do.
+    let cluster_addr = match &cfg.cluster {
+        Some(url) => Some(cluster::resolve(url)?),
+        None => None,
+    };
     // The certificate before any socket: a bad one stops start-up.
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => Some(tls::TlsSetup::load(cert, key)?),
@@ -334,7 +366,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let notifier = notify::Notifier::from_env();
     // Control connections get the descriptors that chat clients can never
     // need (one more descriptor: the loop's spare).
-    let open = control_conn::open_descriptors().unwrap_or(FD_RESERVE) + 1;
+    // (And one for the link to Redis in cluster mode.)
+    let open = control_conn::open_descriptors().unwrap_or(FD_RESERVE)
+        + 1
+        + usize::from(cfg.cluster.is_some());
     let mut short_of_descriptors = None;
     let (poller, control_cap): (Box<dyn poller::Poller>, usize) = match cfg.poller {
         PollerKind::Select => {
@@ -455,7 +490,30 @@ pub fn run(cfg: Config) -> Result<(), String> {
             control.path.display()
         ));
     }
+    let cluster = match (&cfg.cluster, cluster_addr) {
+        (Some(url), Some(addr)) => {
+            use rand_core::RngCore;
+            let token = format!(
+                "{}-{:016x}",
+                std::process::id(),
+                rand_core::OsRng.next_u64()
+            );
+            log.info(format!(
+                "cluster: node '{}', sharing rooms through Redis at {url} ({addr})",
+                cfg.node_id
+            ));
+            Some(cluster::ClusterLink::new(
+                url,
+                addr,
+                &cfg.node_id,
+                token,
+                std::time::Instant::now(),
+            ))
+        }
+        _ => None,
+    };
     let bound = event_loop::Bound {
+        cluster,
         poller,
         listeners,
         tls,

@@ -17,17 +17,22 @@ use nix::sys::stat::{Mode, umask};
 
 /// Binds a TCP listener. IPv6 sockets are v6-only, so `--listen 0.0.0.0:P`
 /// and `--listen [::]:P` can be given together.
-pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+/// A non-blocking, close-on-exec TCP socket of `addr`'s family.
+pub fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let fd: OwnedFd = socket::socket(
+    Ok(socket::socket(
         family,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
-    )?;
+    )?)
+}
+
+pub fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let fd = tcp_socket(&addr)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if addr.is_ipv6() {
         socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;

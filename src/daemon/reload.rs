@@ -113,6 +113,8 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         );
     }
     restart("poller", word(&old.poller), word(&new.poller));
+    restart("cluster", dbg(&old.cluster), dbg(&new.cluster));
+    restart("node-id", dbg(&old.node_id), dbg(&new.node_id));
     restart("listen", dbg(&old.listen), dbg(&new.listen));
     restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
     restart(
@@ -136,6 +138,8 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
         match c.key {
             "max-clients" => new.max_clients = old.max_clients,
             "poller" => new.poller = old.poller,
+            "cluster" => new.cluster = old.cluster.clone(),
+            "node-id" => new.node_id = old.node_id.clone(),
             "listen" => new.listen = old.listen.clone(),
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
             "control" => new.control = old.control.clone(),
@@ -201,6 +205,8 @@ mod tests {
             max_frame: 16384,
             max_clients: 1000,
             poller: crate::cli::chatd::PollerKind::Select,
+            cluster: None,
+            node_id: String::new(),
             handshake_timeout: Duration::from_secs(10),
             sendq: 1 << 20,
             write_timeout: Duration::from_secs(10),

@@ -14,6 +14,8 @@ fn target(d: &Daemon) -> Target {
         addr: d.addr,
         pid: d.pid(),
         tls: None,
+        more_addrs: Vec::new(),
+        more_pids: Vec::new(),
     }
 }
 
@@ -63,6 +65,8 @@ fn loadgen_smoke_over_tls_and_handshakes() {
         addr: tls_addr,
         pid: d.pid(),
         tls: Some(pki.client_config()),
+        more_addrs: Vec::new(),
+        more_pids: Vec::new(),
     };
     let sc = Scenario {
         name: "smoke-tls".into(),

@@ -6,6 +6,7 @@ mod bench_smoke;
 mod chat_client;
 mod chat_protocol;
 mod chat_tui;
+mod cluster;
 mod config;
 mod contrib;
 mod control;

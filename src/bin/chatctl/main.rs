@@ -432,19 +432,29 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
             if participants.is_empty() {
                 return writeln!(out, "room '{}' has no participants", printable(room));
             }
+            // In cluster mode every member has a node: show where.
+            let clustered = participants.iter().any(|m| !m.node.is_empty());
             let rows: Vec<Vec<String>> = participants
                 .iter()
                 .enumerate()
                 .map(|(i, m)| {
-                    vec![
+                    let mut row = vec![
                         (i + 1).to_string(),
                         printable(&m.username),
                         printable(&m.address),
                         printable(&m.joined_at),
-                    ]
+                    ];
+                    if clustered {
+                        row.push(printable(&m.node));
+                    }
+                    row
                 })
                 .collect();
-            print_table(out, &["#", "USERNAME", "ADDRESS", "JOINED"], &rows)
+            let mut header = vec!["#", "USERNAME", "ADDRESS", "JOINED"];
+            if clustered {
+                header.push("NODE");
+            }
+            print_table(out, &header, &rows)
         }
         Reply::Kicked { room, username } => writeln!(
             out,
@@ -482,7 +492,7 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
                     v.join(", ")
                 }
             };
-            let rows = [
+            let mut rows = vec![
                 ("version", status.version.clone()),
                 ("pid", status.pid.to_string()),
                 ("uptime", human_duration(status.uptime_secs)),
@@ -494,6 +504,9 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
                 ("members", status.members.to_string()),
                 ("rooms", status.rooms.to_string()),
             ];
+            if let Some(c) = &status.cluster {
+                rows.push(("cluster", printable(c)));
+            }
             for (k, v) in rows {
                 writeln!(out, "{k:<16} {v}")?;
             }

@@ -1,0 +1,627 @@
+//! Cluster mode's shared language, without I/O: how chatd nodes talk to
+//! Redis (RESP3 frames through the redis-protocol crate), the keys and
+//! channels they share, the Lua scripts that change shared state
+//! atomically, and the events published on the channels.
+//!
+//! Shared state (all under `chatd:`):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `chatd:rooms` | hash | room name → [`RoomDef`] (JSON) |
+//! | `chatd:roomorder` | sorted set | room names in creation order |
+//! | `chatd:members:<room>` | hash | name's comparison key → [`MemberRecord`] (JSON) |
+//! | `chatd:nodes` | set | node ids that hold members |
+//! | `chatd:node:<id>` | string, TTL | the node's heartbeat (its instance token) |
+//! | `chatd:nodemembers:<id>` | set | `<room>\n<key>` for each of its members |
+//! | `chatd:users` | hash | account name → its Argon2id hash |
+//! | `chatd:epoch` | string | present once the shared state was seeded |
+//!
+//! Channels: `chatd:events` (every node: joins, leaves, kicks, room
+//! changes, closings) and `chatd:room:<room>` (chat messages; only nodes
+//! with members in the room subscribe).
+
+use redis_protocol::resp3::decode::complete::decode;
+use redis_protocol::resp3::encode::complete::encode;
+use redis_protocol::resp3::types::{OwnedFrame, Resp3Frame};
+use serde::{Deserialize, Serialize};
+
+pub use redis_protocol::resp3::types::OwnedFrame as Frame;
+
+pub const EVENTS: &str = "chatd:events";
+pub const ROOMS: &str = "chatd:rooms";
+
+/// The channel a room's chat messages go through.
+pub fn room_channel(room: &str) -> String {
+    format!("chatd:room:{room}")
+}
+
+/// The room a room channel belongs to.
+pub fn channel_room(channel: &str) -> Option<&str> {
+    channel.strip_prefix("chatd:room:")
+}
+
+/// A room as the cluster shares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomDef {
+    pub limit: usize,
+    #[serde(default)]
+    pub history: usize,
+    #[serde(default)]
+    pub private: bool,
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    #[serde(default)]
+    pub key_hash: Option<String>,
+}
+
+/// A member as the cluster shares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub name: String,
+    pub node: String,
+    pub addr: String,
+    pub at: String,
+}
+
+/// What goes through `chatd:events`. The scripts publish these (built in
+/// Lua, so field names are part of the scripts too).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum ClusterEvent {
+    Join {
+        room: String,
+        member: MemberRecord,
+    },
+    Leave {
+        room: String,
+        name: String,
+        node: String,
+        why: String,
+    },
+    Kick {
+        room: String,
+        name: String,
+        node: String,
+    },
+    Room {
+        room: String,
+        def: RoomDef,
+    },
+    Close {
+        room: String,
+    },
+    /// An account registered or changed (`hash` empty: deleted).
+    User {
+        name: String,
+        hash: String,
+    },
+}
+
+/// A chat message on a room's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub name: String,
+    pub node: String,
+    pub text: String,
+}
+
+/// Everything a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub rooms: Vec<RoomSnapshot>,
+    /// (name, hash) of every account.
+    pub users: Vec<(String, String)>,
+}
+
+/// A room and its members as a snapshot lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSnapshot {
+    pub name: String,
+    pub def: RoomDef,
+    pub members: Vec<MemberRecord>,
+}
+
+// -- RESP ---------------------------------------------------------------------
+
+/// A command as RESP: an array of blob strings.
+pub fn command(args: &[&[u8]]) -> Vec<u8> {
+    let frame = OwnedFrame::Array {
+        data: args
+            .iter()
+            .map(|a| OwnedFrame::BlobString {
+                data: a.to_vec(),
+                attributes: None,
+            })
+            .collect(),
+        attributes: None,
+    };
+    let mut buf = vec![0u8; frame.encode_len(false)];
+    let n = encode(&mut buf, &frame, false).expect("buffer sized by encode_len");
+    buf.truncate(n);
+    buf
+}
+
+/// An EVAL of one of the scripts below, with no keys (the scripts name
+/// their keys themselves: one Redis, not Redis Cluster; see SCALING.md).
+pub fn eval(script: &str, args: &[&[u8]]) -> Vec<u8> {
+    let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), b"0"];
+    all.extend_from_slice(args);
+    command(&all)
+}
+
+/// The largest reply or push accepted from Redis (a snapshot of a big
+/// cluster included); more is a broken link.
+pub const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Frames from Redis, decoded as they complete.
+#[derive(Debug, Default)]
+pub struct RespReader {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl RespReader {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete frame; `Err` when the stream is not RESP3 (or
+    /// too large), after which the link must be dropped.
+    pub fn next_frame(&mut self) -> Result<Option<OwnedFrame>, String> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            return Ok(None);
+        }
+        match decode(&self.buf[self.start..]) {
+            Ok(Some((frame, used))) => {
+                self.start += used;
+                if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+                    self.buf.drain(..self.start);
+                    self.start = 0;
+                }
+                Ok(Some(frame))
+            }
+            Ok(None) if self.buf.len() - self.start > MAX_FRAME => {
+                Err("a reply larger than 64 MiB".into())
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("not RESP3: {e:?}")),
+        }
+    }
+}
+
+/// A frame's bytes, when it is a string of any kind.
+pub fn bytes(frame: &OwnedFrame) -> Option<&[u8]> {
+    match frame {
+        OwnedFrame::BlobString { data, .. }
+        | OwnedFrame::SimpleString { data, .. }
+        | OwnedFrame::VerbatimString { data, .. } => Some(data),
+        _ => None,
+    }
+}
+
+pub fn text(frame: &OwnedFrame) -> Option<&str> {
+    bytes(frame).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// An error reply's text.
+pub fn error(frame: &OwnedFrame) -> Option<String> {
+    match frame {
+        OwnedFrame::SimpleError { data, .. } => Some(data.clone()),
+        OwnedFrame::BlobError { data, .. } => Some(String::from_utf8_lossy(data).into_owned()),
+        _ => None,
+    }
+}
+
+/// The items of an array reply.
+pub fn items(frame: &OwnedFrame) -> &[OwnedFrame] {
+    match frame {
+        OwnedFrame::Array { data, .. } | OwnedFrame::Push { data, .. } => data,
+        _ => &[],
+    }
+}
+
+/// A pub/sub message push: (channel, payload).
+pub fn message(frame: &OwnedFrame) -> Option<(&str, &[u8])> {
+    let OwnedFrame::Push { data, .. } = frame else {
+        return None;
+    };
+    match data.as_slice() {
+        [kind, channel, payload] if bytes(kind) == Some(b"message") => {
+            Some((text(channel)?, bytes(payload)?))
+        }
+        _ => None,
+    }
+}
+
+/// A join script's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinVerdict {
+    Admitted,
+    NoSuchRoom,
+    /// Held by this member (its record).
+    NameTaken(MemberRecord),
+    Full {
+        members: usize,
+        limit: usize,
+    },
+}
+
+pub fn join_verdict(frame: &OwnedFrame) -> Result<JoinVerdict, String> {
+    if let Some(e) = error(frame) {
+        return Err(e);
+    }
+    let it = items(frame);
+    let word = it.first().and_then(text).unwrap_or("");
+    let arg = |i: usize| it.get(i).and_then(text).unwrap_or("");
+    match word {
+        "ok" => Ok(JoinVerdict::Admitted),
+        "404" => Ok(JoinVerdict::NoSuchRoom),
+        "409" => serde_json::from_str(arg(1))
+            .map(JoinVerdict::NameTaken)
+            .map_err(|e| format!("a member record: {e}")),
+        "full" => Ok(JoinVerdict::Full {
+            members: arg(1).parse().unwrap_or(0),
+            limit: arg(2).parse().unwrap_or(0),
+        }),
+        other => Err(format!("unexpected join reply '{other}'")),
+    }
+}
+
+/// A snapshot script's reply: rooms in creation order with their
+/// members, and the accounts.
+pub fn snapshot(frame: &OwnedFrame) -> Result<Snapshot, String> {
+    if let Some(e) = error(frame) {
+        return Err(e);
+    }
+    let parts = items(frame);
+    let (Some(room_list), Some(user_list)) = (parts.first(), parts.get(1)) else {
+        return Err("a snapshot without rooms and accounts".into());
+    };
+    let mut users = Vec::new();
+    for pair in items(user_list).chunks(2) {
+        let [name, hash] = pair else {
+            return Err("an account without a hash".into());
+        };
+        let (Some(name), Some(hash)) = (text(name), text(hash)) else {
+            return Err("an account that is not text".into());
+        };
+        users.push((name.to_string(), hash.to_string()));
+    }
+    let mut rooms = Vec::new();
+    for room in items(room_list) {
+        let parts = items(room);
+        let (Some(name), Some(def)) = (parts.first().and_then(text), parts.get(1).and_then(text))
+        else {
+            return Err("a snapshot entry without a name or definition".into());
+        };
+        let def: RoomDef =
+            serde_json::from_str(def).map_err(|e| format!("room '{name}' definition: {e}"))?;
+        let mut members = Vec::new();
+        for m in parts.get(2).map(items).unwrap_or(&[]) {
+            let m = text(m).ok_or("a member record that is not text")?;
+            members.push(serde_json::from_str(m).map_err(|e| format!("a member record: {e}"))?);
+        }
+        rooms.push(RoomSnapshot {
+            name: name.to_string(),
+            def,
+            members,
+        });
+    }
+    Ok(Snapshot { rooms, users })
+}
+
+// -- scripts ----------------------------------------------------------------------
+
+/// Lua shared by the scripts: removes one member entry (if `node` holds
+/// it) and publishes its leave; returns 1 if removed.
+const LUA_REMOVE: &str = r#"
+local function remove(room, key, node, why)
+  local mkey = 'chatd:members:' .. room
+  local held = redis.call('HGET', mkey, key)
+  if not held then return 0 end
+  local m = cjson.decode(held)
+  if node and m.node ~= node then return 0 end
+  redis.call('HDEL', mkey, key)
+  redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. key)
+  redis.call('PUBLISH', 'chatd:events', cjson.encode({t='leave', room=room, name=m.name, node=m.node, why=why}))
+  return 1
+end
+"#;
+
+/// ARGV: room, comparison key, member record (JSON), node.
+/// Admits the member if the room exists, the name is free and the room
+/// has space, all in one step: the cluster-wide limit.
+pub const JOIN: &str = r#"
+local room, key, record, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local def = redis.call('HGET', 'chatd:rooms', room)
+if not def then return {'404'} end
+local mkey = 'chatd:members:' .. room
+local held = redis.call('HGET', mkey, key)
+if held then return {'409', held} end
+local limit = cjson.decode(def).limit
+local n = redis.call('HLEN', mkey)
+if n >= limit then return {'full', tostring(n), tostring(limit)} end
+redis.call('HSET', mkey, key, record)
+redis.call('SADD', 'chatd:nodes', node)
+redis.call('SADD', 'chatd:nodemembers:' .. node, room .. '\n' .. key)
+redis.call('PUBLISH', 'chatd:events', '{"t":"join","room":' .. cjson.encode(room) .. ',"member":' .. record .. '}')
+return {'ok'}
+"#;
+
+/// ARGV: room, comparison key, node, why. A member of `node` left.
+pub fn leave_script() -> String {
+    format!("{LUA_REMOVE}\nreturn remove(ARGV[1], ARGV[2], ARGV[3], ARGV[4])")
+}
+
+/// ARGV: room, comparison key. Removes whoever holds the name (any node)
+/// and tells its node to disconnect it; 0 when nobody does.
+pub const KICK: &str = r#"
+local room, key = ARGV[1], ARGV[2]
+local mkey = 'chatd:members:' .. room
+local held = redis.call('HGET', mkey, key)
+if not held then return 0 end
+local m = cjson.decode(held)
+redis.call('HDEL', mkey, key)
+redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. key)
+redis.call('PUBLISH', 'chatd:events', cjson.encode({t='kick', room=room, name=m.name, node=m.node}))
+return 1
+"#;
+
+/// ARGV: room, definition (JSON), '1' to create (refused when it exists:
+/// returns {'exists', definition}) or '0' to update (refused when it does
+/// not: {'404'}).
+pub const ROOM_PUT: &str = r#"
+local room, def, create = ARGV[1], ARGV[2], ARGV[3] == '1'
+local old = redis.call('HGET', 'chatd:rooms', room)
+if create and old then return {'exists', old} end
+if not create and not old then return {'404'} end
+redis.call('HSET', 'chatd:rooms', room, def)
+if create then
+  redis.call('ZADD', 'chatd:roomorder', redis.call('INCR', 'chatd:roomseq'), room)
+end
+redis.call('SET', 'chatd:epoch', '1')
+redis.call('PUBLISH', 'chatd:events', '{"t":"room","room":' .. cjson.encode(room) .. ',"def":' .. def .. '}')
+return {'ok'}
+"#;
+
+/// ARGV: room. Deletes the room and its members' entries (their nodes
+/// disconnect them on the `close` event); 0 when there was no such room.
+pub const ROOM_DEL: &str = r#"
+local room = ARGV[1]
+if redis.call('HDEL', 'chatd:rooms', room) == 0 then return 0 end
+redis.call('ZREM', 'chatd:roomorder', room)
+local mkey = 'chatd:members:' .. room
+local all = redis.call('HGETALL', mkey)
+for i = 1, #all, 2 do
+  local m = cjson.decode(all[i + 1])
+  redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. all[i])
+end
+redis.call('DEL', mkey)
+redis.call('PUBLISH', 'chatd:events', cjson.encode({t='close', room=room}))
+return 1
+"#;
+
+/// ARGV: node, instance token, TTL in ms. Renews the node's heartbeat
+/// (refused with {'taken', token} when another instance holds the id),
+/// then removes the members of every node whose heartbeat expired,
+/// announcing their leaves. Returns {'ok', members removed}.
+pub fn heartbeat_script() -> String {
+    format!(
+        "{LUA_REMOVE}\n{}",
+        r#"
+local node, token, ttl = ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('GET', 'chatd:node:' .. node)
+if cur and cur ~= token then return {'taken', cur} end
+redis.call('SET', 'chatd:node:' .. node, token, 'PX', ttl)
+redis.call('SADD', 'chatd:nodes', node)
+local reaped = 0
+for _, n in ipairs(redis.call('SMEMBERS', 'chatd:nodes')) do
+  if redis.call('EXISTS', 'chatd:node:' .. n) == 0 then
+    for _, entry in ipairs(redis.call('SMEMBERS', 'chatd:nodemembers:' .. n)) do
+      local nl = string.find(entry, '\n', 1, true)
+      if nl then
+        reaped = reaped + remove(string.sub(entry, 1, nl - 1), string.sub(entry, nl + 1), n, 'node ' .. n .. ' stopped answering')
+      end
+    end
+    redis.call('DEL', 'chatd:nodemembers:' .. n)
+    redis.call('SREM', 'chatd:nodes', n)
+  end
+end
+return {'ok', tostring(reaped)}
+"#
+    )
+}
+
+/// ARGV: node, instance token. A node leaving cleanly: its members are
+/// removed and announced now, and its heartbeat deleted.
+pub fn bye_script() -> String {
+    format!(
+        "{LUA_REMOVE}\n{}",
+        r#"
+local node, token = ARGV[1], ARGV[2]
+for _, entry in ipairs(redis.call('SMEMBERS', 'chatd:nodemembers:' .. node)) do
+  local nl = string.find(entry, '\n', 1, true)
+  if nl then remove(string.sub(entry, 1, nl - 1), string.sub(entry, nl + 1), node, 'node ' .. node .. ' stopped') end
+end
+redis.call('DEL', 'chatd:nodemembers:' .. node)
+redis.call('SREM', 'chatd:nodes', node)
+if redis.call('GET', 'chatd:node:' .. node) == token then redis.call('DEL', 'chatd:node:' .. node) end
+return 1
+"#
+    )
+}
+
+/// ARGV: node, R (number of rooms), then R × (name, definition, '1' if
+/// given with --room), then (room, key, record) for each of the node's
+/// members. Run after every (re)connect: if the shared state was never
+/// seeded (a new or emptied Redis), the node's rooms seed it; its --room
+/// rooms are added when missing in any case. Then the node's entries are made
+/// what it holds: stale ones removed (leaves announced), missing ones
+/// added (joins announced). Returns the members it could not re-add, as
+/// {room, key, why} triples ('gone': no such room; 'taken': held by
+/// another node).
+pub fn sync_script() -> String {
+    format!(
+        "{LUA_REMOVE}\n{}",
+        r#"
+local node = ARGV[1]
+local nrooms = tonumber(ARGV[2])
+local seed = redis.call('EXISTS', 'chatd:epoch') == 0
+for i = 0, nrooms - 1 do
+  local room, def, flagged = ARGV[3 + 3 * i], ARGV[4 + 3 * i], ARGV[5 + 3 * i]
+  if (seed or flagged == '1') and redis.call('HSETNX', 'chatd:rooms', room, def) == 1 then
+    redis.call('ZADD', 'chatd:roomorder', redis.call('INCR', 'chatd:roomseq'), room)
+    redis.call('PUBLISH', 'chatd:events', '{"t":"room","room":' .. cjson.encode(room) .. ',"def":' .. def .. '}')
+  end
+end
+redis.call('SET', 'chatd:epoch', '1')
+local mine = {}
+local failed = {}
+local first = 3 + 3 * nrooms
+for i = first, #ARGV, 3 do
+  local room, key, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local entry = room .. '\n' .. key
+  mine[entry] = true
+  local mkey = 'chatd:members:' .. room
+  if redis.call('HEXISTS', 'chatd:rooms', room) == 0 then
+    table.insert(failed, room); table.insert(failed, key); table.insert(failed, 'gone')
+  else
+    local held = redis.call('HGET', mkey, key)
+    if not held then
+      redis.call('HSET', mkey, key, record)
+      redis.call('SADD', 'chatd:nodemembers:' .. node, entry)
+      redis.call('PUBLISH', 'chatd:events', '{"t":"join","room":' .. cjson.encode(room) .. ',"member":' .. record .. '}')
+    elseif cjson.decode(held).node ~= node then
+      table.insert(failed, room); table.insert(failed, key); table.insert(failed, 'taken')
+    else
+      redis.call('SADD', 'chatd:nodemembers:' .. node, entry)
+    end
+  end
+end
+for _, entry in ipairs(redis.call('SMEMBERS', 'chatd:nodemembers:' .. node)) do
+  if not mine[entry] then
+    local nl = string.find(entry, '\n', 1, true)
+    if nl then remove(string.sub(entry, 1, nl - 1), string.sub(entry, nl + 1), node, 'left while the cluster store was away') end
+    redis.call('SREM', 'chatd:nodemembers:' .. node, entry)
+  end
+end
+redis.call('SADD', 'chatd:nodes', node)
+return failed
+"#
+    )
+}
+
+/// No ARGV. Every room in creation order, {name, definition, {records}},
+/// and every account, {name, hash, ...}.
+pub const SNAPSHOT: &str = r#"
+local out = {}
+for _, room in ipairs(redis.call('ZRANGE', 'chatd:roomorder', 0, -1)) do
+  local def = redis.call('HGET', 'chatd:rooms', room)
+  if def then
+    table.insert(out, {room, def, redis.call('HVALS', 'chatd:members:' .. room)})
+  end
+end
+return {out, redis.call('HGETALL', 'chatd:users')}
+"#;
+
+/// ARGV: account name, its hash ('' deletes it). Records and announces an
+/// account change.
+pub const USER_PUT: &str = r#"
+local name, hash = ARGV[1], ARGV[2]
+if hash == '' then
+  redis.call('HDEL', 'chatd:users', name)
+else
+  redis.call('HSET', 'chatd:users', name, hash)
+end
+redis.call('SET', 'chatd:epoch', '1')
+redis.call('PUBLISH', 'chatd:events', cjson.encode({t='user', name=name, hash=hash}))
+return 1
+"#;
+
+/// ARGV: (name, hash) pairs. When the shared state was never seeded (a
+/// new or emptied Redis), the node's accounts seed it. Runs just before
+/// the sync script (which marks the state seeded).
+pub const USERS_SEED: &str = r#"
+if redis.call('EXISTS', 'chatd:epoch') == 1 then return 0 end
+for i = 1, #ARGV, 2 do
+  redis.call('HSETNX', 'chatd:users', ARGV[i], ARGV[i + 1])
+end
+return 1
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_arrays_of_blob_strings() {
+        assert_eq!(
+            command(&[b"PUBLISH", b"chatd:room:Teste", b"oi"]),
+            b"*3\r\n$7\r\nPUBLISH\r\n$16\r\nchatd:room:Teste\r\n$2\r\noi\r\n"
+        );
+    }
+
+    #[test]
+    fn the_reader_waits_for_whole_frames_and_splits_pushes() {
+        let mut r = RespReader::default();
+        r.push(b">3\r\n$7\r\nmessage\r\n$12\r\nchatd:events\r\n$2\r\n{}");
+        assert_eq!(r.next_frame(), Ok(None));
+        r.push(b"\r\n+OK\r\n");
+        let push = r.next_frame().unwrap().unwrap();
+        assert_eq!(message(&push), Some(("chatd:events", &b"{}"[..])));
+        let ok = r.next_frame().unwrap().unwrap();
+        assert_eq!(text(&ok), Some("OK"));
+        assert_eq!(r.next_frame(), Ok(None));
+        r.push(b"?garbage\r\n");
+        assert!(r.next_frame().is_err());
+    }
+
+    #[test]
+    fn join_verdicts_are_read() {
+        let arr = |words: &[&str]| OwnedFrame::Array {
+            data: words
+                .iter()
+                .map(|w| OwnedFrame::BlobString {
+                    data: w.as_bytes().to_vec(),
+                    attributes: None,
+                })
+                .collect(),
+            attributes: None,
+        };
+        assert_eq!(join_verdict(&arr(&["ok"])), Ok(JoinVerdict::Admitted));
+        assert_eq!(join_verdict(&arr(&["404"])), Ok(JoinVerdict::NoSuchRoom));
+        assert_eq!(
+            join_verdict(&arr(&["full", "5", "5"])),
+            Ok(JoinVerdict::Full {
+                members: 5,
+                limit: 5
+            })
+        );
+        let rec = r#"{"name":"Yan","node":"b","addr":"1.2.3.4:5","at":"t"}"#;
+        assert!(matches!(
+            join_verdict(&arr(&["409", rec])),
+            Ok(JoinVerdict::NameTaken(m)) if m.node == "b"
+        ));
+        assert!(join_verdict(&arr(&["what"])).is_err());
+    }
+
+    #[test]
+    fn events_parse_as_the_scripts_write_them() {
+        let e: ClusterEvent = serde_json::from_str(
+            r#"{"t":"join","room":"Teste","member":{"name":"Yan","node":"a","addr":"x","at":"y"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(e, ClusterEvent::Join { ref room, .. } if room == "Teste"));
+        // cjson writes fields in any order.
+        let e: ClusterEvent =
+            serde_json::from_str(r#"{"why":"w","node":"a","name":"Yan","room":"R","t":"leave"}"#)
+                .unwrap();
+        assert!(matches!(e, ClusterEvent::Leave { .. }));
+        let e: ClusterEvent =
+            serde_json::from_str(r#"{"t":"room","room":"R","def":{"limit":5,"history":0,"private":false,"allowed":[],"key_hash":null}}"#)
+                .unwrap();
+        assert!(matches!(e, ClusterEvent::Room { def, .. } if def.limit == 5));
+    }
+}

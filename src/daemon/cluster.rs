@@ -1,0 +1,405 @@
+//! The cluster link: one non-blocking TCP connection to Redis, driven by
+//! the event loop like any other socket. It speaks RESP3 (`HELLO 3`), so
+//! the one connection both runs commands (replies come back in order,
+//! matched with a queue of what each was for) and receives pub/sub pushes.
+//!
+//! It connects, and after a failure reconnects with a doubling backoff
+//! (100 ms to 5 s). It decides nothing about rooms: the loop turns its
+//! [`LinkEvent`]s into changes (see `event_loop.rs`, "cluster").
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{self, SockaddrStorage, getsockopt, sockopt};
+use redis_protocol::resp3::types::OwnedFrame;
+
+use crate::core::cluster::{self as resp, RespReader};
+use crate::core::hub::ConnId;
+use crate::sys::nonblock::{ReadOutcome, flush_once, read_some};
+
+/// How often the heartbeat is renewed, and how long it lives: a node
+/// that stops renewing is presumed dead after the TTL, and the next
+/// heartbeat of any survivor removes its members.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
+
+/// A connect that has not completed by then failed; a link that owes
+/// replies and has heard nothing for `SILENCE_LIMIT` is dead.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const SILENCE_LIMIT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Most bytes waiting to go to Redis; past it the link is dropped (and
+/// resynchronised after reconnecting) rather than grow without bound.
+const MAX_OUTPUT: usize = 8 * 1024 * 1024;
+
+/// What a command's reply is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// Nothing to do but check it is not an error.
+    Ignore,
+    Hello,
+    Heartbeat,
+    Sync,
+    Snapshot,
+    /// A chat connection's join, waiting for the verdict.
+    Join(ConnId),
+    /// An admin's room creation (`exists` means another node was first).
+    RoomCreate(String),
+}
+
+/// What happened on the link, for the loop.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// Connected: the loop sends its hello, heartbeat, sync and snapshot.
+    Connected,
+    Reply(Purpose, OwnedFrame),
+    Push(OwnedFrame),
+    /// The link broke; these replies will never come.
+    Lost {
+        why: String,
+        unanswered: Vec<Purpose>,
+    },
+}
+
+#[derive(Debug)]
+enum State {
+    Down { retry_at: Instant },
+    Connecting { since: Instant },
+    Up,
+}
+
+pub struct ClusterLink {
+    pub url: String,
+    addr: SocketAddr,
+    pub node: String,
+    /// This process's claim on the node id (a second chatd with the same
+    /// id is refused by the heartbeat script).
+    pub token: String,
+    state: State,
+    stream: Option<TcpStream>,
+    backoff: Duration,
+    out: Vec<u8>,
+    reader: RespReader,
+    pending: VecDeque<Purpose>,
+    last_heard: Instant,
+    /// Set once the snapshot after a (re)connect has been applied: only
+    /// then are joins and admin changes taken.
+    pub synced: bool,
+    /// HELLO sent on this connection (heartbeats may follow).
+    pub greeted: bool,
+    /// The sync and snapshot are under way.
+    pub syncing: bool,
+    pub next_heartbeat: Instant,
+    /// Channels subscribed to (room channels come and go with members).
+    pub subscribed: std::collections::HashSet<String>,
+    /// Messages not published because the link was down.
+    pub unpublished: u64,
+}
+
+/// `redis://host:port` (port 6379 when left out) → a socket address.
+/// Name resolution blocks, so it happens once, at start-up.
+pub fn resolve(url: &str) -> Result<SocketAddr, String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .ok_or_else(|| format!("--cluster '{url}': expected redis://HOST[:PORT]"))?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') || rest.contains('/') {
+        return Err(format!(
+            "--cluster '{url}': credentials and database numbers are not supported; \
+             expected redis://HOST[:PORT]"
+        ));
+    }
+    let with_port = if rest.starts_with('[') {
+        if rest.contains("]:") {
+            rest.to_string()
+        } else {
+            format!("{rest}:6379")
+        }
+    } else if rest.contains(':') {
+        rest.to_string()
+    } else {
+        format!("{rest}:6379")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("--cluster '{url}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("--cluster '{url}': no address"))
+}
+
+impl ClusterLink {
+    pub fn new(
+        url: &str,
+        addr: SocketAddr,
+        node: &str,
+        token: String,
+        now: Instant,
+    ) -> ClusterLink {
+        ClusterLink {
+            url: url.to_string(),
+            addr,
+            node: node.to_string(),
+            token,
+            state: State::Down { retry_at: now },
+            stream: None,
+            backoff: BACKOFF_MIN,
+            out: Vec::new(),
+            reader: RespReader::default(),
+            pending: VecDeque::new(),
+            last_heard: now,
+            synced: false,
+            greeted: false,
+            syncing: false,
+            next_heartbeat: now,
+            subscribed: Default::default(),
+            unpublished: 0,
+        }
+    }
+
+    /// Connected and resynchronised: joins and admin changes may go ahead.
+    pub fn ready(&self) -> bool {
+        matches!(self.state, State::Up) && self.synced
+    }
+
+    pub fn connected(&self) -> bool {
+        matches!(self.state, State::Up)
+    }
+
+    pub fn fd(&self) -> Option<RawFd> {
+        self.stream.as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Whether the loop should wait for the socket to be writable.
+    pub fn wants_write(&self) -> bool {
+        match self.state {
+            State::Connecting { .. } => true,
+            State::Up => !self.out.is_empty(),
+            State::Down { .. } => false,
+        }
+    }
+
+    /// Queues a command; its reply goes to `purpose`. Refused (false)
+    /// when not connected.
+    pub fn send(&mut self, purpose: Purpose, bytes: &[u8]) -> bool {
+        if !self.connected() {
+            return false;
+        }
+        self.out.extend_from_slice(bytes);
+        self.pending.push_back(purpose);
+        true
+    }
+
+    /// Queues a command that has no reply of its own in RESP3
+    /// (SUBSCRIBE, UNSUBSCRIBE: their confirmations are pushes).
+    pub fn send_no_reply(&mut self, bytes: &[u8]) -> bool {
+        if !self.connected() {
+            return false;
+        }
+        self.out.extend_from_slice(bytes);
+        true
+    }
+
+    /// When the loop must come back: a reconnect or connect timeout, the
+    /// next heartbeat.
+    pub fn deadline(&self) -> Instant {
+        match self.state {
+            State::Down { retry_at } => retry_at,
+            State::Connecting { since } => since + CONNECT_TIMEOUT,
+            State::Up => self.next_heartbeat.min(self.last_heard + SILENCE_LIMIT),
+        }
+    }
+
+    /// Timers: reconnect when due; give up on a slow connect or a silent
+    /// Redis.
+    pub fn tick(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
+        match self.state {
+            State::Down { retry_at } if now >= retry_at => {
+                if let Err(e) = self.start_connect(now) {
+                    self.fail(now, format!("connect to {}: {e}", self.addr), events);
+                }
+            }
+            State::Connecting { since } if now >= since + CONNECT_TIMEOUT => {
+                self.fail(now, format!("connect to {} timed out", self.addr), events);
+            }
+            State::Up if !self.pending.is_empty() && now >= self.last_heard + SILENCE_LIMIT => {
+                self.fail(
+                    now,
+                    format!("Redis at {} stopped answering", self.addr),
+                    events,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn start_connect(&mut self, now: Instant) -> io::Result<()> {
+        let fd = super::net::tcp_socket(&self.addr)?;
+        let target = SockaddrStorage::from(self.addr);
+        match socket::connect(fd.as_raw_fd(), &target) {
+            Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let stream = TcpStream::from(fd);
+        let _ = stream.set_nodelay(true);
+        self.stream = Some(stream);
+        self.state = State::Connecting { since: now };
+        Ok(())
+    }
+
+    /// The socket is ready: finish a connect, read what came, write what
+    /// waits.
+    pub fn on_ready(&mut self, now: Instant, readable: bool, events: &mut Vec<LinkEvent>) {
+        if let State::Connecting { .. } = self.state {
+            let Some(stream) = &self.stream else { return };
+            match getsockopt(stream, sockopt::SocketError) {
+                Ok(0) => {}
+                Ok(errno) => {
+                    let e = io::Error::from_raw_os_error(errno);
+                    self.fail(now, format!("connect to {}: {e}", self.addr), events);
+                    return;
+                }
+                Err(e) => {
+                    self.fail(now, format!("connect to {}: {e}", self.addr), events);
+                    return;
+                }
+            }
+            self.state = State::Up;
+            self.backoff = BACKOFF_MIN;
+            self.last_heard = now;
+            self.next_heartbeat = now;
+            events.push(LinkEvent::Connected);
+        }
+        if readable {
+            self.read(now, events);
+        }
+        self.flush(now, events);
+    }
+
+    fn read(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
+        let mut buf = [0u8; 64 * 1024];
+        for _ in 0..16 {
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            match read_some(stream, &mut buf) {
+                Ok(ReadOutcome::Data(n)) => {
+                    self.last_heard = now;
+                    self.reader.push(&buf[..n]);
+                    if n < buf.len() {
+                        break;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => break,
+                Ok(ReadOutcome::Eof) => {
+                    self.drain_frames(now, events);
+                    self.fail(
+                        now,
+                        format!("Redis at {} closed the link", self.addr),
+                        events,
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.fail(
+                        now,
+                        format!("reading from Redis at {}: {e}", self.addr),
+                        events,
+                    );
+                    return;
+                }
+            }
+        }
+        self.drain_frames(now, events);
+    }
+
+    fn drain_frames(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
+        loop {
+            match self.reader.next_frame() {
+                Ok(Some(frame @ OwnedFrame::Push { .. })) => events.push(LinkEvent::Push(frame)),
+                Ok(Some(frame)) => match self.pending.pop_front() {
+                    Some(p) => events.push(LinkEvent::Reply(p, frame)),
+                    None => {
+                        self.fail(now, "a reply nobody asked for".into(), events);
+                        return;
+                    }
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    self.fail(now, format!("from Redis at {}: {e}", self.addr), events);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One write of what waits.
+    pub fn flush(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
+        if !self.connected() || self.out.is_empty() {
+            return;
+        }
+        if self.out.len() > MAX_OUTPUT {
+            self.fail(now, "more than 8 MiB waiting for Redis".into(), events);
+            return;
+        }
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        if let Err(e) = flush_once(stream, &mut self.out) {
+            self.fail(
+                now,
+                format!("writing to Redis at {}: {e}", self.addr),
+                events,
+            );
+        }
+    }
+
+    /// The link is down: everything in flight is lost, and a reconnect is
+    /// scheduled.
+    fn fail(&mut self, now: Instant, why: String, events: &mut Vec<LinkEvent>) {
+        self.stream = None;
+        self.out.clear();
+        self.reader = RespReader::default();
+        self.subscribed.clear();
+        self.synced = false;
+        self.greeted = false;
+        self.syncing = false;
+        let unanswered = self.pending.drain(..).collect();
+        self.state = State::Down {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        events.push(LinkEvent::Lost { why, unanswered });
+    }
+
+    /// Drops the link on purpose (a protocol surprise, a taken node id).
+    pub fn drop_link(&mut self, now: Instant, why: String, events: &mut Vec<LinkEvent>) {
+        self.fail(now, why, events);
+    }
+
+    /// At exit: one last non-blocking write of what waits.
+    pub fn last_flush(&mut self) {
+        if let (State::Up, Some(stream)) = (&self.state, &mut self.stream) {
+            let _ = flush_once(stream, &mut self.out);
+        }
+    }
+
+    pub fn describe_state(&self) -> &'static str {
+        match self.state {
+            State::Down { .. } => "down",
+            State::Connecting { .. } => "connecting",
+            State::Up if self.synced => "up",
+            State::Up => "synchronising",
+        }
+    }
+
+    /// The HELLO that switches to RESP3 and names the connection.
+    pub fn hello(&self) -> Vec<u8> {
+        let name = format!("chatd-{}", self.node.replace(' ', "_"));
+        resp::command(&[b"HELLO", b"3", b"SETNAME", name.as_bytes()])
+    }
+}

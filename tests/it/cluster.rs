@@ -1,0 +1,412 @@
+//! Cluster mode: three chatd nodes sharing rooms through a real
+//! redis-server (started here on a free loopback port, in a temporary
+//! directory, without persistence).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{Client, Daemon, TempDir, eventually};
+
+/// A redis-server of our own. Killed on drop.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        // A free port: bound by us for a moment, then given to Redis
+        // (`--port 0` would disable TCP).
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis {
+            child: None,
+            port,
+            dir: TempDir::new("redis"),
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let bin = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("redis-server is installed (scripts/test installs it)");
+        let child = Command::new(bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let up = eventually(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        assert!(up, "redis-server did not start listening");
+    }
+
+    /// Stops Redis (its data is lost: no persistence).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn node(redis: &Redis, id: &str) -> Daemon {
+    let mut d = Daemon::start(&["--cluster", &redis.url(), "--node-id", id]);
+    d.wait_log("cluster: in sync", Duration::from_secs(10));
+    d
+}
+
+fn nodes(redis: &Redis) -> (Daemon, Daemon, Daemon) {
+    (node(redis, "a"), node(redis, "b"), node(redis, "c"))
+}
+
+fn ctl_ok(d: &Daemon, args: &[&str]) -> String {
+    let out = d.ctl(args);
+    assert!(
+        out.status.success(),
+        "chatctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Reads events until one matches; panics (showing what came) if none
+/// does in time.
+fn wait_for(c: &mut Client, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < end {
+        if let Some(ev) = c.event_within(Duration::from_millis(200)) {
+            if pred(&ev) {
+                return ev;
+            }
+            seen.push(ev.to_string());
+        }
+    }
+    panic!("no {what}; saw:\n{}", seen.join("\n"));
+}
+
+fn is(kind: &'static str, user: &'static str) -> impl Fn(&Value) -> bool {
+    move |ev| ev["type"] == kind && ev["username"] == user
+}
+
+fn message(user: &'static str, text: &'static str) -> impl Fn(&Value) -> bool {
+    move |ev| ev["type"] == "message" && ev["username"] == user && ev["message"] == text
+}
+
+/// `chatctl participants`'s rows: (name, node).
+fn participants(d: &Daemon, room: &str) -> Vec<(String, String)> {
+    let out = ctl_ok(d, &["--json", "participants", room]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["username"].as_str().unwrap().to_string(),
+                p["node"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_nodes_share_rooms_members_messages_kicks_and_closings() {
+    let redis = Redis::start();
+    let (a, b, c) = nodes(&redis);
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "10"]);
+    for d in [&b, &c] {
+        assert!(
+            eventually(Duration::from_secs(5), || ctl_ok(d, &["list"])
+                .contains("Teste")),
+            "room not mirrored"
+        );
+    }
+    let mut ana = a.joined("Ana", "Teste");
+    let mut bia = b.joined("Bia", "Teste");
+    wait_for(&mut ana, "Bia's join on node a", is("join", "Bia"));
+    let mut caio = c.joined("Caio", "Teste");
+    wait_for(&mut ana, "Caio's join", is("join", "Caio"));
+    wait_for(&mut bia, "Caio's join", is("join", "Caio"));
+
+    // Every node lists every member, with its node.
+    let expected: Vec<(String, String)> = [("Ana", "a"), ("Bia", "b"), ("Caio", "c")]
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect();
+    for d in [&a, &b, &c] {
+        assert_eq!(participants(d, "Teste"), expected);
+    }
+    assert!(ctl_ok(&b, &["participants", "Teste"]).contains("NODE"));
+
+    // Messages cross nodes, each sender's in order.
+    for i in 0..20 {
+        ana.say(&format!("a{i}"));
+    }
+    caio.say("oi de c");
+    for i in 0..20 {
+        let ev = wait_for(&mut bia, "Ana's messages", |ev| ev["type"] == "message");
+        if ev["username"] == "Caio" {
+            // Another sender may come in between; Ana's order is what counts.
+            let ev = wait_for(&mut bia, "Ana's next message", |ev| ev["username"] == "Ana");
+            assert_eq!(ev["message"], format!("a{i}"));
+        } else {
+            assert_eq!(ev["message"], format!("a{i}"), "{ev}");
+        }
+    }
+    wait_for(&mut ana, "Caio's message", message("Caio", "oi de c"));
+
+    // Names are unique cluster-wide (409, look-alikes too).
+    let mut dup = Client::connect(c.addr);
+    dup.handshake("bia", "Teste");
+    let ev = dup.event();
+    assert_eq!(ev["type"], "error", "{ev}");
+    assert_eq!(ev["message"], "409", "{ev}");
+    assert!(ev["reason"].as_str().unwrap().contains("node 'b'"), "{ev}");
+
+    // A kick from node c removes a member of node a.
+    assert!(ctl_ok(&c, &["room", "kick", "Teste", "Ana"]).contains("removed"));
+    wait_for(&mut ana, "the kick", |ev| ev["type"] == "kicked");
+    assert!(ana.closed_within(Duration::from_secs(5)));
+    wait_for(&mut bia, "Ana's leave", is("leave", "Ana"));
+    wait_for(&mut caio, "Ana's leave", is("leave", "Ana"));
+
+    // A member leaving on node b is seen leaving on c.
+    drop(bia);
+    wait_for(&mut caio, "Bia's leave", is("leave", "Bia"));
+    assert!(eventually(Duration::from_secs(5), || participants(
+        &a, "Teste"
+    )
+    .len()
+        == 1));
+
+    // Closing on node b closes the room everywhere.
+    let mut bruno = b.joined("Bruno", "Teste");
+    wait_for(&mut caio, "Bruno's join", is("join", "Bruno"));
+    ctl_ok(&b, &["room", "close", "Teste"]);
+    for cl in [&mut bruno, &mut caio] {
+        wait_for(cl, "the closing", |ev| ev["type"] == "closed");
+        assert!(cl.closed_within(Duration::from_secs(5)));
+    }
+    for d in [&a, &b, &c] {
+        assert!(eventually(Duration::from_secs(5), || !ctl_ok(d, &["list"])
+            .contains("Teste")));
+    }
+    let status = ctl_ok(&a, &["status"]);
+    assert!(status.contains("up as node 'a'"), "{status}");
+}
+
+#[test]
+fn a_limit_of_five_holds_across_three_nodes_joining_at_once() {
+    let redis = Redis::start();
+    let (a, b, c) = nodes(&redis);
+    ctl_ok(&b, &["room", "create", "Cinco", "--limit", "5"]);
+    for d in [&a, &c] {
+        assert!(eventually(Duration::from_secs(5), || ctl_ok(d, &["list"])
+            .contains("Cinco")));
+    }
+    // Connect 12 clients (4 per node) first, then send every handshake at
+    // once: the nodes ask Redis concurrently.
+    let mut clients: Vec<(String, Client)> = Vec::new();
+    for (i, d) in [&a, &b, &c].iter().cycle().take(12).enumerate() {
+        clients.push((format!("u{i}"), Client::connect(d.addr)));
+    }
+    for (name, cl) in &mut clients {
+        cl.handshake(name, "Cinco");
+    }
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for (name, cl) in &mut clients {
+        let ev = cl.event();
+        if ev["type"] == "join" && ev["username"] == name.as_str() {
+            admitted.push(name.clone());
+        } else {
+            assert_eq!(ev["type"], "error", "{ev}");
+            assert_eq!(ev["message"], "501", "{ev}");
+            assert!(
+                ev["reason"].as_str().unwrap().contains("is full (5 of 5)"),
+                "{ev}"
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(admitted.len(), 5, "admitted: {admitted:?}");
+    assert_eq!(refused, 7);
+    for d in [&a, &b, &c] {
+        assert!(eventually(Duration::from_secs(5), || participants(
+            d, "Cinco"
+        )
+        .len()
+            == 5));
+    }
+}
+
+#[test]
+fn a_killed_node_members_leave_and_a_second_node_with_its_id_is_refused() {
+    let redis = Redis::start();
+    let (a, _b, mut c) = nodes(&redis);
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "10"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&c, &["list"])
+        .contains("Teste")));
+    let mut ana = a.joined("Ana", "Teste");
+    let _caio = c.joined("Caio", "Teste");
+    wait_for(&mut ana, "Caio's join", is("join", "Caio"));
+
+    // A second chatd calling itself "a" is refused while "a" lives.
+    let mut twin = Daemon::start(&["--cluster", &redis.url(), "--node-id", "a"]);
+    twin.wait_log("is held by another live chatd", Duration::from_secs(10));
+    let mut x = Client::connect(twin.addr);
+    x.handshake("Xico", "Teste");
+    assert_eq!(x.event()["message"], "503");
+    drop(twin);
+
+    c.signal("KILL");
+    c.wait_exit(Duration::from_secs(5));
+    let killed = Instant::now();
+    let ev = wait_for(&mut ana, "Caio's leave", is("leave", "Caio"));
+    let took = killed.elapsed();
+    // Heartbeat TTL 3 s, renewed every second by the survivors.
+    assert!(took < Duration::from_secs(6), "took {took:?}: {ev}");
+    assert_eq!(
+        participants(&a, "Teste"),
+        vec![("Ana".to_string(), "a".to_string())]
+    );
+}
+
+#[test]
+fn while_redis_is_away_local_members_talk_joins_get_503_and_all_resynchronises() {
+    let mut redis = Redis::start();
+    let (mut a, mut b, _c) = nodes(&redis);
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "10"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&b, &["list"])
+        .contains("Teste")));
+    let mut ana = a.joined("Ana", "Teste");
+    let mut alice = a.joined("Alice", "Teste");
+    let mut bia = b.joined("Bia", "Teste");
+    wait_for(&mut ana, "Bia's join", is("join", "Bia"));
+
+    redis.kill();
+    a.wait_log("joins get 503", Duration::from_secs(10));
+    b.wait_log("joins get 503", Duration::from_secs(10));
+    // Local members keep talking.
+    ana.say("still here");
+    wait_for(&mut alice, "a local message", message("Ana", "still here"));
+    // Joins and room changes are refused, clearly.
+    let mut late = Client::connect(b.addr);
+    late.handshake("Late", "Teste");
+    let ev = late.event();
+    assert_eq!(ev["message"], "503", "{ev}");
+    let out = a.ctl(&["room", "create", "Outra", "--limit", "3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+    assert!(ctl_ok(&a, &["status"]).contains("down as node 'a'"));
+
+    // Redis comes back empty: the nodes reconnect, seed the rooms and
+    // their members again, and talk across nodes as before.
+    redis.spawn();
+    for d in [&a, &b] {
+        let synced_twice = || {
+            d.log_lines()
+                .iter()
+                .filter(|l| l.contains("cluster: in sync"))
+                .count()
+                >= 2
+        };
+        assert!(eventually(Duration::from_secs(15), synced_twice));
+    }
+    assert!(eventually(Duration::from_secs(10), || {
+        participants(&a, "Teste").len() == 3 && participants(&b, "Teste").len() == 3
+    }));
+    ana.say("back");
+    wait_for(
+        &mut bia,
+        "a message after the restart",
+        message("Ana", "back"),
+    );
+    bia.say("oi");
+    wait_for(&mut alice, "a message from node b", message("Bia", "oi"));
+    let _late = b.joined("Late", "Teste");
+    wait_for(&mut ana, "a join after the restart", is("join", "Late"));
+}
+
+/// A join with a password, and the first event back.
+fn join_with_password(d: &Daemon, user: &str, room: &str, password: &str) -> Value {
+    let mut c = Client::connect(d.addr);
+    let hs = serde_json::json!({"username": user, "room": room, "password": password});
+    c.send_frame(hs.to_string().as_bytes());
+    c.event()
+}
+
+#[test]
+fn accounts_and_private_rooms_are_shared_by_every_node() {
+    let redis = Redis::start();
+    let (a, b, c) = nodes(&redis);
+    const PASSWORD: &str = "correct horse battery";
+    let out = a.ctl_with_stdin(&["user", "add", "Yan"], &format!("{PASSWORD}\n"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ctl_ok(&a, &["room", "create", "Sala", "--limit", "5"]);
+    ctl_ok(
+        &a,
+        &["room", "create", "Secreta", "--limit", "5", "--private"],
+    );
+    ctl_ok(&a, &["room", "allow", "Secreta", "Yan"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(
+        &c,
+        &["user", "list"]
+    )
+    .contains("Yan")));
+    // The account registered on node a logs in on node c, and only with
+    // its password.
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&c, &["list"])
+        .contains("Secreta")));
+    let ev = join_with_password(&c, "Yan", "Sala", "wrong password!!");
+    assert_eq!(ev["message"], "401", "{ev}");
+    let ev = join_with_password(&c, "Yan", "Secreta", PASSWORD);
+    assert_eq!(ev["type"], "join", "{ev}");
+    // The private room's allow-list holds on node b too.
+    let mut outsider = Client::connect(b.addr);
+    outsider.handshake("Zeca", "Secreta");
+    assert_eq!(outsider.event()["message"], "403");
+    // An account deleted on node b is gone on node a.
+    let out = b.ctl(&["user", "del", "Yan"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(eventually(Duration::from_secs(5), || !ctl_ok(
+        &a,
+        &["user", "list"]
+    )
+    .contains("Yan")));
+}
