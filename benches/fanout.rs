@@ -3,7 +3,7 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only chatd|ngircd] [--scenario NAME]
-//!         [--baseline PATH] [--tls] [--epoll]
+//!         [--baseline PATH] [--tls] [--epoll] [--cluster]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
@@ -12,7 +12,9 @@
 //! measures full TLS handshakes per second. `--epoll` adds chatd with
 //! `--poller epoll` as another server, and the scenarios beyond select's
 //! 1,000 clients (10 rooms × 1,000 members, idle and talking), which only
-//! it runs.
+//! it runs. `--cluster` adds one room of 900 members, on one chatd and on
+//! three chatd nodes in cluster mode (300 each, one Redis): the cost of
+//! the hop, with the CPU of all four processes counted.
 //!
 //! Server CPU per delivery (utime+stime of the server process over the
 //! run, divided by deliveries) is the headline: on a 2-core machine the
@@ -81,7 +83,32 @@ fn scenarios() -> Vec<Scenario> {
             rate: None,
             payload: 40,
         },
+        Scenario {
+            name: CLUSTER_BURST.into(),
+            rooms: 1,
+            members: 900,
+            msgs: 10,
+            rate: None,
+            payload: 40,
+        },
+        Scenario {
+            name: CLUSTER_LATENCY.into(),
+            rooms: 1,
+            members: 900,
+            msgs: 2,
+            rate: Some(200.0),
+            payload: 40,
+        },
     ]
+}
+
+/// One room of 900: on one node, and spread over three cluster nodes
+/// (300 each) through Redis (`--cluster`).
+const CLUSTER_BURST: &str = "1x900x10 (cluster)";
+const CLUSTER_LATENCY: &str = "1x900 @200/s (cluster)";
+
+fn cluster_only(sc: &Scenario) -> bool {
+    sc.name == CLUSTER_BURST || sc.name == CLUSTER_LATENCY
 }
 
 /// Scenarios beyond select(2)'s 1,000 clients: epoll only.
@@ -97,6 +124,8 @@ struct Server {
     child: Child,
     target: Target,
     _dir: TempDir,
+    /// The rest of a cluster: other nodes and Redis (killed on drop too).
+    others: Vec<Server>,
 }
 
 impl Drop for Server {
@@ -160,8 +189,22 @@ fn make_pki() -> Pki {
 }
 
 fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Result<Server, String> {
+    start_chatd_with(bin, rooms, tls, epoll, &[], "listening")
+}
+
+/// chatd with `extra` flags, ready once it logged `ready` (after it
+/// logged where it listens).
+fn start_chatd_with(
+    bin: &Path,
+    rooms: usize,
+    tls: Option<&Pki>,
+    epoll: bool,
+    extra: &[String],
+    ready: &str,
+) -> Result<Server, String> {
     let dir = TempDir::new("chatd");
     let mut cmd = Command::new(bin);
+    cmd.args(extra);
     if bin == Path::new(CHATD) {
         // (A --baseline build may predate the configuration file.)
         cmd.args(["--config", "none"]);
@@ -200,15 +243,21 @@ fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Resu
         .map_err(|e| format!("start chatd: {e}"))?;
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let mut addr: Option<SocketAddr> = None;
     let addr: SocketAddr = loop {
         let line = lines
             .next()
-            .ok_or("chatd exited before listening")?
+            .ok_or("chatd exited before it was ready")?
             .map_err(|e| e.to_string())?;
         if let Some(a) = line.split(" on ").nth(1)
             && line.contains("listening")
         {
-            break a.trim().parse().map_err(|e| format!("{e}"))?;
+            addr = Some(a.trim().parse().map_err(|e| format!("{e}"))?);
+        }
+        if let Some(a) = addr
+            && line.contains(ready)
+        {
+            break a;
         }
     };
     // Keep draining its log so chatd never blocks on a full pipe.
@@ -219,7 +268,10 @@ fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Resu
             addr,
             pid: child.id(),
             tls: tls.map(|p| Arc::clone(&p.client)),
+            more_addrs: Vec::new(),
+            more_pids: Vec::new(),
         },
+        others: Vec::new(),
         child,
         _dir: dir,
     })
@@ -282,9 +334,12 @@ fn start_ngircd(bin: &Path) -> Result<Server, String> {
             addr,
             pid: child.id(),
             tls: None,
+            more_addrs: Vec::new(),
+            more_pids: Vec::new(),
         },
         child,
         _dir: dir,
+        others: Vec::new(),
     })
 }
 
@@ -330,10 +385,42 @@ fn start_redis(bin: &Path) -> Result<Server, String> {
             addr,
             pid: child.id(),
             tls: None,
+            more_addrs: Vec::new(),
+            more_pids: Vec::new(),
         },
         child,
         _dir: dir,
+        others: Vec::new(),
     })
+}
+
+/// Cluster mode: three chatd nodes sharing their rooms through one Redis.
+/// The target's CPU is all four processes'.
+fn start_cluster(redis: &Path, rooms: usize, epoll: bool) -> Result<Server, String> {
+    let r = start_redis(redis)?;
+    let url = format!("redis://{}", r.target.addr);
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        let extra: Vec<String> = ["--cluster", &url, "--node-id", id]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        nodes.push(start_chatd_with(
+            Path::new(CHATD),
+            rooms,
+            None,
+            epoll,
+            &extra,
+            "cluster: in sync",
+        )?);
+    }
+    let mut first = nodes.remove(0);
+    first.target.more_addrs = nodes.iter().map(|n| n.target.addr).collect();
+    first.target.more_pids = nodes.iter().map(|n| n.target.pid).collect();
+    first.target.more_pids.push(r.target.pid);
+    first.others = nodes;
+    first.others.push(r);
+    Ok(first)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -383,6 +470,8 @@ struct Args {
     tls: bool,
     /// Also measure chatd with --poller epoll.
     epoll: bool,
+    /// Also measure three chatd nodes in cluster mode against one.
+    cluster: bool,
 }
 
 fn parse_args() -> Args {
@@ -394,6 +483,7 @@ fn parse_args() -> Args {
         baseline: None,
         tls: false,
         epoll: false,
+        cluster: false,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -408,6 +498,7 @@ fn parse_args() -> Args {
             "--baseline" => args.baseline = it.next().map(PathBuf::from),
             "--tls" => args.tls = true,
             "--epoll" => args.epoll = true,
+            "--cluster" => args.cluster = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -434,6 +525,8 @@ fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
             addr,
             pid,
             tls: None,
+            more_addrs: Vec::new(),
+            more_pids: Vec::new(),
         };
         let mut reps = Vec::new();
         for _ in 0..args.runs {
@@ -462,15 +555,17 @@ fn main() {
         "baseline",
         "ngircd",
         "redis",
+        "cluster",
     ]
     .into_iter()
+    .filter(|s| *s != "cluster" || (args.cluster && redis.is_some()))
     .filter(|s| *s != "baseline" || args.baseline.is_some())
     .filter(|s| *s != "chatd+tls" || args.tls)
     .filter(|s| *s != "chatd+epoll" || args.epoll)
     .filter(|s| {
-        args.only
-            .as_deref()
-            .is_none_or(|o| o == *s || *s == "baseline" || *s == "chatd+tls" || *s == "chatd+epoll")
+        args.only.as_deref().is_none_or(|o| {
+            o == *s || ["baseline", "chatd+tls", "chatd+epoll", "cluster"].contains(s)
+        })
     })
     .filter(|s| *s != "ngircd" || ngircd.is_some())
     .filter(|s| *s != "redis" || redis.is_some())
@@ -497,13 +592,14 @@ fn main() {
         "chatd+tls" => start_chatd(Path::new(CHATD), rooms, pki.as_ref(), false),
         "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
         "redis" => start_redis(redis.as_deref().unwrap()),
+        "cluster" => start_cluster(redis.as_deref().unwrap(), rooms, false),
         _ => start_ngircd(ngircd.as_deref().unwrap()),
     };
     if args.scenario.as_deref() == Some("sweep") {
         let servers: Vec<&str> = all_servers
             .iter()
             .copied()
-            .filter(|s| *s != "chatd+tls")
+            .filter(|s| *s != "chatd+tls" && *s != "cluster")
             .collect();
         rate_sweep(&servers, &start);
         return;
@@ -512,13 +608,15 @@ fn main() {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
         }
-        if epoll_only(&sc) && !args.epoll {
+        if epoll_only(&sc) && !args.epoll || cluster_only(&sc) && !args.cluster {
             continue;
         }
         let servers: Vec<&str> = all_servers
             .iter()
             .copied()
             .filter(|s| !epoll_only(&sc) || *s == "chatd+epoll")
+            .filter(|s| *s != "cluster" || cluster_only(&sc))
+            .filter(|s| !cluster_only(&sc) || *s == "chatd" || *s == "cluster")
             .collect();
         let mut results: Vec<(&str, Vec<Report>)> =
             servers.iter().map(|s| (*s, Vec::new())).collect();

@@ -60,9 +60,28 @@ pub struct Target {
     pub pid: u32,
     /// Speak TLS (chatd's TLS port), trusting this configuration's roots.
     pub tls: Option<Arc<ClientConfig>>,
+    /// Cluster mode: the other nodes' addresses (members are spread over
+    /// `addr` and these, round robin), and every other process whose CPU
+    /// counts (the other nodes, Redis).
+    pub more_addrs: Vec<SocketAddr>,
+    pub more_pids: Vec<u32>,
 }
 
 impl Target {
+    /// Where the i-th client connects.
+    fn addr_for(&self, i: usize) -> SocketAddr {
+        let n = 1 + self.more_addrs.len();
+        match i % n {
+            0 => self.addr,
+            k => self.more_addrs[k - 1],
+        }
+    }
+
+    /// CPU seconds of every process serving the run.
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs(self.pid) + self.more_pids.iter().map(|&p| cpu_secs(p)).sum::<f64>()
+    }
+
     fn tls_connection(&self) -> Result<Option<ClientConnection>, String> {
         let Some(config) = &self.tls else {
             return Ok(None);
@@ -153,8 +172,8 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     let mut peers = Vec::with_capacity(n);
     for r in 0..sc.rooms {
         for k in 0..sc.members {
-            let stream = TcpStream::connect(target.addr)
-                .map_err(|e| format!("connect {}: {e}", target.addr))?;
+            let addr = target.addr_for(r * sc.members + k);
+            let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
             stream.set_nodelay(true).map_err(|e| e.to_string())?;
             stream.set_nonblocking(true).map_err(|e| e.to_string())?;
             let nick = format!("u{r}x{k}");
@@ -204,7 +223,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     // used) for 1.5 s, so its queues are drained and it is idle (chatd
     // gives a burst's memory back once idle) before its memory is read.
     let give_up = Instant::now() + Duration::from_secs(60);
-    let mut cpu_seen = cpu_secs(target.pid);
+    let mut cpu_seen = target.cpu_secs();
     let mut quiet_since = Instant::now();
     while quiet_since.elapsed() < Duration::from_millis(1500) && Instant::now() < give_up {
         pump(
@@ -214,7 +233,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
             &now_us,
             Duration::from_millis(100),
         )?;
-        let cpu = cpu_secs(target.pid);
+        let cpu = target.cpu_secs();
         if cpu != cpu_seen {
             cpu_seen = cpu;
             quiet_since = Instant::now();
@@ -228,7 +247,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     stats.received = 0;
 
     // Phase 2: send and receive.
-    let cpu_before = cpu_secs(target.pid);
+    let cpu_before = target.cpu_secs();
     let total = (n * sc.msgs) as u64;
     let receivers = if target.proto.echoes() {
         sc.members
@@ -283,7 +302,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     report.rss_peak_kib = report.rss_peak_kib.max(rss_kib(target.pid));
     report.received = stats.received;
     if report.received > 0 {
-        let cpu = cpu_secs(target.pid) - cpu_before;
+        let cpu = target.cpu_secs() - cpu_before;
         report.cpu_ns_per_delivery = cpu * 1e9 / report.received as f64;
     }
     report.secs = stats.last_us.saturating_sub(start_us) as f64 / 1e6;
@@ -487,7 +506,7 @@ fn read_peer(p: &mut Peer, buf: &mut [u8]) -> Result<(), String> {
 /// notice, then close. Returns handshakes/s and the server's CPU time per
 /// handshake in nanoseconds.
 pub fn tls_handshakes(target: &Target, n: usize) -> Result<(f64, f64), String> {
-    let cpu_before = cpu_secs(target.pid);
+    let cpu_before = target.cpu_secs();
     let start = Instant::now();
     for i in 0..n {
         let tcp = TcpStream::connect(target.addr).map_err(|e| format!("connect: {e}"))?;
@@ -511,7 +530,7 @@ pub fn tls_handshakes(target: &Target, n: usize) -> Result<(f64, f64), String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let cpu = cpu_secs(target.pid) - cpu_before;
+    let cpu = target.cpu_secs() - cpu_before;
     Ok((n as f64 / secs, cpu * 1e9 / n as f64))
 }
 
