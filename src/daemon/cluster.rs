@@ -210,6 +210,7 @@ impl ClusterLink {
         match self.state {
             State::Down { retry_at } => retry_at,
             State::Connecting { since } => since + CONNECT_TIMEOUT,
+            State::Up if self.pending.is_empty() => self.next_heartbeat,
             State::Up => self.next_heartbeat.min(self.last_heard + SILENCE_LIMIT),
         }
     }

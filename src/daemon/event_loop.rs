@@ -178,8 +178,8 @@ pub struct Server {
     watchdog_due: Option<Instant>,
     /// Events' `ts`: the second it was formatted for, and the text.
     ts_cache: (u64, String),
-    /// Deliveries counted at the last heap trim (see `trim_heap`).
-    trimmed_at_deliveries: u64,
+    /// Bytes written at the last heap trim (see `trim_heap`).
+    trimmed_at_bytes: u64,
     /// When the heap may be trimmed next.
     next_trim: Instant,
     // -- the pass's work ----------------------------------------------------
@@ -260,7 +260,7 @@ impl Server {
             status_sent: ((usize::MAX, usize::MAX), Instant::now()),
             watchdog_due: None,
             ts_cache: (0, String::new()),
-            trimmed_at_deliveries: 0,
+            trimmed_at_bytes: 0,
             next_trim: Instant::now(),
             touched: Vec::new(),
             writes: Vec::new(),
@@ -1441,6 +1441,11 @@ impl Server {
         if let Some(link) = &self.cluster {
             earliest(link.deadline());
         }
+        // A trim waits for the loop to have nothing to do (a zero timeout
+        // would put it off forever), so only a future one is a deadline.
+        if self.trim_due() && self.next_trim > now {
+            earliest(self.next_trim);
+        }
         next.map(|t| t.saturating_duration_since(now))
     }
 
@@ -1463,15 +1468,22 @@ impl Server {
         }
     }
 
-    /// When the loop goes quiet after a burst of deliveries (at most once
-    /// a second): gives the memory the burst's output queues held back to
+    /// When the loop goes quiet after output was written (at most once a
+    /// second): gives the memory the drained output queues held back to
     /// the kernel. glibc keeps freed heap pages otherwise, so a 10,000-client
-    /// chatd would stay at the size of its largest burst.
+    /// chatd would stay at the size of its largest burst. Keyed to bytes
+    /// written, not deliveries: queues go on draining (and freeing) after
+    /// the last delivery, and a trim that came too early is followed by
+    /// another (`wait_timeout` wakes for it).
+    fn trim_due(&self) -> bool {
+        self.counters.bytes_out != self.trimmed_at_bytes
+    }
+
     fn trim_heap(&mut self, now: Instant) {
-        if self.counters.deliveries == self.trimmed_at_deliveries || now < self.next_trim {
+        if !self.trim_due() || now < self.next_trim {
             return;
         }
-        self.trimmed_at_deliveries = self.counters.deliveries;
+        self.trimmed_at_bytes = self.counters.bytes_out;
         self.next_trim = now + Duration::from_secs(1);
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim only releases free memory of the allocator.
