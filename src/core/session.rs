@@ -414,6 +414,12 @@ impl StallMeter {
     /// Accounts for the time since the last update, then records whether
     /// the member is above the mark from `now` on.
     pub fn update(&mut self, now: Instant, above: bool) {
+        // The debt grows (or shrinks) linearly while the side of the mark
+        // stays the same, so only a change of side needs the arithmetic
+        // (this runs once per delivery).
+        if self.last.is_some_and(|(_, was)| was == above) {
+            return;
+        }
         self.debt = self.debt_at(now);
         self.last = Some((now, above));
     }
