@@ -70,6 +70,10 @@ pub fn high_water_mark(sendq: usize) -> usize {
     (sendq / 2).min(32 * 1024)
 }
 
+/// How long the loop must have written nothing before the heap is
+/// trimmed.
+const TRIM_QUIET: Duration = Duration::from_secs(1);
+
 /// Bytes read from one connection per pass at most (fairness), and the size
 /// of the shared read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -180,7 +184,7 @@ pub struct Server {
     ts_cache: (u64, String),
     /// Bytes written at the last heap trim (see `trim_heap`).
     trimmed_at_bytes: u64,
-    /// When the heap may be trimmed next.
+    /// When the heap may be trimmed: [`TRIM_QUIET`] after the last write.
     next_trim: Instant,
     // -- the pass's work ----------------------------------------------------
     /// Connections something happened to, to settle before the next wait.
@@ -1136,6 +1140,9 @@ impl Server {
             match c.write_once() {
                 Ok(sent) => {
                     self.counters.bytes_out += sent.written as u64;
+                    if sent.written > 0 {
+                        self.next_trim = now + TRIM_QUIET;
+                    }
                     if sent.blocked {
                         self.feed(id, now, Input::SendBlocked);
                     }
@@ -1468,23 +1475,24 @@ impl Server {
         }
     }
 
-    /// When the loop goes quiet after output was written (at most once a
-    /// second): gives the memory the drained output queues held back to
-    /// the kernel. glibc keeps freed heap pages otherwise, so a 10,000-client
-    /// chatd would stay at the size of its largest burst. Keyed to bytes
-    /// written, not deliveries: queues go on draining (and freeing) after
-    /// the last delivery, and a trim that came too early is followed by
-    /// another (`wait_timeout` wakes for it).
+    /// Output was written since the last trim.
     fn trim_due(&self) -> bool {
         self.counters.bytes_out != self.trimmed_at_bytes
     }
 
+    /// Once no output has been written for [`TRIM_QUIET`]: gives the
+    /// memory the drained output queues held back to the kernel. glibc
+    /// keeps freed heap pages otherwise, so a 10,000-client chatd would
+    /// stay at the size of its largest burst. Never under steady traffic:
+    /// a trim costs milliseconds with a large heap, and the pages it frees
+    /// would be faulted back in at once (a rate sweep showed p99 spikes
+    /// when it ran in every lull). A trim that is due never makes the
+    /// wait's timeout zero (that would put it off forever).
     fn trim_heap(&mut self, now: Instant) {
         if !self.trim_due() || now < self.next_trim {
             return;
         }
         self.trimmed_at_bytes = self.counters.bytes_out;
-        self.next_trim = now + Duration::from_secs(1);
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim only releases free memory of the allocator.
         unsafe {
