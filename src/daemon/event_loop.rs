@@ -90,10 +90,11 @@ const SIGNALS: Token = u64::MAX;
 const CONTROL_LISTENER: Token = u64::MAX - 1;
 const LOG_SINK: Token = u64::MAX - 2;
 const CLUSTER: Token = u64::MAX - 3;
+const FIRST_LISTENER: Token = u64::MAX - 1024;
 
+// Cluster mode's side of the loop: a child module, so the same `Server`.
 mod cluster_mode;
 use cluster_mode::PendingJoin;
-const FIRST_LISTENER: Token = u64::MAX - 1024;
 
 /// Why a doomed connection is dropped: a slow consumer is counted and
 /// warned about; a failed connection only leaves.
