@@ -263,14 +263,12 @@ fn start_chatd_with(
     // Keep draining its log so chatd never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Ok(Server {
-        target: Target {
-            proto: Proto::Chatd,
+        target: Target::single(
+            Proto::Chatd,
             addr,
-            pid: child.id(),
-            tls: tls.map(|p| Arc::clone(&p.client)),
-            more_addrs: Vec::new(),
-            more_pids: Vec::new(),
-        },
+            child.id(),
+            tls.map(|p| Arc::clone(&p.client)),
+        ),
         others: Vec::new(),
         child,
         _dir: dir,
@@ -320,23 +318,27 @@ fn start_ngircd(bin: &Path) -> Result<Server, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("start ngircd: {e}"))?;
+    listening(child, dir, Proto::Irc, port, "ngircd")
+}
+
+/// A yardstick server once it accepts connections on `port` (10 s at most).
+fn listening(
+    child: Child,
+    dir: TempDir,
+    proto: Proto,
+    port: u16,
+    what: &str,
+) -> Result<Server, String> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let end = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(addr).is_err() {
         if Instant::now() > end {
-            return Err("ngircd did not start listening".into());
+            return Err(format!("{what} did not start listening"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(Server {
-        target: Target {
-            proto: Proto::Irc,
-            addr,
-            pid: child.id(),
-            tls: None,
-            more_addrs: Vec::new(),
-            more_pids: Vec::new(),
-        },
+        target: Target::single(proto, addr, child.id(), None),
         child,
         _dir: dir,
         others: Vec::new(),
@@ -371,27 +373,7 @@ fn start_redis(bin: &Path) -> Result<Server, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("start redis-server: {e}"))?;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let end = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() > end {
-            return Err("redis-server did not start listening".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Server {
-        target: Target {
-            proto: Proto::Redis,
-            addr,
-            pid: child.id(),
-            tls: None,
-            more_addrs: Vec::new(),
-            more_pids: Vec::new(),
-        },
-        child,
-        _dir: dir,
-        others: Vec::new(),
-    })
+    listening(child, dir, Proto::Redis, port, "redis-server")
 }
 
 /// Cluster mode: three chatd nodes sharing their rooms through one Redis.
@@ -520,14 +502,7 @@ fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
         }
-        let target = Target {
-            proto: Proto::Chatd,
-            addr,
-            pid,
-            tls: None,
-            more_addrs: Vec::new(),
-            more_pids: Vec::new(),
-        };
+        let target = Target::single(Proto::Chatd, addr, pid, None);
         let mut reps = Vec::new();
         for _ in 0..args.runs {
             match loadgen::run(&target, &sc) {

@@ -68,6 +68,23 @@ pub struct Target {
 }
 
 impl Target {
+    /// One server process (no cluster).
+    pub fn single(
+        proto: Proto,
+        addr: SocketAddr,
+        pid: u32,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Target {
+        Target {
+            proto,
+            addr,
+            pid,
+            tls,
+            more_addrs: Vec::new(),
+            more_pids: Vec::new(),
+        }
+    }
+
     /// Where the i-th client connects.
     fn addr_for(&self, i: usize) -> SocketAddr {
         let n = 1 + self.more_addrs.len();

@@ -9,14 +9,7 @@ use crate::support::*;
 use loadgen::{Proto, Scenario, Target};
 
 fn target(d: &Daemon) -> Target {
-    Target {
-        proto: Proto::Chatd,
-        addr: d.addr,
-        pid: d.pid(),
-        tls: None,
-        more_addrs: Vec::new(),
-        more_pids: Vec::new(),
-    }
+    Target::single(Proto::Chatd, d.addr, d.pid(), None)
 }
 
 #[test]
@@ -60,14 +53,7 @@ fn loadgen_smoke_over_tls_and_handshakes() {
     let pki = crate::tls::Pki::new();
     let (cert, key) = pki.server("bench");
     let (d, tls_addr) = crate::tls::tls_daemon(&cert, &key, &["--room", "bench0:10"]);
-    let target = Target {
-        proto: Proto::Chatd,
-        addr: tls_addr,
-        pid: d.pid(),
-        tls: Some(pki.client_config()),
-        more_addrs: Vec::new(),
-        more_pids: Vec::new(),
-    };
+    let target = Target::single(Proto::Chatd, tls_addr, d.pid(), Some(pki.client_config()));
     let sc = Scenario {
         name: "smoke-tls".into(),
         rooms: 1,
