@@ -443,6 +443,9 @@ pub fn validate_message(payload: &[u8]) -> Result<&str, &'static str> {
     if text.chars().any(|c| c.is_control() && c != '\t') {
         return Err("message contains control characters");
     }
+    if crate::core::text::longest_combining_run(text) > crate::core::text::MAX_COMBINING_RUN {
+        return Err("message stacks more than 8 combining marks on one character");
+    }
     Ok(text)
 }
 
@@ -972,6 +975,9 @@ mod tests {
         assert!(validate_message(b"line\nbreak").is_err());
         assert!(validate_message("c1\u{9b}".as_bytes()).is_err());
         assert!(validate_message(b"del\x7f").is_err());
+        let zalgo = format!("a{}", "\u{301}".repeat(8000));
+        assert!(validate_message(zalgo.as_bytes()).is_err());
+        assert!(validate_message("Tiếng Việt שָׁלוֹם".as_bytes()).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bench_smoke;
+mod boundaries;
 mod chat_client;
 mod chat_protocol;
 mod chat_tui;

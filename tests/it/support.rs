@@ -704,3 +704,23 @@ impl Drop for Tmux {
             .status();
     }
 }
+
+/// A TCP connection to `addr` from the loopback address `from` (any of
+/// 127.0.0.0/8), so a test can be several "addresses" on one machine.
+pub fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let local: std::net::SocketAddrV4 = format!("{from}:0").parse().unwrap();
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(local)).unwrap();
+    let SocketAddr::V4(to) = addr else {
+        panic!("connect_from: IPv4 only")
+    };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(to)).unwrap();
+    TcpStream::from(fd)
+}
