@@ -155,7 +155,7 @@ impl Session {
             phase: Phase::Handshake {
                 deadline: now + limits.handshake_timeout,
             },
-            decoder: Decoder::new(limits.max_frame),
+            decoder: Decoder::new(limits.max_frame.max(super::wire::MAX_HANDSHAKE_FRAME)),
             out: Vec::new(),
             out_pos: 0,
             read_closed: false,
@@ -288,6 +288,7 @@ impl Session {
             Input::Joined => {
                 if let Phase::Handshake { .. } = self.phase {
                     self.phase = Phase::Member;
+                    self.decoder.set_max_frame(self.limits.max_frame);
                 }
                 None
             }
@@ -790,7 +791,7 @@ mod tests {
                         }
                     };
                     prop_assert!(s.pending() <= LIMITS.sendq + last_notice);
-                    prop_assert!(s.read_budget() <= (10 + LIMITS.max_frame).max(DISCARD_CHUNK));
+                    prop_assert!(s.read_budget() <= (10 + LIMITS.max_frame.max(crate::core::wire::MAX_HANDSHAKE_FRAME)).max(DISCARD_CHUNK));
                     if closing {
                         prop_assert!(s.is_closing());
                     }

@@ -26,6 +26,12 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// Longest bearer token accepted in a handshake.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
+/// The largest handshake frame, whatever `--max-frame` says: room for the
+/// largest token, password and key with every other field beside them, so
+/// a token PROTOCOL.md allows never gets 413. Frames after the join are
+/// bounded by `--max-frame` again.
+pub const MAX_HANDSHAKE_FRAME: usize = MAX_TOKEN_BYTES + 2 * MAX_PASSWORD_BYTES + 4 * 1024;
+
 /// The error codes of the `error` event, as the prototype's client knows them
 /// (404, 501) plus the ones chatd adds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,12 @@ impl Decoder {
             max_frame,
             failed: false,
         }
+    }
+
+    /// Changes the bound for the frames not yet decoded (the handshake's
+    /// allowance ends once a connection has joined).
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
     }
 
     /// Bytes buffered but not yet returned as frames.

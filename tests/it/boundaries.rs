@@ -27,3 +27,22 @@ fn a_message_that_piles_up_combining_marks_is_refused() {
     let ev = a.event();
     assert_eq!(ev["message"], "Tiếng Việt", "{ev}");
 }
+
+#[test]
+fn a_handshake_with_the_largest_token_is_not_413() {
+    // PROTOCOL.md allows a 16 KiB token: the handshake around it is larger
+    // than --max-frame's default, and must still be read (the token is
+    // refused for what it is: this chatd accepts none).
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut c = Client::connect(d.addr);
+    let hs = serde_json::json!({ "room": "Teste", "token": "e".repeat(16 * 1024) }).to_string();
+    assert!(hs.len() > 16384);
+    c.send_frame(hs.as_bytes());
+    let ev = c.event();
+    assert_eq!(ev["message"], "401", "{ev}");
+    // After the join, --max-frame is the bound again.
+    let mut m = d.joined("Yan", "Teste");
+    m.send_frame(&vec![b'y'; 16385]);
+    let ev = m.event();
+    assert_eq!(ev["message"], "413", "{ev}");
+}
