@@ -7,6 +7,8 @@
 //! - [`sys`]: I/O helpers shared by daemon and client: the signal
 //!   self-pipe, non-blocking reads and writes.
 //! - [`paths`]: where the control socket and the state directory are.
+//! - [`files`]: the operator's small files read without waiting (regular
+//!   files only, bounded).
 //! - [`timefmt`]: RFC 3339 timestamps without a date crate.
 //! - [`control_client`]: the client end of the control socket (chatctl,
 //!   its shell, its completions).
@@ -22,6 +24,7 @@ pub mod client;
 pub mod control_client;
 pub mod core;
 pub mod daemon;
+pub mod files;
 pub mod paths;
 pub mod sys;
 pub mod timefmt;

@@ -56,7 +56,7 @@ pub struct FileArg {
 /// Reads `path` and turns it into arguments for `cmd`; errors name the
 /// file and the line.
 pub fn read(cmd: &Command, path: &Path) -> Result<Vec<FileArg>, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_small_text(path)
         .map_err(|e| format!("config: cannot read {}: {e}", path.display()))?;
     parse(cmd, path, &text)
 }

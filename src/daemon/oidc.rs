@@ -92,7 +92,7 @@ impl Oidc {
 }
 
 fn read_jwks(path: &Path) -> Result<JwkSet, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_small_text(path)
         .map_err(|e| format!("oidc: read JWKS {}: {e}", path.display()))?;
     let set: JwkSet = serde_json::from_str(&text)
         .map_err(|e| format!("oidc: {} is not a JWKS: {e}", path.display()))?;

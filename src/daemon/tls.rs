@@ -40,8 +40,9 @@ impl TlsSetup {
 /// A rustls server configuration from a PEM certificate chain (the server's
 /// certificate first) and a PEM private key.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("tls: read certificate {}: {e}", cert.display()))?
+    let cert_pem = crate::files::read_small(cert)
+        .map_err(|e| format!("tls: read certificate {}: {e}", cert.display()))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls: certificate {}: {e}", cert.display()))?;
     if chain.is_empty() {
@@ -50,7 +51,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Strin
             cert.display()
         ));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
+    let key_pem = crate::files::read_small(key)
+        .map_err(|e| format!("tls: private key {}: {e}", key.display()))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| format!("tls: private key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)

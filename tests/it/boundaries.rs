@@ -46,3 +46,42 @@ fn a_handshake_with_the_largest_token_is_not_413() {
     let ev = m.event();
     assert_eq!(ev["message"], "413", "{ev}");
 }
+
+#[test]
+fn sighup_refuses_a_fifo_at_the_key_path_and_a_huge_config_without_stalling() {
+    use crate::tls::{Pki, tls_daemon};
+    let pki = Pki::new();
+    let (cert, key) = pki.server("srv");
+    let live_key = pki.dir.path().join("live.key");
+    std::fs::copy(&key, &live_key).unwrap();
+    let config = pki.dir.path().join("chatd.toml");
+    std::fs::write(&config, "room = [\"Teste:5\"]\n").unwrap();
+    let (mut d, _) = tls_daemon(
+        &cert,
+        &live_key,
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut a = d.joined("Ana", "Teste");
+
+    // A FIFO with no writer where the key was: a blocking read would
+    // freeze chatd until someone wrote to it.
+    std::fs::remove_file(&live_key).unwrap();
+    nix::unistd::mkfifo(&live_key, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    d.signal("HUP");
+    let line = d.wait_log("not a regular file", Duration::from_secs(5));
+    assert!(line.contains("reload failed"), "{line}");
+    let mut b = d.joined("Bia", "Teste");
+    assert_eq!(a.event()["username"], "Bia");
+    b.say("ainda aqui");
+    assert_eq!(a.event()["message"], "ainda aqui");
+
+    // A 50 MB configuration file is refused by its size, not read.
+    let mut huge = String::from("room = [\"Teste:5\"]\n");
+    huge.push_str(&"#".repeat(50 * 1024 * 1024));
+    std::fs::write(&config, huge).unwrap();
+    d.signal("HUP");
+    let line = d.wait_log("KiB such a file may have", Duration::from_secs(5));
+    assert!(line.contains("running configuration stays"), "{line}");
+    b.say("e agora");
+    assert_eq!(a.event()["message"], "e agora");
+}
