@@ -66,7 +66,11 @@ mod tests {
         let fifo = dir.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         // No writer: a blocking open would wait here for ever.
-        assert!(read_small(&fifo).unwrap_err().contains("not a regular file"));
+        assert!(
+            read_small(&fifo)
+                .unwrap_err()
+                .contains("not a regular file")
+        );
         assert!(read_small(&dir).unwrap_err().contains("not a regular file"));
         let big = dir.join("big");
         std::fs::write(&big, vec![b'#'; MAX_FILE_BYTES as usize + 1]).unwrap();

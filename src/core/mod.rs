@@ -12,10 +12,13 @@
 //! - [`names`]: canonical usernames and look-alike comparison.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text.
 //! - [`lines`]: a bounded line splitter (control requests, event lines).
+//! - [`fair`]: fair shares per source address: address keys (IPv6 per /64),
+//!   exempt ranges, token buckets, a bounded LRU.
 //! - [`cluster`]: cluster mode's RESP framing, shared keys, Lua scripts and events.
 
 pub mod cluster;
 pub mod control;
+pub mod fair;
 pub mod hub;
 pub mod lines;
 pub mod names;

@@ -78,6 +78,8 @@ pub struct Conn {
     pub on_run_list: bool,
     /// On the list of connections to drop after the current delivery.
     pub doomed: bool,
+    /// Its handshake waits for a password check in a later pass.
+    pub parked: bool,
 }
 
 impl Conn {
@@ -110,6 +112,7 @@ impl Conn {
             on_write_list: false,
             on_run_list: false,
             doomed: false,
+            parked: false,
         })
     }
 

@@ -114,6 +114,14 @@ pub struct Counters {
     pub refusals: u64,
 }
 
+/// Why a handshake is not admitted (yet): refused with a code and a
+/// reason, or its password check waits for the next pass (one per pass).
+#[derive(Debug)]
+enum Refused {
+    With(ErrorCode, String),
+    Later,
+}
+
 /// Which listener accept(2) failed on.
 #[derive(Debug, Clone, Copy)]
 enum Door {
@@ -202,6 +210,9 @@ pub struct Server {
     /// Per room: how many members are above the high-water mark. A room
     /// with any is not read from (back-pressure).
     backlog: IdMap<usize>,
+    /// Handshakes whose password check waits for a later pass (one check
+    /// runs per pass), first come first served; their frames wait too.
+    parked: std::collections::VecDeque<(ConnId, Vec<u8>)>,
     /// The control connections registered with the poller last pass.
     control_registered: Vec<(RawFd, Token)>,
     // -- cluster mode (see cluster_mode.rs) ----------------------------------
@@ -274,6 +285,7 @@ impl Server {
             timers: BinaryHeap::new(),
             backlog: IdMap::default(),
             control_registered: Vec::new(),
+            parked: std::collections::VecDeque::new(),
             cluster,
             pending_joins: IdMap::default(),
             cluster_was_up: false,
@@ -299,6 +311,7 @@ impl Server {
                 self.accept_paused_until = None;
             }
             self.fire_timers(now);
+            self.resume_parked();
             self.cluster_tick(now);
             if let Some(warning) = self.controls.expire(now) {
                 self.log.warn(warning);
@@ -692,6 +705,10 @@ impl Server {
                 // Picked up again once the cluster has decided the join.
                 return;
             }
+            if c.parked {
+                // Picked up again when its password check runs.
+                return;
+            }
             let c = self.clients.get_mut(&id).expect("checked");
             let next = c.session.poll_frame();
             self.touch(id);
@@ -751,7 +768,11 @@ impl Server {
         let peer = self.clients[&id].peer;
         let (username, login) = match self.identify(&hs, peer) {
             Ok(who) => who,
-            Err((code, why)) => {
+            Err(Refused::Later) => {
+                self.park(id, payload);
+                return;
+            }
+            Err(Refused::With(code, why)) => {
                 self.counters.refusals += 1;
                 let claimed = hs.username.as_deref().unwrap_or("(by token)");
                 self.log.warn(format!(
@@ -763,7 +784,14 @@ impl Server {
                 return;
             }
         };
-        if let Err(why) = self.admit_to_room(&hs, &username, !login.is_empty(), peer) {
+        if let Err(refused) = self.admit_to_room(&hs, &username, !login.is_empty(), peer) {
+            let why = match refused {
+                Refused::Later => {
+                    self.park(id, payload);
+                    return;
+                }
+                Refused::With(_, why) => why,
+            };
             self.counters.refusals += 1;
             self.log
                 .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
@@ -785,6 +813,35 @@ impl Server {
                 self.refuse_join(id, &username, refusal.code, &refusal.reason, &hs.room)
             }
         }
+    }
+
+    /// Keeps a handshake whose password check must wait for the next pass;
+    /// the connection's later frames wait with it.
+    fn park(&mut self, id: ConnId, payload: &[u8]) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.parked = true;
+            self.parked.push_back((id, payload.to_vec()));
+        }
+    }
+
+    /// A new pass: the parked handshakes are tried again, oldest first
+    /// (the first gets this pass's check, the others park again), and
+    /// those decided go on with their frames.
+    fn resume_parked(&mut self) {
+        self.accounts.begin_pass();
+        let waiting = std::mem::take(&mut self.parked);
+        for (id, payload) in waiting {
+            let Some(c) = self.clients.get_mut(&id) else {
+                continue;
+            };
+            c.parked = false;
+            if !matches!(c.session.phase(), Phase::Handshake { .. }) {
+                continue; // Timed out or closed meanwhile.
+            }
+            self.on_handshake(id, &payload);
+            self.mark_runnable(id);
+        }
+        self.process_runnable();
     }
 
     /// A join the hub (and in cluster mode the shared state) admitted:
@@ -847,9 +904,9 @@ impl Server {
         &mut self,
         hs: &wire::Handshake,
         peer: SocketAddr,
-    ) -> Result<(String, &'static str), (ErrorCode, String)> {
+    ) -> Result<(String, &'static str), Refused> {
         let now = Instant::now();
-        let unauthorized = |why: String| (ErrorCode::Unauthorized, why);
+        let unauthorized = |why: String| Refused::With(ErrorCode::Unauthorized, why);
         let Some(token) = &hs.token else {
             let username = hs.username.clone().unwrap_or_default();
             return match self.accounts.check(
@@ -862,10 +919,11 @@ impl Server {
                 Verdict::Allowed { registered: true } => Ok((username, " (logged in)")),
                 Verdict::Allowed { registered: false } => Ok((username, "")),
                 Verdict::Unauthorized(why) => Err(unauthorized(why)),
-                Verdict::Busy => Err((
+                Verdict::Busy => Err(Refused::With(
                     ErrorCode::Unavailable,
                     "too many logins to check right now; try again in a second".into(),
                 )),
+                Verdict::Later => Err(Refused::Later),
             };
         };
         if let Some(why) = self.accounts.blocked(now, peer.ip()) {
@@ -905,7 +963,8 @@ impl Server {
         username: &str,
         logged_in: bool,
         peer: SocketAddr,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
+        let forbidden = |why: String| Refused::With(ErrorCode::Forbidden, why);
         let Some(access) = self.hub.access(&hs.room) else {
             return Ok(()); // No such room: the hub says 404.
         };
@@ -922,18 +981,19 @@ impl Server {
         }
         let no = || format!("not allowed in room '{}'", hs.room);
         let (Some(given), Some(hash)) = (&hs.key, access.key_hash.clone()) else {
-            return Err(no());
+            return Err(forbidden(no()));
         };
         match self
             .accounts
             .check_secret(Instant::now(), peer.ip(), given, &hash)
         {
             Verdict::Allowed { .. } => Ok(()),
-            Verdict::Unauthorized(why) if why.starts_with("too many") => Err(why),
-            Verdict::Busy => {
-                Err("too many logins to check right now; try again in a second".into())
-            }
-            Verdict::Unauthorized(_) => Err(format!("{}: wrong room key", no())),
+            Verdict::Unauthorized(why) if why.starts_with("too many") => Err(forbidden(why)),
+            Verdict::Busy => Err(forbidden(
+                "too many logins to check right now; try again in a second".into(),
+            )),
+            Verdict::Later => Err(Refused::Later),
+            Verdict::Unauthorized(_) => Err(forbidden(format!("{}: wrong room key", no()))),
         }
     }
 
@@ -1420,7 +1480,7 @@ impl Server {
     /// How long the wait may last: until the nearest deadline, or not at
     /// all when frames wait in a room that flows or output waits.
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.runnable.is_empty() || !self.writes.is_empty() {
+        if !self.runnable.is_empty() || !self.writes.is_empty() || !self.parked.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut next: Option<Instant> = self.shutdown_deadline;

@@ -475,6 +475,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         "unregistered names may join too"
     };
     log.info(format!("accounts: {registered} registered; {admission}"));
+    for (name, why) in accounts.unusable() {
+        log.error(format!(
+            "accounts: '{name}' cannot log in: its stored hash is refused ({why}); set a new password with chatctl user passwd"
+        ));
+    }
     if let Some(o) = &oidc {
         log.info(format!(
             "oidc: tokens from {} for {} accepted ({} key(s) from {}; the name from '{}')",

@@ -60,9 +60,12 @@ fn accounts_log_in_refuse_and_persist() {
     // The registered name: only with its password.
     for (user, password, why) in [
         ("Yan", None, "a password is needed"),
-        ("Yan", Some("wrong password!"), "wrong password"),
-        ("yan", Some(PASSWORD), "looks like the registered name"),
-        ("Ana", Some(PASSWORD), "no account named"),
+        ("Yan", Some("wrong password!"), "wrong name or password"),
+        ("yan", None, "looks like the registered name"),
+        // A look-alike or an unknown name with a password: the same words
+        // as a wrong password (nothing revealed).
+        ("yan", Some(PASSWORD), "wrong name or password"),
+        ("Ana", Some(PASSWORD), "wrong name or password"),
     ] {
         let (mut c, ev) = join_with(&d, user, password);
         assert_eq!(ev["message"], "401", "{user} {password:?}: {ev}");
@@ -151,7 +154,10 @@ fn failed_logins_are_rate_limited_per_address_and_logged() {
         assert_eq!(ev["message"], "401");
         reasons.push(ev["reason"].as_str().unwrap().to_string());
     }
-    let wrong = reasons.iter().filter(|r| *r == "wrong password").count();
+    let wrong = reasons
+        .iter()
+        .filter(|r| *r == "wrong name or password")
+        .count();
     let limited = reasons
         .iter()
         .filter(|r| r.contains("too many failed logins from 127.0.0.1"))

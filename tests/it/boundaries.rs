@@ -56,11 +56,7 @@ fn sighup_refuses_a_fifo_at_the_key_path_and_a_huge_config_without_stalling() {
     std::fs::copy(&key, &live_key).unwrap();
     let config = pki.dir.path().join("chatd.toml");
     std::fs::write(&config, "room = [\"Teste:5\"]\n").unwrap();
-    let (mut d, _) = tls_daemon(
-        &cert,
-        &live_key,
-        &["--config", config.to_str().unwrap()],
-    );
+    let (mut d, _) = tls_daemon(&cert, &live_key, &["--config", config.to_str().unwrap()]);
     let mut a = d.joined("Ana", "Teste");
 
     // A FIFO with no writer where the key was: a blocking read would
@@ -84,4 +80,90 @@ fn sighup_refuses_a_fifo_at_the_key_path_and_a_huge_config_without_stalling() {
     assert!(line.contains("running configuration stays"), "{line}");
     b.say("e agora");
     assert_eq!(a.event()["message"], "e agora");
+}
+
+/// A join from the loopback address `from`, with a password; the first
+/// event back.
+fn login_from(d: &Daemon, from: &str, user: &str, password: &str) -> (Client, serde_json::Value) {
+    let mut c = Client::from_stream(connect_from(from, d.addr));
+    let hs = serde_json::json!({"username": user, "room": "Teste", "password": password});
+    c.send_frame(hs.to_string().as_bytes());
+    let ev = c.event_within(Duration::from_secs(10)).unwrap_or_default();
+    (c, ev)
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+fn with_accounts(names: &[&str]) -> Daemon {
+    let d = Daemon::start(&["--room", "Teste:100"]);
+    for n in names {
+        let out = d.ctl_with_stdin(&["user", "add", n], &format!("{PASSWORD}\n"));
+        assert!(out.status.success(), "{out:?}");
+    }
+    d
+}
+
+#[test]
+fn a_success_for_another_account_does_not_wipe_an_address_s_failures() {
+    let d = with_accounts(&["Yan", "Mia"]);
+    let mut refused = None;
+    'rounds: for round in 0..4 {
+        for _ in 0..4 {
+            let (_c, ev) = login_from(&d, "127.0.0.3", "Yan", "a guess");
+            let why = ev["reason"].as_str().unwrap_or("").to_string();
+            if why.contains("too many failed logins") {
+                refused = Some(round);
+                break 'rounds;
+            }
+            assert_eq!(why, "wrong name or password", "{ev}");
+        }
+        let (_c, ev) = login_from(&d, "127.0.0.3", "Mia", PASSWORD);
+        assert_eq!(ev["type"], "join", "{ev}");
+        std::thread::sleep(Duration::from_millis(2100)); // the address's share
+    }
+    assert_eq!(refused, Some(1), "the 6th guess is refused unchecked");
+}
+
+#[test]
+fn wrong_logins_from_many_addresses_leave_the_right_user_a_way_in() {
+    let d = with_accounts(&["Yan"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for i in 0..40 {
+        let (addr, stop) = (d.addr, std::sync::Arc::clone(&stop));
+        attackers.push(std::thread::spawn(move || {
+            let from = format!("127.0.1.{}", i + 1);
+            let mut tries = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && tries < 200 {
+                tries += 1;
+                let mut c = Client::from_stream(connect_from(&from, addr));
+                let hs =
+                    serde_json::json!({"username": "Yan", "room": "Teste", "password": "guess"});
+                c.send_frame(hs.to_string().as_bytes());
+                let _ = c.event_within(Duration::from_secs(5));
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The right user logs in 4 times, retrying a 503 with backoff as chat does.
+    let mut ok = 0;
+    for _ in 0..4 {
+        let mut wait = Duration::from_millis(100);
+        for _ in 0..6 {
+            let (_c, ev) = login_from(&d, "127.0.0.2", "Yan", PASSWORD);
+            if ev["type"] == "join" {
+                ok += 1;
+                break;
+            }
+            assert_eq!(ev["message"], "503", "only busy, never refused: {ev}");
+            std::thread::sleep(wait);
+            wait *= 2;
+        }
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    assert_eq!(ok, 4, "the right user got in every time");
 }

@@ -717,7 +717,11 @@ pub fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
     )
     .unwrap();
     let local: std::net::SocketAddrV4 = format!("{from}:0").parse().unwrap();
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(local)).unwrap();
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(local),
+    )
+    .unwrap();
     let SocketAddr::V4(to) = addr else {
         panic!("connect_from: IPv4 only")
     };
