@@ -12,6 +12,11 @@ complete -c chatd -l poller -d 'How chatd waits for its sockets: select (the def
 epoll\t'epoll(7): as many clients as RLIMIT_NOFILE allows (chatd raises its soft limit to the hard one at start), no cost per idle client'"
 complete -c chatd -l cluster -d 'Cluster mode: share rooms, members and messages with the other chatd nodes using the same Redis (redis://HOST[:PORT])' -r
 complete -c chatd -l node-id -d 'This node\'s name in the cluster (letters, digits, \'.\', \'_\', \'-\'; unique among the nodes); the host name when left out' -r
+complete -c chatd -l max-clients-per-address -d 'Most connections from one address (an IPv4 address, or an IPv6 /64) at once, members and handshakes together; a LAN party behind one NAT raises it or exempts its range' -r
+complete -c chatd -l max-handshakes-per-address -d 'Most unfinished handshakes from one address at once' -r
+complete -c chatd -l max-handshakes -d 'Most unfinished handshakes over all addresses at once; past it, a new connection takes the seat of the oldest unfinished handshake, so a quarter of --max-clients is always kept for finished joins and stalled handshakes cannot shut the door [default: three quarters of --max-clients]' -r
+complete -c chatd -l address-limit-exempt -d 'An address or range the per-address limits (connections, handshakes, joins a second) do not apply to (repeatable), or `none` [default: the loopback, 127.0.0.0/8 and ::1]' -r
+complete -c chatd -l tcp-keepalive -d 'Seconds a connection may be silent before TCP keepalive probes ask whether its peer is still there; a peer gone without a word is dropped after twice this (3 probes at a third of it), as is one that leaves data unacknowledged that long (TCP_USER_TIMEOUT)' -r
 complete -c chatd -l handshake-timeout -d 'Seconds a new connection has to send its handshake' -r
 complete -c chatd -l sendq -d 'Most unsent output per client, in bytes; a client beyond it is dropped' -r
 complete -c chatd -l write-timeout -d 'Seconds, in all, a member\'s backed-up output may hold its room back before it is dropped (time under the mark pays it back at 1/6)' -r

@@ -108,6 +108,37 @@ pub struct Args {
     #[arg(long, value_name = "NAME", value_parser = parse_node_id)]
     pub node_id: Option<String>,
 
+    /// Most connections from one address (an IPv4 address, or an IPv6
+    /// /64) at once, members and handshakes together; a LAN party behind
+    /// one NAT raises it or exempts its range.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = parse_positive)]
+    pub max_clients_per_address: usize,
+
+    /// Most unfinished handshakes from one address at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = parse_positive)]
+    pub max_handshakes_per_address: usize,
+
+    /// Most unfinished handshakes over all addresses at once; past it, a
+    /// new connection takes the seat of the oldest unfinished handshake, so
+    /// a quarter of --max-clients is always kept for finished joins and
+    /// stalled handshakes cannot shut the door [default: three quarters of
+    /// --max-clients].
+    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    pub max_handshakes: Option<usize>,
+
+    /// An address or range the per-address limits (connections,
+    /// handshakes, joins a second) do not apply to (repeatable), or `none`
+    /// [default: the loopback, 127.0.0.0/8 and ::1].
+    #[arg(long, value_name = "CIDR", value_parser = parse_exempt)]
+    pub address_limit_exempt: Vec<Option<crate::core::fair::Cidr>>,
+
+    /// Seconds a connection may be silent before TCP keepalive probes ask
+    /// whether its peer is still there; a peer gone without a word is
+    /// dropped after twice this (3 probes at a third of it), as is one
+    /// that leaves data unacknowledged that long (TCP_USER_TIMEOUT).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub tcp_keepalive: Duration,
+
     /// Seconds a new connection has to send its handshake.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,
@@ -262,6 +293,23 @@ pub fn parse_limit(s: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("the limit '{s}' is not a whole number")),
     }
+}
+
+/// A whole number from 1.
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+/// A range for --address-limit-exempt, or `none`.
+pub fn parse_exempt(s: &str) -> Result<Option<crate::core::fair::Cidr>, String> {
+    if s == "none" {
+        return Ok(None);
+    }
+    crate::core::fair::Cidr::parse(s).map(Some)
 }
 
 pub fn parse_secs(s: &str) -> Result<Duration, String> {

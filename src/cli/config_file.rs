@@ -42,6 +42,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("oidc-jwks", "/etc/chatd/jwks.json"),
     ("cluster", "redis://127.0.0.1:6379"),
     ("node-id", "chat1"),
+    ("address-limit-exempt", "192.168.0.0/16"),
+    ("max-handshakes", "750"),
 ];
 
 /// One key of the file as command-line arguments.

@@ -323,3 +323,136 @@ mod tests {
         assert_eq!(l.len(), 2);
     }
 }
+
+/// What one address may hold at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoorLimits {
+    /// Connections per address (members and handshakes).
+    pub per_address: usize,
+    /// Unfinished handshakes per address.
+    pub handshakes_per_address: usize,
+    /// Unfinished handshakes over all addresses; past it, a new
+    /// connection takes the seat of the oldest unfinished one (the loop's
+    /// part), so stalled handshakes can never shut the door.
+    pub handshakes_total: usize,
+}
+
+/// Joins (handshakes that asked for a room) one address may make: 10 at
+/// once, then one every 2 s.
+pub const JOIN_RATE: Rate = Rate {
+    per_sec: 0.5,
+    burst: 10.0,
+};
+
+/// Who holds what at the door: connections and unfinished handshakes per
+/// address. The loop calls [`Occupancy::admit`] at accept,
+/// [`Occupancy::joined`] when a handshake becomes a member, and
+/// [`Occupancy::closed`] when a connection goes; exempt addresses are not
+/// counted.
+#[derive(Debug, Default)]
+pub struct Occupancy {
+    by_key: HashMap<AddressKey, (usize, usize)>,
+}
+
+impl Occupancy {
+    /// Takes a seat for a new connection from `key`, or says why not (the
+    /// reason for the 503). `limited` is false for an exempt address.
+    pub fn admit(&mut self, key: AddressKey, limited: bool, l: DoorLimits) -> Result<(), String> {
+        if limited {
+            let (conns, hs) = self.by_key.get(&key).copied().unwrap_or((0, 0));
+            if conns >= l.per_address {
+                return Err(format!(
+                    "{key} has {conns} connections, the most one address may have"
+                ));
+            }
+            if hs >= l.handshakes_per_address {
+                return Err(format!(
+                    "{key} has {hs} unfinished handshakes, the most one address may have"
+                ));
+            }
+            let e = self.by_key.entry(key).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += 1;
+        }
+        Ok(())
+    }
+
+    /// A handshake from `key` became a member.
+    pub fn joined(&mut self, key: AddressKey, limited: bool) {
+        if limited && let Some(e) = self.by_key.get_mut(&key) {
+            e.1 = e.1.saturating_sub(1);
+        }
+    }
+
+    /// A connection from `key` is gone, still in its handshake or not.
+    pub fn closed(&mut self, key: AddressKey, limited: bool, handshaking: bool) {
+        if !limited {
+            return;
+        }
+        if let Some(e) = self.by_key.get_mut(&key) {
+            e.0 = e.0.saturating_sub(1);
+            if handshaking {
+                e.1 = e.1.saturating_sub(1);
+            }
+            if e.0 == 0 {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+
+    /// Addresses holding a connection (exempt ones not counted).
+    pub fn addresses(&self) -> usize {
+        self.by_key.len()
+    }
+}
+
+#[cfg(test)]
+mod door_tests {
+    use super::*;
+
+    const L: DoorLimits = DoorLimits {
+        per_address: 3,
+        handshakes_per_address: 2,
+        handshakes_total: 4,
+    };
+
+    fn key(s: &str) -> AddressKey {
+        AddressKey::of(s.parse().unwrap())
+    }
+
+    #[test]
+    fn one_address_cannot_take_everyone_s_seats() {
+        let mut o = Occupancy::default();
+        let a = key("192.0.2.1");
+        assert!(o.admit(a, true, L).is_ok());
+        assert!(o.admit(a, true, L).is_ok());
+        // Two stalled handshakes: the third waits for one to finish.
+        assert!(
+            o.admit(a, true, L)
+                .unwrap_err()
+                .contains("unfinished handshakes")
+        );
+        o.joined(a, true);
+        assert!(o.admit(a, true, L).is_ok());
+        o.joined(a, true);
+        // Three connections (two members, one handshake): full.
+        assert!(o.admit(a, true, L).unwrap_err().contains("3 connections"));
+        // Another address is not affected.
+        assert!(o.admit(key("192.0.2.2"), true, L).is_ok());
+        o.closed(a, true, false);
+        assert!(o.admit(a, true, L).is_ok());
+    }
+
+    #[test]
+    fn exempt_addresses_are_not_counted() {
+        let mut o = Occupancy::default();
+        for _ in 0..10 {
+            assert!(o.admit(key("127.0.0.1"), false, L).is_ok());
+        }
+        assert_eq!(o.addresses(), 0);
+        assert!(o.admit(key("198.51.100.1"), true, L).is_ok());
+        assert_eq!(o.addresses(), 1);
+        o.closed(key("198.51.100.1"), true, true);
+        assert_eq!(o.addresses(), 0);
+    }
+}

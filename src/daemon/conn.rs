@@ -80,6 +80,13 @@ pub struct Conn {
     pub doomed: bool,
     /// Its handshake waits for a password check in a later pass.
     pub parked: bool,
+    /// Who it is for the per-address limits, and whether they apply.
+    pub address: crate::core::fair::AddressKey,
+    pub limited: bool,
+    /// Counted as an unfinished handshake at the door.
+    pub handshaking: bool,
+    /// Its join has been counted against its address's join rate.
+    pub join_paid: bool,
 }
 
 impl Conn {
@@ -113,6 +120,10 @@ impl Conn {
             on_run_list: false,
             doomed: false,
             parked: false,
+            address: crate::core::fair::AddressKey::of(peer.ip()),
+            limited: false,
+            handshaking: true,
+            join_paid: false,
         })
     }
 

@@ -37,6 +37,7 @@ use super::store::Store;
 use super::tls::TlsSetup;
 use super::{Config, LoadFailure};
 use crate::core::control::{FollowLine, Response, Stats, StatusView};
+use crate::core::fair::{AddressKey, Bucket, JOIN_RATE, Lru, Occupancy};
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
@@ -80,6 +81,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// How long accepting pauses when descriptors run out and no spare is left.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Addresses whose join rate is remembered, at most.
+const JOIN_RATES_TRACKED: usize = 4096;
 
 /// At most one STATUS= notification per this interval.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -213,6 +217,15 @@ pub struct Server {
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
     parked: std::collections::VecDeque<(ConnId, Vec<u8>)>,
+    /// Seats and unfinished handshakes per address, and joins a second.
+    door: Occupancy,
+    /// Handshakes closed to make room since the last log line, and when
+    /// that was.
+    evicted: u64,
+    last_eviction_log: Option<Instant>,
+    /// Connections still in their handshake, oldest first (ids grow).
+    handshaking: std::collections::BTreeSet<ConnId>,
+    join_rates: Lru<AddressKey, Bucket>,
     /// The control connections registered with the poller last pass.
     control_registered: Vec<(RawFd, Token)>,
     // -- cluster mode (see cluster_mode.rs) ----------------------------------
@@ -286,6 +299,11 @@ impl Server {
             backlog: IdMap::default(),
             control_registered: Vec::new(),
             parked: std::collections::VecDeque::new(),
+            door: Occupancy::default(),
+            handshaking: std::collections::BTreeSet::new(),
+            evicted: 0,
+            last_eviction_log: None,
+            join_rates: Lru::new(JOIN_RATES_TRACKED),
             cluster,
             pending_joins: IdMap::default(),
             cluster_was_up: false,
@@ -594,6 +612,8 @@ impl Server {
             return;
         };
         self.poller.remove(c.fd(), id);
+        self.door.closed(c.address, c.limited, c.handshaking);
+        self.handshaking.remove(&id);
         if let Some(room) = c.counted_in {
             self.clients.get_mut(&id).expect("checked").counted_in = None;
             let n = self.backlog.entry(room).or_insert(1);
@@ -766,6 +786,16 @@ impl Server {
             }
         };
         let peer = self.clients[&id].peer;
+        if let Err(why) = self.take_join(id) {
+            self.refuse_join(
+                id,
+                hs.username.as_deref().unwrap_or("(by token)"),
+                ErrorCode::Unavailable,
+                &why,
+                &hs.room,
+            );
+            return;
+        }
         let (username, login) = match self.identify(&hs, peer) {
             Ok(who) => who,
             Err(Refused::Later) => {
@@ -815,6 +845,28 @@ impl Server {
         }
     }
 
+    /// One join of the connection's address's [`JOIN_RATE`] (exempt
+    /// addresses have no such limit), or why not. A parked handshake that
+    /// comes back has already paid.
+    fn take_join(&mut self, id: ConnId) -> Result<(), String> {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return Ok(());
+        };
+        if !c.limited || c.join_paid {
+            return Ok(());
+        }
+        c.join_paid = true;
+        let now = Instant::now();
+        let key = c.address;
+        let bucket = self.join_rates.entry(key, || Bucket::full(now, JOIN_RATE));
+        bucket.take(now, JOIN_RATE).map_err(|wait| {
+            format!(
+                "too many joins from {key}; try again in {} s",
+                wait.as_secs().max(1)
+            )
+        })
+    }
+
     /// Keeps a handshake whose password check must wait for the next pass;
     /// the connection's later frames wait with it.
     fn park(&mut self, id: ConnId, payload: &[u8]) {
@@ -856,6 +908,13 @@ impl Server {
         delivery: &Delivery,
     ) {
         let peer = self.clients[&id].peer;
+        if let Some(c) = self.clients.get_mut(&id)
+            && c.handshaking
+        {
+            c.handshaking = false;
+            self.door.joined(c.address, c.limited);
+            self.handshaking.remove(&id);
+        }
         self.feed(id, Instant::now(), Input::Joined);
         self.counters.joins += 1;
         let over = if self.clients[&id].is_tls() {
@@ -1841,13 +1900,27 @@ impl Server {
             self.refuse_at_door(stream, peer, tls, &why);
             return;
         }
+        let key = AddressKey::of(peer.ip());
+        let limited = !self.cfg.exempt.contains(peer.ip());
+        let limits = self.cfg.door_limits();
+        if let Err(why) = self.door.admit(key, limited, limits) {
+            self.refuse_at_door(stream, peer, tls, &why);
+            return;
+        }
+        if self.handshaking.len() >= limits.handshakes_total {
+            self.evict_oldest_handshake();
+        }
         if let Err(e) = stream.set_nonblocking(true) {
             self.log
                 .warn(format!("client {peer}: set non-blocking: {e}"));
+            self.door.closed(key, limited, true);
             return;
         }
         // Chat lines are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
+        if let Err(e) = net::set_liveness(&stream, self.cfg.tcp_keepalive) {
+            self.log.warn(format!("client {peer}: TCP keepalive: {e}"));
+        }
         let id = self.next_id();
         let session = Session::new(Instant::now(), self.limits);
         let config = if tls {
@@ -1856,11 +1929,45 @@ impl Server {
             None
         };
         match Conn::new(stream, peer, session, config) {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                conn.limited = limited;
                 self.clients.insert(id, conn);
+                self.handshaking.insert(id);
                 self.touch(id);
             }
-            Err(e) => self.log.warn(format!("tls: client {peer}: {e}")),
+            Err(e) => {
+                self.door.closed(key, limited, true);
+                self.log.warn(format!("tls: client {peer}: {e}"));
+            }
+        }
+    }
+
+    /// Unfinished handshakes fill their share of the seats: the oldest
+    /// (a real client finishes in milliseconds) makes room for the new
+    /// connection, so stalled handshakes from many addresses can never
+    /// shut the door. Counted in one log line a second.
+    fn evict_oldest_handshake(&mut self) {
+        let Some(&oldest) = self.handshaking.iter().next() else {
+            return;
+        };
+        self.counters.refusals += 1;
+        let peer = self.clients.get(&oldest).map(|c| c.peer);
+        self.remove_client(oldest);
+        self.handshaking.remove(&oldest);
+        let now = Instant::now();
+        self.evicted += 1;
+        if self
+            .last_eviction_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_eviction_log = Some(now);
+            self.log.warn(format!(
+                "{} unfinished handshake(s) closed to make room (oldest first, latest {}): --max-handshakes {} reached",
+                self.evicted,
+                peer.map_or_else(|| "?".into(), |p| p.to_string()),
+                self.cfg.door_limits().handshakes_total
+            ));
+            self.evicted = 0;
         }
     }
 

@@ -78,6 +78,13 @@ pub struct Config {
     /// unless given).
     pub cluster: Option<String>,
     pub node_id: String,
+    /// What one address may hold at the door, and who is exempt.
+    pub max_clients_per_address: usize,
+    pub max_handshakes_per_address: usize,
+    pub max_handshakes: Option<usize>,
+    pub exempt: crate::core::fair::Exempt,
+    /// TCP keepalive idle time (probes and TCP_USER_TIMEOUT follow from it).
+    pub tcp_keepalive: Duration,
     pub handshake_timeout: Duration,
     pub sendq: usize,
     pub write_timeout: Duration,
@@ -153,6 +160,11 @@ impl Config {
             poller,
             cluster,
             node_id,
+            max_clients_per_address,
+            max_handshakes_per_address,
+            max_handshakes,
+            address_limit_exempt,
+            tcp_keepalive,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -192,6 +204,15 @@ impl Config {
                 None => String::new(),
             },
             cluster,
+            max_clients_per_address,
+            max_handshakes_per_address,
+            max_handshakes,
+            exempt: if address_limit_exempt.is_empty() {
+                crate::core::fair::Exempt::loopback()
+            } else {
+                crate::core::fair::Exempt(address_limit_exempt.into_iter().flatten().collect())
+            },
+            tcp_keepalive,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -210,6 +231,18 @@ impl Config {
             log_messages,
             log_capacity,
         })
+    }
+
+    /// What one address, and all unfinished handshakes together, may
+    /// hold: a quarter of `--max-clients` is kept for finished joins.
+    pub fn door_limits(&self) -> crate::core::fair::DoorLimits {
+        crate::core::fair::DoorLimits {
+            per_address: self.max_clients_per_address,
+            handshakes_per_address: self.max_handshakes_per_address,
+            handshakes_total: self
+                .max_handshakes
+                .unwrap_or((self.max_clients - self.max_clients / 4).max(1)),
+        }
     }
 
     /// Checks the limits against each other; the error names the flags.

@@ -141,3 +141,20 @@ pub fn peer_credentials(stream: &UnixStream) -> Option<(u32, i32)> {
         .ok()
         .map(|c| (c.uid(), c.pid()))
 }
+
+/// Liveness for one chat connection: TCP keepalive after `idle` of
+/// silence, 3 probes a third of `idle` apart, and TCP_USER_TIMEOUT of
+/// twice `idle`, so a peer that vanished without a FIN (power cut, a
+/// dropped Wi-Fi, a NAT that forgot it) is gone within 2 × `idle` whether
+/// the room is quiet (keepalive) or busy (unacknowledged data).
+pub fn set_liveness(stream: &std::net::TcpStream, idle: std::time::Duration) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let idle_s = idle.as_secs().clamp(1, 86_400) as u32;
+    let interval = (idle_s / 3).max(1);
+    setsockopt(stream, sockopt::KeepAlive, &true)?;
+    setsockopt(stream, sockopt::TcpKeepIdle, &idle_s)?;
+    setsockopt(stream, sockopt::TcpKeepInterval, &interval)?;
+    setsockopt(stream, sockopt::TcpKeepCount, &3)?;
+    setsockopt(stream, sockopt::TcpUserTimeout, &(idle_s * 2 * 1000))?;
+    Ok(())
+}

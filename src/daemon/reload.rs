@@ -5,7 +5,8 @@
 //! Live: the log target, level, message logging and ring size; the limits
 //! (--max-frame, --sendq, --handshake-timeout and --write-timeout for the
 //! connections that come next; --max-clients down to any value and up to
-//! the one chatd started with; --control-timeout); --require-login; the
+//! the one chatd started with; --control-timeout; the per-address limits
+//! and exemptions; --tcp-keepalive for new connections); --require-login; the
 //! TLS certificate and key paths (when TLS is on); the OIDC settings.
 //! After a restart only: the listen addresses, the control socket, the
 //! state directory, and --room (rooms from flags are added at start-up;
@@ -73,6 +74,22 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         "control-timeout",
         secs(old.control_timeout),
         secs(new.control_timeout),
+    );
+    live(
+        "max-clients-per-address",
+        dbg(&old.max_clients_per_address),
+        dbg(&new.max_clients_per_address),
+    );
+    live(
+        "max-handshakes-per-address",
+        dbg(&old.max_handshakes_per_address),
+        dbg(&new.max_handshakes_per_address),
+    );
+    live("address-limit-exempt", dbg(&old.exempt), dbg(&new.exempt));
+    live(
+        "tcp-keepalive",
+        secs(old.tcp_keepalive),
+        secs(new.tcp_keepalive),
     );
     live(
         "require-login",
@@ -207,6 +224,11 @@ mod tests {
             poller: crate::cli::chatd::PollerKind::Select,
             cluster: None,
             node_id: String::new(),
+            max_clients_per_address: 16,
+            max_handshakes_per_address: 4,
+            max_handshakes: None,
+            exempt: crate::core::fair::Exempt::loopback(),
+            tcp_keepalive: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             sendq: 1 << 20,
             write_timeout: Duration::from_secs(10),

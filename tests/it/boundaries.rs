@@ -167,3 +167,193 @@ fn wrong_logins_from_many_addresses_leave_the_right_user_a_way_in() {
     }
     assert_eq!(ok, 4, "the right user got in every time");
 }
+
+/// chatd whose per-address limits apply to the loopback too (the test's
+/// "addresses" are 127.0.0.x), with `extra` flags.
+fn limited(extra: &[&str]) -> Daemon {
+    let mut args = vec!["--room", "Teste:200", "--address-limit-exempt", "none"];
+    args.extend_from_slice(extra);
+    Daemon::start(&args)
+}
+
+fn join_as_from(d: &Daemon, from: &str, user: &str) -> (Client, serde_json::Value) {
+    let mut c = Client::from_stream(connect_from(from, d.addr));
+    c.handshake(user, "Teste");
+    let ev = c.event_within(Duration::from_secs(10)).unwrap_or_default();
+    (c, ev)
+}
+
+#[test]
+fn a_thousand_connections_from_one_address_leave_the_others_their_seats() {
+    allow_many_descriptors();
+    let mut d = limited(&[]);
+    // One address opens 1000 connections and never sends a handshake.
+    let mut hog = Vec::new();
+    let mut refused = 0;
+    for _ in 0..1000 {
+        let mut c = Client::from_stream(connect_from("127.0.0.9", d.addr));
+        if let Some(ev) = c.event_within(Duration::from_millis(if hog.len() < 4 { 1 } else { 200 }))
+        {
+            assert_eq!(ev["message"], "503", "{ev}");
+            refused += 1;
+        }
+        hog.push(c);
+    }
+    assert_eq!(refused, 1000 - 4, "4 unfinished handshakes per address");
+    // Everyone else joins: 42 people from 42 addresses.
+    let mut joined = Vec::new();
+    for i in 0..42 {
+        let (c, ev) = join_as_from(&d, &format!("127.0.2.{}", i + 1), &format!("p{i}"));
+        assert_eq!(ev["type"], "join", "{ev}");
+        joined.push(c);
+    }
+    d.wait_log(
+        "127.0.0.9 has 4 unfinished handshakes, the most one address may have",
+        Duration::from_secs(2),
+    );
+    // Members count too: connections per address, however idle.
+    drop(hog);
+    let d = limited(&["--max-clients-per-address", "5"]);
+    let mut idle = Vec::new();
+    for i in 0..5 {
+        let (c, ev) = join_as_from(&d, "127.0.0.10", &format!("idle{i}"));
+        assert_eq!(ev["type"], "join", "{ev}");
+        idle.push(c);
+    }
+    let (_c, ev) = join_as_from(&d, "127.0.0.10", "one-too-many");
+    assert_eq!(ev["message"], "503", "{ev}");
+    assert!(
+        ev["reason"].as_str().unwrap().contains("5 connections"),
+        "{ev}"
+    );
+    drop(joined);
+}
+
+#[test]
+fn the_loopback_is_exempt_by_default_and_ranges_can_be_exempted() {
+    let d = Daemon::start(&["--room", "Teste:100", "--max-handshakes-per-address", "1"]);
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(Client::connect(d.addr));
+    }
+    let (_c, ev) = join_as_from(&d, "127.0.0.1", "Ana");
+    assert_eq!(ev["type"], "join", "{ev}");
+    let d = limited(&[
+        "--max-handshakes-per-address",
+        "1",
+        "--address-limit-exempt",
+        "127.0.3.0/24",
+    ]);
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        stalled.push(Client::from_stream(connect_from("127.0.3.7", d.addr)));
+    }
+    let (_c, ev) = join_as_from(&d, "127.0.3.7", "Ana");
+    assert_eq!(ev["type"], "join", "{ev}");
+    let _a = Client::from_stream(connect_from("127.0.4.7", d.addr));
+    std::thread::sleep(Duration::from_millis(100));
+    let (_c, ev) = join_as_from(&d, "127.0.4.7", "Bia");
+    assert_eq!(ev["message"], "503", "{ev}");
+}
+
+#[test]
+fn joins_from_one_address_are_rate_limited_so_history_cannot_be_pumped() {
+    let d = limited(&[]);
+    let mut refused = 0;
+    for i in 0..14 {
+        let (_c, ev) = join_as_from(&d, "127.0.0.11", &format!("j{i}"));
+        if ev["message"] == "503" {
+            assert!(
+                ev["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("too many joins from 127.0.0.11"),
+                "{ev}"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(ev["type"], "join", "{ev}");
+        }
+    }
+    assert_eq!(refused, 4, "10 joins at once, then one every 2 s");
+    let (_c, ev) = join_as_from(&d, "127.0.0.12", "other");
+    assert_eq!(ev["type"], "join", "another address is not affected: {ev}");
+}
+
+/// Runs `f` on a thread of its own inside a fresh network namespace
+/// (its own loopback, brought up), so the test can take the loopback down
+/// under chatd's feet. None where namespaces cannot be made (not root).
+fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    std::thread::spawn(move || {
+        if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+            return None;
+        }
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .ok()?;
+        up.success().then(f)
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn a_member_that_vanishes_without_a_fin_is_dropped_by_keepalive() {
+    let ran = in_private_netns(|| {
+        let mut d = Daemon::start(&["--room", "Teste:5", "--tcp-keepalive", "1"]);
+        let _ghost = d.joined("Yan", "Teste");
+        let started = std::time::Instant::now();
+        // The network goes away: no FIN, no RST, nothing more arrives.
+        let down = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "down"])
+            .status()
+            .unwrap();
+        assert!(down.success());
+        let line = d.wait_log("leave: 'Yan' left room 'Teste'", Duration::from_secs(10));
+        let gone_after = started.elapsed();
+        assert!(gone_after < Duration::from_secs(5), "{gone_after:?} {line}");
+        // The name is free again.
+        std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        let _back = d.joined("Yan", "Teste");
+    });
+    if ran.is_none() {
+        eprintln!("skipped: no private network namespace here (needs root and iproute2)");
+    }
+}
+
+#[test]
+fn unfinished_handshakes_from_many_addresses_cannot_shut_the_door() {
+    allow_many_descriptors();
+    let mut d = limited(&["--max-clients", "40"]);
+    let mut a = d.joined("Ana", "Teste");
+    // 60 addresses, one stalled handshake each: at most 30 (three quarters
+    // of 40) are kept, the oldest closed to make room for the next...
+    let mut stalled = Vec::new();
+    for i in 0..60 {
+        stalled.push(Client::from_stream(connect_from(
+            &format!("127.0.5.{}", i + 1),
+            d.addr,
+        )));
+    }
+    d.wait_log("closed to make room", Duration::from_secs(5));
+    let line = d.wait_log("--max-handshakes 30 reached", Duration::from_secs(5));
+    assert!(line.contains("oldest first"), "{line}");
+    assert!(stalled[0].closed_within(Duration::from_secs(2)));
+    // ...so whoever finishes a handshake gets in at once.
+    let mut kept = Vec::new();
+    for (i, name) in ["Bia", "Caio", "Duda"].iter().enumerate() {
+        let (c, ev) = join_as_from(&d, &format!("127.0.6.{}", i + 1), name);
+        assert_eq!(ev["type"], "join", "{ev}");
+        assert_eq!(a.event()["username"], *name);
+        kept.push(c);
+    }
+    assert!(
+        !d.log_lines()
+            .iter()
+            .any(|l| l.contains("--max-clients 40 reached"))
+    );
+}
