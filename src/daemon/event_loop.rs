@@ -1013,8 +1013,8 @@ impl Server {
         Ok((name, " (token)"))
     }
 
-    /// A private room admits the logged-in users on its allow-list, and
-    /// whoever gives its key; everyone else gets 403 (a wrong key counts
+    /// A private room admits the logged-in users on its allow-list (by
+    /// exact name), and whoever gives its key; everyone else gets 403 (a wrong key counts
     /// as a failed login for the address).
     fn admit_to_room(
         &mut self,
@@ -1030,11 +1030,10 @@ impl Server {
         if !access.private {
             return Ok(());
         }
-        let key = crate::core::names::comparison_key(username);
-        let listed = access
-            .allowed
-            .iter()
-            .any(|n| n == username || crate::core::names::comparison_key(n) == key);
+        // The exact name: a look-alike (`Ana`, Cyrillic `аna`) of a listed
+        // `ana` is somebody else, and a password login yields the
+        // account's own spelling anyway.
+        let listed = access.allowed.iter().any(|n| n == username);
         if logged_in && listed {
             return Ok(());
         }

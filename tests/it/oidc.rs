@@ -175,6 +175,10 @@ fn join_with_token(d: &Daemon, token: &str) -> Value {
 /// The same from source address 127.0.0.`host` (still loopback), so that
 /// the per-address limit on failed logins does not mix the cases up.
 fn join_with_token_from(d: &Daemon, token: &str, host: u8) -> Value {
+    join_room_with_token_from(d, "Teste", token, host)
+}
+
+fn join_room_with_token_from(d: &Daemon, room: &str, token: &str, host: u8) -> Value {
     use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
     let fd = socket::socket(
         AddressFamily::Inet,
@@ -193,11 +197,7 @@ fn join_with_token_from(d: &Daemon, token: &str, host: u8) -> Value {
     };
     socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(v4)).unwrap();
     let mut c = Client::from_stream(std::net::TcpStream::from(fd));
-    c.send_frame(
-        json!({"room": "Teste", "token": token})
-            .to_string()
-            .as_bytes(),
-    );
+    c.send_frame(json!({"room": room, "token": token}).to_string().as_bytes());
     c.event()
 }
 
@@ -371,4 +371,26 @@ fn without_oidc_tokens_are_refused_and_bad_flags_stop_start_up() {
             "{out:?}"
         );
     }
+}
+
+#[test]
+fn a_private_room_admits_the_listed_token_name_and_no_look_alike() {
+    let dir = TempDir::new("oidc-lookalike");
+    let es = Signer::es256("es-1");
+    let jwks = dir.path().join("jwks.json");
+    write_jwks(&jwks, &[&es]);
+    let d = oidc_daemon(&jwks, &[]);
+    let out = d.ctl(&["room", "create", "Cofre", "--limit", "5", "--private"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = d.ctl(&["room", "allow", "Cofre", "ana"]);
+    assert!(out.status.success(), "{out:?}");
+    // Each look-alike is its own identity at the provider (its own sub).
+    for (host, name) in [(2, "Ana"), (3, "ANA"), (4, "\u{430}na")] {
+        let ev = join_room_with_token_from(&d, "Cofre", &es.sign(&claims(name, json!({}))), host);
+        assert_eq!(ev["type"], "error", "{name}: {ev}");
+        assert_eq!(ev["message"], "403", "{name}: {ev}");
+    }
+    let ev = join_room_with_token_from(&d, "Cofre", &es.sign(&claims("ana", json!({}))), 5);
+    assert_eq!(ev["type"], "join", "{ev}");
+    assert_eq!(ev["username"], "ana", "{ev}");
 }
