@@ -229,6 +229,9 @@ pub struct Stats {
     pub slow_consumer_drops: u64,
     pub joins: u64,
     pub refusals: u64,
+    /// Per-client log lines not logged: over the per-address rate.
+    #[serde(default)]
+    pub log_lines_suppressed: u64,
 }
 
 impl Stats {
@@ -245,6 +248,7 @@ impl Stats {
             ("slow_consumer_drops", self.slow_consumer_drops),
             ("joins", self.joins),
             ("refusals", self.refusals),
+            ("log_lines_suppressed", self.log_lines_suppressed),
         ]
     }
 }

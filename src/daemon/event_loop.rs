@@ -27,7 +27,7 @@ use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
-use super::logbook::{Logbook, Sink};
+use super::logbook::{Level, Logbook, Sink};
 use super::net::{self, ControlSocket};
 use super::notify::Notifier;
 use super::oidc::Oidc;
@@ -685,7 +685,11 @@ impl Server {
             self.drop_doomed();
         } else {
             self.counters.refusals += 1;
-            self.log.warn(format!("tls: client {peer}: {why}; closing"));
+            self.client_log(
+                peer.ip(),
+                Level::Warn,
+                format!("tls: client {peer}: {why}; closing"),
+            );
             self.remove_client(id);
         }
     }
@@ -805,10 +809,14 @@ impl Server {
             Err(Refused::With(code, why)) => {
                 self.counters.refusals += 1;
                 let claimed = hs.username.as_deref().unwrap_or("(by token)");
-                self.log.warn(format!(
-                    "login refused ({}) to '{claimed}' from {peer}: {why}",
-                    code.as_str()
-                ));
+                self.client_log(
+                    peer.ip(),
+                    Level::Warn,
+                    format!(
+                        "login refused ({}) to '{claimed}' from {peer}: {why}",
+                        code.as_str()
+                    ),
+                );
                 let line = self.encode(&Event::error(code, Some(&hs.room), &why));
                 self.finish(id, Some(&line));
                 return;
@@ -922,10 +930,14 @@ impl Server {
         } else {
             ""
         };
-        self.log.info(format!(
-            "join: '{username}' entered room '{}' from {peer}{over}{login}",
-            hs.room
-        ));
+        self.client_log(
+            peer.ip(),
+            Level::Info,
+            format!(
+                "join: '{username}' entered room '{}' from {peer}{over}{login}",
+                hs.room
+            ),
+        );
         if hs.history {
             self.replay_history(id, delivery.room);
         }
@@ -945,12 +957,15 @@ impl Server {
         room: &str,
     ) {
         self.counters.refusals += 1;
-        let peer = self.clients.get(&id).map(|c| c.peer.to_string());
-        self.log.warn(format!(
-            "refused {} to '{username}' from {}: {reason}",
-            code.as_str(),
-            peer.as_deref().unwrap_or("?")
-        ));
+        self.id_log(
+            id,
+            Level::Warn,
+            format!(
+                "refused {} to '{username}' from {}: {reason}",
+                code.as_str(),
+                self.peer_text(id)
+            ),
+        );
         let line = self.encode(&Event::error(code, Some(room), reason));
         self.finish(id, Some(&line));
     }
@@ -1063,10 +1078,11 @@ impl Server {
                 // The stream is still in sync: reject this message only.
                 let line = self.encode(&Event::error(ErrorCode::BadRequest, None, reason));
                 self.feed(id, Instant::now(), Input::Deliver(&line));
-                self.log.warn(format!(
-                    "rejected message from {}: {reason}",
-                    self.describe(id)
-                ));
+                self.id_log(
+                    id,
+                    Level::Warn,
+                    format!("rejected message from {}: {reason}", self.describe(id)),
+                );
                 return;
             }
         };
@@ -1125,11 +1141,15 @@ impl Server {
     /// leaves its room first.
     fn close_with_error(&mut self, id: ConnId, code: ErrorCode, reason: &str, room: Option<&str>) {
         self.counters.refusals += 1;
-        self.log.warn(format!(
-            "error {} to {}: {reason}; closing",
-            code.as_str(),
-            self.describe(id)
-        ));
+        self.id_log(
+            id,
+            Level::Warn,
+            format!(
+                "error {} to {}: {reason}; closing",
+                code.as_str(),
+                self.describe(id)
+            ),
+        );
         let line = self.encode(&Event::error(code, room, reason));
         self.leave_room(id, "closed after a protocol error");
         self.finish(id, Some(&line));
@@ -1209,10 +1229,11 @@ impl Server {
         let was_counted = self.clients.get(&id).and_then(|c| c.counted_in);
         if let Some(dep) = self.hub.leave(id) {
             let addr = &dep.member.address;
-            self.log.info(format!(
+            let line = format!(
                 "leave: '{}' left room '{}' ({addr}): {why}",
                 dep.member.username, dep.room
-            ));
+            );
+            self.id_log(id, Level::Info, line);
             if was_counted.is_some() {
                 self.account_backlog(id);
             }
@@ -1221,15 +1242,38 @@ impl Server {
         } else if let Some(c) = self.clients.get(&id)
             && matches!(c.session.phase(), Phase::Handshake { .. })
         {
-            self.log.info(format!(
-                "client {} gone before its handshake: {why}",
-                c.peer
-            ));
+            let (ip, line) = (
+                c.peer.ip(),
+                format!("client {} gone before its handshake: {why}", c.peer),
+            );
+            self.client_log(ip, Level::Info, line);
         }
     }
 
     /// "'Yan' in 'Teste' (127.0.0.1:50312)" or "client 127.0.0.1:50312",
     /// for logs.
+    /// Logs a line about one client from `ip` (limited per address,
+    /// unless the address is exempt; see [`Logbook::client`]).
+    fn client_log(&mut self, ip: std::net::IpAddr, level: Level, line: String) {
+        let from = (!self.cfg.exempt.contains(ip)).then(|| AddressKey::of(ip));
+        self.log.client(Instant::now(), from, level, line);
+    }
+
+    /// The same for a connection by id (unlimited when it is gone).
+    fn id_log(&mut self, id: ConnId, level: Level, line: String) {
+        match self.clients.get(&id).map(|c| c.peer.ip()) {
+            Some(ip) => self.client_log(ip, level, line),
+            None => self.log.log(level, line),
+        }
+    }
+
+    /// A connection's peer address as text, `?` when it is gone.
+    fn peer_text(&self, id: ConnId) -> String {
+        self.clients
+            .get(&id)
+            .map_or_else(|| "?".to_string(), |c| c.peer.to_string())
+    }
+
     fn describe(&self, id: ConnId) -> String {
         let peer = self
             .clients
@@ -1427,6 +1471,7 @@ impl Server {
             slow_consumer_drops: self.counters.slow_consumer_drops,
             joins: self.counters.joins,
             refusals: self.counters.refusals,
+            log_lines_suppressed: self.log.suppressed,
         }
     }
 
@@ -1918,7 +1963,11 @@ impl Server {
         // Chat lines are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
         if let Err(e) = net::set_liveness(&stream, self.cfg.tcp_keepalive) {
-            self.log.warn(format!("client {peer}: TCP keepalive: {e}"));
+            self.client_log(
+                peer.ip(),
+                Level::Warn,
+                format!("client {peer}: TCP keepalive: {e}"),
+            );
         }
         let id = self.next_id();
         let session = Session::new(Instant::now(), self.limits);
@@ -1936,7 +1985,7 @@ impl Server {
             }
             Err(e) => {
                 self.door.closed(key, limited, true);
-                self.log.warn(format!("tls: client {peer}: {e}"));
+                self.client_log(peer.ip(), Level::Warn, format!("tls: client {peer}: {e}"));
             }
         }
     }
@@ -1985,7 +2034,11 @@ impl Server {
         }
         let _ = stream.shutdown(std::net::Shutdown::Write);
         self.counters.refusals += 1;
-        self.log.warn(format!("refused 503 to {peer}: {why}"));
+        self.client_log(
+            peer.ip(),
+            Level::Warn,
+            format!("refused 503 to {peer}: {why}"),
+        );
     }
 
     /// accept(2) said EMFILE/ENFILE. The pending connection would keep the

@@ -357,3 +357,31 @@ fn unfinished_handshakes_from_many_addresses_cannot_shut_the_door() {
             .any(|l| l.contains("--max-clients 40 reached"))
     );
 }
+
+#[test]
+fn one_address_s_connection_noise_cannot_push_admin_entries_out_of_the_log() {
+    let mut d = limited(&["--log-capacity", "50"]);
+    let out = d.ctl(&["room", "create", "Auditada", "--limit", "3"]);
+    assert!(out.status.success(), "{out:?}");
+    // 300 refused joins from one address: each one a per-client line.
+    for i in 0..300 {
+        let mut c = Client::from_stream(connect_from("127.0.0.9", d.addr));
+        c.handshake(&format!("u{i}"), "Nenhuma");
+        let _ = c.event_within(Duration::from_secs(5));
+    }
+    d.wait_log("127.0.0.9", Duration::from_secs(5));
+    let out = d.ctl(&["logs", "--lines", "1000"]);
+    let logs = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        logs.contains("room 'Auditada' created with limit 3"),
+        "the admin entry was evicted:\n{logs}"
+    );
+    let noise = logs.lines().filter(|l| l.contains("127.0.0.9")).count();
+    assert!(
+        (20..=30).contains(&noise),
+        "{noise} lines from the address:\n{logs}"
+    );
+    let stats = d.admin().request(serde_json::json!({"cmd": "stats"}));
+    let suppressed = stats["stats"]["log_lines_suppressed"].as_u64().unwrap();
+    assert!(suppressed >= 250, "{stats}");
+}
