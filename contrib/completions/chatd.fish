@@ -31,6 +31,7 @@ complete -c chatd -l log-level -d 'The least severe entries written to the log t
 warn\t''
 info\t''"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
+complete -c chatd -l history-memory -d 'Memory all rooms\' histories may take together, in MiB; when it is reached, the room keeping the most gives up its oldest messages' -r
 complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
 complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'

@@ -198,6 +198,12 @@ pub struct Args {
     /// Log entries kept in memory for `chatctl logs`.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub log_capacity: usize,
+
+    /// Memory all rooms' histories may take together, in MiB; when it is
+    /// reached, the room keeping the most gives up its oldest messages.
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub history_memory: u32,
 }
 
 /// chatd's arguments once the configuration file is read.

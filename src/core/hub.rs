@@ -63,6 +63,21 @@ pub const MAX_LIMIT: usize = 1_000_000;
 /// The most messages a room may keep for joiners.
 pub const MAX_HISTORY: usize = 1000;
 
+/// The bytes all rooms' histories may hold together unless the shell says
+/// otherwise ([`Hub::set_history_budget`]).
+pub const DEFAULT_HISTORY_BUDGET: usize = 64 << 20;
+
+/// What one kept message is counted as: its strings and a fixed share for
+/// the event and the queue slot.
+fn kept_size(e: &Event) -> usize {
+    const OVERHEAD: usize = 160;
+    OVERHEAD
+        + e.username.len()
+        + e.message.len()
+        + e.room.as_ref().map_or(0, String::len)
+        + e.ts.as_ref().map_or(0, String::len)
+}
+
 /// One event, the room it happened in, and the connections it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -106,6 +121,8 @@ struct Room {
     history_len: usize,
     /// The newest messages, oldest first, each marked `history`.
     history: VecDeque<Event>,
+    /// What `history` counts as ([`kept_size`]).
+    history_bytes: usize,
 }
 
 /// A room as the control protocol shows it.
@@ -182,11 +199,60 @@ pub struct Hub {
     next_room: RoomId,
     /// This node's id in a cluster ("" alone): local members carry it.
     node: String,
+    /// What all histories may hold together, and hold ([`kept_size`]).
+    history_budget: usize,
+    history_bytes: usize,
+    /// Rooms with kept messages, by the bytes they keep: the largest
+    /// gives up its oldest message first when the budget is reached.
+    by_history: BTreeSet<(usize, RoomId)>,
 }
 
 impl Hub {
     pub fn new() -> Hub {
-        Hub::default()
+        Hub {
+            history_budget: DEFAULT_HISTORY_BUDGET,
+            ..Hub::default()
+        }
+    }
+
+    /// What all rooms' histories may hold together, in bytes; lowering it
+    /// forgets messages at once (largest history first).
+    pub fn set_history_budget(&mut self, bytes: usize) {
+        self.history_budget = bytes;
+        self.trim_histories();
+    }
+
+    /// What all rooms' histories hold now, in bytes (as counted).
+    pub fn history_bytes(&self) -> usize {
+        self.history_bytes
+    }
+
+    /// Forgets `room`'s oldest kept message.
+    fn forget_oldest(&mut self, id: RoomId) {
+        let Some(room) = self.rooms.get_mut(&id) else {
+            return;
+        };
+        let Some(old) = room.history.pop_front() else {
+            return;
+        };
+        let size = kept_size(&old);
+        self.by_history.remove(&(room.history_bytes, id));
+        room.history_bytes -= size;
+        self.history_bytes -= size;
+        if room.history_bytes > 0 {
+            self.by_history.insert((room.history_bytes, id));
+        }
+    }
+
+    /// Within the total budget again: the largest histories shrink first,
+    /// so one busy room cannot wipe the quiet rooms' histories.
+    fn trim_histories(&mut self) {
+        while self.history_bytes > self.history_budget {
+            let Some(&(_, id)) = self.by_history.last() else {
+                break;
+            };
+            self.forget_oldest(id);
+        }
     }
 
     /// Creates an empty room. Names follow the protocol's rules; the limit is
@@ -211,6 +277,7 @@ impl Hub {
                 keys: HashMap::new(),
                 history_len: 0,
                 history: VecDeque::new(),
+                history_bytes: 0,
             },
         );
         self.by_name.insert(name.to_string(), id);
@@ -233,29 +300,38 @@ impl Hub {
             )));
         }
         let id = self.room_id(name)?;
-        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
-        while room.history.len() > len {
-            room.history.pop_front();
+        while self.rooms[&id].history.len() > len {
+            self.forget_oldest(id);
         }
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
         Ok(std::mem::replace(&mut room.history_len, len))
     }
 
     /// Keeps a delivered message, stamped `ts` (when it was sent), in its
-    /// room's history, when the room keeps one.
+    /// room's history, when the room keeps one: within the room's length
+    /// and the total budget.
     pub fn remember(&mut self, delivery: &Delivery, ts: &str) {
-        let Some(room) = self.rooms.get_mut(&delivery.room) else {
+        let id = delivery.room;
+        let Some(room) = self.rooms.get(&id) else {
             return;
         };
         if room.history_len == 0 || delivery.event.kind != EventKind::Message {
             return;
         }
         if room.history.len() == room.history_len {
-            room.history.pop_front();
+            self.forget_oldest(id);
         }
         let mut kept = delivery.event.clone();
         kept.history = true;
         kept.ts = Some(ts.to_string());
+        let size = kept_size(&kept);
+        let room = self.rooms.get_mut(&id).expect("looked up above");
+        self.by_history.remove(&(room.history_bytes, id));
+        room.history_bytes += size;
+        self.history_bytes += size;
+        self.by_history.insert((room.history_bytes, id));
         room.history.push_back(kept);
+        self.trim_histories();
     }
 
     /// A room's kept messages, oldest first.
@@ -550,6 +626,8 @@ impl Hub {
         let id = self.room_id(name)?;
         let room = self.rooms.remove(&id).expect("by_name and rooms agree");
         self.by_name.remove(name);
+        self.by_history.remove(&(room.history_bytes, id));
+        self.history_bytes -= room.history_bytes;
         let members: Vec<ConnId> = room.members.iter().map(|m| m.conn).collect();
         for conn in &members {
             self.member_of.remove(conn);
@@ -570,7 +648,12 @@ impl Hub {
             self.member_of.insert(m.conn, id);
         }
         self.by_name.insert(room.name.clone(), id);
+        if room.history_bytes > 0 {
+            self.by_history.insert((room.history_bytes, id));
+            self.history_bytes += room.history_bytes;
+        }
         self.rooms.insert(id, room);
+        self.trim_histories();
     }
 
     /// Removes a member by name (or by a name that looks like it, as for
@@ -653,6 +736,48 @@ mod tests {
         assert_eq!(v.message, "*** ENTROU NA SALA ***");
         assert_eq!(v.kind, EventKind::Join);
         assert_eq!(v.room.as_deref(), Some("Teste"));
+    }
+
+    #[test]
+    fn histories_share_a_total_budget_and_the_largest_gives_way() {
+        let mut hub = Hub::new();
+        for room in ["Busy", "Calm"] {
+            hub.create_room(room, 5).unwrap();
+            hub.set_history(room, MAX_HISTORY).unwrap();
+        }
+        join(&mut hub, 1, "Yan", "Busy").unwrap();
+        join(&mut hub, 2, "Ana", "Calm").unwrap();
+        let ts = "2026-11-24T10:00:00Z";
+        let one = kept_size(&{
+            let mut e = hub.say(2, "q").unwrap().event;
+            e.ts = Some(ts.into());
+            e
+        });
+        hub.set_history_budget(20 * one);
+        for _ in 0..3 {
+            let d = hub.say(2, "q").unwrap();
+            hub.remember(&d, ts);
+        }
+        for _ in 0..500 {
+            let d = hub.say(1, "b").unwrap();
+            hub.remember(&d, ts);
+        }
+        let busy = hub.room_id("Busy").unwrap();
+        let quiet = hub.room_id("Calm").unwrap();
+        assert_eq!(
+            hub.history(quiet).count(),
+            3,
+            "the quiet room keeps its own"
+        );
+        assert_eq!(hub.history(busy).count(), 17);
+        assert_eq!(hub.history_bytes(), 20 * one);
+        // Lowering the budget trims at once; closing a room returns its share.
+        hub.set_history_budget(10 * one);
+        assert_eq!(hub.history(busy).count(), 7);
+        hub.close_room("Busy").unwrap();
+        assert_eq!(hub.history_bytes(), 3 * one);
+        hub.set_history("Calm", 1).unwrap();
+        assert_eq!(hub.history_bytes(), one);
     }
 
     #[test]

@@ -1744,6 +1744,7 @@ impl Server {
         }
         self.log.set_min_level(new.log_level);
         self.log.set_capacity(new.log_capacity);
+        self.hub.set_history_budget(new.history_memory);
         self.limits = session_limits(&new);
         self.controls.set_timeout(new.control_timeout);
         let tls_paths = plan.changes("tls-cert") || plan.changes("tls-key");

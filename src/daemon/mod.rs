@@ -101,6 +101,8 @@ pub struct Config {
     pub log_level: Level,
     pub log_messages: bool,
     pub log_capacity: usize,
+    /// What all rooms' histories may hold together, in bytes.
+    pub history_memory: usize,
 }
 
 /// Output queues are freed when drained and grown again in the next
@@ -178,6 +180,7 @@ impl Config {
             log_level,
             log_messages,
             log_capacity,
+            history_memory,
         } = args;
         if node_id.is_some() && cluster.is_none() {
             return Err("--node-id names this node in a cluster: it needs --cluster".into());
@@ -230,6 +233,7 @@ impl Config {
             },
             log_messages,
             log_capacity,
+            history_memory: (history_memory as usize) << 20,
         })
     }
 
@@ -347,6 +351,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         _ => None,
     };
     let mut hub = Hub::new();
+    hub.set_history_budget(cfg.history_memory);
     for r in &saved {
         let access = crate::core::hub::Access {
             private: r.private,

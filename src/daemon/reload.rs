@@ -58,6 +58,11 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         dbg(&old.log_capacity),
         dbg(&new.log_capacity),
     );
+    live(
+        "history-memory",
+        dbg(&(old.history_memory >> 20)),
+        dbg(&(new.history_memory >> 20)),
+    );
     live("max-frame", dbg(&old.max_frame), dbg(&new.max_frame));
     live("sendq", dbg(&old.sendq), dbg(&new.sendq));
     live(
@@ -242,6 +247,7 @@ mod tests {
             log_level: crate::core::control::Level::Info,
             log_messages: false,
             log_capacity: 1000,
+            history_memory: 64 << 20,
         }
     }
 

@@ -385,3 +385,47 @@ fn one_address_s_connection_noise_cannot_push_admin_entries_out_of_the_log() {
     let suppressed = stats["stats"]["log_lines_suppressed"].as_u64().unwrap();
     assert!(suppressed >= 250, "{stats}");
 }
+
+fn history_replayed(d: &Daemon, user: &str, room: &str) -> usize {
+    let mut c = Client::connect(d.addr);
+    let hs = serde_json::json!({ "username": user, "room": room, "features": ["history"] });
+    c.send_frame(hs.to_string().as_bytes());
+    let mut n = 0;
+    loop {
+        let ev = c.event();
+        match ev["type"].as_str() {
+            Some("message") if ev["history"] == true => n += 1,
+            Some("join") => return n,
+            _ => panic!("{ev}"),
+        }
+    }
+}
+
+#[test]
+fn all_histories_together_stay_within_history_memory() {
+    // A sendq big enough that the replay (at most half of it) shows it all.
+    let d = Daemon::start(&["--history-memory", "1", "--sendq", "4194304"]);
+    for room in ["Calma", "Agitada"] {
+        let out = d.ctl(&["room", "create", room, "--limit", "5", "--history", "1000"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // Each room: a speaker, and a reader who keeps up (senders get no echo).
+    let mut quiet = d.joined("Ana", "Calma");
+    let mut quiet_reader = d.joined("Eva", "Calma");
+    for i in 0..3 {
+        quiet.say(&format!("calm {i}"));
+        assert_eq!(quiet_reader.event()["type"], "message");
+    }
+    let mut busy = d.joined("Bia", "Agitada");
+    let mut busy_reader = d.joined("Gil", "Agitada");
+    let long = "x".repeat(4000);
+    for _ in 0..1000 {
+        busy.say(&long);
+        assert_eq!(busy_reader.event()["type"], "message");
+    }
+    // 1 MiB holds about 250 such messages: the busy room gave way, the
+    // quiet room kept its three.
+    let kept = history_replayed(&d, "Caio", "Agitada");
+    assert!((200..=260).contains(&kept), "{kept} kept");
+    assert_eq!(history_replayed(&d, "Duda", "Calma"), 3);
+}
