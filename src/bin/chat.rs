@@ -21,6 +21,7 @@ use clap::Parser;
 
 use chatd::cli::chat::Args;
 use chatd::client::editor::LineEditor;
+use chatd::client::retry::{self, Backoff};
 use chatd::client::run::{self, Input, Options, Stay};
 use chatd::client::screen::Screen;
 use chatd::client::session::{ClientSession, EndedBy, Ending};
@@ -170,10 +171,6 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ok(d) => d,
         Err(outcome) => return outcome,
     };
-    let transport = match dialer.connect() {
-        Ok(t) => t,
-        Err(outcome) => return outcome,
-    };
     let password = match scripted_password(args) {
         Ok(p) => p,
         Err(outcome) => return outcome,
@@ -185,19 +182,44 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         },
         None => None,
     };
-    let session = match (&token, &args.user) {
-        (Some(t), _) => ClientSession::with_token(room, t),
-        (None, Some(user)) => ClientSession::with_password(user, room, password.as_deref()),
-        (None, None) => unreachable!("checked above"),
+    let mut backoff = Backoff::new();
+    loop {
+        let transport = match dialer.connect() {
+            Ok(t) => t,
+            Err(outcome) => return outcome,
+        };
+        let session = match (&token, &args.user) {
+            (Some(t), _) => ClientSession::with_token(room, t),
+            (None, Some(user)) => ClientSession::with_password(user, room, password.as_deref()),
+            (None, None) => unreachable!("checked above"),
+        }
+        .with_room_key(room_key.as_deref());
+        let mut stay = Stay::new(transport, session, signals, Input::Script, opts);
+        let ending = stay.run();
+        let rejected = stay.rejected();
+        if let Ending::Refused { code, reason } = &ending
+            && code == "503"
+            && let Some(pause) = backoff.next(reason, retry::clock_jitter())
+        {
+            eprintln!(
+                "chat: the server is busy (503: {}); trying again in {:.1} s",
+                printable(reason),
+                pause.as_secs_f64()
+            );
+            if !sleep_unless_signalled(signals, pause) {
+                return Outcome::Failed("interrupted while waiting to try again".into());
+            }
+            continue;
+        }
+        return scripted_outcome(ending, rejected, addr, opts);
     }
-    .with_room_key(room_key.as_deref());
-    let mut stay = Stay::new(transport, session, signals, Input::Script, opts);
-    match stay.run() {
-        Ending::Quit if stay.rejected() == 0 => Outcome::Done,
-        Ending::Quit => Outcome::Failed(format!(
-            "the server rejected {} message(s)",
-            stay.rejected()
-        )),
+}
+
+/// What a scripted stay's ending means for the exit status.
+fn scripted_outcome(ending: Ending, rejected: usize, addr: SocketAddr, opts: Options) -> Outcome {
+    match ending {
+        Ending::Quit if rejected == 0 => Outcome::Done,
+        Ending::Quit => Outcome::Failed(format!("the server rejected {rejected} message(s)")),
         Ending::Left => Outcome::Done,
         Ending::Refused { code, reason } => {
             Outcome::Failed(format!("join refused ({code}): {}", printable(&reason)))
@@ -206,6 +228,33 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         Ending::Lost(why) => Outcome::Failed(why),
         Ending::NoAnswer => Outcome::Unreachable(no_answer(addr, opts)),
         Ending::TlsFailed(why) => Outcome::Unreachable(tls_failed(addr, &why)),
+    }
+}
+
+/// Waits `pause`, or less if SIGTERM or SIGHUP arrives (then false).
+fn sleep_unless_signalled(signals: &mut SelfPipe, pause: Duration) -> bool {
+    use nix::sys::select::{FdSet, select};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    let until = std::time::Instant::now() + pause;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        let mut rset = FdSet::new();
+        rset.insert(signals.fd());
+        let mut tv = TimeVal::microseconds(left.as_micros().min(i64::MAX as u128) as i64);
+        match select(None, &mut rset, None, None, &mut tv) {
+            Ok(0) => return true,
+            Ok(_) => {
+                let got = signals.take();
+                if got.iter().any(|&s| s != signal_hook::consts::SIGWINCH) {
+                    return false;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return true,
+        }
     }
 }
 
@@ -301,6 +350,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         },
         None => None,
     };
+    let mut backoff = Backoff::new();
     loop {
         // With a token, the name is the token's.
         let Some(u) = (if token.is_some() {
@@ -340,7 +390,9 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         }
         .with_room_key(room_key.as_deref());
         let ending = if args.plain {
-            println!("Para sair, digite o comando /SAIR.\n");
+            if backoff.retries() == 0 {
+                println!("Para sair, digite o comando /SAIR.\n");
+            }
             let raw = match RawMode::enter() {
                 Ok(r) => r,
                 Err(e) => return Outcome::Failed(format!("terminal: {e}")),
@@ -381,6 +433,9 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             )
             .run()
         };
+        if !matches!(&ending, Ending::Refused { code, .. } if code == "503") {
+            backoff = Backoff::new();
+        }
         match ending {
             Ending::Left => {
                 println!("Saindo da sala...\n");
@@ -391,6 +446,22 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 return Outcome::Done;
             }
             Ending::Refused { code, reason } => match code.as_str() {
+                "503" => match backoff.next(&reason, retry::clock_jitter()) {
+                    Some(pause) => {
+                        println!(
+                            "O servidor está ocupado ({}). Tentando de novo em {:.0} s...",
+                            printable(&reason),
+                            pause.as_secs_f64().ceil()
+                        );
+                        if !sleep_unless_signalled(signals, pause) {
+                            return Outcome::Done;
+                        }
+                    }
+                    None => {
+                        println!("O servidor continua ocupado: {}", printable(&reason));
+                        return Outcome::Failed(String::new());
+                    }
+                },
                 "404" => {
                     println!("A sala escolhida não existe. Tente novamente.\n");
                     room = None;

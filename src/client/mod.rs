@@ -14,11 +14,14 @@
 //!   the alternate screen while it lives); keys into actions.
 //! - [`width`]: text width as terminals count it (per code point).
 //! - [`transport`]: plain TCP or verified TLS (rustls).
+//! - [`retry`]: when to try a join again after a 503 (backoff, jitter,
+//!   the server's hint), without I/O.
 //! - [`run`]: the one select(2) loop over stdin, the socket and the signal
 //!   self-pipe that drives a session.
 
 pub mod editor;
 pub mod line;
+pub mod retry;
 pub mod run;
 pub mod screen;
 pub mod session;

@@ -477,3 +477,21 @@ fn interactive_asks_for_the_password_of_a_registered_name() {
     let screen = t.wait_for("Yan > *** ENTROU NA SALA ***");
     assert!(!screen.contains("hidden treasure"), "{screen}");
 }
+
+#[test]
+fn a_busy_server_s_503_is_retried_with_backoff() {
+    let d = Daemon::start(&["--room", "Teste:5", "--max-clients", "1"]);
+    let hog = d.joined("Ana", "Teste");
+    let mut bia = Bot::start(&d, "Bia", "Teste", &[]);
+    // Refused at first (the one seat is taken); the seat frees up later.
+    std::thread::sleep(Duration::from_millis(700));
+    drop(hog);
+    assert_eq!(bia.line(), "Bia > *** ENTROU NA SALA ***");
+    bia.send("oi");
+    let (code, err) = bia.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("the server is busy (503") && err.contains("trying again in"),
+        "{err}"
+    );
+}
