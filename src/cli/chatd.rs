@@ -99,9 +99,17 @@ pub struct Args {
     pub poller: PollerKind,
 
     /// Cluster mode: share rooms, members and messages with the other
-    /// chatd nodes using the same Redis (redis://HOST[:PORT]).
+    /// chatd nodes using the same Redis
+    /// (redis://[USER[:PASSWORD]@]HOST[:PORT], USER an ACL user; see
+    /// docs/SCALING.md for the ACL line).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+
+    /// A file holding the Redis password (one line), e.g. a systemd
+    /// credential: LoadCredential=redis-password:/etc/chatd/redis-password
+    /// and --cluster-password-file ${CREDENTIALS_DIRECTORY}/redis-password.
+    #[arg(long, value_name = "PATH", requires = "cluster")]
+    pub cluster_password_file: Option<PathBuf>,
 
     /// This node's name in the cluster (letters, digits, '.', '_', '-';
     /// unique among the nodes); the host name when left out.

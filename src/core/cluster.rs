@@ -16,6 +16,13 @@
 //! | `chatd:users` | hash | account name → its Argon2id hash |
 //! | `chatd:epoch` | string | present once the shared state was seeded |
 //!
+//! Everything read from Redis is untrusted input (any client of that Redis
+//! could have written it): records and messages are checked here
+//! ([`MemberRecord::check`], [`ChatMessage::check`]) with the door's rules,
+//! unknown fields and wrong types fail to parse, and payloads over
+//! [`MAX_PAYLOAD`] are not parsed at all; the loop drops and counts what
+//! fails.
+//!
 //! Channels: `chatd:events` (every node: joins, leaves, kicks, room
 //! changes, closings) and `chatd:room:<room>` (chat messages; only nodes
 //! with members in the room subscribe).
@@ -28,6 +35,25 @@ use serde::{Deserialize, Serialize};
 pub use redis_protocol::resp3::types::OwnedFrame as Frame;
 
 pub const EVENTS: &str = "chatd:events";
+
+/// The largest pub/sub payload parsed: a message of the largest frame,
+/// every byte escaped, and room to spare.
+pub const MAX_PAYLOAD: usize = 128 * 1024;
+
+/// A node id as `--node-id` takes it.
+fn check_node(node: &str) -> Result<(), String> {
+    crate::cli::chatd::parse_node_id(node)
+        .map(|_| ())
+        .map_err(|e| format!("node id '{}': {e}", crate::core::text::printable(node)))
+}
+
+/// A short, printable field (an address, a time).
+fn check_short(what: &str, v: &str) -> Result<(), String> {
+    if v.len() > 64 || v.chars().any(|c| c.is_control()) {
+        return Err(format!("{what} is not a short printable string"));
+    }
+    Ok(())
+}
 pub const ROOMS: &str = "chatd:rooms";
 
 /// The channel a room's chat messages go through.
@@ -42,6 +68,7 @@ pub fn channel_room(channel: &str) -> Option<&str> {
 
 /// A room as the cluster shares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoomDef {
     pub limit: usize,
     #[serde(default)]
@@ -56,6 +83,7 @@ pub struct RoomDef {
 
 /// A member as the cluster shares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MemberRecord {
     pub name: String,
     pub node: String,
@@ -63,10 +91,22 @@ pub struct MemberRecord {
     pub at: String,
 }
 
+impl MemberRecord {
+    /// Whether a record read from Redis could have come from a node: a
+    /// name that passes the door (so never `Sistema` or a look-alike), a
+    /// valid node id, short printable address and time.
+    pub fn check(&self) -> Result<(), String> {
+        crate::core::names::check_username(&self.name)?;
+        check_node(&self.node)?;
+        check_short("the address", &self.addr)?;
+        check_short("the join time", &self.at)
+    }
+}
+
 /// What goes through `chatd:events`. The scripts publish these (built in
 /// Lua, so field names are part of the scripts too).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "t", rename_all = "lowercase")]
+#[serde(tag = "t", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClusterEvent {
     Join {
         room: String,
@@ -99,10 +139,27 @@ pub enum ClusterEvent {
 
 /// A chat message on a room's channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChatMessage {
     pub name: String,
     pub node: String,
     pub text: String,
+}
+
+impl ChatMessage {
+    /// Whether a message read from Redis is one a member could have sent
+    /// at the door (at most `max_text` bytes). Who may send it, a member
+    /// of the room on that node, is the mirror's to say.
+    pub fn check(&self, max_text: usize) -> Result<(), String> {
+        crate::core::names::check_username(&self.name)?;
+        check_node(&self.node)?;
+        if self.text.len() > max_text {
+            return Err(format!("a message of {} bytes", self.text.len()));
+        }
+        crate::core::wire::validate_message(self.text.as_bytes())
+            .map(|_| ())
+            .map_err(str::to_string)
+    }
 }
 
 /// Everything a snapshot holds.
@@ -371,17 +428,20 @@ return 1
 
 /// ARGV: room, definition (JSON), '1' to create (refused when it exists:
 /// returns {'exists', definition}) or '0' to update (refused when it does
-/// not: {'404'}).
+/// not: {'404'}; but into an emptied store, where the room is missing
+/// only because everything is, the update is written, so that an
+/// acknowledged change survives the re-seeding that follows).
+/// Only the sync script marks the store seeded (`chatd:epoch`).
 pub const ROOM_PUT: &str = r#"
 local room, def, create = ARGV[1], ARGV[2], ARGV[3] == '1'
 local old = redis.call('HGET', 'chatd:rooms', room)
 if create and old then return {'exists', old} end
-if not create and not old then return {'404'} end
+local seeded = redis.call('EXISTS', 'chatd:epoch') == 1
+if not create and not old and seeded then return {'404'} end
 redis.call('HSET', 'chatd:rooms', room, def)
-if create then
+if not old then
   redis.call('ZADD', 'chatd:roomorder', redis.call('INCR', 'chatd:roomseq'), room)
 end
-redis.call('SET', 'chatd:epoch', '1')
 redis.call('PUBLISH', 'chatd:events', '{"t":"room","room":' .. cjson.encode(room) .. ',"def":' .. def .. '}')
 return {'ok'}
 "#;
@@ -406,7 +466,9 @@ return 1
 /// ARGV: node, instance token, TTL in ms. Renews the node's heartbeat
 /// (refused with {'taken', token} when another instance holds the id),
 /// then removes the members of every node whose heartbeat expired,
-/// announcing their leaves. Returns {'ok', members removed}.
+/// announcing their leaves. Returns {'ok', members removed, seeded}:
+/// seeded '0' when the shared state is gone (FLUSHALL, eviction, a Redis
+/// restarted without persistence), and the node must seed it again.
 pub fn heartbeat_script() -> String {
     format!(
         "{LUA_REMOVE}\n{}",
@@ -429,7 +491,7 @@ for _, n in ipairs(redis.call('SMEMBERS', 'chatd:nodes')) do
     redis.call('SREM', 'chatd:nodes', n)
   end
 end
-return {'ok', tostring(reaped)}
+return {'ok', tostring(reaped), tostring(redis.call('EXISTS', 'chatd:epoch'))}
 "#
     )
 }
@@ -535,7 +597,6 @@ if hash == '' then
 else
   redis.call('HSET', 'chatd:users', name, hash)
 end
-redis.call('SET', 'chatd:epoch', '1')
 redis.call('PUBLISH', 'chatd:events', cjson.encode({t='user', name=name, hash=hash}))
 return 1
 "#;
@@ -605,6 +666,48 @@ mod tests {
             Ok(JoinVerdict::NameTaken(m)) if m.node == "b"
         ));
         assert!(join_verdict(&arr(&["what"])).is_err());
+    }
+
+    #[test]
+    fn what_redis_holds_is_checked_like_what_comes_to_the_door() {
+        let m = |name: &str, node: &str| MemberRecord {
+            name: name.into(),
+            node: node.into(),
+            addr: "192.0.2.1:5000".into(),
+            at: "2026-11-24T10:00:00Z".into(),
+        };
+        assert_eq!(m("Yan", "chat1").check(), Ok(()));
+        for (bad, why) in [
+            (m("Sistema", "a"), "reserved"),
+            (m("Sist\u{435}ma", "a"), "reserved"),
+            (m("a\u{200b}b", "a"), "U+200B"),
+            (m("Yan", "no spaces"), "node id"),
+        ] {
+            let e = bad.check().unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        let msg = |name: &str, text: &str| ChatMessage {
+            name: name.into(),
+            node: "a".into(),
+            text: text.into(),
+        };
+        assert_eq!(msg("Yan", "oi").check(100), Ok(()));
+        assert!(msg("Sistema", "*** SALA ENCERRADA ***").check(100).is_err());
+        assert!(msg("Yan", "bell\u{7}").check(100).is_err());
+        assert!(msg("Yan", &"x".repeat(101)).check(100).is_err());
+        // Unknown fields and wrong types do not parse.
+        assert!(
+            serde_json::from_str::<ChatMessage>(
+                r#"{"name":"Yan","node":"a","text":"oi","admin":true}"#
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<ChatMessage>(r#"{"name":"Yan","node":"a","text":5}"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<ClusterEvent>(r#"{"t":"close","room":"R","extra":1}"#).is_err()
+        );
     }
 
     #[test]

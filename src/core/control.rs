@@ -232,6 +232,9 @@ pub struct Stats {
     /// Per-client log lines not logged: over the per-address rate.
     #[serde(default)]
     pub log_lines_suppressed: u64,
+    /// Cluster mode: items read from Redis that failed the checks.
+    #[serde(default)]
+    pub cluster_dropped: u64,
 }
 
 impl Stats {
@@ -249,6 +252,7 @@ impl Stats {
             ("joins", self.joins),
             ("refusals", self.refusals),
             ("log_lines_suppressed", self.log_lines_suppressed),
+            ("cluster_dropped", self.cluster_dropped),
         ]
     }
 }

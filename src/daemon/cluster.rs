@@ -74,8 +74,10 @@ enum State {
 }
 
 pub struct ClusterLink {
+    /// The URL as shown (without the password).
     pub url: String,
     addr: SocketAddr,
+    auth: Option<(String, String)>,
     pub node: String,
     /// This process's claim on the node id (a second chatd with the same
     /// id is refused by the heartbeat script).
@@ -101,48 +103,150 @@ pub struct ClusterLink {
     pub unpublished: u64,
 }
 
-/// `redis://host:port` (port 6379 when left out) → a socket address.
-/// Name resolution blocks, so it happens once, at start-up.
-pub fn resolve(url: &str) -> Result<SocketAddr, String> {
-    let rest = url
-        .strip_prefix("redis://")
-        .ok_or_else(|| format!("--cluster '{url}': expected redis://HOST[:PORT]"))?;
+/// Where the cluster's Redis is and how to log in to it, from
+/// `--cluster redis://[USER[:PASSWORD]@]HOST[:PORT]` and
+/// `--cluster-password-file`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// The URL without its password, for logs and `status`.
+    pub shown: String,
+    /// ACL user and password for `HELLO 3 AUTH` (the user is `default`
+    /// when the URL names none).
+    pub auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.shown, self.addr)
+    }
+}
+
+/// `url` with any password replaced by `***` (for logs, `status` and
+/// the reload plan).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((creds, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// `%XX` escapes decoded (a password may hold `@`, `:` or `/` that way).
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("a '%' not followed by two hex digits")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials that are not UTF-8".to_string())
+}
+
+/// Reads `--cluster URL` (and the password file, which systemd's
+/// LoadCredential can provide). Name resolution blocks, so this runs
+/// once, at start-up.
+pub fn target(url: &str, password_file: Option<&std::path::Path>) -> Result<Target, String> {
+    let shown = redact(url);
+    let bad = |why: &str| format!("--cluster '{shown}': {why}");
+    let rest = match url.split_once("://") {
+        Some(("redis", rest)) => rest,
+        Some(("rediss", _)) => {
+            return Err(bad(
+                "TLS to Redis (rediss://) is not supported yet; reach Redis over a private network or a local TLS tunnel (stunnel, spiped)",
+            ));
+        }
+        _ => return Err(bad("expected redis://[USER[:PASSWORD]@]HOST[:PORT]")),
+    };
     let rest = rest.trim_end_matches('/');
-    if rest.contains('@') || rest.contains('/') {
-        return Err(format!(
-            "--cluster '{url}': credentials and database numbers are not supported; \
-             expected redis://HOST[:PORT]"
+    let (creds, host) = match rest.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, rest),
+    };
+    if host.contains('/') {
+        return Err(bad(
+            "database numbers are not supported (chatd keeps its keys under chatd:)",
         ));
     }
-    let with_port = if rest.starts_with('[') {
-        if rest.contains("]:") {
-            rest.to_string()
-        } else {
-            format!("{rest}:6379")
-        }
-    } else if rest.contains(':') {
-        rest.to_string()
-    } else {
-        format!("{rest}:6379")
+    let (user, url_password) = match creds {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u), Some(percent_decode(p).map_err(|e| bad(&e))?)),
+            None => (Some(c), None),
+        },
     };
-    with_port
+    let user = user
+        .filter(|u| !u.is_empty())
+        .map(percent_decode)
+        .transpose()
+        .map_err(|e| bad(&e))?;
+    let file_password = match password_file {
+        Some(path) => {
+            let text = crate::files::read_small_text(path)
+                .map_err(|e| format!("--cluster-password-file {}: {e}", path.display()))?;
+            let pw = text.trim_end_matches(['\n', '\r']).to_string();
+            if pw.is_empty() {
+                return Err(format!("--cluster-password-file {}: empty", path.display()));
+            }
+            Some(pw)
+        }
+        None => None,
+    };
+    let password = match (url_password, file_password) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "a password both in the URL and in --cluster-password-file; give one",
+            ));
+        }
+        (Some(p), None) | (None, Some(p)) => Some(p),
+        (None, None) if user.is_some() => {
+            return Err(bad(
+                "a user without a password (give it in the URL or with --cluster-password-file)",
+            ));
+        }
+        (None, None) => None,
+    };
+    let auth = password.map(|p| (user.unwrap_or_else(|| "default".into()), p));
+    let with_port = if host.starts_with('[') {
+        if host.contains("]:") {
+            host.to_string()
+        } else {
+            format!("{host}:6379")
+        }
+    } else if host.contains(':') {
+        host.to_string()
+    } else {
+        format!("{host}:6379")
+    };
+    let addr = with_port
         .to_socket_addrs()
-        .map_err(|e| format!("--cluster '{url}': {e}"))?
+        .map_err(|e| bad(&e.to_string()))?
         .next()
-        .ok_or_else(|| format!("--cluster '{url}': no address"))
+        .ok_or_else(|| bad("no address"))?;
+    Ok(Target { addr, shown, auth })
 }
 
 impl ClusterLink {
-    pub fn new(
-        url: &str,
-        addr: SocketAddr,
-        node: &str,
-        token: String,
-        now: Instant,
-    ) -> ClusterLink {
+    pub fn new(target: &Target, node: &str, token: String, now: Instant) -> ClusterLink {
         ClusterLink {
-            url: url.to_string(),
-            addr,
+            url: target.shown.clone(),
+            addr: target.addr,
+            auth: target.auth.clone(),
             node: node.to_string(),
             token,
             state: State::Down { retry_at: now },
@@ -398,9 +502,65 @@ impl ClusterLink {
         }
     }
 
-    /// The HELLO that switches to RESP3 and names the connection.
+    /// The HELLO that switches to RESP3, logs in (an ACL user) and names
+    /// the connection.
     pub fn hello(&self) -> Vec<u8> {
         let name = format!("chatd-{}", self.node.replace(' ', "_"));
-        resp::command(&[b"HELLO", b"3", b"SETNAME", name.as_bytes()])
+        match &self.auth {
+            Some((user, password)) => resp::command(&[
+                b"HELLO",
+                b"3",
+                b"AUTH",
+                user.as_bytes(),
+                password.as_bytes(),
+                b"SETNAME",
+                name.as_bytes(),
+            ]),
+            None => resp::command(&[b"HELLO", b"3", b"SETNAME", name.as_bytes()]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_address_and_credentials_and_logs_never_the_password() {
+        let t = target("redis://127.0.0.1", None).unwrap();
+        assert_eq!(t.addr.port(), 6379);
+        assert_eq!(t.auth, None);
+        let t = target("redis://chatd:p%40ss%3Aw@127.0.0.1:7000/", None).unwrap();
+        assert_eq!(t.addr.port(), 7000);
+        assert_eq!(t.auth, Some(("chatd".into(), "p@ss:w".into())));
+        assert_eq!(t.shown, "redis://chatd:***@127.0.0.1:7000/");
+        assert!(!format!("{t:?}").contains("p%40ss"));
+        let t = target("redis://:secret@[::1]", None).unwrap();
+        assert_eq!(t.auth, Some(("default".into(), "secret".into())));
+        for (bad, why) in [
+            ("redis://chatd@127.0.0.1", "without a password"),
+            ("redis://127.0.0.1/2", "database numbers"),
+            ("rediss://127.0.0.1", "not supported yet"),
+            ("http://127.0.0.1", "expected redis://"),
+            ("redis://u:%zz@127.0.0.1", "hex digits"),
+        ] {
+            let e = target(bad, None).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let e = target("redis://u:top@127.0.0.1/3", None).unwrap_err();
+        assert!(!e.contains("top"), "{e}");
+    }
+
+    #[test]
+    fn the_password_may_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("chatd-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("redis-password");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let t = target("redis://chatd@127.0.0.1", Some(&file)).unwrap();
+        assert_eq!(t.auth, Some(("chatd".into(), "from-file".into())));
+        let e = target("redis://chatd:x@127.0.0.1", Some(&file)).unwrap_err();
+        assert!(e.contains("both"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -116,6 +116,8 @@ pub struct Counters {
     pub slow_consumer_drops: u64,
     pub joins: u64,
     pub refusals: u64,
+    /// Items read from Redis that failed the checks (cluster mode).
+    pub cluster_dropped: u64,
 }
 
 /// Why a handshake is not admitted (yet): refused with a code and a
@@ -1472,6 +1474,7 @@ impl Server {
             joins: self.counters.joins,
             refusals: self.counters.refusals,
             log_lines_suppressed: self.log.suppressed,
+            cluster_dropped: self.counters.cluster_dropped,
         }
     }
 

@@ -77,6 +77,7 @@ pub struct Config {
     /// Cluster mode: the Redis URL, and this node's id (the host name
     /// unless given).
     pub cluster: Option<String>,
+    pub cluster_password_file: Option<PathBuf>,
     pub node_id: String,
     /// What one address may hold at the door, and who is exempt.
     pub max_clients_per_address: usize,
@@ -161,6 +162,7 @@ impl Config {
             max_clients,
             poller,
             cluster,
+            cluster_password_file,
             node_id,
             max_clients_per_address,
             max_handshakes_per_address,
@@ -207,6 +209,7 @@ impl Config {
                 None => String::new(),
             },
             cluster,
+            cluster_password_file,
             max_clients_per_address,
             max_handshakes_per_address,
             max_handshakes,
@@ -397,8 +400,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     .map_err(|e| format!("signals: {e}"))?;
     // The cluster's address before any socket: resolving a name may wait,
     // which only start-up may do.
-    let cluster_addr = match &cfg.cluster {
-        Some(url) => Some(cluster::resolve(url)?),
+    let cluster_target = match &cfg.cluster {
+        Some(url) => Some(cluster::target(url, cfg.cluster_password_file.as_deref())?),
         None => None,
     };
     // The certificate before any socket: a bad one stops start-up.
@@ -548,8 +551,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
             control.path.display()
         ));
     }
-    let cluster = match (&cfg.cluster, cluster_addr) {
-        (Some(url), Some(addr)) => {
+    let cluster = match cluster_target {
+        Some(target) => {
             use rand_core::RngCore;
             let token = format!(
                 "{}-{:016x}",
@@ -557,18 +560,23 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 rand_core::OsRng.next_u64()
             );
             log.info(format!(
-                "cluster: node '{}', sharing rooms through Redis at {url} ({addr})",
-                cfg.node_id
+                "cluster: node '{}', sharing rooms through Redis at {} ({}){}",
+                cfg.node_id,
+                target.shown,
+                target.addr,
+                match &target.auth {
+                    Some((user, _)) => format!(", as ACL user '{user}'"),
+                    None => String::new(),
+                }
             ));
             Some(cluster::ClusterLink::new(
-                url,
-                addr,
+                &target,
                 &cfg.node_id,
                 token,
                 std::time::Instant::now(),
             ))
         }
-        _ => None,
+        None => None,
     };
     let bound = event_loop::Bound {
         cluster,

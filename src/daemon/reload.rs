@@ -135,7 +135,16 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         );
     }
     restart("poller", word(&old.poller), word(&new.poller));
-    restart("cluster", dbg(&old.cluster), dbg(&new.cluster));
+    restart(
+        "cluster",
+        dbg(&old.cluster.as_deref().map(super::cluster::redact)),
+        dbg(&new.cluster.as_deref().map(super::cluster::redact)),
+    );
+    restart(
+        "cluster-password-file",
+        path(&old.cluster_password_file),
+        path(&new.cluster_password_file),
+    );
     restart("node-id", dbg(&old.node_id), dbg(&new.node_id));
     restart("listen", dbg(&old.listen), dbg(&new.listen));
     restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
@@ -161,6 +170,9 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
             "max-clients" => new.max_clients = old.max_clients,
             "poller" => new.poller = old.poller,
             "cluster" => new.cluster = old.cluster.clone(),
+            "cluster-password-file" => {
+                new.cluster_password_file = old.cluster_password_file.clone();
+            }
             "node-id" => new.node_id = old.node_id.clone(),
             "listen" => new.listen = old.listen.clone(),
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
@@ -228,6 +240,7 @@ mod tests {
             max_clients: 1000,
             poller: crate::cli::chatd::PollerKind::Select,
             cluster: None,
+            cluster_password_file: None,
             node_id: String::new(),
             max_clients_per_address: 16,
             max_handshakes_per_address: 4,

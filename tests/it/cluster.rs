@@ -15,10 +15,40 @@ struct Redis {
     child: Option<Child>,
     port: u16,
     dir: TempDir,
+    /// More arguments for redis-server (an ACL, say).
+    extra: Vec<String>,
+    /// Credentials for `cli`: (user, password).
+    login: Option<(String, String)>,
 }
 
 impl Redis {
     fn start() -> Redis {
+        Redis::start_with(&[], None)
+    }
+
+    /// With an ACL: the default user off, and `chatd` limited to chatd's
+    /// keys and channels (the line docs/SCALING.md gives).
+    fn start_with_acl(password: &str) -> Redis {
+        let pw = format!(">{password}");
+        Redis::start_with(
+            &[
+                "--user",
+                "default",
+                "off",
+                "--user",
+                "chatd",
+                "on",
+                &pw,
+                "~chatd:*",
+                "&chatd:*",
+                "+@all",
+                "-@dangerous",
+            ],
+            None,
+        )
+    }
+
+    fn start_with(extra: &[&str], login: Option<(String, String)>) -> Redis {
         // A free port: bound by us for a moment, then given to Redis
         // (`--port 0` would disable TCP).
         let port = TcpListener::bind("127.0.0.1:0")
@@ -30,6 +60,8 @@ impl Redis {
             child: None,
             port,
             dir: TempDir::new("redis"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            login,
         };
         r.spawn();
         r
@@ -45,6 +77,7 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -66,6 +99,33 @@ impl Redis {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs redis-cli against this Redis (as anyone with access could);
+    /// its output.
+    fn cli(&self, args: &[&str]) -> String {
+        self.cli_with_last(args, None)
+    }
+
+    /// The same, with the last argument given on stdin (`redis-cli -x`),
+    /// for one larger than exec(2) takes.
+    fn cli_with_last(&self, args: &[&str], last: Option<&str>) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-p", &self.port.to_string(), "--no-auth-warning"]);
+        if let Some((user, pw)) = &self.login {
+            cmd.args(["--user", user, "--pass", pw]);
+        }
+        let out = match last {
+            Some(input) => {
+                cmd.arg("-x").args(args);
+                crate::support::with_stdin(&mut cmd, input)
+            }
+            None => cmd
+                .args(args)
+                .output()
+                .expect("redis-cli comes with redis-server"),
+        };
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
@@ -117,6 +177,20 @@ fn is(kind: &'static str, user: &'static str) -> impl Fn(&Value) -> bool {
 
 fn message(user: &'static str, text: &'static str) -> impl Fn(&Value) -> bool {
     move |ev| ev["type"] == "message" && ev["username"] == user && ev["message"] == text
+}
+
+/// A join that succeeds once the room has reached the node (a room
+/// created on another node takes a moment).
+fn joined_soon(d: &Daemon, user: &str, room: &str) -> Client {
+    let mut c = None;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            c = Some(d.join(user, room));
+            c.as_mut().unwrap().event()["type"] == "join"
+        }),
+        "{user} could not join {room}"
+    );
+    c.unwrap()
 }
 
 /// `chatctl participants`'s rows: (name, node).
@@ -409,4 +483,139 @@ fn accounts_and_private_rooms_are_shared_by_every_node() {
         &["user", "list"]
     )
     .contains("Yan")));
+}
+
+#[test]
+fn nodes_log_in_to_redis_as_an_acl_user_with_the_password_in_the_url_or_a_file() {
+    let redis = Redis::start_with_acl("s3cret p@ss");
+    let port = redis.port;
+    // a: the password in the URL (percent-encoded); b: in a file (as
+    // systemd's LoadCredential would hand it over).
+    let mut a = Daemon::start(&[
+        "--cluster",
+        &format!("redis://chatd:s3cret%20p%40ss@127.0.0.1:{port}"),
+        "--node-id",
+        "a",
+    ]);
+    a.wait_log("cluster: in sync", Duration::from_secs(10));
+    let dir = TempDir::new("redis-credential");
+    let file = dir.path().join("redis-password");
+    std::fs::write(&file, "s3cret p@ss\n").unwrap();
+    let mut b = Daemon::start(&[
+        "--cluster",
+        &format!("redis://chatd@127.0.0.1:{port}"),
+        "--cluster-password-file",
+        file.to_str().unwrap(),
+        "--node-id",
+        "b",
+    ]);
+    b.wait_log("cluster: in sync", Duration::from_secs(10));
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    let mut ana = joined_soon(&b, "Ana", "Teste");
+    let mut bia = a.joined("Bia", "Teste");
+    bia.say("oi");
+    wait_for(&mut ana, "Bia's message", message("Bia", "oi"));
+    // The password shows nowhere: not in the log, not in status.
+    let status = ctl_ok(&a, &["status"]);
+    assert!(status.contains("redis://chatd:***@"), "{status}");
+    for d in [&a, &b] {
+        let logs = ctl_ok(d, &["logs", "--lines", "1000"]);
+        assert!(!logs.contains("s3cret"), "{logs}");
+    }
+    // A wrong password: the node says why and keeps retrying; joins 503.
+    let mut c = Daemon::start(&[
+        "--cluster",
+        &format!("redis://chatd:wrong@127.0.0.1:{port}"),
+        "--node-id",
+        "c",
+    ]);
+    let line = c.wait_log("refused the login", Duration::from_secs(10));
+    assert!(line.contains("WRONGPASS"), "{line}");
+    assert!(!line.contains("wrong@"), "{line}");
+    let mut cid = c.join("Cid", "Teste");
+    assert_eq!(cid.event()["message"], "503");
+}
+
+#[test]
+fn a_flushed_store_is_seeded_again_on_the_next_heartbeat_and_keeps_an_acknowledged_limit() {
+    let redis = Redis::start();
+    let (mut a, b) = (node(&redis, "a"), node(&redis, "b"));
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    let _ana = joined_soon(&b, "Ana", "Teste");
+    let _bia = a.joined("Bia", "Teste");
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    // An admin change right after: acknowledged (then it must last) or
+    // refused while the node re-seeds (then it is made again).
+    if !a.ctl(&["room", "set-limit", "Teste", "7"]).status.success() {
+        a.wait_log("cluster: in sync", Duration::from_secs(10));
+        ctl_ok(&a, &["room", "set-limit", "Teste", "7"]);
+    }
+    a.wait_log("seeding it again", Duration::from_secs(5));
+    // Joins work again within a heartbeat or two, on either node.
+    let _cid = joined_soon(&b, "Cid", "Teste");
+    let held = redis.cli(&["HGET", "chatd:rooms", "Teste"]);
+    assert!(held.contains("\"limit\":7"), "{held}");
+    assert!(eventually(Duration::from_secs(5), || {
+        let mut p = participants(&b, "Teste");
+        p.sort();
+        p == [
+            ("Ana".to_string(), "b".to_string()),
+            ("Bia".to_string(), "a".to_string()),
+            ("Cid".to_string(), "b".to_string()),
+        ]
+    }));
+    let list = ctl_ok(&b, &["--json", "list"]);
+    assert!(list.contains("\"limit\":7"), "{list}");
+}
+
+#[test]
+fn what_comes_from_redis_is_checked_forgeries_are_dropped_and_counted() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    let mut ana = joined_soon(&a, "Ana", "Teste");
+    let mut bia = b.joined("Bia", "Teste");
+    wait_for(&mut ana, "Bia's join", is("join", "Bia"));
+    let big = format!(
+        r#"{{"name":"Ana","node":"a","text":"{}"}}"#,
+        "x".repeat(200_000)
+    );
+    let forged = [
+        r#"{"name":"Sistema","node":"a","text":"*** SALA ENCERRADA ***"}"#,
+        r#"{"name":"Ana","node":"c","text":"not Ana's node"}"#,
+        r#"{"name":"Eve","node":"a","text":"not a member"}"#,
+        r#"{"name":"Ana","node":"a","text":"an unknown field","admin":true}"#,
+        r#"{"name":"Ana","node":"a","text":7}"#,
+    ];
+    for payload in forged {
+        let n = redis.cli(&["PUBLISH", "chatd:room:Teste", payload]);
+        assert_eq!(n.trim(), "2", "both nodes subscribe");
+    }
+    let n = redis.cli_with_last(&["PUBLISH", "chatd:room:Teste"], Some(&big));
+    assert_eq!(n.trim(), "2");
+    let fake_join =
+        r#"{"t":"join","room":"Teste","member":{"name":"Sistema","node":"z","addr":"x","at":"y"}}"#;
+    redis.cli(&["PUBLISH", "chatd:events", fake_join]);
+    // Redis hands pushes over in the order published: once Ana's real
+    // message is through, every forgery before it was looked at.
+    ana.say("real");
+    let first = wait_for(&mut bia, "a message", |ev| ev["type"] == "message");
+    assert_eq!(
+        (first["username"].as_str(), first["message"].as_str()),
+        (Some("Ana"), Some("real")),
+        "{first}"
+    );
+    let stats = b.admin().request(serde_json::json!({"cmd": "stats"}));
+    assert_eq!(stats["stats"]["cluster_dropped"], 7, "{stats}");
+    let mut p = participants(&b, "Teste");
+    p.sort();
+    assert_eq!(
+        p,
+        [
+            ("Ana".to_string(), "a".to_string()),
+            ("Bia".to_string(), "b".to_string())
+        ]
+    );
+    let logs = ctl_ok(&b, &["logs", "--lines", "1000"]);
+    assert!(logs.contains("cluster: dropped"), "{logs}");
 }

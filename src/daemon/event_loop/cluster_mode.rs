@@ -27,7 +27,7 @@ use crate::core::cluster::{
 use crate::core::control::Request;
 use crate::core::hub::{Access, ConnId, Delivery, RoomInfo};
 use crate::core::names::comparison_key;
-use crate::core::wire::{self, ErrorCode, Event, EventKind, Handshake};
+use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 use crate::daemon::cluster::{HEARTBEAT_EVERY, HEARTBEAT_TTL, LinkEvent, Purpose};
 use crate::timefmt;
 
@@ -150,7 +150,13 @@ impl Server {
 
     fn cluster_reply(&mut self, purpose: Purpose, frame: &shared::Frame) {
         match purpose {
-            Purpose::Ignore | Purpose::Hello => {
+            Purpose::Hello => {
+                if let Some(e) = shared::error(frame) {
+                    // WRONGPASS, NOAUTH, NOPERM: nothing works without it.
+                    self.cluster_broken(format!("Redis refused the login (HELLO): {e}"));
+                }
+            }
+            Purpose::Ignore => {
                 if let Some(e) = shared::error(frame) {
                     self.log.warn(format!("cluster: Redis said: {e}"));
                 }
@@ -202,6 +208,18 @@ impl Server {
             self.log.warn(format!(
                 "cluster: removed {reaped} member(s) of node(s) whose heartbeat expired"
             ));
+        }
+        let emptied = items.get(2).and_then(shared::text) == Some("0");
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        if emptied && link.synced {
+            // Everything shared is gone while this node held a copy: the
+            // copy seeds it again (rooms, settings, accounts, members).
+            link.synced = false;
+            self.log.warn(
+                "cluster: the shared state in Redis is gone (FLUSHALL, eviction, or a restart without persistence); seeding it again from this node",
+            );
         }
         let Some(link) = &mut self.cluster else {
             return;
@@ -367,6 +385,10 @@ impl Server {
             }
             for m in room.members {
                 if m.node == node {
+                    continue;
+                }
+                if let Err(why) = m.check() {
+                    self.cluster_drop("a member record", why);
                     continue;
                 }
                 remote += 1;
@@ -596,39 +618,61 @@ impl Server {
         let Some((channel, payload)) = shared::message(frame) else {
             return; // subscribe confirmations and the like
         };
+        if payload.len() > shared::MAX_PAYLOAD {
+            let why = format!("{} bytes on {channel}", payload.len());
+            self.cluster_drop("an oversized payload", why);
+            return;
+        }
         if channel == shared::EVENTS {
             match serde_json::from_slice::<ClusterEvent>(payload) {
                 Ok(event) => self.apply_event(event),
-                Err(e) => self
-                    .log
-                    .warn(format!("cluster: an event not understood: {e}")),
+                Err(e) => self.cluster_drop("an event", e.to_string()),
             }
         } else if let Some(room) = shared::channel_room(channel) {
             let room = room.to_string();
             match serde_json::from_slice::<ChatMessage>(payload) {
                 Ok(m) => self.deliver_remote_message(&room, m),
-                Err(e) => self
-                    .log
-                    .warn(format!("cluster: a message not understood: {e}")),
+                Err(e) => self.cluster_drop("a message", e.to_string()),
             }
         }
         self.drop_doomed();
+    }
+
+    /// Something read from Redis that no chatd node would have written:
+    /// dropped and counted (`stats`: cluster_dropped), and logged at the
+    /// 1st, 2nd, 4th, 8th... time, so a flood cannot flood the log.
+    fn cluster_drop(&mut self, what: &str, why: String) {
+        self.counters.cluster_dropped += 1;
+        let n = self.counters.cluster_dropped;
+        if n.is_power_of_two() {
+            self.log.warn(format!(
+                "cluster: dropped {what} from Redis: {}; {n} dropped so far (is something else writing to chatd's keys or channels?)",
+                crate::core::text::printable(&why)
+            ));
+        }
     }
 
     fn deliver_remote_message(&mut self, room: &str, m: ChatMessage) {
         if m.node == self.node() {
             return; // delivered here when it was sent
         }
-        if let Err(reason) = wire::validate_message(m.text.as_bytes()) {
-            self.log.warn(format!(
-                "cluster: a message from node '{}' refused: {reason}",
-                m.node
-            ));
+        if let Err(why) = m.check(self.cfg.max_frame) {
+            self.cluster_drop("a message", why);
             return;
         }
         let Some(room_id) = self.hub.room_id_of(room) else {
             return;
         };
+        // Only a member of the room, on the node the message names, speaks.
+        let member = self
+            .hub
+            .conn_of(room, &m.name)
+            .is_some_and(|(_, held)| held.node == m.node && held.username == m.name);
+        if !member {
+            let why = format!("'{}' of node '{}' is not in room '{room}'", m.name, m.node);
+            self.cluster_drop("a message", why);
+            return;
+        }
         let event = Event {
             kind: EventKind::Message,
             username: m.name,
@@ -655,6 +699,10 @@ impl Server {
             ClusterEvent::Join { room, member } => {
                 if member.node == node {
                     return; // this node's own join, applied when admitted
+                }
+                if let Err(why) = member.check() {
+                    self.cluster_drop("a join", why);
+                    return;
                 }
                 let known = self
                     .hub
@@ -742,6 +790,15 @@ impl Server {
 
     /// A room as the cluster defines it: created, or its settings updated.
     fn apply_room_def(&mut self, room: &str, def: &RoomDef) {
+        if let Some(bad) = def
+            .allowed
+            .iter()
+            .find(|n| crate::core::names::check_username(n).is_err())
+        {
+            let why = format!("room '{room}' allows '{bad}', which is no valid name");
+            self.cluster_drop("a room definition", why);
+            return;
+        }
         let access = Access {
             private: def.private,
             allowed: def.allowed.iter().cloned().collect(),
