@@ -24,7 +24,7 @@
 //! fails.
 //!
 //! Channels: `chatd:events` (every node: joins, leaves, kicks, room
-//! changes, closings) and `chatd:room:<room>` (chat messages; only nodes
+//! changes, closings, accounts, holds: back-pressure) and `chatd:room:<room>` (chat messages; only nodes
 //! with members in the room subscribe).
 
 use redis_protocol::resp3::decode::complete::decode;
@@ -135,6 +135,26 @@ pub enum ClusterEvent {
         name: String,
         hash: String,
     },
+    /// Back-pressure between nodes: `node` has a member of `room` backed
+    /// up (`on`), so every node stops reading its members of that room,
+    /// as it would for a member of its own; `on: false` lets it flow. A
+    /// hold lasts [`HOLD_TTL`] unless renewed (a node renews its holds
+    /// every heartbeat), so a node that dies holds nothing for long.
+    Hold {
+        room: String,
+        node: String,
+        on: bool,
+    },
+}
+
+/// How long a hold lasts without renewal.
+pub const HOLD_TTL: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The `hold` event for `room` from `node` (published by the node itself,
+/// not a script).
+pub fn hold_event(room: &str, node: &str, on: bool) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"t": "hold", "room": room, "node": node, "on": on}))
+        .expect("plain values serialise")
 }
 
 /// A chat message on a room's channel.

@@ -334,6 +334,11 @@ impl Hub {
         self.trim_histories();
     }
 
+    /// A room's name by id.
+    pub fn room_name(&self, room: RoomId) -> Option<&str> {
+        self.rooms.get(&room).map(|r| r.name.as_str())
+    }
+
     /// A room's kept messages, oldest first.
     pub fn history(&self, room: RoomId) -> impl DoubleEndedIterator<Item = &Event> {
         self.rooms

@@ -235,6 +235,9 @@ pub struct Server {
     /// Joins waiting for the cluster's verdict; their connections' frames
     /// wait too.
     pending_joins: IdMap<PendingJoin>,
+    /// Cluster mode: rooms other nodes hold back (a member there is backed
+    /// up), by node, each until when (renewed every heartbeat).
+    held_by_nodes: IdMap<std::collections::BTreeMap<String, Instant>>,
     /// The link was in sync (a loss is news), and a failure has been
     /// logged since (retries are not).
     cluster_was_up: bool,
@@ -308,6 +311,7 @@ impl Server {
             join_rates: Lru::new(JOIN_RATES_TRACKED),
             cluster,
             pending_joins: IdMap::default(),
+            held_by_nodes: IdMap::default(),
             cluster_was_up: false,
             cluster_failure_logged: false,
         }
@@ -523,16 +527,31 @@ impl Server {
             *n -= 1;
             if *n == 0 {
                 self.backlog.remove(&room);
-                self.room_flow_changed(room, true);
+                self.local_backlog_changed(room, false);
             }
         }
         if let Some(room) = want {
             let n = self.backlog.entry(room).or_insert(0);
             *n += 1;
             if *n == 1 {
-                self.room_flow_changed(room, false);
+                self.local_backlog_changed(room, true);
             }
         }
+    }
+
+    /// A room's own members started (or stopped) being backed up here:
+    /// the other nodes are told (cluster mode), and the room stops (or
+    /// flows again, unless another node still holds it back).
+    fn local_backlog_changed(&mut self, room: RoomId, backed_up: bool) {
+        self.cluster_hold(room, backed_up);
+        if !self.held_elsewhere(room) {
+            self.room_flow_changed(room, !backed_up);
+        }
+    }
+
+    /// Whether another node holds the room back (cluster mode).
+    fn held_elsewhere(&self, room: RoomId) -> bool {
+        self.held_by_nodes.get(&room).is_some_and(|h| !h.is_empty())
     }
 
     fn room_flow_changed(&mut self, room: RoomId, flows: bool) {
@@ -555,7 +574,7 @@ impl Server {
     fn room_flows(&self, id: ConnId) -> bool {
         self.hub
             .room_of(id)
-            .is_none_or(|room| !self.backlog.contains_key(&room))
+            .is_none_or(|room| !self.backlog.contains_key(&room) && !self.held_elsewhere(room))
     }
 
     /// Brings the touched connections' poller interest, timers and write
@@ -622,7 +641,7 @@ impl Server {
             *n -= 1;
             if *n == 0 {
                 self.backlog.remove(&room);
-                self.room_flow_changed(room, true);
+                self.local_backlog_changed(room, false);
             }
         }
         self.clients.remove(&id);

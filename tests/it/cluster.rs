@@ -619,3 +619,50 @@ fn what_comes_from_redis_is_checked_forgeries_are_dropped_and_counted() {
     let logs = ctl_ok(&b, &["logs", "--lines", "1000"]);
     assert!(logs.contains("cluster: dropped"), "{logs}");
 }
+
+/// Reads `n` messages, pausing `pause` after every 100 (a reader that
+/// keeps reading, at its own pace); how many arrived before the end.
+fn read_paced(mut c: Client, n: usize, pause: Duration) -> usize {
+    use std::os::fd::AsFd;
+    nix::sys::socket::setsockopt(&c.stream.as_fd(), nix::sys::socket::sockopt::RcvBuf, &65536)
+        .unwrap();
+    let mut got = 0;
+    while got < n {
+        match c.event_within(Duration::from_secs(10)) {
+            Some(ev) if ev["type"] == "message" => got += 1,
+            Some(_) => {}
+            None => break, // dropped (EOF) or nothing more
+        }
+        if got % 100 == 0 {
+            std::thread::sleep(pause);
+        }
+    }
+    got
+}
+
+#[test]
+fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    let reader_b = joined_soon(&b, "Bia", "Teste");
+    let mut reader_a = a.joined("Ana", "Teste");
+    let mut sender = a.joined("Sil", "Teste");
+    wait_for(&mut reader_a, "Sil's join", is("join", "Sil"));
+    const N: usize = 20_000;
+    // Bia, on the other node, reads at half Ana's pace.
+    let ta = std::thread::spawn(move || read_paced(reader_a, N, Duration::from_millis(5)));
+    let tb = std::thread::spawn(move || read_paced(reader_b, N, Duration::from_millis(10)));
+    let line = "x".repeat(1000);
+    let ts = std::thread::spawn(move || {
+        for _ in 0..N {
+            sender.say(&line);
+        }
+        sender
+    });
+    let (got_a, got_b) = (ta.join().unwrap(), tb.join().unwrap());
+    let _sender = ts.join().unwrap();
+    assert_eq!((got_a, got_b), (N, N), "messages read on node a and node b");
+    let stats = b.admin().request(serde_json::json!({"cmd": "stats"}));
+    assert_eq!(stats["stats"]["slow_consumer_drops"], 0, "{stats}");
+}

@@ -25,7 +25,7 @@ use crate::core::cluster::{
     self as shared, ChatMessage, ClusterEvent, JoinVerdict, MemberRecord, RoomDef, Snapshot,
 };
 use crate::core::control::Request;
-use crate::core::hub::{Access, ConnId, Delivery, RoomInfo};
+use crate::core::hub::{Access, ConnId, Delivery, RoomId, RoomInfo};
 use crate::core::names::comparison_key;
 use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 use crate::daemon::cluster::{HEARTBEAT_EVERY, HEARTBEAT_TTL, LinkEvent, Purpose};
@@ -63,8 +63,82 @@ impl Server {
                 ],
             );
             link.send(Purpose::Heartbeat, &msg);
+            self.renew_holds(now);
         }
         self.cluster_events(events);
+    }
+
+    // -- back-pressure between nodes ----------------------------------------------
+
+    /// A room's members here started (or stopped) being backed up: the
+    /// other nodes hold the room back too (or let it go), so that a
+    /// sender elsewhere slows down instead of this node's readers being
+    /// dropped as slow consumers.
+    pub(super) fn cluster_hold(&mut self, room: RoomId, on: bool) {
+        let node = self.node().to_string();
+        let Some(link) = &mut self.cluster else {
+            return;
+        };
+        let Some(name) = self.hub.room_name(room) else {
+            return;
+        };
+        let remote = self
+            .hub
+            .participants(name)
+            .is_ok_and(|ms| ms.iter().any(|m| m.node != node));
+        if !remote && on {
+            return; // nobody elsewhere to slow down
+        }
+        let event = shared::hold_event(name, &node, on);
+        link.send(
+            Purpose::Ignore,
+            &shared::command(&[b"PUBLISH", shared::EVENTS.as_bytes(), &event]),
+        );
+    }
+
+    /// Every heartbeat: this node's holds are said again (they expire
+    /// elsewhere after [`shared::HOLD_TTL`]), and others' expired holds
+    /// are let go.
+    fn renew_holds(&mut self, now: Instant) {
+        let backed_up: Vec<RoomId> = self.backlog.keys().copied().collect();
+        for room in backed_up {
+            self.cluster_hold(room, true);
+        }
+        let rooms: Vec<RoomId> = self.held_by_nodes.keys().copied().collect();
+        for room in rooms {
+            let held = self.held_by_nodes.get_mut(&room).expect("listed");
+            held.retain(|_, until| *until > now);
+            if held.is_empty() {
+                self.held_by_nodes.remove(&room);
+                if !self.backlog.contains_key(&room) {
+                    self.room_flow_changed(room, true);
+                }
+            }
+        }
+    }
+
+    /// Another node holds `room` back, or lets it go.
+    fn apply_hold(&mut self, room: &str, from: &str, on: bool) {
+        if from == self.node() {
+            return;
+        }
+        let Some(id) = self.hub.room_id_of(room) else {
+            return;
+        };
+        let was = self.held_elsewhere(id);
+        let held = self.held_by_nodes.entry(id).or_default();
+        if on {
+            held.insert(from.to_string(), Instant::now() + shared::HOLD_TTL);
+        } else {
+            held.remove(from);
+        }
+        if held.is_empty() {
+            self.held_by_nodes.remove(&id);
+        }
+        let now_held = self.held_elsewhere(id);
+        if was != now_held && !self.backlog.contains_key(&id) {
+            self.room_flow_changed(id, !now_held);
+        }
     }
 
     pub(super) fn cluster_ready(&mut self, now: Instant, readable: bool) {
@@ -752,6 +826,17 @@ impl Server {
                 self.deliver(&kick.departure.notice);
             }
             ClusterEvent::Room { room, def } => self.apply_room_def(&room, &def),
+            ClusterEvent::Hold {
+                room,
+                node: from,
+                on,
+            } => {
+                if let Err(why) = crate::cli::chatd::parse_node_id(&from) {
+                    self.cluster_drop("a hold", why);
+                    return;
+                }
+                self.apply_hold(&room, &from, on);
+            }
             ClusterEvent::Close { room } => self.close_mirrored_room(&room, "closed by an admin"),
             ClusterEvent::User { name, hash } => {
                 if hash.is_empty() {
