@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --cluster --cluster-password-file --node-id --max-clients-per-address --max-handshakes-per-address --max-handshakes --address-limit-exempt --tcp-keepalive --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --history-memory --help --version"
+            opts="-h -V --config --listen --tls-listen --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --cluster --cluster-password-file --cluster-ca --node-id --max-clients-per-address --max-handshakes-per-address --max-handshakes --address-limit-exempt --tcp-keepalive --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --history-memory --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,6 +78,10 @@ _chatd() {
                     return 0
                     ;;
                 --cluster-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cluster-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -10,8 +10,9 @@ complete -c chatd -l max-frame -d 'Largest frame payload a client may send, in b
 complete -c chatd -l max-clients -d 'Most chat clients connected at once (with select, at most 1000; with epoll, what the descriptor limit allows)' -r
 complete -c chatd -l poller -d 'How chatd waits for its sockets: select (the default) or epoll (for more than 1000 clients)' -r -f -a "select\t'select(2): at most 1000 chat clients (it watches 1024 descriptors)'
 epoll\t'epoll(7): as many clients as RLIMIT_NOFILE allows (chatd raises its soft limit to the hard one at start), no cost per idle client'"
-complete -c chatd -l cluster -d 'Cluster mode: share rooms, members and messages with the other chatd nodes using the same Redis (redis://[USER[:PASSWORD]@]HOST[:PORT], USER an ACL user; see docs/SCALING.md for the ACL line)' -r
+complete -c chatd -l cluster -d 'Cluster mode: share rooms, members and messages with the other chatd nodes using the same Redis (redis://[USER[:PASSWORD]@]HOST[:PORT], USER an ACL user; see docs/SCALING.md for the ACL line; rediss:// for TLS)' -r
 complete -c chatd -l cluster-password-file -d 'A file holding the Redis password (one line), e.g. a systemd credential: LoadCredential=redis-password:/etc/chatd/redis-password and --cluster-password-file ${CREDENTIALS_DIRECTORY}/redis-password' -r -F
+complete -c chatd -l cluster-ca -d 'With rediss://: trust only this CA (PEM) for Redis\'s certificate, rather than the system\'s roots' -r -F
 complete -c chatd -l node-id -d 'This node\'s name in the cluster (letters, digits, \'.\', \'_\', \'-\'; unique among the nodes); the host name when left out' -r
 complete -c chatd -l max-clients-per-address -d 'Most connections from one address (an IPv4 address, or an IPv6 /64) at once, members and handshakes together; a LAN party behind one NAT raises it or exempts its range' -r
 complete -c chatd -l max-handshakes-per-address -d 'Most unfinished handshakes from one address at once' -r

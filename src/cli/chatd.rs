@@ -101,7 +101,7 @@ pub struct Args {
     /// Cluster mode: share rooms, members and messages with the other
     /// chatd nodes using the same Redis
     /// (redis://[USER[:PASSWORD]@]HOST[:PORT], USER an ACL user; see
-    /// docs/SCALING.md for the ACL line).
+    /// docs/SCALING.md for the ACL line; rediss:// for TLS).
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
 
@@ -110,6 +110,11 @@ pub struct Args {
     /// and --cluster-password-file ${CREDENTIALS_DIRECTORY}/redis-password.
     #[arg(long, value_name = "PATH", requires = "cluster")]
     pub cluster_password_file: Option<PathBuf>,
+
+    /// With rediss://: trust only this CA (PEM) for Redis's certificate,
+    /// rather than the system's roots.
+    #[arg(long, value_name = "PATH", requires = "cluster")]
+    pub cluster_ca: Option<PathBuf>,
 
     /// This node's name in the cluster (letters, digits, '.', '_', '-';
     /// unique among the nodes); the host name when left out.

@@ -105,9 +105,9 @@ impl Transport {
         }
     }
 
-    /// Hands `out` to the connection (all of it for TLS, which encrypts it
-    /// into its own buffer; as much as the socket takes for plain) and
-    /// writes once.
+    /// Hands `out` to the connection (for TLS, as much as rustls's buffer
+    /// limit takes; for plain, as much as the socket takes) and writes
+    /// once. What is not taken stays in `out`.
     pub fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
         match self {
             Transport::Plain(s) => {
@@ -116,8 +116,8 @@ impl Transport {
             }
             Transport::Tls(s, c) => {
                 if !out.is_empty() {
-                    c.writer().write_all(out)?;
-                    out.clear();
+                    let n = c.writer().write(out)?;
+                    out.drain(..n);
                 }
                 if c.wants_write() {
                     match c.write_tls(s) {

@@ -3,6 +3,10 @@
 //! the one connection both runs commands (replies come back in order,
 //! matched with a queue of what each was for) and receives pub/sub pushes.
 //!
+//! With `rediss://` the link is TLS (rustls, the same transport as the
+//! `chat` client's), verifying Redis's certificate against the system's
+//! roots or `--cluster-ca`.
+//!
 //! It connects, and after a failure reconnects with a doubling backoff
 //! (100 ms to 5 s). It decides nothing about rooms: the loop turns its
 //! [`LinkEvent`]s into changes (see `event_loop.rs`, "cluster").
@@ -16,9 +20,9 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{self, SockaddrStorage, getsockopt, sockopt};
 use redis_protocol::resp3::types::OwnedFrame;
 
+use crate::client::transport::{self, Incoming, Transport};
 use crate::core::cluster::{self as resp, RespReader};
 use crate::core::hub::ConnId;
-use crate::sys::nonblock::{ReadOutcome, flush_once, read_some};
 
 /// How often the heartbeat is renewed, and how long it lives: a node
 /// that stops renewing is presumed dead after the TTL, and the next
@@ -78,12 +82,15 @@ pub struct ClusterLink {
     pub url: String,
     addr: SocketAddr,
     auth: Option<(String, String)>,
+    tls: Option<Tls>,
     pub node: String,
     /// This process's claim on the node id (a second chatd with the same
     /// id is refused by the heartbeat script).
     pub token: String,
     state: State,
-    stream: Option<TcpStream>,
+    /// The socket (plain while connecting; TLS once connected, for
+    /// rediss://).
+    wire: Option<Transport>,
     backoff: Duration,
     out: Vec<u8>,
     reader: RespReader,
@@ -114,7 +121,24 @@ pub struct Target {
     /// ACL user and password for `HELLO 3 AUTH` (the user is `default`
     /// when the URL names none).
     pub auth: Option<(String, String)>,
+    /// `rediss://`: TLS, and the name Redis's certificate must carry.
+    pub tls: Option<Tls>,
 }
+
+/// TLS to Redis: the client configuration and the name to verify.
+#[derive(Clone)]
+pub struct Tls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl PartialEq for Tls {
+    fn eq(&self, other: &Tls) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Tls {}
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,18 +185,21 @@ fn percent_decode(s: &str) -> Result<String, String> {
 /// Reads `--cluster URL` (and the password file, which systemd's
 /// LoadCredential can provide). Name resolution blocks, so this runs
 /// once, at start-up.
-pub fn target(url: &str, password_file: Option<&std::path::Path>) -> Result<Target, String> {
+pub fn target(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+) -> Result<Target, String> {
     let shown = redact(url);
     let bad = |why: &str| format!("--cluster '{shown}': {why}");
-    let rest = match url.split_once("://") {
-        Some(("redis", rest)) => rest,
-        Some(("rediss", _)) => {
-            return Err(bad(
-                "TLS to Redis (rediss://) is not supported yet; reach Redis over a private network or a local TLS tunnel (stunnel, spiped)",
-            ));
-        }
-        _ => return Err(bad("expected redis://[USER[:PASSWORD]@]HOST[:PORT]")),
+    let (rest, tls) = match url.split_once("://") {
+        Some(("redis", rest)) => (rest, false),
+        Some(("rediss", rest)) => (rest, true),
+        _ => return Err(bad("expected redis[s]://[USER[:PASSWORD]@]HOST[:PORT]")),
     };
+    if ca.is_some() && !tls {
+        return Err(bad("--cluster-ca is for TLS: use rediss://"));
+    }
     let rest = rest.trim_end_matches('/');
     let (creds, host) = match rest.rsplit_once('@') {
         Some((c, h)) => (Some(c), h),
@@ -238,7 +265,21 @@ pub fn target(url: &str, password_file: Option<&std::path::Path>) -> Result<Targ
         .map_err(|e| bad(&e.to_string()))?
         .next()
         .ok_or_else(|| bad("no address"))?;
-    Ok(Target { addr, shown, auth })
+    let tls = if tls {
+        let roots = transport::roots(ca).map_err(|e| e.replace("--ca", "--cluster-ca"))?;
+        Some(Tls {
+            config: transport::client_config(roots)?,
+            name: transport::server_name(&with_port).map_err(|e| bad(&e))?,
+        })
+    } else {
+        None
+    };
+    Ok(Target {
+        addr,
+        shown,
+        auth,
+        tls,
+    })
 }
 
 impl ClusterLink {
@@ -247,10 +288,11 @@ impl ClusterLink {
             url: target.shown.clone(),
             addr: target.addr,
             auth: target.auth.clone(),
+            tls: target.tls.clone(),
             node: node.to_string(),
             token,
             state: State::Down { retry_at: now },
-            stream: None,
+            wire: None,
             backoff: BACKOFF_MIN,
             out: Vec::new(),
             reader: RespReader::default(),
@@ -275,15 +317,15 @@ impl ClusterLink {
     }
 
     pub fn fd(&self) -> Option<RawFd> {
-        self.stream.as_ref().map(|s| s.as_raw_fd())
+        self.wire.as_ref().map(|w| w.stream().as_raw_fd())
     }
 
     /// Whether the loop should wait for the socket to be writable.
     pub fn wants_write(&self) -> bool {
-        match self.state {
-            State::Connecting { .. } => true,
-            State::Up => !self.out.is_empty(),
-            State::Down { .. } => false,
+        match (&self.state, &self.wire) {
+            (State::Connecting { .. }, _) => true,
+            (State::Up, Some(w)) => w.wants_write(&self.out),
+            _ => false,
         }
     }
 
@@ -351,7 +393,7 @@ impl ClusterLink {
         }
         let stream = TcpStream::from(fd);
         let _ = stream.set_nodelay(true);
-        self.stream = Some(stream);
+        self.wire = Some(Transport::Plain(stream));
         self.state = State::Connecting { since: now };
         Ok(())
     }
@@ -360,8 +402,8 @@ impl ClusterLink {
     /// waits.
     pub fn on_ready(&mut self, now: Instant, readable: bool, events: &mut Vec<LinkEvent>) {
         if let State::Connecting { .. } = self.state {
-            let Some(stream) = &self.stream else { return };
-            match getsockopt(stream, sockopt::SocketError) {
+            let Some(wire) = &self.wire else { return };
+            match getsockopt(wire.stream(), sockopt::SocketError) {
                 Ok(0) => {}
                 Ok(errno) => {
                     let e = io::Error::from_raw_os_error(errno);
@@ -371,6 +413,15 @@ impl ClusterLink {
                 Err(e) => {
                     self.fail(now, format!("connect to {}: {e}", self.addr), events);
                     return;
+                }
+            }
+            if let (Some(tls), Some(Transport::Plain(stream))) = (&self.tls, self.wire.take()) {
+                match Transport::tls(stream, &tls.config, tls.name.clone()) {
+                    Ok(t) => self.wire = Some(t),
+                    Err(e) => {
+                        self.fail(now, format!("tls to {}: {e}", self.addr), events);
+                        return;
+                    }
                 }
             }
             self.state = State::Up;
@@ -386,27 +437,27 @@ impl ClusterLink {
     }
 
     fn read(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
-        let mut buf = [0u8; 64 * 1024];
         for _ in 0..16 {
-            let Some(stream) = &mut self.stream else {
+            let Some(wire) = &mut self.wire else {
                 return;
             };
-            match read_some(stream, &mut buf) {
-                Ok(ReadOutcome::Data(n)) => {
+            match wire.read() {
+                Ok(Incoming::Data(data)) => {
                     self.last_heard = now;
-                    self.reader.push(&buf[..n]);
-                    if n < buf.len() {
-                        break;
-                    }
+                    self.reader.push(&data);
                 }
-                Ok(ReadOutcome::WouldBlock) => break,
-                Ok(ReadOutcome::Eof) => {
+                Ok(Incoming::Nothing) => break,
+                Ok(Incoming::Closed) => {
                     self.drain_frames(now, events);
                     self.fail(
                         now,
                         format!("Redis at {} closed the link", self.addr),
                         events,
                     );
+                    return;
+                }
+                Ok(Incoming::TlsFailed(why)) => {
+                    self.fail(now, format!("tls to {}: {why}", self.addr), events);
                     return;
                 }
                 Err(e) => {
@@ -444,17 +495,17 @@ impl ClusterLink {
 
     /// One write of what waits.
     pub fn flush(&mut self, now: Instant, events: &mut Vec<LinkEvent>) {
-        if !self.connected() || self.out.is_empty() {
+        if !self.wants_write() || !self.connected() {
             return;
         }
         if self.out.len() > MAX_OUTPUT {
             self.fail(now, "more than 8 MiB waiting for Redis".into(), events);
             return;
         }
-        let Some(stream) = &mut self.stream else {
+        let Some(wire) = &mut self.wire else {
             return;
         };
-        if let Err(e) = flush_once(stream, &mut self.out) {
+        if let Err(e) = wire.flush(&mut self.out) {
             self.fail(
                 now,
                 format!("writing to Redis at {}: {e}", self.addr),
@@ -466,7 +517,7 @@ impl ClusterLink {
     /// The link is down: everything in flight is lost, and a reconnect is
     /// scheduled.
     fn fail(&mut self, now: Instant, why: String, events: &mut Vec<LinkEvent>) {
-        self.stream = None;
+        self.wire = None;
         self.out.clear();
         self.reader = RespReader::default();
         self.subscribed.clear();
@@ -488,8 +539,8 @@ impl ClusterLink {
 
     /// At exit: one last non-blocking write of what waits.
     pub fn last_flush(&mut self) {
-        if let (State::Up, Some(stream)) = (&self.state, &mut self.stream) {
-            let _ = flush_once(stream, &mut self.out);
+        if let (State::Up, Some(wire)) = (&self.state, &mut self.wire) {
+            let _ = wire.flush(&mut self.out);
         }
     }
 
@@ -527,27 +578,33 @@ mod tests {
 
     #[test]
     fn urls_give_address_and_credentials_and_logs_never_the_password() {
-        let t = target("redis://127.0.0.1", None).unwrap();
+        let t = target("redis://127.0.0.1", None, None).unwrap();
         assert_eq!(t.addr.port(), 6379);
         assert_eq!(t.auth, None);
-        let t = target("redis://chatd:p%40ss%3Aw@127.0.0.1:7000/", None).unwrap();
+        let t = target("redis://chatd:p%40ss%3Aw@127.0.0.1:7000/", None, None).unwrap();
         assert_eq!(t.addr.port(), 7000);
         assert_eq!(t.auth, Some(("chatd".into(), "p@ss:w".into())));
         assert_eq!(t.shown, "redis://chatd:***@127.0.0.1:7000/");
         assert!(!format!("{t:?}").contains("p%40ss"));
-        let t = target("redis://:secret@[::1]", None).unwrap();
+        let t = target("redis://:secret@[::1]", None, None).unwrap();
         assert_eq!(t.auth, Some(("default".into(), "secret".into())));
         for (bad, why) in [
             ("redis://chatd@127.0.0.1", "without a password"),
             ("redis://127.0.0.1/2", "database numbers"),
-            ("rediss://127.0.0.1", "not supported yet"),
-            ("http://127.0.0.1", "expected redis://"),
+            ("http://127.0.0.1", "expected redis[s]://"),
             ("redis://u:%zz@127.0.0.1", "hex digits"),
         ] {
-            let e = target(bad, None).unwrap_err();
+            let e = target(bad, None, None).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
-        let e = target("redis://u:top@127.0.0.1/3", None).unwrap_err();
+        let e = target(
+            "redis://127.0.0.1",
+            None,
+            Some(std::path::Path::new("/ca.pem")),
+        )
+        .unwrap_err();
+        assert!(e.contains("rediss://"), "{e}");
+        let e = target("redis://u:top@127.0.0.1/3", None, None).unwrap_err();
         assert!(!e.contains("top"), "{e}");
     }
 
@@ -557,9 +614,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("redis-password");
         std::fs::write(&file, "from-file\n").unwrap();
-        let t = target("redis://chatd@127.0.0.1", Some(&file)).unwrap();
+        let t = target("redis://chatd@127.0.0.1", Some(&file), None).unwrap();
         assert_eq!(t.auth, Some(("chatd".into(), "from-file".into())));
-        let e = target("redis://chatd:x@127.0.0.1", Some(&file)).unwrap_err();
+        let e = target("redis://chatd:x@127.0.0.1", Some(&file), None).unwrap_err();
         assert!(e.contains("both"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

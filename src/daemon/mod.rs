@@ -78,6 +78,7 @@ pub struct Config {
     /// unless given).
     pub cluster: Option<String>,
     pub cluster_password_file: Option<PathBuf>,
+    pub cluster_ca: Option<PathBuf>,
     pub node_id: String,
     /// What one address may hold at the door, and who is exempt.
     pub max_clients_per_address: usize,
@@ -163,6 +164,7 @@ impl Config {
             poller,
             cluster,
             cluster_password_file,
+            cluster_ca,
             node_id,
             max_clients_per_address,
             max_handshakes_per_address,
@@ -210,6 +212,7 @@ impl Config {
             },
             cluster,
             cluster_password_file,
+            cluster_ca,
             max_clients_per_address,
             max_handshakes_per_address,
             max_handshakes,
@@ -401,7 +404,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // The cluster's address before any socket: resolving a name may wait,
     // which only start-up may do.
     let cluster_target = match &cfg.cluster {
-        Some(url) => Some(cluster::target(url, cfg.cluster_password_file.as_deref())?),
+        Some(url) => Some(cluster::target(
+            url,
+            cfg.cluster_password_file.as_deref(),
+            cfg.cluster_ca.as_deref(),
+        )?),
         None => None,
     };
     // The certificate before any socket: a bad one stops start-up.
@@ -567,6 +574,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
                 match &target.auth {
                     Some((user, _)) => format!(", as ACL user '{user}'"),
                     None => String::new(),
+                } + if target.tls.is_some() {
+                    ", over TLS"
+                } else {
+                    ""
                 }
             ));
             Some(cluster::ClusterLink::new(

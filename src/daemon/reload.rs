@@ -145,6 +145,7 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         path(&old.cluster_password_file),
         path(&new.cluster_password_file),
     );
+    restart("cluster-ca", path(&old.cluster_ca), path(&new.cluster_ca));
     restart("node-id", dbg(&old.node_id), dbg(&new.node_id));
     restart("listen", dbg(&old.listen), dbg(&new.listen));
     restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
@@ -173,6 +174,7 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
             "cluster-password-file" => {
                 new.cluster_password_file = old.cluster_password_file.clone();
             }
+            "cluster-ca" => new.cluster_ca = old.cluster_ca.clone(),
             "node-id" => new.node_id = old.node_id.clone(),
             "listen" => new.listen = old.listen.clone(),
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
@@ -241,6 +243,7 @@ mod tests {
             poller: crate::cli::chatd::PollerKind::Select,
             cluster: None,
             cluster_password_file: None,
+            cluster_ca: None,
             node_id: String::new(),
             max_clients_per_address: 16,
             max_handshakes_per_address: 4,

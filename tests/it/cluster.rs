@@ -3,6 +3,7 @@
 //! directory, without persistence).
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ struct Redis {
     extra: Vec<String>,
     /// Credentials for `cli`: (user, password).
     login: Option<(String, String)>,
+    /// TLS only (certificate, key, CA files): the port is a TLS port.
+    tls: Option<[PathBuf; 3]>,
 }
 
 impl Redis {
@@ -48,6 +51,16 @@ impl Redis {
         )
     }
 
+    /// Speaking TLS only, with a certificate from `pki` for the loopback.
+    fn start_tls(pki: &crate::tls::Pki) -> Redis {
+        let (cert, key) = pki.server("redis");
+        let mut r = Redis::start_with(&[], None);
+        r.kill();
+        r.tls = Some([cert, key, pki.ca()]);
+        r.spawn();
+        r
+    }
+
     fn start_with(extra: &[&str], login: Option<(String, String)>) -> Redis {
         // A free port: bound by us for a moment, then given to Redis
         // (`--port 0` would disable TCP).
@@ -62,6 +75,7 @@ impl Redis {
             dir: TempDir::new("redis"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             login,
+            tls: None,
         };
         r.spawn();
         r
@@ -72,8 +86,21 @@ impl Redis {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("redis-server is installed (scripts/test installs it)");
-        let child = Command::new(bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new(bin);
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -665,4 +692,36 @@ fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
     assert_eq!((got_a, got_b), (N, N), "messages read on node a and node b");
     let stats = b.admin().request(serde_json::json!({"cmd": "stats"}));
     assert_eq!(stats["stats"]["slow_consumer_drops"], 0, "{stats}");
+}
+
+#[test]
+fn nodes_reach_redis_over_tls_verifying_its_certificate() {
+    let pki = crate::tls::Pki::new();
+    let redis = Redis::start_tls(&pki);
+    let url = format!("rediss://localhost:{}", redis.port);
+    let tls_node = |ca: &std::path::Path, id: &str| {
+        Daemon::start(&[
+            "--cluster",
+            &url,
+            "--cluster-ca",
+            ca.to_str().unwrap(),
+            "--node-id",
+            id,
+        ])
+    };
+    let start = |id: &str| {
+        let mut d = tls_node(&pki.ca(), id);
+        d.wait_log("cluster: in sync", Duration::from_secs(10));
+        d
+    };
+    let (a, b) = (start("a"), start("b"));
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    let mut ana = joined_soon(&b, "Ana", "Teste");
+    let mut bia = a.joined("Bia", "Teste");
+    bia.say("oi");
+    wait_for(&mut ana, "Bia's message", message("Bia", "oi"));
+    // Another CA does not vouch for Redis: the node says so, never syncs.
+    let mut c = tls_node(&crate::tls::Pki::new().ca(), "c");
+    let line = c.wait_log("certificate", Duration::from_secs(10));
+    assert!(line.contains("not signed by a trusted CA"), "{line}");
 }
