@@ -108,12 +108,12 @@ pub struct Args {
     /// A file holding the Redis password (one line), e.g. a systemd
     /// credential: LoadCredential=redis-password:/etc/chatd/redis-password
     /// and --cluster-password-file ${CREDENTIALS_DIRECTORY}/redis-password.
-    #[arg(long, value_name = "PATH", requires = "cluster")]
+    #[arg(long, value_name = "PATH")]
     pub cluster_password_file: Option<PathBuf>,
 
     /// With rediss://: trust only this CA (PEM) for Redis's certificate,
     /// rather than the system's roots.
-    #[arg(long, value_name = "PATH", requires = "cluster")]
+    #[arg(long, value_name = "PATH")]
     pub cluster_ca: Option<PathBuf>,
 
     /// This node's name in the cluster (letters, digits, '.', '_', '-';

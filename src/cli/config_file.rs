@@ -41,6 +41,11 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("oidc-audience", "chatd"),
     ("oidc-jwks", "/etc/chatd/jwks.json"),
     ("cluster", "redis://127.0.0.1:6379"),
+    (
+        "cluster-password-file",
+        "/run/credentials/chatd.service/redis-password",
+    ),
+    ("cluster-ca", "/etc/chatd/redis-ca.pem"),
     ("node-id", "chat1"),
     ("address-limit-exempt", "192.168.0.0/16"),
     ("max-handshakes", "750"),

@@ -549,7 +549,7 @@ mod tests {
                 Response::Ok(Reply::Stats {
                     stats: Stats::default(),
                 }),
-                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0}}"#,
+                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0}}"#,
             ),
             (
                 Request::List {},

@@ -186,8 +186,21 @@ impl Config {
             log_capacity,
             history_memory,
         } = args;
-        if node_id.is_some() && cluster.is_none() {
-            return Err("--node-id names this node in a cluster: it needs --cluster".into());
+        if cluster.is_none() {
+            let needs = [
+                (node_id.is_some(), "--node-id names this node in a cluster"),
+                (
+                    cluster_password_file.is_some(),
+                    "--cluster-password-file is the password for the cluster's Redis",
+                ),
+                (
+                    cluster_ca.is_some(),
+                    "--cluster-ca is the CA for the cluster's Redis",
+                ),
+            ];
+            if let Some((_, what)) = needs.iter().find(|(given, _)| *given) {
+                return Err(format!("{what}: it needs --cluster"));
+            }
         }
         let state_dir = resolve_state_dir(state_dir.as_deref())?;
         let control = resolve_socket_path(control.as_deref());
