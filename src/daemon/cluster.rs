@@ -415,7 +415,9 @@ impl ClusterLink {
                     return;
                 }
             }
-            if let (Some(tls), Some(Transport::Plain(stream))) = (&self.tls, self.wire.take()) {
+            if let Some(tls) = &self.tls
+                && let Some(Transport::Plain(stream)) = self.wire.take()
+            {
                 match Transport::tls(stream, &tls.config, tls.name.clone()) {
                     Ok(t) => self.wire = Some(t),
                     Err(e) => {

@@ -163,7 +163,14 @@ impl Drop for Redis {
 }
 
 fn node(redis: &Redis, id: &str) -> Daemon {
-    let mut d = Daemon::start(&["--cluster", &redis.url(), "--node-id", id]);
+    node_with(redis, id, &[])
+}
+
+fn node_with(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
+    let url = redis.url();
+    let mut args = vec!["--cluster", &url, "--node-id", id];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start(&args);
     d.wait_log("cluster: in sync", Duration::from_secs(10));
     d
 }
@@ -670,7 +677,15 @@ fn read_paced(mut c: Client, n: usize, pause: Duration) -> usize {
 #[test]
 fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
     let redis = Redis::start();
-    let (a, b) = (node(&redis, "a"), node(&redis, "b"));
+    // Bia is slower than the sender, so she holds the room back nearly
+    // all the time: a stall budget longer than any run keeps the test
+    // about losing messages, not about --write-timeout (which would drop
+    // her, as documented, after that long in all).
+    let slow_ok = ["--write-timeout", "300"];
+    let (a, b) = (
+        node_with(&redis, "a", &slow_ok),
+        node_with(&redis, "b", &slow_ok),
+    );
     ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
     let reader_b = joined_soon(&b, "Bia", "Teste");
     let mut reader_a = a.joined("Ana", "Teste");
