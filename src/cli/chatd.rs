@@ -345,13 +345,5 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 
 /// A node id: what Redis keys and `CLIENT SETNAME` can carry unquoted.
 pub fn parse_node_id(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err("1 to 64 letters, digits, '.', '_' or '-'".into())
-    }
+    crate::core::cluster::check_node_id(s).map(|()| s.to_string())
 }

@@ -40,10 +40,23 @@ pub const EVENTS: &str = "chatd:events";
 /// every byte escaped, and room to spare.
 pub const MAX_PAYLOAD: usize = 128 * 1024;
 
-/// A node id as `--node-id` takes it.
+/// A node id as `--node-id` takes it: 1 to 64 letters, digits, '.', '_'
+/// or '-'.
+pub fn check_node_id(node: &str) -> Result<(), String> {
+    let ok = !node.is_empty()
+        && node.len() <= 64
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("1 to 64 letters, digits, '.', '_' or '-'".into())
+    }
+}
+
 fn check_node(node: &str) -> Result<(), String> {
-    crate::cli::chatd::parse_node_id(node)
-        .map(|_| ())
+    check_node_id(node)
         .map_err(|e| format!("node id '{}': {e}", crate::core::text::printable(node)))
 }
 

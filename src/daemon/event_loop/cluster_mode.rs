@@ -831,7 +831,7 @@ impl Server {
                 node: from,
                 on,
             } => {
-                if let Err(why) = crate::cli::chatd::parse_node_id(&from) {
+                if let Err(why) = shared::check_node_id(&from) {
                     self.cluster_drop("a hold", why);
                     return;
                 }
