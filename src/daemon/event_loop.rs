@@ -1280,10 +1280,14 @@ impl Server {
         self.log.client(Instant::now(), from, level, line);
     }
 
-    /// The same for a connection by id (unlimited when it is gone).
+    /// The same for a connection by id, by the address key and exemption
+    /// the door gave it (unlimited when it is gone).
     fn id_log(&mut self, id: ConnId, level: Level, line: String) {
-        match self.clients.get(&id).map(|c| c.peer.ip()) {
-            Some(ip) => self.client_log(ip, level, line),
+        match self.clients.get(&id) {
+            Some(c) => {
+                let from = c.limited.then_some(c.address);
+                self.log.client(Instant::now(), from, level, line);
+            }
             None => self.log.log(level, line),
         }
     }
@@ -1296,10 +1300,7 @@ impl Server {
     }
 
     fn describe(&self, id: ConnId) -> String {
-        let peer = self
-            .clients
-            .get(&id)
-            .map_or_else(|| "?".to_string(), |c| c.peer.to_string());
+        let peer = self.peer_text(id);
         match self.hub.member(id) {
             Some((room, m)) => format!("'{}' in '{room}' ({peer})", m.username),
             None => format!("client {peer}"),

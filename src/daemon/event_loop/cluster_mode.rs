@@ -295,9 +295,6 @@ impl Server {
                 "cluster: the shared state in Redis is gone (FLUSHALL, eviction, or a restart without persistence); seeding it again from this node",
             );
         }
-        let Some(link) = &mut self.cluster else {
-            return;
-        };
         if !link.synced && !link.syncing {
             link.syncing = true;
             self.cluster_sync();
