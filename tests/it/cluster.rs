@@ -681,7 +681,9 @@ fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
     // all the time: a stall budget longer than any run keeps the test
     // about losing messages, not about --write-timeout (which would drop
     // her, as documented, after that long in all).
-    let slow_ok = ["--write-timeout", "300"];
+    // And a --sendq with room for what is in flight while a hold travels:
+    // on a starved 2-core machine that has been more than 1 MiB.
+    let slow_ok = ["--write-timeout", "300", "--sendq", "8388608"];
     let (a, b) = (
         node_with(&redis, "a", &slow_ok),
         node_with(&redis, "b", &slow_ok),
@@ -704,7 +706,12 @@ fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
     });
     let (got_a, got_b) = (ta.join().unwrap(), tb.join().unwrap());
     let _sender = ts.join().unwrap();
-    assert_eq!((got_a, got_b), (N, N), "messages read on node a and node b");
+    assert_eq!(
+        (got_a, got_b),
+        (N, N),
+        "messages read on node a and node b; node b's log:\n{}",
+        b.log_lines().join("\n")
+    );
     let stats = b.admin().request(serde_json::json!({"cmd": "stats"}));
     assert_eq!(stats["stats"]["slow_consumer_drops"], 0, "{stats}");
 }
