@@ -235,6 +235,10 @@ pub struct Stats {
     /// Cluster mode: items read from Redis that failed the checks.
     #[serde(default)]
     pub cluster_dropped: u64,
+    /// Cluster mode: times a held room's inbox overflowed (other nodes
+    /// kept sending past the bound).
+    #[serde(default)]
+    pub cluster_inbox_overflows: u64,
 }
 
 impl Stats {
@@ -253,6 +257,7 @@ impl Stats {
             ("refusals", self.refusals),
             ("log_lines_suppressed", self.log_lines_suppressed),
             ("cluster_dropped", self.cluster_dropped),
+            ("cluster_inbox_overflows", self.cluster_inbox_overflows),
         ]
     }
 }
@@ -549,7 +554,7 @@ mod tests {
                 Response::Ok(Reply::Stats {
                     stats: Stats::default(),
                 }),
-                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0}}"#,
+                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0,"cluster_inbox_overflows":0}}"#,
             ),
             (
                 Request::List {},

@@ -27,6 +27,7 @@ use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
+use super::inbox::Inbox;
 use super::logbook::{Level, Logbook, Sink};
 use super::net::{self, ControlSocket};
 use super::notify::Notifier;
@@ -118,6 +119,8 @@ pub struct Counters {
     pub refusals: u64,
     /// Items read from Redis that failed the checks (cluster mode).
     pub cluster_dropped: u64,
+    /// Held rooms whose inbox overflowed (cluster mode; see inbox.rs).
+    pub inbox_overflows: u64,
 }
 
 /// Why a handshake is not admitted (yet): refused with a code and a
@@ -216,6 +219,11 @@ pub struct Server {
     /// Per room: how many members are above the high-water mark. A room
     /// with any is not read from (back-pressure).
     backlog: IdMap<usize>,
+    /// Per backed-up room: other nodes' deliveries that arrived while it
+    /// was held, and everything for the room behind them (see inbox.rs).
+    inboxes: IdMap<Inbox>,
+    /// Rooms whose members caught up while their inbox still waits.
+    draining: Vec<RoomId>,
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
     parked: std::collections::VecDeque<(ConnId, Vec<u8>)>,
@@ -302,6 +310,8 @@ impl Server {
             doomed: Vec::new(),
             timers: BinaryHeap::new(),
             backlog: IdMap::default(),
+            inboxes: IdMap::default(),
+            draining: Vec::new(),
             control_registered: Vec::new(),
             parked: std::collections::VecDeque::new(),
             door: Occupancy::default(),
@@ -399,6 +409,7 @@ impl Server {
             }
         }
         self.process_runnable();
+        self.drain_inboxes();
         self.forward_logs();
         self.flush_clients();
         self.flush_controls();
@@ -543,9 +554,62 @@ impl Server {
     /// the other nodes are told (cluster mode), and the room stops (or
     /// flows again, unless another node still holds it back).
     fn local_backlog_changed(&mut self, room: RoomId, backed_up: bool) {
+        if self.inboxes.contains_key(&room) {
+            // Held already, and stays held until what waits is out.
+            if !backed_up {
+                self.draining.push(room);
+            }
+            return;
+        }
         self.cluster_hold(room, backed_up);
         if !self.held_elsewhere(room) {
             self.room_flow_changed(room, !backed_up);
+        }
+    }
+
+    /// Whether this node holds the room back: a member is backed up, or
+    /// deliveries wait in its inbox.
+    fn backed_up_here(&self, room: RoomId) -> bool {
+        self.backlog.contains_key(&room) || self.inboxes.contains_key(&room)
+    }
+
+    /// What waits in the inboxes of rooms whose members caught up goes
+    /// out, oldest first, until a member is backed up again.
+    fn drain_inboxes(&mut self) {
+        while let Some(room) = self.draining.pop() {
+            while !self.backlog.contains_key(&room) {
+                let Some(inbox) = self.inboxes.get_mut(&room) else {
+                    break;
+                };
+                let Some(w) = inbox.pop() else {
+                    break;
+                };
+                let emptied = inbox.is_empty();
+                if emptied {
+                    self.inboxes.remove(&room);
+                }
+                let to: Vec<ConnId> =
+                    w.to.into_iter()
+                        .filter(|&m| self.hub.room_of(m) == Some(room))
+                        .collect();
+                self.deliver_line(&to, &w.line);
+                if emptied {
+                    self.inbox_emptied(room);
+                }
+            }
+        }
+        self.drop_doomed();
+    }
+
+    /// The room's inbox is out: unless a member is backed up again, the
+    /// other nodes are let go and the room flows (if nobody else holds it).
+    fn inbox_emptied(&mut self, room: RoomId) {
+        if self.backlog.contains_key(&room) {
+            return;
+        }
+        self.cluster_hold(room, false);
+        if !self.held_elsewhere(room) {
+            self.room_flow_changed(room, true);
         }
     }
 
@@ -574,7 +638,7 @@ impl Server {
     fn room_flows(&self, id: ConnId) -> bool {
         self.hub
             .room_of(id)
-            .is_none_or(|room| !self.backlog.contains_key(&room) && !self.held_elsewhere(room))
+            .is_none_or(|room| !self.backed_up_here(room) && !self.held_elsewhere(room))
     }
 
     /// Brings the touched connections' poller interest, timers and write
@@ -1183,9 +1247,52 @@ impl Server {
     /// (after the delivery).
     fn deliver(&mut self, d: &Delivery) {
         let line = self.encode(&d.event);
+        match self.inboxes.get_mut(&d.room) {
+            Some(inbox) => inbox.push(d.to.clone(), line), // behind what waits
+            None => self.deliver_line(&d.to, &line),
+        }
+    }
+
+    /// Another node's delivery: while this node holds the room back it
+    /// waits in the room's inbox, up to the bound; past that the other
+    /// nodes have not stopped, and what waits goes out (and `--sendq`
+    /// decides, as for a sender here).
+    fn deliver_from_elsewhere(&mut self, d: &Delivery) {
+        if !self.backed_up_here(d.room) {
+            return self.deliver(d);
+        }
+        let line = self.encode(&d.event);
+        let bound = Inbox::BOUND_PER_SENDQ * self.cfg.sendq;
+        let inbox = self.inboxes.entry(d.room).or_default();
+        if inbox.fits(line.len(), bound) {
+            inbox.push(d.to.clone(), line);
+            return;
+        }
+        self.counters.inbox_overflows += 1;
+        if self.counters.inbox_overflows.is_power_of_two() {
+            self.log.warn(format!(
+                "cluster: room '{}' was held back, yet other nodes sent more than {bound} bytes; delivering anyway ({} time(s) so far)",
+                self.hub.room_name(d.room).unwrap_or("?"),
+                self.counters.inbox_overflows
+            ));
+        }
+        let mut inbox = self.inboxes.remove(&d.room).expect("entered");
+        while let Some(w) = inbox.pop() {
+            let to: Vec<ConnId> =
+                w.to.into_iter()
+                    .filter(|&m| self.hub.room_of(m) == Some(d.room))
+                    .collect();
+            self.deliver_line(&to, &w.line);
+        }
+        self.deliver_line(&d.to, &line);
+        self.inbox_emptied(d.room);
+    }
+
+    /// Appends one encoded line to each recipient's output.
+    fn deliver_line(&mut self, recipients: &[ConnId], line: &[u8]) {
         let now = Instant::now();
         let mut delivered = 0;
-        for &to in &d.to {
+        for &to in recipients {
             // The hot path (one per delivery): one lookup, and the room's
             // back-pressure accounting only when the member crossed the mark.
             // (In cluster mode, members on other nodes have no connection
@@ -1194,7 +1301,7 @@ impl Server {
                 continue;
             };
             delivered += 1;
-            let action = c.session.handle(now, Input::Deliver(&line));
+            let action = c.session.handle(now, Input::Deliver(line));
             let crossed = c.session.backlogged() != c.counted_in.is_some();
             if !c.touched {
                 c.touched = true;
@@ -1495,6 +1602,7 @@ impl Server {
             refusals: self.counters.refusals,
             log_lines_suppressed: self.log.suppressed,
             cluster_dropped: self.counters.cluster_dropped,
+            cluster_inbox_overflows: self.counters.inbox_overflows,
         }
     }
 
@@ -1606,7 +1714,11 @@ impl Server {
     /// How long the wait may last: until the nearest deadline, or not at
     /// all when frames wait in a room that flows or output waits.
     fn wait_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.runnable.is_empty() || !self.writes.is_empty() || !self.parked.is_empty() {
+        if !self.runnable.is_empty()
+            || !self.writes.is_empty()
+            || !self.parked.is_empty()
+            || !self.draining.is_empty()
+        {
             return Some(Duration::ZERO);
         }
         let mut next: Option<Instant> = self.shutdown_deadline;

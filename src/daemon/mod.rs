@@ -8,6 +8,7 @@ mod commands;
 mod conn;
 mod control_conn;
 mod event_loop;
+mod inbox;
 pub mod logbook;
 mod logsink;
 mod net;

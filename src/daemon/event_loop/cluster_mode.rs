@@ -100,7 +100,12 @@ impl Server {
     /// elsewhere after [`shared::HOLD_TTL`]), and others' expired holds
     /// are let go.
     fn renew_holds(&mut self, now: Instant) {
-        let backed_up: Vec<RoomId> = self.backlog.keys().copied().collect();
+        let backed_up: std::collections::BTreeSet<RoomId> = self
+            .backlog
+            .keys()
+            .chain(self.inboxes.keys())
+            .copied()
+            .collect();
         for room in backed_up {
             self.cluster_hold(room, true);
         }
@@ -110,7 +115,7 @@ impl Server {
             held.retain(|_, until| *until > now);
             if held.is_empty() {
                 self.held_by_nodes.remove(&room);
-                if !self.backlog.contains_key(&room) {
+                if !self.backed_up_here(room) {
                     self.room_flow_changed(room, true);
                 }
             }
@@ -136,7 +141,7 @@ impl Server {
             self.held_by_nodes.remove(&id);
         }
         let now_held = self.held_elsewhere(id);
-        if was != now_held && !self.backlog.contains_key(&id) {
+        if was != now_held && !self.backed_up_here(id) {
             self.room_flow_changed(id, !now_held);
         }
     }
@@ -759,7 +764,7 @@ impl Server {
         self.refresh_ts();
         self.hub.remember(&delivery, &self.ts_cache.1);
         self.counters.messages_relayed += 1;
-        self.deliver(&delivery);
+        self.deliver_from_elsewhere(&delivery);
     }
 
     // -- the mirror ----------------------------------------------------------------
