@@ -27,10 +27,10 @@ use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
+use super::host::{Counts, Host, Notifier};
 use super::inbox::Inbox;
 use super::logbook::{Level, Logbook, Sink};
 use super::net::{self, ControlSocket};
-use super::notify::Notifier;
 use super::oidc::Oidc;
 use super::poller::{Interest, Poller, Ready, Token};
 use super::reload;
@@ -72,10 +72,6 @@ pub fn high_water_mark(sendq: usize) -> usize {
     (sendq / 2).min(32 * 1024)
 }
 
-/// How long the loop must have written nothing before the heap is
-/// trimmed.
-const TRIM_QUIET: Duration = Duration::from_secs(1);
-
 /// Bytes read from one connection per pass at most (fairness), and the size
 /// of the shared read buffer.
 const READ_CHUNK: usize = 64 * 1024;
@@ -85,9 +81,6 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Addresses whose join rate is remembered, at most.
 const JOIN_RATES_TRACKED: usize = 4096;
-
-/// At most one STATUS= notification per this interval.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Tokens of the descriptors that are not connections (connection ids count
 /// up from 1 and never get near these).
@@ -182,7 +175,7 @@ pub struct Server {
     signals: SelfPipe,
     poller: Box<dyn Poller>,
     store: Store,
-    notifier: Notifier,
+    host: Host,
     next_id: u64,
     scratch: Vec<u8>,
     /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it is
@@ -194,16 +187,8 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// Clients closed during shutdown with output they never received.
     cut_off: usize,
-    /// The (clients, rooms) last reported in STATUS=, and when.
-    status_sent: ((usize, usize), Instant),
-    /// When the next WATCHDOG=1 is due (when systemd's watchdog is on).
-    watchdog_due: Option<Instant>,
     /// Events' `ts`: the second it was formatted for, and the text.
     ts_cache: (u64, String),
-    /// Bytes written at the last heap trim (see `trim_heap`).
-    trimmed_at_bytes: u64,
-    /// When the heap may be trimmed: [`TRIM_QUIET`] after the last write.
-    next_trim: Instant,
     // -- the pass's work ----------------------------------------------------
     /// Connections something happened to, to settle before the next wait.
     touched: Vec<ConnId>,
@@ -291,7 +276,7 @@ impl Server {
             signals,
             poller,
             store,
-            notifier,
+            host: Host::new(notifier, Instant::now()),
             next_id: 1,
             scratch: vec![0; READ_CHUNK],
             spare_fd: File::open("/dev/null").ok(),
@@ -299,11 +284,7 @@ impl Server {
             last_fd_warning: None,
             shutdown_deadline: None,
             cut_off: 0,
-            status_sent: ((usize::MAX, usize::MAX), Instant::now()),
-            watchdog_due: None,
             ts_cache: (0, String::new()),
-            trimmed_at_bytes: 0,
-            next_trim: Instant::now(),
             touched: Vec::new(),
             writes: Vec::new(),
             runnable: Vec::new(),
@@ -335,12 +316,11 @@ impl Server {
 
     /// Runs until SIGINT/SIGTERM and the shutdown that follows.
     pub fn run(&mut self) -> Result<(), String> {
-        self.notifier.send("READY=1");
-        self.report_status(Instant::now());
+        self.host.ready();
+        self.host.tick(Instant::now(), self.counts());
         let mut ready = Vec::new();
         loop {
             let now = Instant::now();
-            self.pet_watchdog(now);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
             }
@@ -350,7 +330,8 @@ impl Server {
             if let Some(warning) = self.controls.expire(now) {
                 self.log.warn(warning);
             }
-            self.report_status(now);
+            // The watchdog ping (once a pass at most) and systemd's status.
+            self.host.tick(now, self.counts());
             if let Some(deadline) = self.shutdown_deadline
                 && (self.clients.is_empty() || now >= deadline)
             {
@@ -369,7 +350,7 @@ impl Server {
             self.register_the_rest(now);
             let timeout = self.wait_timeout(now);
             if timeout != Some(Duration::ZERO) {
-                self.trim_heap(now);
+                self.host.trim_heap(now, self.counters.bytes_out);
             }
             ready.clear();
             self.poller
@@ -1433,7 +1414,7 @@ impl Server {
                 Ok(sent) => {
                     self.counters.bytes_out += sent.written as u64;
                     if sent.written > 0 {
-                        self.next_trim = now + TRIM_QUIET;
+                        self.host.wrote(now);
                     }
                     if sent.blocked {
                         self.feed(id, now, Input::SendBlocked);
@@ -1728,17 +1709,13 @@ impl Server {
         if let Some(Reverse((t, _))) = self.timers.peek() {
             earliest(*t);
         }
-        if self.notifier.enabled() {
-            // Wake to report a status that changed during the last interval.
-            let counts = (self.clients.len(), self.hub.room_count());
-            if counts != self.status_sent.0 {
-                earliest(self.status_sent.1 + STATUS_INTERVAL);
-            }
-        }
-        if let Some(t) = self.accept_paused_until {
+        if let Some(t) = self
+            .host
+            .deadline(now, self.counts(), self.counters.bytes_out)
+        {
             earliest(t);
         }
-        if let Some(t) = self.watchdog_due {
+        if let Some(t) = self.accept_paused_until {
             earliest(t);
         }
         if let Some(t) = self.controls.next_deadline() {
@@ -1747,67 +1724,14 @@ impl Server {
         if let Some(link) = &self.cluster {
             earliest(link.deadline());
         }
-        // A trim waits for the loop to have nothing to do (a zero timeout
-        // would put it off forever), so only a future one is a deadline.
-        if self.trim_due() && self.next_trim > now {
-            earliest(self.next_trim);
-        }
         next.map(|t| t.saturating_duration_since(now))
     }
 
-    // -- systemd ----------------------------------------------------------------
-
-    /// Tells systemd how many clients and rooms there are (on change, at
-    /// most once per [`STATUS_INTERVAL`]).
-    fn report_status(&mut self, now: Instant) {
-        if !self.notifier.enabled() || self.shutdown_deadline.is_some() {
-            return;
-        }
-        let counts = (self.clients.len(), self.hub.room_count());
-        let (sent, at) = self.status_sent;
-        if counts != sent && (now.duration_since(at) >= STATUS_INTERVAL || sent.0 == usize::MAX) {
-            self.notifier.send(&format!(
-                "STATUS={} client(s), {} room(s)",
-                counts.0, counts.1
-            ));
-            self.status_sent = (counts, now);
-        }
-    }
-
-    /// Output was written since the last trim.
-    fn trim_due(&self) -> bool {
-        self.counters.bytes_out != self.trimmed_at_bytes
-    }
-
-    /// Once no output has been written for [`TRIM_QUIET`]: gives the
-    /// memory the drained output queues held back to the kernel. glibc
-    /// keeps freed heap pages otherwise, so a 10,000-client chatd would
-    /// stay at the size of its largest burst. Never under steady traffic:
-    /// a trim costs milliseconds with a large heap, and the pages it frees
-    /// would be faulted back in at once (a rate sweep showed p99 spikes
-    /// when it ran in every lull). A trim that is due never makes the
-    /// wait's timeout zero (that would put it off forever).
-    fn trim_heap(&mut self, now: Instant) {
-        if !self.trim_due() || now < self.next_trim {
-            return;
-        }
-        self.trimmed_at_bytes = self.counters.bytes_out;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc_trim only releases free memory of the allocator.
-        unsafe {
-            nix::libc::malloc_trim(0);
-        }
-    }
-
-    /// Sends WATCHDOG=1 when it is due. Called once per pass, so a loop
-    /// stuck anywhere stops the pings and systemd restarts chatd.
-    fn pet_watchdog(&mut self, now: Instant) {
-        let Some(interval) = self.notifier.watchdog_interval() else {
-            return;
-        };
-        if self.watchdog_due.is_none_or(|due| now >= due) {
-            self.notifier.send("WATCHDOG=1");
-            self.watchdog_due = Some(now + interval);
+    /// What the host part reports to systemd.
+    fn counts(&self) -> Counts {
+        Counts {
+            clients: self.clients.len(),
+            rooms: self.hub.room_count(),
         }
     }
 
@@ -2024,7 +1948,7 @@ impl Server {
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         self.shutdown_deadline = Some(deadline);
-        self.notifier.send("STOPPING=1\nSTATUS=shutting down");
+        self.host.stopping();
         self.log.info(format!(
             "shutting down: telling {} client(s)",
             self.clients.len()

@@ -8,11 +8,11 @@ mod commands;
 mod conn;
 mod control_conn;
 mod event_loop;
+mod host;
 mod inbox;
 pub mod logbook;
 mod logsink;
 mod net;
-mod notify;
 mod oidc;
 mod poller;
 mod reload;
@@ -440,7 +440,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         listeners.push((l, true));
     }
     let control = net::bind_control(&cfg.control)?;
-    let notifier = notify::Notifier::from_env();
+    let notifier = host::Notifier::from_env();
     // Control connections get the descriptors that chat clients can never
     // need (one more descriptor: the loop's spare).
     // (And one for the link to Redis in cluster mode.)
