@@ -407,10 +407,11 @@ impl Occupancy {
 }
 
 #[cfg(test)]
-mod door_tests {
+pub mod door_tests {
     use super::*;
 
-    const L: DoorLimits = DoorLimits {
+    /// Small limits for tests (also the daemon's door tests).
+    pub const L: DoorLimits = DoorLimits {
         per_address: 3,
         handshakes_per_address: 2,
         handshakes_total: 4,

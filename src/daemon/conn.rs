@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::door::Seat;
 use super::poller::Interest;
 use crate::core::hub::RoomId;
 use crate::core::session::Session;
@@ -80,11 +81,9 @@ pub struct Conn {
     pub doomed: bool,
     /// Its handshake waits for a password check in a later pass.
     pub parked: bool,
-    /// Who it is for the per-address limits, and whether they apply.
-    pub address: crate::core::fair::AddressKey,
-    pub limited: bool,
-    /// Counted as an unfinished handshake at the door.
-    pub handshaking: bool,
+    /// The seat it holds at the door: who it is for the per-address
+    /// limits, and whether they apply.
+    pub seat: Seat,
     /// Its join has been counted against its address's join rate.
     pub join_paid: bool,
 }
@@ -93,6 +92,7 @@ impl Conn {
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,
+        seat: Seat,
         session: Session,
         tls: Option<&Arc<ServerConfig>>,
     ) -> io::Result<Conn> {
@@ -120,9 +120,7 @@ impl Conn {
             on_run_list: false,
             doomed: false,
             parked: false,
-            address: crate::core::fair::AddressKey::of(peer.ip()),
-            limited: false,
-            handshaking: true,
+            seat,
             join_paid: false,
         })
     }

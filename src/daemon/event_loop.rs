@@ -14,8 +14,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fs::File;
-use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
@@ -27,6 +25,7 @@ use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
+use super::door::{self, Door, FIRST_LISTENER, Knock};
 use super::host::{Counts, Host, Notifier};
 use super::inbox::Inbox;
 use super::logbook::{Level, Logbook, Sink};
@@ -38,11 +37,11 @@ use super::store::Store;
 use super::tls::TlsSetup;
 use super::{Config, LoadFailure};
 use crate::core::control::{FollowLine, Response, Stats, StatusView};
-use crate::core::fair::{AddressKey, Bucket, JOIN_RATE, Lru, Occupancy};
+use crate::core::fair::AddressKey;
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Limits, Next, Phase, Session};
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
-use crate::sys::nonblock::{interrupted, would_block, write_some};
+use crate::sys::nonblock::{interrupted, would_block};
 use crate::sys::selfpipe::SelfPipe;
 use crate::timefmt;
 
@@ -76,19 +75,12 @@ pub fn high_water_mark(sendq: usize) -> usize {
 /// of the shared read buffer.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// How long accepting pauses when descriptors run out and no spare is left.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// Addresses whose join rate is remembered, at most.
-const JOIN_RATES_TRACKED: usize = 4096;
-
 /// Tokens of the descriptors that are not connections (connection ids count
 /// up from 1 and never get near these).
 const SIGNALS: Token = u64::MAX;
 const CONTROL_LISTENER: Token = u64::MAX - 1;
 const LOG_SINK: Token = u64::MAX - 2;
 const CLUSTER: Token = u64::MAX - 3;
-const FIRST_LISTENER: Token = u64::MAX - 1024;
 
 // Cluster mode's side of the loop: a child module, so the same `Server`.
 mod cluster_mode;
@@ -122,13 +114,6 @@ pub struct Counters {
 enum Refused {
     With(ErrorCode, String),
     Later,
-}
-
-/// Which listener accept(2) failed on.
-#[derive(Debug, Clone, Copy)]
-enum Door {
-    Chat(usize),
-    Control,
 }
 
 /// What start-up opened for the loop: sockets, the signal pipe, the state
@@ -168,8 +153,7 @@ pub struct Server {
     log: Logbook,
     counters: Counters,
     started: Instant,
-    /// Chat listeners, each with whether it speaks TLS.
-    listeners: Vec<(TcpListener, bool)>,
+    door: Door,
     tls: Option<TlsSetup>,
     control: Option<ControlSocket>,
     signals: SelfPipe,
@@ -178,11 +162,6 @@ pub struct Server {
     host: Host,
     next_id: u64,
     scratch: Vec<u8>,
-    /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it is
-    /// closed so the pending connection can be accepted, refused, and closed.
-    spare_fd: Option<File>,
-    accept_paused_until: Option<Instant>,
-    last_fd_warning: Option<Instant>,
     /// Set once SIGINT/SIGTERM arrived: the moment chatd exits at the latest.
     shutdown_deadline: Option<Instant>,
     /// Clients closed during shutdown with output they never received.
@@ -212,15 +191,6 @@ pub struct Server {
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
     parked: std::collections::VecDeque<(ConnId, Vec<u8>)>,
-    /// Seats and unfinished handshakes per address, and joins a second.
-    door: Occupancy,
-    /// Handshakes closed to make room since the last log line, and when
-    /// that was.
-    evicted: u64,
-    last_eviction_log: Option<Instant>,
-    /// Connections still in their handshake, oldest first (ids grow).
-    handshaking: std::collections::BTreeSet<ConnId>,
-    join_rates: Lru<AddressKey, Bucket>,
     /// The control connections registered with the poller last pass.
     control_registered: Vec<(RawFd, Token)>,
     // -- cluster mode (see cluster_mode.rs) ----------------------------------
@@ -270,7 +240,7 @@ impl Server {
             log,
             counters: Counters::default(),
             started: Instant::now(),
-            listeners,
+            door: Door::new(listeners),
             tls,
             control,
             signals,
@@ -279,9 +249,6 @@ impl Server {
             host: Host::new(notifier, Instant::now()),
             next_id: 1,
             scratch: vec![0; READ_CHUNK],
-            spare_fd: File::open("/dev/null").ok(),
-            accept_paused_until: None,
-            last_fd_warning: None,
             shutdown_deadline: None,
             cut_off: 0,
             ts_cache: (0, String::new()),
@@ -295,11 +262,6 @@ impl Server {
             draining: Vec::new(),
             control_registered: Vec::new(),
             parked: std::collections::VecDeque::new(),
-            door: Occupancy::default(),
-            handshaking: std::collections::BTreeSet::new(),
-            evicted: 0,
-            last_eviction_log: None,
-            join_rates: Lru::new(JOIN_RATES_TRACKED),
             cluster,
             pending_joins: IdMap::default(),
             held_by_nodes: IdMap::default(),
@@ -321,9 +283,7 @@ impl Server {
         let mut ready = Vec::new();
         loop {
             let now = Instant::now();
-            if self.accept_paused_until.is_some_and(|t| now >= t) {
-                self.accept_paused_until = None;
-            }
+            self.door.tick(now);
             self.fire_timers(now);
             self.resume_parked();
             self.cluster_tick(now);
@@ -678,8 +638,7 @@ impl Server {
             return;
         };
         self.poller.remove(c.fd(), id);
-        self.door.closed(c.address, c.limited, c.handshaking);
-        self.handshaking.remove(&id);
+        self.door.closed(Some(id), c.seat);
         if let Some(room) = c.counted_in {
             self.clients.get_mut(&id).expect("checked").counted_in = None;
             let n = self.backlog.entry(room).or_insert(1);
@@ -926,19 +885,11 @@ impl Server {
         let Some(c) = self.clients.get_mut(&id) else {
             return Ok(());
         };
-        if !c.limited || c.join_paid {
+        if !c.seat.limited || c.join_paid {
             return Ok(());
         }
         c.join_paid = true;
-        let now = Instant::now();
-        let key = c.address;
-        let bucket = self.join_rates.entry(key, || Bucket::full(now, JOIN_RATE));
-        bucket.take(now, JOIN_RATE).map_err(|wait| {
-            format!(
-                "too many joins from {key}; try again in {} s",
-                wait.as_secs().max(1)
-            )
-        })
+        self.door.take_join(c.seat.key, Instant::now())
     }
 
     /// Keeps a handshake whose password check must wait for the next pass;
@@ -982,12 +933,8 @@ impl Server {
         delivery: &Delivery,
     ) {
         let peer = self.clients[&id].peer;
-        if let Some(c) = self.clients.get_mut(&id)
-            && c.handshaking
-        {
-            c.handshaking = false;
-            self.door.joined(c.address, c.limited);
-            self.handshaking.remove(&id);
+        if let Some(c) = self.clients.get(&id) {
+            self.door.joined(id, c.seat);
         }
         self.feed(id, Instant::now(), Input::Joined);
         self.counters.joins += 1;
@@ -1373,7 +1320,7 @@ impl Server {
     fn id_log(&mut self, id: ConnId, level: Level, line: String) {
         match self.clients.get(&id) {
             Some(c) => {
-                let from = c.limited.then_some(c.address);
+                let from = c.seat.limited.then_some(c.seat.key);
                 self.log.client(Instant::now(), from, level, line);
             }
             None => self.log.log(level, line),
@@ -1462,8 +1409,8 @@ impl Server {
                 }
                 Err(e) if would_block(&e) => return,
                 Err(e) if interrupted(&e) => continue,
-                Err(e) if is_fd_exhaustion(&e) => {
-                    self.on_fd_exhaustion(Door::Control);
+                Err(e) if door::is_fd_exhaustion(&e) => {
+                    self.on_fd_exhaustion(None);
                     return;
                 }
                 Err(e) => {
@@ -1542,14 +1489,7 @@ impl Server {
     }
 
     fn status(&self) -> StatusView {
-        let addrs = |tls: bool| -> Vec<String> {
-            self.listeners
-                .iter()
-                .filter(|(_, t)| *t == tls)
-                .filter_map(|(l, _)| l.local_addr().ok())
-                .map(|a| a.to_string())
-                .collect()
-        };
+        let addrs = |tls: bool| self.door.addresses(tls);
         StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -1632,16 +1572,9 @@ impl Server {
     /// Listeners, the control socket and its connections, the log sink:
     /// few, so set afresh each pass.
     fn register_the_rest(&mut self, now: Instant) {
-        let paused = self.accept_paused_until.is_some();
-        let listening = self.shutdown_deadline.is_none() && !paused;
-        for (i, (l, _)) in self.listeners.iter().enumerate() {
-            let interest = Interest {
-                read: listening,
-                write: false,
-            };
-            self.poller
-                .set(l.as_raw_fd(), FIRST_LISTENER + i as u64, interest);
-        }
+        let paused = self.door.paused();
+        self.door
+            .register(self.poller.as_mut(), self.shutdown_deadline.is_some());
         if let Some(c) = &self.control {
             let interest = Interest {
                 read: !paused && self.controls.accepting(now),
@@ -1715,7 +1648,7 @@ impl Server {
         {
             earliest(t);
         }
-        if let Some(t) = self.accept_paused_until {
+        if let Some(t) = self.door.deadline() {
             earliest(t);
         }
         if let Some(t) = self.controls.next_deadline() {
@@ -1943,7 +1876,7 @@ impl Server {
     fn begin_shutdown(&mut self) {
         // Connections in the backlog would be reset when the listeners
         // close; accepted, they are told why they are turned away.
-        for i in 0..self.listeners.len() {
+        for i in 0..self.door.listener_count() {
             self.accept_clients(i);
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -1953,9 +1886,7 @@ impl Server {
             "shutting down: telling {} client(s)",
             self.clients.len()
         ));
-        for (i, (l, _)) in self.listeners.drain(..).enumerate() {
-            self.poller.remove(l.as_raw_fd(), FIRST_LISTENER + i as u64);
-        }
+        self.door.close(self.poller.as_mut());
         if let Some(c) = self.control.take() {
             self.poller.remove(c.listener.as_raw_fd(), CONTROL_LISTENER);
         }
@@ -1973,20 +1904,14 @@ impl Server {
 
     fn accept_clients(&mut self, index: usize) {
         loop {
-            let Some((listener, tls)) = self.listeners.get(index) else {
-                return;
-            };
-            let tls = *tls;
-            match listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, tls),
-                Err(e) if would_block(&e) => return,
-                Err(e) if interrupted(&e) => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) if is_fd_exhaustion(&e) => {
-                    self.on_fd_exhaustion(Door::Chat(index));
+            match self.door.knock(index) {
+                Knock::Stream(stream, peer, tls) => self.admit(stream, peer, tls),
+                Knock::Empty => return,
+                Knock::OutOfDescriptors => {
+                    self.on_fd_exhaustion(Some(index));
                     return;
                 }
-                Err(e) => {
+                Knock::Failed(e) => {
                     self.log.warn(format!("accept: {e}"));
                     return;
                 }
@@ -2004,20 +1929,18 @@ impl Server {
             self.refuse_at_door(stream, peer, tls, &why);
             return;
         }
-        let key = AddressKey::of(peer.ip());
-        let limited = !self.cfg.exempt.contains(peer.ip());
         let limits = self.cfg.door_limits();
-        if let Err(why) = self.door.admit(key, limited, limits) {
-            self.refuse_at_door(stream, peer, tls, &why);
-            return;
-        }
-        if self.handshaking.len() >= limits.handshakes_total {
-            self.evict_oldest_handshake();
+        let seat = match self.door.seat(peer, &self.cfg.exempt, limits) {
+            Ok(seat) => seat,
+            Err(why) => return self.refuse_at_door(stream, peer, tls, &why),
+        };
+        if let Some(oldest) = self.door.oldest_handshake_if_full(limits) {
+            self.evict_handshake(oldest);
         }
         if let Err(e) = stream.set_nonblocking(true) {
             self.log
                 .warn(format!("client {peer}: set non-blocking: {e}"));
-            self.door.closed(key, limited, true);
+            self.door.closed(None, seat);
             return;
         }
         // Chat lines are small and latency matters more than segment count.
@@ -2036,63 +1959,44 @@ impl Server {
         } else {
             None
         };
-        match Conn::new(stream, peer, session, config) {
-            Ok(mut conn) => {
-                conn.limited = limited;
+        match Conn::new(stream, peer, seat, session, config) {
+            Ok(conn) => {
                 self.clients.insert(id, conn);
-                self.handshaking.insert(id);
+                self.door.opened(id);
                 self.touch(id);
             }
             Err(e) => {
-                self.door.closed(key, limited, true);
+                self.door.closed(None, seat);
                 self.client_log(peer.ip(), Level::Warn, format!("tls: client {peer}: {e}"));
             }
         }
     }
 
     /// Unfinished handshakes fill their share of the seats: the oldest
-    /// (a real client finishes in milliseconds) makes room for the new
-    /// connection, so stalled handshakes from many addresses can never
-    /// shut the door. Counted in one log line a second.
-    fn evict_oldest_handshake(&mut self) {
-        let Some(&oldest) = self.handshaking.iter().next() else {
-            return;
-        };
+    /// makes room for the new connection (see [`Door::oldest_handshake_if_full`]).
+    /// Counted in one log line a second.
+    fn evict_handshake(&mut self, oldest: ConnId) {
         self.counters.refusals += 1;
-        let peer = self.clients.get(&oldest).map(|c| c.peer);
+        let peer = self
+            .clients
+            .get(&oldest)
+            .map_or_else(|| "?".into(), |c| c.peer.to_string());
         self.remove_client(oldest);
-        self.handshaking.remove(&oldest);
-        let now = Instant::now();
-        self.evicted += 1;
-        if self
-            .last_eviction_log
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            self.last_eviction_log = Some(now);
-            self.log.warn(format!(
-                "{} unfinished handshake(s) closed to make room (oldest first, latest {}): --max-handshakes {} reached",
-                self.evicted,
-                peer.map_or_else(|| "?".into(), |p| p.to_string()),
-                self.cfg.door_limits().handshakes_total
-            ));
-            self.evicted = 0;
+        let limits = self.cfg.door_limits();
+        if let Some(line) = self.door.evicted(Instant::now(), &peer, limits) {
+            self.log.warn(line);
         }
     }
 
     /// Answers 503 with one best-effort write and closes at once; such a
     /// connection never enters the loop.
-    fn refuse_at_door(&mut self, mut stream: TcpStream, peer: SocketAddr, tls: bool, why: &str) {
-        let _ = stream.set_nonblocking(true);
-        if !tls {
-            // (A TLS client could not read it: it is just closed.)
-            let line = self.encode(&Event::error(
-                ErrorCode::Unavailable,
-                None,
-                &format!("server at capacity: {why}"),
-            ));
-            let _ = write_some(&mut stream, &line);
-        }
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+    fn refuse_at_door(&mut self, stream: TcpStream, peer: SocketAddr, tls: bool, why: &str) {
+        let line = self.encode(&Event::error(
+            ErrorCode::Unavailable,
+            None,
+            &format!("server at capacity: {why}"),
+        ));
+        door::turn_away(stream, tls, &line);
         self.counters.refusals += 1;
         self.client_log(
             peer.ip(),
@@ -2101,46 +2005,34 @@ impl Server {
         );
     }
 
-    /// accept(2) said EMFILE/ENFILE. The pending connection would keep the
-    /// listener readable and the loop spinning, so: give up the spare
-    /// descriptor, accept and refuse the connection, take the spare back.
-    /// Without a spare, stop watching the listeners for a moment.
-    fn on_fd_exhaustion(&mut self, door: Door) {
+    /// accept(2) said EMFILE/ENFILE on chat listener `index` (None: the
+    /// control socket). The pending connection would keep the listener
+    /// readable and the loop spinning, so: give up the spare descriptor,
+    /// accept and refuse the connection, take the spare back. Without a
+    /// spare, stop watching the listeners for a moment.
+    fn on_fd_exhaustion(&mut self, index: Option<usize>) {
         let now = Instant::now();
-        if self
-            .last_fd_warning
-            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
-        {
-            self.last_fd_warning = Some(now);
-            self.log
-                .warn("out of file descriptors: refusing new connections until some close");
+        let (warning, freed) = self.door.out_of_descriptors(now);
+        if let Some(w) = warning {
+            self.log.warn(w);
         }
-        if self.spare_fd.take().is_some() {
-            match door {
-                Door::Chat(index) => {
-                    let (listener, tls) = &self.listeners[index];
-                    let tls = *tls;
-                    if let Ok((stream, peer)) = listener.accept() {
-                        self.refuse_at_door(stream, peer, tls, "out of file descriptors");
-                    }
-                }
-                Door::Control => {
-                    if let Some(c) = &self.control
-                        && let Ok((mut stream, _)) = c.listener.accept()
-                    {
-                        let _ = stream.set_nonblocking(true);
-                        let _ = stream.write(NO_DESCRIPTORS);
-                    }
+        if !freed {
+            return;
+        }
+        match index {
+            Some(index) => {
+                if let Knock::Stream(stream, peer, tls) = self.door.knock(index) {
+                    self.refuse_at_door(stream, peer, tls, "out of file descriptors");
                 }
             }
-            self.spare_fd = File::open("/dev/null").ok();
+            None => {
+                if let Some(c) = &self.control
+                    && let Ok((stream, _)) = c.listener.accept()
+                {
+                    door::turn_away_control(stream, NO_DESCRIPTORS);
+                }
+            }
         }
-        if self.spare_fd.is_none() {
-            self.accept_paused_until = Some(now + ACCEPT_PAUSE);
-        }
+        self.door.spare_back(now);
     }
-}
-
-fn is_fd_exhaustion(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(code) if code == nix::libc::EMFILE || code == nix::libc::ENFILE)
 }

@@ -7,6 +7,7 @@ mod cluster;
 mod commands;
 mod conn;
 mod control_conn;
+mod door;
 mod event_loop;
 mod host;
 mod inbox;
