@@ -14,6 +14,42 @@ pub const MAX_REQUEST_LINE: usize = 64 * 1024;
 /// Default for `logs` when no `limit` is given.
 pub const DEFAULT_LOG_LIMIT: usize = 100;
 
+/// A change to the state the nodes share, as a command made it. Cluster
+/// mode replicates each kind with an exhaustive `match`, so a new kind of
+/// change cannot silently stay on one node: the compiler names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A room was created (with its limit, access and history settings).
+    RoomCreated {
+        room: String,
+    },
+    /// A room's settings changed: its limit, or its allow-list grew.
+    RoomChanged {
+        room: String,
+    },
+    /// A name left a private room's allow-list: its settings changed, and
+    /// a member by that name leaves the room on every node.
+    RoomDenied {
+        room: String,
+        username: String,
+    },
+    RoomClosed {
+        room: String,
+    },
+    /// An account was registered, or its password changed.
+    AccountPut {
+        name: String,
+    },
+    AccountDeleted {
+        name: String,
+    },
+    /// A member was kicked (on whichever node holds it).
+    Kicked {
+        room: String,
+        username: String,
+    },
+}
+
 /// One control request. Unknown commands and unknown fields are refused
 /// (`bad_request`), so a typo never silently does something else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use super::accounts::{self, Accounts};
 use super::logbook::Logbook;
 use super::store::Store;
 use crate::core::control::{
-    ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats, StatusView,
-    UserView,
+    Change, ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats,
+    StatusView, UserView,
 };
 use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, Kick, RoomInfo};
 use crate::core::wire::Event;
@@ -43,6 +43,8 @@ pub enum Effect {
         since: Option<String>,
         priority: Option<Level>,
     },
+    /// Shared state changed: cluster mode tells the other nodes.
+    Changed(Change),
 }
 
 /// How to take a change back when it could not be saved.
@@ -105,6 +107,14 @@ pub fn execute(ctx: &mut Ctx, req: &Request, who: &str) -> (Response, Vec<Effect
         Ok(reply) => Response::Ok(reply),
         Err(refusal) => refusal,
     };
+    // A command that changed shared state names the change (Change), or
+    // cluster mode would keep it on this node.
+    debug_assert!(
+        !req.changes_state()
+            || !matches!(response, Response::Ok(_))
+            || effects.iter().any(|e| matches!(e, Effect::Changed(_))),
+        "{req:?} changed state without naming the change"
+    );
     if req.changes_state() {
         let outcome = match &response {
             Response::Err(r) => format!("refused: {}", r.message),
@@ -165,6 +175,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 "{kind} '{}' created with limit {}{kept}",
                 room.name, room.limit
             ));
+            effects.push(Effect::Changed(Change::RoomCreated { room: name.clone() }));
             Ok(Reply::Room { room: view(&room) })
         }
         Request::RoomAllow { room, username } | Request::RoomDeny { room, username } => {
@@ -210,6 +221,14 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 // with the room's key are not on the list, and stay).
                 removed(ctx.log, kick, ": no longer allowed", effects);
             }
+            effects.push(Effect::Changed(if allow {
+                Change::RoomChanged { room: room.clone() }
+            } else {
+                Change::RoomDenied {
+                    room: room.clone(),
+                    username: username.clone(),
+                }
+            }));
             Ok(Reply::Room { room: view(&info) })
         }
         Request::SetLimit { room, limit } => {
@@ -226,6 +245,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 "room '{}' limit changed to {}",
                 info.name, info.limit
             ));
+            effects.push(Effect::Changed(Change::RoomChanged { room: room.clone() }));
             Ok(Reply::Room { room: view(&info) })
         }
         Request::CloseRoom { room } => {
@@ -245,6 +265,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                     event: closure.event.clone(),
                 });
             }
+            effects.push(Effect::Changed(Change::RoomClosed { room: room.clone() }));
             Ok(Reply::Closed {
                 room: closure.room,
                 disconnected,
@@ -253,6 +274,10 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
         Request::Kick { room, username } => {
             let kick = ctx.hub.kick(room, username).map_err(|e| hub_error(&e))?;
             // The member's own name: the admin may have typed a look-alike.
+            effects.push(Effect::Changed(Change::Kicked {
+                room: room.clone(),
+                username: username.clone(),
+            }));
             let username = removed(ctx.log, kick, " by an admin", effects);
             Ok(Reply::Kicked {
                 room: room.clone(),
@@ -315,6 +340,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 Ok(((), Undo::UserAdded { name: name.clone() }))
             })?;
             ctx.log.info(format!("account '{name}' registered"));
+            effects.push(Effect::Changed(Change::AccountPut { name: name.clone() }));
             Ok(Reply::User {
                 user: UserView { name: name.clone() },
             })
@@ -333,6 +359,9 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 ))
             })?;
             ctx.log.info(format!("account '{name}' deleted"));
+            effects.push(Effect::Changed(Change::AccountDeleted {
+                name: name.clone(),
+            }));
             Ok(Reply::User {
                 user: UserView { name: name.clone() },
             })
@@ -353,6 +382,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 ))
             })?;
             ctx.log.info(format!("account '{name}': password changed"));
+            effects.push(Effect::Changed(Change::AccountPut { name: name.clone() }));
             Ok(Reply::User {
                 user: UserView { name: name.clone() },
             })
@@ -470,5 +500,197 @@ fn summarize(req: &Request) -> String {
         Request::UserDel { name } => format!("user-del '{name}'"),
         Request::UserPasswd { name, .. } => format!("user-passwd '{name}'"),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::logbook::Sink;
+
+    /// A command context over a private state directory.
+    struct Fixture {
+        hub: Hub,
+        accounts: Accounts,
+        store: Store,
+        log: Logbook,
+        dir: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir =
+                std::env::temp_dir().join(format!("chatd-commands-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Fixture {
+                hub: Hub::new(),
+                accounts: Accounts::default(),
+                store: Store::open(&dir).unwrap(),
+                log: Logbook::new(Sink::none(), 100, Level::Info),
+                dir,
+            }
+        }
+
+        /// Runs one request (JSON); the response and the changes it made.
+        fn run(&mut self, json: &str) -> (Response, Vec<Change>) {
+            let req = Request::parse(json.as_bytes()).unwrap();
+            let mut ctx = Ctx {
+                hub: &mut self.hub,
+                accounts: &mut self.accounts,
+                store: &self.store,
+                log: &mut self.log,
+                stats: Stats::default(),
+                status: StatusView::default(),
+            };
+            let (response, effects) = execute(&mut ctx, &req, "test");
+            let changes = effects
+                .into_iter()
+                .filter_map(|e| match e {
+                    Effect::Changed(c) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            (response, changes)
+        }
+
+        fn ok(&mut self, json: &str) -> Vec<Change> {
+            let (response, changes) = self.run(json);
+            assert!(matches!(response, Response::Ok(_)), "{json}: {response:?}");
+            changes
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    /// Runs each request in turn; each must succeed naming its change.
+    fn expect(f: &mut Fixture, steps: Vec<(&str, Change)>) {
+        for (json, change) in steps {
+            assert_eq!(f.ok(json), [change], "{json}");
+        }
+    }
+
+    #[test]
+    fn each_room_change_is_named_for_the_cluster() {
+        let mut f = Fixture::new("rooms");
+        let room = || s("Teste");
+        expect(
+            &mut f,
+            vec![
+                (
+                    r#"{"cmd":"create-room","name":"Teste","limit":2,"private":true}"#,
+                    Change::RoomCreated { room: room() },
+                ),
+                (
+                    r#"{"cmd":"set-limit","room":"Teste","limit":5}"#,
+                    Change::RoomChanged { room: room() },
+                ),
+                (
+                    r#"{"cmd":"room-allow","room":"Teste","username":"ana"}"#,
+                    Change::RoomChanged { room: room() },
+                ),
+                (
+                    r#"{"cmd":"room-deny","room":"Teste","username":"ana"}"#,
+                    Change::RoomDenied {
+                        room: room(),
+                        username: s("ana"),
+                    },
+                ),
+                (
+                    r#"{"cmd":"close-room","room":"Teste"}"#,
+                    Change::RoomClosed { room: room() },
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_kick_is_named_with_the_name_asked_for() {
+        let mut f = Fixture::new("kick");
+        f.ok(r#"{"cmd":"create-room","name":"Teste","limit":2}"#);
+        f.hub
+            .join(7, "Yan", "Teste", "192.0.2.1:5", "2026-12-04T00:00:00Z")
+            .unwrap();
+        let kicked = Change::Kicked {
+            room: s("Teste"),
+            username: s("yan"),
+        };
+        expect(
+            &mut f,
+            vec![(r#"{"cmd":"kick","room":"Teste","username":"yan"}"#, kicked)],
+        );
+    }
+
+    #[test]
+    fn each_account_change_is_named_for_the_cluster() {
+        let mut f = Fixture::new("accounts");
+        let ana = || s("ana");
+        expect(
+            &mut f,
+            vec![
+                (
+                    r#"{"cmd":"user-add","name":"ana","password":"correct horse"}"#,
+                    Change::AccountPut { name: ana() },
+                ),
+                (
+                    r#"{"cmd":"user-passwd","name":"ana","password":"battery staple"}"#,
+                    Change::AccountPut { name: ana() },
+                ),
+                (
+                    r#"{"cmd":"user-del","name":"ana"}"#,
+                    Change::AccountDeleted { name: ana() },
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn refusals_and_reads_change_nothing() {
+        let mut f = Fixture::new("refusals");
+        for json in [
+            r#"{"cmd":"set-limit","room":"Nada","limit":5}"#,
+            r#"{"cmd":"close-room","room":"Nada"}"#,
+            r#"{"cmd":"kick","room":"Nada","username":"yan"}"#,
+            r#"{"cmd":"room-allow","room":"Nada","username":"ana"}"#,
+            r#"{"cmd":"user-del","name":"nobody"}"#,
+            r#"{"cmd":"create-room","name":"Pub","limit":2,"key":"sesame"}"#,
+        ] {
+            let (response, changes) = f.run(json);
+            assert!(matches!(response, Response::Err(_)), "{json}");
+            assert_eq!(changes, [], "{json}");
+        }
+        f.ok(r#"{"cmd":"create-room","name":"Pub","limit":2}"#);
+        // A public room has no allow-list to change.
+        let (response, changes) = f.run(r#"{"cmd":"room-allow","room":"Pub","username":"ana"}"#);
+        assert!(matches!(response, Response::Err(_)));
+        assert_eq!(changes, []);
+        for json in [
+            r#"{"cmd":"list"}"#,
+            r#"{"cmd":"participants","room":"Pub"}"#,
+            r#"{"cmd":"stats"}"#,
+            r#"{"cmd":"status"}"#,
+            r#"{"cmd":"user-list"}"#,
+            r#"{"cmd":"logs"}"#,
+        ] {
+            assert_eq!(f.ok(json), [], "{json}");
+        }
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_saved_is_undone_and_not_named() {
+        let mut f = Fixture::new("unsaved");
+        // rooms.json cannot be replaced: a directory stands in its way.
+        std::fs::create_dir_all(f.dir.join("rooms.json").join("x")).unwrap();
+        let (response, changes) = f.run(r#"{"cmd":"create-room","name":"Teste","limit":2}"#);
+        assert!(matches!(response, Response::Err(_)), "{response:?}");
+        assert_eq!(changes, []);
+        assert!(f.hub.room("Teste").is_err(), "undone");
     }
 }

@@ -1452,11 +1452,7 @@ impl Server {
                         stats,
                         status,
                     };
-                    let done = commands::execute(&mut ctx, &req, &who);
-                    if matches!(done.0, Response::Ok(_)) {
-                        self.cluster_forward(&req);
-                    }
-                    done
+                    commands::execute(&mut ctx, &req, &who)
                 }
             };
             self.answer(id, &response, effects);
@@ -1470,6 +1466,7 @@ impl Server {
         for effect in effects {
             match effect {
                 Effect::Deliver(d) => self.deliver(&d),
+                Effect::Changed(change) => self.cluster_forward(&change),
                 Effect::Close { conn, event } => {
                     let line = self.encode(&event);
                     self.finish(conn, Some(&line));

@@ -24,7 +24,7 @@ use super::Server;
 use crate::core::cluster::{
     self as shared, ChatMessage, ClusterEvent, JoinVerdict, MemberRecord, RoomDef, Snapshot,
 };
-use crate::core::control::Request;
+use crate::core::control::{Change, Request};
 use crate::core::hub::{Access, ConnId, Delivery, RoomId, RoomInfo};
 use crate::core::names::comparison_key;
 use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
@@ -950,67 +950,63 @@ impl Server {
     }
 
     /// An admin change carried out here goes to Redis, which tells the
-    /// other nodes.
-    pub(super) fn cluster_forward(&mut self, req: &Request) {
+    /// other nodes. Every kind of change is named here (no `_` arm): a new
+    /// one does not compile until it is replicated.
+    pub(super) fn cluster_forward(&mut self, change: &Change) {
         if self.cluster.is_none() {
             return;
         }
-        let (purpose, msg) = match req {
-            Request::CreateRoom { name, .. } => {
-                let Ok(info) = self.hub.room(name) else {
+        let kick = |room: &str, username: &str| {
+            shared::eval(
+                shared::KICK,
+                &[room.as_bytes(), comparison_key(username).as_bytes()],
+            )
+        };
+        let (purpose, msg) = match change {
+            Change::RoomCreated { room } => {
+                let Ok(info) = self.hub.room(room) else {
                     return;
                 };
                 (
-                    Purpose::RoomCreate(name.clone()),
+                    Purpose::RoomCreate(room.clone()),
                     shared::eval(
                         shared::ROOM_PUT,
-                        &[name.as_bytes(), room_def_json(&info).as_bytes(), b"1"],
+                        &[room.as_bytes(), room_def_json(&info).as_bytes(), b"1"],
                     ),
                 )
             }
-            Request::RoomDeny { room, username } => {
+            Change::RoomDenied { room, username } => {
                 // A member by that name on another node is kicked by its node.
-                let kick = shared::eval(
-                    shared::KICK,
-                    &[room.as_bytes(), comparison_key(username).as_bytes()],
-                );
                 if let Some(link) = &mut self.cluster {
-                    link.send(Purpose::Ignore, &kick);
+                    link.send(Purpose::Ignore, &kick(room, username));
                 }
                 let Some(put) = self.room_update(room) else {
                     return;
                 };
                 (Purpose::Ignore, put)
             }
-            Request::SetLimit { room, .. } | Request::RoomAllow { room, .. } => {
+            Change::RoomChanged { room } => {
                 let Some(put) = self.room_update(room) else {
                     return;
                 };
                 (Purpose::Ignore, put)
             }
-            Request::CloseRoom { room } => (
+            Change::RoomClosed { room } => (
                 Purpose::Ignore,
                 shared::eval(shared::ROOM_DEL, &[room.as_bytes()]),
             ),
-            Request::UserAdd { name, .. } | Request::UserPasswd { name, .. } => {
+            Change::AccountPut { name } => {
                 let hash = self.accounts.hash_of(name).unwrap_or_default().to_string();
                 (
                     Purpose::Ignore,
                     shared::eval(shared::USER_PUT, &[name.as_bytes(), hash.as_bytes()]),
                 )
             }
-            Request::UserDel { name } => (
+            Change::AccountDeleted { name } => (
                 Purpose::Ignore,
                 shared::eval(shared::USER_PUT, &[name.as_bytes(), b""]),
             ),
-            Request::Kick { room, username, .. } => (
-                Purpose::Ignore,
-                shared::eval(
-                    shared::KICK,
-                    &[room.as_bytes(), comparison_key(username).as_bytes()],
-                ),
-            ),
-            _ => return,
+            Change::Kicked { room, username } => (Purpose::Ignore, kick(room, username)),
         };
         if let Some(link) = &mut self.cluster {
             link.send(purpose, &msg);
