@@ -12,7 +12,7 @@
 //! state directory, and --room (rooms from flags are added at start-up;
 //! `chatctl room create` adds one now).
 
-use super::Config;
+use super::config::Config;
 
 /// One setting that differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
