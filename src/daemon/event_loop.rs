@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::accounts::{Accounts, Verdict};
+use super::chat::flow::{Arrival, Flow, FlowEvent};
+use super::chat::inbox::{Inbox, Waiting};
 use super::cluster::ClusterLink;
 use super::commands::{self, Ctx, Effect};
 use super::config::{Config, LoadFailure};
@@ -28,7 +30,6 @@ use super::conn::Conn;
 use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
 use super::door::{self, Door, FIRST_LISTENER, Knock};
 use super::host::{Counts, Host, Notifier};
-use super::inbox::Inbox;
 use super::logbook::{Level, Logbook, Sink};
 use super::net::{self, ControlSocket};
 use super::oidc::Oidc;
@@ -166,7 +167,11 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// Clients closed during shutdown with output they never received.
     cut_off: usize,
-    /// Events' `ts`: the second it was formatted for, and the text.
+    /// The pass's time: read when a pass begins and again after the wait,
+    /// and handed down; nothing else in the loop reads the clock.
+    now: Instant,
+    /// Events' `ts` (RFC 3339 UTC, to the second), as of the pass: the
+    /// second it was formatted for, and the text.
     ts_cache: (u64, String),
     // -- the pass's work ----------------------------------------------------
     /// Connections something happened to, to settle before the next wait.
@@ -180,14 +185,9 @@ pub struct Server {
     /// Session timers, earliest first; an entry whose time is no longer the
     /// connection's `scheduled` is stale and skipped.
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
-    /// Per room: how many members are above the high-water mark. A room
-    /// with any is not read from (back-pressure).
-    backlog: IdMap<usize>,
-    /// Per backed-up room: other nodes' deliveries that arrived while it
-    /// was held, and everything for the room behind them (see inbox.rs).
-    inboxes: IdMap<Inbox>,
-    /// Rooms whose members caught up while their inbox still waits.
-    draining: Vec<RoomId>,
+    /// Per-room flow control: back-pressure counts, holds from other
+    /// nodes, inboxes (see chat/flow.rs).
+    flow: Flow,
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
     parked: std::collections::VecDeque<(ConnId, Vec<u8>)>,
@@ -198,9 +198,6 @@ pub struct Server {
     /// Joins waiting for the cluster's verdict; their connections' frames
     /// wait too.
     pending_joins: IdMap<PendingJoin>,
-    /// Cluster mode: rooms other nodes hold back (a member there is backed
-    /// up), by node, each until when (renewed every heartbeat).
-    held_by_nodes: IdMap<std::collections::BTreeMap<String, Instant>>,
     /// The link was in sync (a loss is news), and a failure has been
     /// logged since (retries are not).
     cluster_was_up: bool,
@@ -251,20 +248,18 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             shutdown_deadline: None,
             cut_off: 0,
+            now: Instant::now(),
             ts_cache: (0, String::new()),
             touched: Vec::new(),
             writes: Vec::new(),
             runnable: Vec::new(),
             doomed: Vec::new(),
             timers: BinaryHeap::new(),
-            backlog: IdMap::default(),
-            inboxes: IdMap::default(),
-            draining: Vec::new(),
+            flow: Flow::default(),
             control_registered: Vec::new(),
             parked: std::collections::VecDeque::new(),
             cluster,
             pending_joins: IdMap::default(),
-            held_by_nodes: IdMap::default(),
             cluster_was_up: false,
             cluster_failure_logged: false,
         }
@@ -279,10 +274,12 @@ impl Server {
     /// Runs until SIGINT/SIGTERM and the shutdown that follows.
     pub fn run(&mut self) -> Result<(), String> {
         self.host.ready();
-        self.host.tick(Instant::now(), self.counts());
+        self.start_pass();
+        self.host.tick(self.now, self.counts());
         let mut ready = Vec::new();
         loop {
-            let now = Instant::now();
+            self.start_pass();
+            let now = self.now;
             self.door.tick(now);
             self.fire_timers(now);
             self.resume_parked();
@@ -322,7 +319,8 @@ impl Server {
 
     /// Acts on one wait's results.
     fn dispatch(&mut self, ready: &[Ready]) {
-        let now = Instant::now();
+        self.start_pass();
+        let now = self.now;
         for r in ready {
             match r.token {
                 SIGNALS => self.on_signals(),
@@ -359,18 +357,18 @@ impl Server {
 
     // -- sessions: inputs, actions, settling ---------------------------------
 
-    /// Brings `ts_cache` to the time events are stamped with now (RFC
-    /// 3339 UTC, to the second; formatted once a second).
-    fn refresh_ts(&mut self) {
-        let now = timefmt::unix_now();
-        if self.ts_cache.0 != now || self.ts_cache.1.is_empty() {
-            self.ts_cache = (now, timefmt::rfc3339(now));
+    /// Reads the clock for the pass: `now`, and `ts_cache` when the
+    /// second changed (formatted once a second).
+    fn start_pass(&mut self) {
+        self.now = Instant::now();
+        let wall = timefmt::unix_now();
+        if self.ts_cache.0 != wall || self.ts_cache.1.is_empty() {
+            self.ts_cache = (wall, timefmt::rfc3339(wall));
         }
     }
 
     /// An event as bytes for one or more clients, stamped now.
     fn encode(&mut self, event: &Event) -> Vec<u8> {
-        self.refresh_ts();
         event.encode_at(&self.ts_cache.1)
     }
 
@@ -474,89 +472,53 @@ impl Server {
             return;
         }
         self.clients.get_mut(&id).expect("checked").counted_in = want;
+        let mut events = Vec::new();
         if let Some(room) = had {
-            let n = self.backlog.entry(room).or_insert(1);
-            *n -= 1;
-            if *n == 0 {
-                self.backlog.remove(&room);
-                self.local_backlog_changed(room, false);
-            }
+            self.flow.caught_up(room, &mut events);
         }
         if let Some(room) = want {
-            let n = self.backlog.entry(room).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                self.local_backlog_changed(room, true);
-            }
+            self.flow.backed_up(room, &mut events);
         }
+        self.apply_flow(events);
     }
 
-    /// A room's own members started (or stopped) being backed up here:
-    /// the other nodes are told (cluster mode), and the room stops (or
-    /// flows again, unless another node still holds it back).
-    fn local_backlog_changed(&mut self, room: RoomId, backed_up: bool) {
-        if self.inboxes.contains_key(&room) {
-            // Held already, and stays held until what waits is out.
-            if !backed_up {
-                self.draining.push(room);
+    /// Carries out what a change of flow needs: members touched (their
+    /// read interest follows), holds published.
+    fn apply_flow(&mut self, events: Vec<FlowEvent>) {
+        for e in events {
+            match e {
+                FlowEvent::Stop(room) => self.room_flow_changed(room, false),
+                FlowEvent::Resume(room) => self.room_flow_changed(room, true),
+                FlowEvent::Hold(room, on) => self.cluster_hold(room, on),
             }
-            return;
         }
-        self.cluster_hold(room, backed_up);
-        if !self.held_elsewhere(room) {
-            self.room_flow_changed(room, !backed_up);
-        }
-    }
-
-    /// Whether this node holds the room back: a member is backed up, or
-    /// deliveries wait in its inbox.
-    fn backed_up_here(&self, room: RoomId) -> bool {
-        self.backlog.contains_key(&room) || self.inboxes.contains_key(&room)
     }
 
     /// What waits in the inboxes of rooms whose members caught up goes
     /// out, oldest first, until a member is backed up again.
     fn drain_inboxes(&mut self) {
-        while let Some(room) = self.draining.pop() {
-            while !self.backlog.contains_key(&room) {
-                let Some(inbox) = self.inboxes.get_mut(&room) else {
-                    break;
-                };
-                let Some(w) = inbox.pop() else {
-                    break;
-                };
-                let emptied = inbox.is_empty();
-                if emptied {
-                    self.inboxes.remove(&room);
-                }
-                let to: Vec<ConnId> =
-                    w.to.into_iter()
-                        .filter(|&m| self.hub.room_of(m) == Some(room))
-                        .collect();
-                self.deliver_line(&to, &w.line);
-                if emptied {
-                    self.inbox_emptied(room);
-                }
+        while let Some(room) = self.flow.next_to_drain() {
+            let mut last = false;
+            while let Some(w) = self.flow.take_waiting(room) {
+                last = !self.flow.held_here(room);
+                self.deliver_waiting(room, w);
+            }
+            if last {
+                let mut events = Vec::new();
+                self.flow.emptied(room, &mut events);
+                self.apply_flow(events);
             }
         }
         self.drop_doomed();
     }
 
-    /// The room's inbox is out: unless a member is backed up again, the
-    /// other nodes are let go and the room flows (if nobody else holds it).
-    fn inbox_emptied(&mut self, room: RoomId) {
-        if self.backlog.contains_key(&room) {
-            return;
-        }
-        self.cluster_hold(room, false);
-        if !self.held_elsewhere(room) {
-            self.room_flow_changed(room, true);
-        }
-    }
-
-    /// Whether another node holds the room back (cluster mode).
-    fn held_elsewhere(&self, room: RoomId) -> bool {
-        self.held_by_nodes.get(&room).is_some_and(|h| !h.is_empty())
+    /// A delivery that waited in an inbox, to those still in the room.
+    fn deliver_waiting(&mut self, room: RoomId, w: Waiting) {
+        let to: Vec<ConnId> =
+            w.to.into_iter()
+                .filter(|&m| self.hub.room_of(m) == Some(room))
+                .collect();
+        self.deliver_line(&to, &w.line);
     }
 
     fn room_flow_changed(&mut self, room: RoomId, flows: bool) {
@@ -579,7 +541,7 @@ impl Server {
     fn room_flows(&self, id: ConnId) -> bool {
         self.hub
             .room_of(id)
-            .is_none_or(|room| !self.backed_up_here(room) && !self.held_elsewhere(room))
+            .is_none_or(|room| self.flow.flows(room))
     }
 
     /// Brings the touched connections' poller interest, timers and write
@@ -639,16 +601,13 @@ impl Server {
         };
         self.poller.remove(c.fd(), id);
         self.door.closed(Some(id), c.seat);
-        if let Some(room) = c.counted_in {
-            self.clients.get_mut(&id).expect("checked").counted_in = None;
-            let n = self.backlog.entry(room).or_insert(1);
-            *n -= 1;
-            if *n == 0 {
-                self.backlog.remove(&room);
-                self.local_backlog_changed(room, false);
-            }
-        }
+        let counted_in = c.counted_in;
         self.clients.remove(&id);
+        if let Some(room) = counted_in {
+            let mut events = Vec::new();
+            self.flow.caught_up(room, &mut events);
+            self.apply_flow(events);
+        }
     }
 
     // -- reading and acting on input -----------------------------------------
@@ -769,7 +728,7 @@ impl Server {
                     if n == 0 {
                         return;
                     }
-                    let now = Instant::now();
+                    let now = self.now;
                     let action = c.session.handle(now, Input::Received(&self.scratch[..n]));
                     debug_assert!(action.is_none());
                 }
@@ -866,7 +825,7 @@ impl Server {
             self.cluster_join(id, hs, username, login);
             return;
         }
-        let joined_at = timefmt::rfc3339(timefmt::unix_now());
+        let joined_at = self.ts_cache.1.clone();
         match self
             .hub
             .join(id, &username, &hs.room, &peer.to_string(), &joined_at)
@@ -889,7 +848,7 @@ impl Server {
             return Ok(());
         }
         c.join_paid = true;
-        self.door.take_join(c.seat.key, Instant::now())
+        self.door.take_join(c.seat.key, self.now)
     }
 
     /// Keeps a handshake whose password check must wait for the next pass;
@@ -936,7 +895,7 @@ impl Server {
         if let Some(c) = self.clients.get(&id) {
             self.door.joined(id, c.seat);
         }
-        self.feed(id, Instant::now(), Input::Joined);
+        self.feed(id, self.now, Input::Joined);
         self.counters.joins += 1;
         let over = if self.clients[&id].is_tls() {
             " over TLS"
@@ -992,7 +951,7 @@ impl Server {
         hs: &wire::Handshake,
         peer: SocketAddr,
     ) -> Result<(String, &'static str), Refused> {
-        let now = Instant::now();
+        let now = self.now;
         let unauthorized = |why: String| Refused::With(ErrorCode::Unauthorized, why);
         let Some(token) = &hs.token else {
             let username = hs.username.clone().unwrap_or_default();
@@ -1071,7 +1030,7 @@ impl Server {
         };
         match self
             .accounts
-            .check_secret(Instant::now(), peer.ip(), given, &hash)
+            .check_secret(self.now, peer.ip(), given, &hash)
         {
             Verdict::Allowed { .. } => Ok(()),
             Verdict::Unauthorized(why) if why.starts_with("too many") => Err(forbidden(why)),
@@ -1090,7 +1049,7 @@ impl Server {
             Err(reason) => {
                 // The stream is still in sync: reject this message only.
                 let line = self.encode(&Event::error(ErrorCode::BadRequest, None, reason));
-                self.feed(id, Instant::now(), Input::Deliver(&line));
+                self.feed(id, self.now, Input::Deliver(&line));
                 self.id_log(
                     id,
                     Level::Warn,
@@ -1102,7 +1061,6 @@ impl Server {
         let Some(delivery) = self.hub.say(id, text) else {
             return;
         };
-        self.refresh_ts();
         self.hub.remember(&delivery, &self.ts_cache.1);
         self.counters.messages_relayed += 1;
         if self.cfg.log_messages {
@@ -1128,7 +1086,7 @@ impl Server {
             }
             lines.push(line);
         }
-        let now = Instant::now();
+        let now = self.now;
         for line in lines.iter().rev() {
             self.feed(id, now, Input::Deliver(line));
         }
@@ -1147,7 +1105,7 @@ impl Server {
             ..Event::default()
         };
         let line = self.encode(&event);
-        self.feed(id, Instant::now(), Input::Deliver(&line));
+        self.feed(id, self.now, Input::Deliver(&line));
     }
 
     /// Sends an error event to the connection, then closes it; a member
@@ -1175,9 +1133,9 @@ impl Server {
     /// (after the delivery).
     fn deliver(&mut self, d: &Delivery) {
         let line = self.encode(&d.event);
-        match self.inboxes.get_mut(&d.room) {
-            Some(inbox) => inbox.push(d.to.clone(), line), // behind what waits
-            None => self.deliver_line(&d.to, &line),
+        // Behind what waits in the room's inbox, if anything does.
+        if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line) {
+            self.deliver_line(&to, &line);
         }
     }
 
@@ -1186,39 +1144,35 @@ impl Server {
     /// nodes have not stopped, and what waits goes out (and `--sendq`
     /// decides, as for a sender here).
     fn deliver_from_elsewhere(&mut self, d: &Delivery) {
-        if !self.backed_up_here(d.room) {
-            return self.deliver(d);
-        }
         let line = self.encode(&d.event);
         let bound = Inbox::BOUND_PER_SENDQ * self.cfg.sendq;
-        let inbox = self.inboxes.entry(d.room).or_default();
-        if inbox.fits(line.len(), bound) {
-            inbox.push(d.to.clone(), line);
-            return;
+        let mut events = Vec::new();
+        match self
+            .flow
+            .remote(d.room, d.to.clone(), line, bound, &mut events)
+        {
+            Arrival::Deliver(to, line) => self.deliver_line(&to, &line),
+            Arrival::Queued => {}
+            Arrival::Overflow(all) => {
+                self.counters.inbox_overflows += 1;
+                if self.counters.inbox_overflows.is_power_of_two() {
+                    self.log.warn(format!(
+                        "cluster: room '{}' was held back, yet other nodes sent more than {bound} bytes; delivering anyway ({} time(s) so far)",
+                        self.hub.room_name(d.room).unwrap_or("?"),
+                        self.counters.inbox_overflows
+                    ));
+                }
+                for w in all {
+                    self.deliver_waiting(d.room, w);
+                }
+            }
         }
-        self.counters.inbox_overflows += 1;
-        if self.counters.inbox_overflows.is_power_of_two() {
-            self.log.warn(format!(
-                "cluster: room '{}' was held back, yet other nodes sent more than {bound} bytes; delivering anyway ({} time(s) so far)",
-                self.hub.room_name(d.room).unwrap_or("?"),
-                self.counters.inbox_overflows
-            ));
-        }
-        let mut inbox = self.inboxes.remove(&d.room).expect("entered");
-        while let Some(w) = inbox.pop() {
-            let to: Vec<ConnId> =
-                w.to.into_iter()
-                    .filter(|&m| self.hub.room_of(m) == Some(d.room))
-                    .collect();
-            self.deliver_line(&to, &w.line);
-        }
-        self.deliver_line(&d.to, &line);
-        self.inbox_emptied(d.room);
+        self.apply_flow(events);
     }
 
     /// Appends one encoded line to each recipient's output.
     fn deliver_line(&mut self, recipients: &[ConnId], line: &[u8]) {
-        let now = Instant::now();
+        let now = self.now;
         let mut delivered = 0;
         for &to in recipients {
             // The hot path (one per delivery): one lookup, and the room's
@@ -1247,7 +1201,7 @@ impl Server {
 
     /// A last line (if any), then the connection closes.
     fn finish(&mut self, id: ConnId, line: Option<&[u8]>) {
-        self.feed(id, Instant::now(), Input::Finish(line));
+        self.feed(id, self.now, Input::Finish(line));
     }
 
     /// Marks a connection to drop once the current delivery is done (the
@@ -1312,7 +1266,7 @@ impl Server {
     /// unless the address is exempt; see [`Logbook::client`]).
     fn client_log(&mut self, ip: std::net::IpAddr, level: Level, line: String) {
         let from = (!self.cfg.exempt.contains(ip)).then(|| AddressKey::of(ip));
-        self.log.client(Instant::now(), from, level, line);
+        self.log.client(self.now, from, level, line);
     }
 
     /// The same for a connection by id, by the address key and exemption
@@ -1321,7 +1275,7 @@ impl Server {
         match self.clients.get(&id) {
             Some(c) => {
                 let from = c.seat.limited.then_some(c.seat.key);
-                self.log.client(Instant::now(), from, level, line);
+                self.log.client(self.now, from, level, line);
             }
             None => self.log.log(level, line),
         }
@@ -1348,7 +1302,7 @@ impl Server {
     /// including output this very pass produced.
     fn flush_clients(&mut self) {
         self.settle();
-        let now = Instant::now();
+        let now = self.now;
         while let Some(id) = self.writes.pop() {
             let Some(c) = self.clients.get_mut(&id) else {
                 continue;
@@ -1384,7 +1338,7 @@ impl Server {
 
     fn accept_controls(&mut self) {
         loop {
-            let now = Instant::now();
+            let now = self.now;
             if !self.controls.make_room(now) {
                 return;
             }
@@ -1490,7 +1444,7 @@ impl Server {
         StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
-            uptime_secs: self.started.elapsed().as_secs(),
+            uptime_secs: self.now.duration_since(self.started).as_secs(),
             listen: addrs(false),
             tls_listen: addrs(true),
             control: self
@@ -1508,7 +1462,7 @@ impl Server {
 
     fn stats(&self) -> Stats {
         Stats {
-            uptime_secs: self.started.elapsed().as_secs(),
+            uptime_secs: self.now.duration_since(self.started).as_secs(),
             clients: self.clients.len(),
             members: self.hub.member_count(),
             rooms: self.hub.room_count(),
@@ -1628,7 +1582,7 @@ impl Server {
         if !self.runnable.is_empty()
             || !self.writes.is_empty()
             || !self.parked.is_empty()
-            || !self.draining.is_empty()
+            || self.flow.draining()
         {
             return Some(Duration::ZERO);
         }
@@ -1676,7 +1630,7 @@ impl Server {
             if self.shutdown_deadline.is_some() {
                 self.log
                     .warn("second termination signal: exiting without waiting for clients");
-                self.shutdown_deadline = Some(Instant::now());
+                self.shutdown_deadline = Some(self.now);
             } else {
                 self.begin_shutdown();
             }
@@ -1876,7 +1830,7 @@ impl Server {
         for i in 0..self.door.listener_count() {
             self.accept_clients(i);
         }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let deadline = self.now + SHUTDOWN_GRACE;
         self.shutdown_deadline = Some(deadline);
         self.host.stopping();
         self.log.info(format!(
@@ -1950,7 +1904,7 @@ impl Server {
             );
         }
         let id = self.next_id();
-        let session = Session::new(Instant::now(), self.limits);
+        let session = Session::new(self.now, self.limits);
         let config = if tls {
             self.tls.as_ref().map(|t| &t.config)
         } else {
@@ -1980,7 +1934,7 @@ impl Server {
             .map_or_else(|| "?".into(), |c| c.peer.to_string());
         self.remove_client(oldest);
         let limits = self.cfg.door_limits();
-        if let Some(line) = self.door.evicted(Instant::now(), &peer, limits) {
+        if let Some(line) = self.door.evicted(self.now, &peer, limits) {
             self.log.warn(line);
         }
     }
@@ -2008,7 +1962,7 @@ impl Server {
     /// accept and refuse the connection, take the spare back. Without a
     /// spare, stop watching the listeners for a moment.
     fn on_fd_exhaustion(&mut self, index: Option<usize>) {
-        let now = Instant::now();
+        let now = self.now;
         let (warning, freed) = self.door.out_of_descriptors(now);
         if let Some(w) = warning {
             self.log.warn(w);

@@ -3,6 +3,7 @@
 //! termination signal.
 
 mod accounts;
+mod chat;
 mod cluster;
 mod commands;
 mod config;
@@ -11,7 +12,6 @@ mod control_conn;
 mod door;
 mod event_loop;
 mod host;
-mod inbox;
 pub mod logbook;
 mod logsink;
 mod net;

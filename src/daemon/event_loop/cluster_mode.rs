@@ -29,7 +29,6 @@ use crate::core::hub::{Access, ConnId, Delivery, RoomId, RoomInfo};
 use crate::core::names::comparison_key;
 use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 use crate::daemon::cluster::{HEARTBEAT_EVERY, HEARTBEAT_TTL, LinkEvent, Purpose};
-use crate::timefmt;
 
 /// A handshake waiting for the cluster's verdict.
 pub struct PendingJoin {
@@ -100,26 +99,12 @@ impl Server {
     /// elsewhere after [`shared::HOLD_TTL`]), and others' expired holds
     /// are let go.
     fn renew_holds(&mut self, now: Instant) {
-        let backed_up: std::collections::BTreeSet<RoomId> = self
-            .backlog
-            .keys()
-            .chain(self.inboxes.keys())
-            .copied()
-            .collect();
-        for room in backed_up {
+        for room in self.flow.holding() {
             self.cluster_hold(room, true);
         }
-        let rooms: Vec<RoomId> = self.held_by_nodes.keys().copied().collect();
-        for room in rooms {
-            let held = self.held_by_nodes.get_mut(&room).expect("listed");
-            held.retain(|_, until| *until > now);
-            if held.is_empty() {
-                self.held_by_nodes.remove(&room);
-                if !self.backed_up_here(room) {
-                    self.room_flow_changed(room, true);
-                }
-            }
-        }
+        let mut events = Vec::new();
+        self.flow.expire_holds(now, &mut events);
+        self.apply_flow(events);
     }
 
     /// Another node holds `room` back, or lets it go.
@@ -130,20 +115,10 @@ impl Server {
         let Some(id) = self.hub.room_id_of(room) else {
             return;
         };
-        let was = self.held_elsewhere(id);
-        let held = self.held_by_nodes.entry(id).or_default();
-        if on {
-            held.insert(from.to_string(), Instant::now() + shared::HOLD_TTL);
-        } else {
-            held.remove(from);
-        }
-        if held.is_empty() {
-            self.held_by_nodes.remove(&id);
-        }
-        let now_held = self.held_elsewhere(id);
-        if was != now_held && !self.backed_up_here(id) {
-            self.room_flow_changed(id, !now_held);
-        }
+        let until = on.then(|| self.now + shared::HOLD_TTL);
+        let mut events = Vec::new();
+        self.flow.held_by(id, from, until, &mut events);
+        self.apply_flow(events);
     }
 
     pub(super) fn cluster_ready(&mut self, now: Instant, readable: bool) {
@@ -160,7 +135,7 @@ impl Server {
             return;
         };
         let mut events = Vec::new();
-        link.flush(Instant::now(), &mut events);
+        link.flush(self.now, &mut events);
         self.cluster_events(events);
     }
 
@@ -184,12 +159,12 @@ impl Server {
         let hello = link.hello();
         link.send(Purpose::Hello, &hello);
         link.greeted = true;
-        link.next_heartbeat = Instant::now();
+        link.next_heartbeat = self.now;
         let url = link.url.clone();
         self.log.info(format!(
             "cluster: connected to Redis at {url}; synchronising"
         ));
-        self.cluster_tick(Instant::now());
+        self.cluster_tick(self.now);
     }
 
     fn cluster_lost(&mut self, why: &str, unanswered: Vec<Purpose>) {
@@ -258,7 +233,7 @@ impl Server {
             return;
         };
         let mut events = Vec::new();
-        link.drop_link(Instant::now(), why, &mut events);
+        link.drop_link(self.now, why, &mut events);
         self.cluster_events(events);
     }
 
@@ -518,7 +493,7 @@ impl Server {
             name: username.clone(),
             node: self.node().to_string(),
             addr: self.clients[&id].peer.to_string(),
-            at: timefmt::rfc3339(timefmt::unix_now()),
+            at: self.ts_cache.1.clone(),
         };
         self.subscribe_room(&hs.room);
         let msg = shared::eval(
@@ -761,7 +736,6 @@ impl Server {
             event,
             to: self.hub.member_conns(room_id).collect(),
         };
-        self.refresh_ts();
         self.hub.remember(&delivery, &self.ts_cache.1);
         self.counters.messages_relayed += 1;
         self.deliver_from_elsewhere(&delivery);

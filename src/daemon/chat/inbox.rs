@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use crate::core::hub::ConnId;
 
 /// One delivery that waits: the encoded line and who it was for.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Waiting {
     pub to: Vec<ConnId>,
     pub line: Vec<u8>,
