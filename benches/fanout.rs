@@ -192,6 +192,14 @@ fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Resu
     start_chatd_with(bin, rooms, tls, epoll, &[], "listening")
 }
 
+/// Whether a chatd binary's --help names `flag`.
+fn knows_flag(bin: &Path, flag: &str) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+}
+
 /// chatd with `extra` flags, ready once it logged `ready` (after it
 /// logged where it listens).
 fn start_chatd_with(
@@ -211,6 +219,13 @@ fn start_chatd_with(
     }
     if epoll {
         cmd.args(["--poller", "epoll", "--max-clients", "12000"]);
+    }
+    // The generator opens every connection before any handshake is done:
+    // more than --max-handshakes (3/4 of --max-clients) would evict the
+    // oldest, as it should for real clients. (Older builds lack the flag.)
+    if knows_flag(bin, "--max-handshakes") {
+        let most = if epoll { "12000" } else { "1000" };
+        cmd.args(["--max-handshakes", most]);
     }
     match tls {
         None => cmd.args(["--listen", "127.0.0.1:0"]),
