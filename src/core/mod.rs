@@ -3,6 +3,7 @@
 //! arguments, and what to send to whom goes out as values. That is what
 //! lets every policy be unit-tested in microseconds and fuzzed.
 //!
+//! - [`access`]: who may come in: token logins, private rooms' doors.
 //! - [`wire`]: the chat wire format: frames in, typed events out (and back).
 //! - [`hub`]: rooms, members and limits; protocol-neutral deliveries.
 //! - [`session`]: one chat connection's state machine, driven with virtual
@@ -16,6 +17,7 @@
 //!   exempt ranges, token buckets, a bounded LRU.
 //! - [`cluster`]: cluster mode's RESP framing, shared keys, Lua scripts and events.
 
+pub mod access;
 pub mod cluster;
 pub mod control;
 pub mod fair;

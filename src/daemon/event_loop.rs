@@ -37,6 +37,7 @@ use super::poller::{Interest, Poller, Ready, Token};
 use super::reload;
 use super::store::Store;
 use super::tls::TlsSetup;
+use crate::core::access::{self, RoomEntry};
 use crate::core::control::{FollowLine, Response, Stats, StatusView};
 use crate::core::fair::AddressKey;
 use crate::core::hub::{ConnId, Delivery, Hub, IdMap, RoomId};
@@ -985,18 +986,9 @@ impl Server {
                 return Err(unauthorized(why));
             }
         };
-        crate::core::names::check_username(&name)
-            .map_err(|e| unauthorized(format!("the token's name is not a valid username: {e}")))?;
-        if hs.username.as_deref().is_some_and(|u| u != name) {
-            return Err(unauthorized(format!(
-                "the username is not the token's ('{name}')"
-            )));
-        }
-        if let Some(owner) = self.accounts.owner_of(&name) {
-            return Err(unauthorized(format!(
-                "'{owner}' is a password account here; a token cannot log in as it"
-            )));
-        }
+        let owner = self.accounts.owner_of(&name);
+        let name =
+            access::token_login(&name, hs.username.as_deref(), owner).map_err(unauthorized)?;
         Ok((name, " (token)"))
     }
 
@@ -1011,23 +1003,20 @@ impl Server {
         peer: SocketAddr,
     ) -> Result<(), Refused> {
         let forbidden = |why: String| Refused::With(ErrorCode::Forbidden, why);
-        let Some(access) = self.hub.access(&hs.room) else {
-            return Ok(()); // No such room: the hub says 404.
+        let entry = access::room_entry(
+            &hs.room,
+            self.hub.access(&hs.room),
+            username,
+            logged_in,
+            hs.key.is_some(),
+        );
+        let hash = match entry {
+            RoomEntry::Admitted => return Ok(()),
+            RoomEntry::Forbidden(why) => return Err(forbidden(why)),
+            RoomEntry::CheckKey { hash } => hash,
         };
-        if !access.private {
-            return Ok(());
-        }
-        // The exact name: a look-alike (`Ana`, Cyrillic `аna`) of a listed
-        // `ana` is somebody else, and a password login yields the
-        // account's own spelling anyway.
-        let listed = access.allowed.iter().any(|n| n == username);
-        if logged_in && listed {
-            return Ok(());
-        }
-        let no = || format!("not allowed in room '{}'", hs.room);
-        let (Some(given), Some(hash)) = (&hs.key, access.key_hash.clone()) else {
-            return Err(forbidden(no()));
-        };
+        let given = hs.key.as_deref().unwrap_or_default();
+        let no = || access::not_allowed(&hs.room);
         match self
             .accounts
             .check_secret(self.now, peer.ip(), given, &hash)
