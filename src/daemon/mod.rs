@@ -7,7 +7,6 @@ mod chat;
 mod cluster;
 mod commands;
 mod config;
-mod conn;
 mod control_conn;
 mod door;
 mod event_loop;
@@ -18,6 +17,7 @@ mod net;
 mod oidc;
 mod poller;
 mod reload;
+mod shared;
 pub mod store;
 mod tls;
 

@@ -59,7 +59,10 @@ fn kill_9_during_a_burst_of_creates_loses_nothing_acknowledged() {
             let mut a = Admin::connect(&control);
             for i in 0.. {
                 let name = format!("room-{i}");
-                a.send_line(&json!({"cmd":"create-room","name":name,"limit":2}).to_string());
+                let request = json!({"cmd":"create-room","name":name,"limit":2}).to_string();
+                if a.try_send_line(&request).is_err() {
+                    return; // killed between an answer and the next request
+                }
                 let mut line = String::new();
                 use std::io::BufRead;
                 let mut r = std::io::BufReader::new(&a.stream);

@@ -514,8 +514,12 @@ impl Admin {
     }
 
     pub fn send_line(&mut self, line: &str) {
-        self.stream.write_all(line.as_bytes()).unwrap();
-        self.stream.write_all(b"\n").unwrap();
+        self.try_send_line(line).unwrap();
+    }
+
+    /// The same, for a daemon that may be gone (killed mid-burst).
+    pub fn try_send_line(&mut self, line: &str) -> std::io::Result<()> {
+        self.stream.write_all(format!("{line}\n").as_bytes())
     }
 
     pub fn read_json(&mut self) -> Value {

@@ -62,7 +62,7 @@ impl Server {
                 ],
             );
             link.send(Purpose::Heartbeat, &msg);
-            self.renew_holds(now);
+            self.renew_holds();
         }
         self.cluster_events(events);
     }
@@ -78,10 +78,11 @@ impl Server {
         let Some(link) = &mut self.cluster else {
             return;
         };
-        let Some(name) = self.hub.room_name(room) else {
+        let Some(name) = self.sh.hub.room_name(room) else {
             return;
         };
         let remote = self
+            .sh
             .hub
             .participants(name)
             .is_ok_and(|ms| ms.iter().any(|m| m.node != node));
@@ -98,13 +99,11 @@ impl Server {
     /// Every heartbeat: this node's holds are said again (they expire
     /// elsewhere after [`shared::HOLD_TTL`]), and others' expired holds
     /// are let go.
-    fn renew_holds(&mut self, now: Instant) {
-        for room in self.flow.holding() {
+    fn renew_holds(&mut self) {
+        for room in self.chat.holding() {
             self.cluster_hold(room, true);
         }
-        let mut events = Vec::new();
-        self.flow.expire_holds(now, &mut events);
-        self.apply_flow(events);
+        self.chat.expire_holds(&mut self.sh);
     }
 
     /// Another node holds `room` back, or lets it go.
@@ -112,13 +111,11 @@ impl Server {
         if from == self.node() {
             return;
         }
-        let Some(id) = self.hub.room_id_of(room) else {
+        let Some(id) = self.sh.hub.room_id_of(room) else {
             return;
         };
-        let until = on.then(|| self.now + shared::HOLD_TTL);
-        let mut events = Vec::new();
-        self.flow.held_by(id, from, until, &mut events);
-        self.apply_flow(events);
+        let until = on.then(|| self.sh.now + shared::HOLD_TTL);
+        self.chat.held_by(&mut self.sh, id, from, until);
     }
 
     pub(super) fn cluster_ready(&mut self, now: Instant, readable: bool) {
@@ -135,7 +132,7 @@ impl Server {
             return;
         };
         let mut events = Vec::new();
-        link.flush(self.now, &mut events);
+        link.flush(self.sh.now, &mut events);
         self.cluster_events(events);
     }
 
@@ -159,19 +156,19 @@ impl Server {
         let hello = link.hello();
         link.send(Purpose::Hello, &hello);
         link.greeted = true;
-        link.next_heartbeat = self.now;
+        link.next_heartbeat = self.sh.now;
         let url = link.url.clone();
-        self.log.info(format!(
+        self.sh.log.info(format!(
             "cluster: connected to Redis at {url}; synchronising"
         ));
-        self.cluster_tick(self.now);
+        self.cluster_tick(self.sh.now);
     }
 
     fn cluster_lost(&mut self, why: &str, unanswered: Vec<Purpose>) {
         let was_up = std::mem::replace(&mut self.cluster_was_up, false);
         if was_up || !self.cluster_failure_logged {
             self.cluster_failure_logged = true;
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: {why}; local members keep talking, joins get 503 until Redis is back (retrying)"
             ));
         }
@@ -190,14 +187,14 @@ impl Server {
     }
 
     fn cluster_unavailable(&mut self, id: ConnId) {
-        let line = self.encode(&Event::error(
+        let line = self.sh.encode(&Event::error(
             ErrorCode::Unavailable,
             None,
             "the cluster store is unreachable; try again shortly",
         ));
-        self.counters.refusals += 1;
-        self.finish(id, Some(&line));
-        self.drop_doomed();
+        self.sh.counters.refusals += 1;
+        self.chat.verdict_given(id);
+        self.chat.finish(&mut self.sh, id, Some(&line));
     }
 
     // -- replies ------------------------------------------------------------------
@@ -212,7 +209,7 @@ impl Server {
             }
             Purpose::Ignore => {
                 if let Some(e) = shared::error(frame) {
-                    self.log.warn(format!("cluster: Redis said: {e}"));
+                    self.sh.log.warn(format!("cluster: Redis said: {e}"));
                 }
             }
             Purpose::Heartbeat => self.on_heartbeat(frame),
@@ -233,7 +230,7 @@ impl Server {
             return;
         };
         let mut events = Vec::new();
-        link.drop_link(self.now, why, &mut events);
+        link.drop_link(self.sh.now, why, &mut events);
         self.cluster_events(events);
     }
 
@@ -246,7 +243,7 @@ impl Server {
         let word = items.first().and_then(shared::text).unwrap_or("");
         if word == "taken" {
             let node = self.node().to_string();
-            self.log.error(format!(
+            self.sh.log.error(format!(
                 "cluster: node id '{node}' is held by another live chatd; give each node its own --node-id (retrying)"
             ));
             self.cluster_failure_logged = true;
@@ -259,7 +256,7 @@ impl Server {
             .and_then(|t| t.parse().ok())
             .unwrap_or(0);
         if reaped > 0 {
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: removed {reaped} member(s) of node(s) whose heartbeat expired"
             ));
         }
@@ -271,7 +268,7 @@ impl Server {
             // Everything shared is gone while this node held a copy: the
             // copy seeds it again (rooms, settings, accounts, members).
             link.synced = false;
-            self.log.warn(
+            self.sh.log.warn(
                 "cluster: the shared state in Redis is gone (FLUSHALL, eviction, or a restart without persistence); seeding it again from this node",
             );
         }
@@ -286,8 +283,8 @@ impl Server {
     /// read everything back.
     fn cluster_sync(&mut self) {
         let node = self.node().to_string();
-        let rooms = self.hub.list();
-        let flagged: Vec<&str> = self.cfg.rooms.iter().map(|(n, _)| n.as_str()).collect();
+        let rooms = self.sh.hub.list();
+        let flagged: Vec<&str> = self.sh.cfg.rooms.iter().map(|(n, _)| n.as_str()).collect();
         let mut args: Vec<Vec<u8>> = vec![
             node.clone().into_bytes(),
             rooms.len().to_string().into_bytes(),
@@ -303,12 +300,12 @@ impl Server {
         }
         let mut channels = vec![shared::EVENTS.to_string()];
         for r in &rooms {
-            let Ok(members) = self.hub.participants(&r.name) else {
+            let Ok(members) = self.sh.hub.participants(&r.name) else {
                 continue;
             };
             let mut local = false;
             for m in members {
-                if self.clients.contains_key(&m.conn) {
+                if self.chat.has(m.conn) {
                     local = true;
                     args.push(r.name.clone().into_bytes());
                     args.push(comparison_key(&m.username).into_bytes());
@@ -327,7 +324,7 @@ impl Server {
                 channels.push(shared::room_channel(&r.name));
             }
         }
-        let users = self.accounts.saved();
+        let users = self.sh.accounts.saved();
         let Some(link) = &mut self.cluster else {
             return;
         };
@@ -359,12 +356,12 @@ impl Server {
             .collect();
         for triple in items.chunks(3) {
             let [room, key, why] = triple else { continue };
-            let Ok(members) = self.hub.participants(room) else {
+            let Ok(members) = self.sh.hub.participants(room) else {
                 continue;
             };
             let found = members
                 .iter()
-                .find(|m| self.clients.contains_key(&m.conn) && comparison_key(&m.username) == *key)
+                .find(|m| self.chat.has(m.conn) && comparison_key(&m.username) == *key)
                 .map(|m| (m.conn, m.username.clone()));
             let Some((conn, name)) = found else { continue };
             let (code, reason) = if why == "gone" {
@@ -380,16 +377,15 @@ impl Server {
                     ),
                 )
             };
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: disconnecting '{name}' in '{room}': {reason}"
             ));
-            let line = self.encode(&Event::error(code, Some(room), &reason));
-            if let Some(dep) = self.hub.leave(conn) {
-                self.deliver(&dep.notice);
+            let line = self.sh.encode(&Event::error(code, Some(room), &reason));
+            if let Some(dep) = self.sh.hub.leave(conn) {
+                self.chat.deliver(&mut self.sh, &dep.notice);
             }
-            self.finish(conn, Some(&line));
+            self.chat.finish(&mut self.sh, conn, Some(&line));
         }
-        self.drop_doomed();
     }
 
     /// Makes the mirror what Redis holds: rooms created, changed and
@@ -397,19 +393,19 @@ impl Server {
     /// this node's members would have seen).
     fn apply_snapshot(&mut self, snapshot: Snapshot) {
         let Snapshot { rooms, users } = snapshot;
-        for name in self.accounts.names() {
+        for name in self.sh.accounts.names() {
             if !users.iter().any(|(n, _)| *n == name) {
-                self.accounts.remove(&name);
+                self.sh.accounts.remove(&name);
             }
         }
         for (name, hash) in users {
-            if self.accounts.hash_of(&name) != Some(hash.as_str()) {
+            if self.sh.accounts.hash_of(&name) != Some(hash.as_str()) {
                 self.mirror_account(&name, hash);
             }
         }
         let node = self.node().to_string();
         let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
-        for r in self.hub.list() {
+        for r in self.sh.hub.list() {
             if !names.contains(&r.name) {
                 self.close_mirrored_room(&r.name, "it no longer exists in the cluster");
             }
@@ -418,6 +414,7 @@ impl Server {
         for room in rooms {
             self.apply_room_def(&room.name, &room.def);
             let current: Vec<(ConnId, String, String)> = self
+                .sh
                 .hub
                 .participants(&room.name)
                 .map(|ms| {
@@ -429,9 +426,9 @@ impl Server {
                 .unwrap_or_default();
             for (conn, name, n) in &current {
                 if !room.members.iter().any(|m| &m.name == name && &m.node == n)
-                    && let Some(dep) = self.hub.leave(*conn)
+                    && let Some(dep) = self.sh.hub.leave(*conn)
                 {
-                    self.deliver(&dep.notice);
+                    self.chat.deliver(&mut self.sh, &dep.notice);
                 }
             }
             for m in room.members {
@@ -458,17 +455,16 @@ impl Server {
         link.syncing = false;
         let unpublished = std::mem::take(&mut link.unpublished);
         if unpublished > 0 {
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: {unpublished} message(s) sent while Redis was away reached this node's members only"
             ));
         }
         self.cluster_was_up = true;
         self.cluster_failure_logged = false;
-        self.log.info(format!(
+        self.sh.log.info(format!(
             "cluster: in sync as node '{node}': {} room(s), {remote} member(s) on other nodes",
-            self.hub.room_count()
+            self.sh.hub.room_count()
         ));
-        self.drop_doomed();
     }
 
     // -- joins ---------------------------------------------------------------------
@@ -477,13 +473,14 @@ impl Server {
     pub(super) fn cluster_join(
         &mut self,
         id: ConnId,
+        peer: std::net::SocketAddr,
         hs: Handshake,
         username: String,
         login: &'static str,
     ) {
         let ready = self.cluster.as_ref().is_some_and(|l| l.ready());
         if !ready {
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "refused 503 to '{username}': the cluster store is unreachable"
             ));
             self.cluster_unavailable(id);
@@ -492,8 +489,8 @@ impl Server {
         let record = MemberRecord {
             name: username.clone(),
             node: self.node().to_string(),
-            addr: self.clients[&id].peer.to_string(),
-            at: self.ts_cache.1.clone(),
+            addr: peer.to_string(),
+            at: self.sh.ts().to_string(),
         };
         self.subscribe_room(&hs.room);
         let msg = shared::eval(
@@ -522,8 +519,9 @@ impl Server {
         let Some(p) = self.pending_joins.remove(&id) else {
             return;
         };
+        self.chat.verdict_given(id);
         let room = p.hs.room.clone();
-        let gone = !self.clients.contains_key(&id);
+        let gone = !self.chat.has(id);
         match shared::join_verdict(frame) {
             Ok(JoinVerdict::Admitted) if gone => {
                 // It left while Redis decided: give the seat back.
@@ -532,23 +530,39 @@ impl Server {
             Ok(JoinVerdict::Admitted) => {
                 let r = &p.record;
                 match self
+                    .sh
                     .hub
                     .join_admitted(id, &r.name, &room, &r.addr, &r.at, &r.node)
                 {
                     Ok(delivery) => {
-                        self.joined(id, &p.hs, &p.username, p.login, &delivery);
-                        self.mark_runnable(id);
+                        self.chat
+                            .joined(&mut self.sh, id, &p.hs, &p.username, p.login, &delivery);
+                        self.chat.verdict_given(id);
                     }
                     Err(refusal) => {
                         self.send_leave(&room, &p.username, "refused locally");
-                        self.refuse_join(id, &p.username, refusal.code, &refusal.reason, &room);
+                        self.chat.refuse_join(
+                            &mut self.sh,
+                            id,
+                            &p.username,
+                            refusal.code,
+                            &refusal.reason,
+                            &room,
+                        );
                     }
                 }
             }
             _ if gone => {}
             Ok(JoinVerdict::NoSuchRoom) => {
                 let reason = format!("no room named '{room}'");
-                self.refuse_join(id, &p.username, ErrorCode::NoSuchRoom, &reason, &room);
+                self.chat.refuse_join(
+                    &mut self.sh,
+                    id,
+                    &p.username,
+                    ErrorCode::NoSuchRoom,
+                    &reason,
+                    &room,
+                );
             }
             Ok(JoinVerdict::NameTaken(holder)) => {
                 let reason = if holder.name == p.username {
@@ -562,19 +576,32 @@ impl Server {
                         p.username, holder.name, holder.node
                     )
                 };
-                self.refuse_join(id, &p.username, ErrorCode::NameTaken, &reason, &room);
+                self.chat.refuse_join(
+                    &mut self.sh,
+                    id,
+                    &p.username,
+                    ErrorCode::NameTaken,
+                    &reason,
+                    &room,
+                );
             }
             Ok(JoinVerdict::Full { members, limit }) => {
                 let reason = format!("room '{room}' is full ({members} of {limit})");
-                self.refuse_join(id, &p.username, ErrorCode::RoomFull, &reason, &room);
+                self.chat.refuse_join(
+                    &mut self.sh,
+                    id,
+                    &p.username,
+                    ErrorCode::RoomFull,
+                    &reason,
+                    &room,
+                );
             }
             Err(e) => {
-                self.log.warn(format!("cluster: a join's verdict: {e}"));
+                self.sh.log.warn(format!("cluster: a join's verdict: {e}"));
                 self.cluster_unavailable(id);
             }
         }
         self.unsubscribe_if_unused(&room);
-        self.drop_doomed();
     }
 
     /// A local member left its room (`dep` from the hub): Redis forgets it
@@ -624,9 +651,10 @@ impl Server {
             return;
         }
         let local_member = self
+            .sh
             .hub
             .participants(room)
-            .is_ok_and(|ms| ms.iter().any(|m| self.clients.contains_key(&m.conn)));
+            .is_ok_and(|ms| ms.iter().any(|m| self.chat.has(m.conn)));
         let joining = self.pending_joins.values().any(|p| p.hs.room == room);
         if local_member || joining {
             return;
@@ -686,17 +714,16 @@ impl Server {
                 Err(e) => self.cluster_drop("a message", e.to_string()),
             }
         }
-        self.drop_doomed();
     }
 
     /// Something read from Redis that no chatd node would have written:
     /// dropped and counted (`stats`: cluster_dropped), and logged at the
     /// 1st, 2nd, 4th, 8th... time, so a flood cannot flood the log.
     fn cluster_drop(&mut self, what: &str, why: String) {
-        self.counters.cluster_dropped += 1;
-        let n = self.counters.cluster_dropped;
+        self.sh.counters.cluster_dropped += 1;
+        let n = self.sh.counters.cluster_dropped;
         if n.is_power_of_two() {
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: dropped {what} from Redis: {}; {n} dropped so far (is something else writing to chatd's keys or channels?)",
                 crate::core::text::printable(&why)
             ));
@@ -707,15 +734,16 @@ impl Server {
         if m.node == self.node() {
             return; // delivered here when it was sent
         }
-        if let Err(why) = m.check(self.cfg.max_frame) {
+        if let Err(why) = m.check(self.sh.cfg.max_frame) {
             self.cluster_drop("a message", why);
             return;
         }
-        let Some(room_id) = self.hub.room_id_of(room) else {
+        let Some(room_id) = self.sh.hub.room_id_of(room) else {
             return;
         };
         // Only a member of the room, on the node the message names, speaks.
         let member = self
+            .sh
             .hub
             .conn_of(room, &m.name)
             .is_some_and(|(_, held)| held.node == m.node && held.username == m.name);
@@ -734,11 +762,11 @@ impl Server {
         let delivery = Delivery {
             room: room_id,
             event,
-            to: self.hub.member_conns(room_id).collect(),
+            to: self.sh.hub.member_conns(room_id).collect(),
         };
-        self.hub.remember(&delivery, &self.ts_cache.1);
-        self.counters.messages_relayed += 1;
-        self.deliver_from_elsewhere(&delivery);
+        self.sh.hub.remember(&delivery, self.sh.stamp.text());
+        self.sh.counters.messages_relayed += 1;
+        self.chat.deliver_from_elsewhere(&mut self.sh, &delivery);
     }
 
     // -- the mirror ----------------------------------------------------------------
@@ -755,6 +783,7 @@ impl Server {
                     return;
                 }
                 let known = self
+                    .sh
                     .hub
                     .conn_of(&room, &member.name)
                     .is_some_and(|(_, m)| m.node == member.node && m.username == member.name);
@@ -771,11 +800,11 @@ impl Server {
                 if from == node {
                     return;
                 }
-                if let Some((conn, m)) = self.hub.conn_of(&room, &name)
+                if let Some((conn, m)) = self.sh.hub.conn_of(&room, &name)
                     && m.node == from
-                    && let Some(dep) = self.hub.leave(conn)
+                    && let Some(dep) = self.sh.hub.leave(conn)
                 {
-                    self.deliver(&dep.notice);
+                    self.chat.deliver(&mut self.sh, &dep.notice);
                 }
             }
             ClusterEvent::Kick {
@@ -783,23 +812,23 @@ impl Server {
                 name,
                 node: at,
             } => {
-                let Some((conn, m)) = self.hub.conn_of(&room, &name) else {
+                let Some((conn, m)) = self.sh.hub.conn_of(&room, &name) else {
                     return; // kicked here, or already gone
                 };
                 if m.node != at {
                     return;
                 }
-                let Ok(kick) = self.hub.kick(&room, &name) else {
+                let Ok(kick) = self.sh.hub.kick(&room, &name) else {
                     return;
                 };
-                if self.clients.contains_key(&conn) {
-                    self.log.info(format!(
+                if self.chat.has(conn) {
+                    self.sh.log.info(format!(
                         "kick: '{name}' removed from room '{room}' by an admin on another node"
                     ));
-                    let line = self.encode(&kick.event);
-                    self.finish(conn, Some(&line));
+                    let line = self.sh.encode(&kick.event);
+                    self.chat.finish(&mut self.sh, conn, Some(&line));
                 }
-                self.deliver(&kick.departure.notice);
+                self.chat.deliver(&mut self.sh, &kick.departure.notice);
             }
             ClusterEvent::Room { room, def } => self.apply_room_def(&room, &def),
             ClusterEvent::Hold {
@@ -816,13 +845,14 @@ impl Server {
             ClusterEvent::Close { room } => self.close_mirrored_room(&room, "closed by an admin"),
             ClusterEvent::User { name, hash } => {
                 if hash.is_empty() {
-                    if self.accounts.remove(&name).is_some() {
-                        self.log
+                    if self.sh.accounts.remove(&name).is_some() {
+                        self.sh
+                            .log
                             .info(format!("cluster: account '{name}' deleted on another node"));
                     }
-                } else if self.accounts.hash_of(&name) != Some(hash.as_str()) {
+                } else if self.sh.accounts.hash_of(&name) != Some(hash.as_str()) {
                     self.mirror_account(&name, hash);
-                    self.log.info(format!(
+                    self.sh.log.info(format!(
                         "cluster: account '{name}' registered or changed on another node"
                     ));
                 }
@@ -831,8 +861,8 @@ impl Server {
     }
 
     fn mirror_account(&mut self, name: &str, hash: String) {
-        if let Err(e) = self.accounts.put(name, hash) {
-            self.log.warn(format!(
+        if let Err(e) = self.sh.accounts.put(name, hash) {
+            self.sh.log.warn(format!(
                 "cluster: account '{name}' not mirrored: {}",
                 e.message()
             ));
@@ -840,12 +870,13 @@ impl Server {
     }
 
     fn mirror_join(&mut self, room: &str, m: &MemberRecord) {
-        let ghost = self.next_id();
+        let ghost = self.sh.fresh_id();
         if let Ok(delivery) = self
+            .sh
             .hub
             .join_admitted(ghost, &m.name, room, &m.addr, &m.at, &m.node)
         {
-            self.deliver(&delivery);
+            self.chat.deliver(&mut self.sh, &delivery);
         }
     }
 
@@ -865,29 +896,30 @@ impl Server {
             allowed: def.allowed.iter().cloned().collect(),
             key_hash: def.key_hash.clone(),
         };
-        let result = match self.hub.room(room) {
+        let result = match self.sh.hub.room(room) {
             Ok(info) => {
                 let mut r = Ok(());
                 if info.limit != def.limit {
-                    r = self.hub.set_limit(room, def.limit).map(|_| ());
+                    r = self.sh.hub.set_limit(room, def.limit).map(|_| ());
                 }
                 if info.access != access {
-                    r = r.and(self.hub.set_access(room, access).map(|_| ()));
+                    r = r.and(self.sh.hub.set_access(room, access).map(|_| ()));
                 }
                 if info.history != def.history {
-                    r = r.and(self.hub.set_history(room, def.history).map(|_| ()));
+                    r = r.and(self.sh.hub.set_history(room, def.history).map(|_| ()));
                 }
                 r
             }
             Err(_) => self
+                .sh
                 .hub
                 .create_room(room, def.limit)
-                .and_then(|_| self.hub.set_access(room, access))
-                .and_then(|_| self.hub.set_history(room, def.history))
+                .and_then(|_| self.sh.hub.set_access(room, access))
+                .and_then(|_| self.sh.hub.set_history(room, def.history))
                 .map(|_| ()),
         };
         if let Err(e) = result {
-            self.log.warn(format!(
+            self.sh.log.warn(format!(
                 "cluster: room '{room}' not mirrored: {}",
                 e.message()
             ));
@@ -895,22 +927,22 @@ impl Server {
     }
 
     fn close_mirrored_room(&mut self, room: &str, why: &str) {
-        let Ok(closure) = self.hub.close_room(room) else {
+        let Ok(closure) = self.sh.hub.close_room(room) else {
             return;
         };
         let local: Vec<ConnId> = closure
             .members
             .iter()
             .copied()
-            .filter(|c| self.clients.contains_key(c))
+            .filter(|&c| self.chat.has(c))
             .collect();
-        self.log.info(format!(
+        self.sh.log.info(format!(
             "cluster: room '{room}' closed ({why}); {} local member(s) disconnected",
             local.len()
         ));
-        let line = self.encode(&closure.event);
+        let line = self.sh.encode(&closure.event);
         for conn in local {
-            self.finish(conn, Some(&line));
+            self.chat.finish(&mut self.sh, conn, Some(&line));
         }
         self.unsubscribe_if_unused(room);
     }
@@ -938,7 +970,7 @@ impl Server {
         };
         let (purpose, msg) = match change {
             Change::RoomCreated { room } => {
-                let Ok(info) = self.hub.room(room) else {
+                let Ok(info) = self.sh.hub.room(room) else {
                     return;
                 };
                 (
@@ -970,7 +1002,12 @@ impl Server {
                 shared::eval(shared::ROOM_DEL, &[room.as_bytes()]),
             ),
             Change::AccountPut { name } => {
-                let hash = self.accounts.hash_of(name).unwrap_or_default().to_string();
+                let hash = self
+                    .sh
+                    .accounts
+                    .hash_of(name)
+                    .unwrap_or_default()
+                    .to_string();
                 (
                     Purpose::Ignore,
                     shared::eval(shared::USER_PUT, &[name.as_bytes(), hash.as_bytes()]),
@@ -989,7 +1026,7 @@ impl Server {
 
     /// `ROOM_PUT` of a room's settings as this node now has them.
     fn room_update(&self, room: &str) -> Option<Vec<u8>> {
-        let info = self.hub.room(room).ok()?;
+        let info = self.sh.hub.room(room).ok()?;
         Some(shared::eval(
             shared::ROOM_PUT,
             &[room.as_bytes(), room_def_json(&info).as_bytes(), b"0"],
@@ -1010,7 +1047,7 @@ impl Server {
         else {
             return;
         };
-        self.log.warn(format!(
+        self.sh.log.warn(format!(
             "cluster: room '{room}' already existed in the cluster; its settings there (limit {}) apply",
             def.limit
         ));

@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use rustls::{ServerConfig, ServerConnection};
 
-use super::door::Seat;
-use super::poller::Interest;
 use crate::core::hub::RoomId;
 use crate::core::session::Session;
+use crate::daemon::door::Seat;
+use crate::daemon::poller::Interest;
 use crate::sys::nonblock::{ReadOutcome, interrupted, read_some, would_block, write_some};
 
 /// Most bytes rustls buffers for one connection on the way out.
@@ -81,6 +81,9 @@ pub struct Conn {
     pub doomed: bool,
     /// Its handshake waits for a password check in a later pass.
     pub parked: bool,
+    /// Cluster mode: its join waits for the cluster's verdict; its later
+    /// frames wait with it.
+    pub awaiting_verdict: bool,
     /// The seat it holds at the door: who it is for the per-address
     /// limits, and whether they apply.
     pub seat: Seat,
@@ -120,6 +123,7 @@ impl Conn {
             on_run_list: false,
             doomed: false,
             parked: false,
+            awaiting_verdict: false,
             seat,
             join_paid: false,
         })

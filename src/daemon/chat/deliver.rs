@@ -1,0 +1,182 @@
+//! Delivery, and the back-pressure it feeds: an event is encoded once and
+//! appended to each recipient's output; a member above the high-water
+//! mark stops its room from being read (flow.rs decides, this carries it
+//! out); a delivery that waits in a held room's inbox goes out when the
+//! room's members caught up.
+
+use super::flow::{Arrival, FlowEvent};
+use super::inbox::{Inbox, Waiting};
+use super::{Chat, ChatOut};
+use crate::core::hub::{ConnId, Delivery, RoomId};
+use crate::core::session::{Input, Phase};
+use crate::daemon::shared::Shared;
+
+impl Chat {
+    /// Appends one event, encoded once, to each recipient's output. A
+    /// recipient whose output would exceed `--sendq` is dropped instead
+    /// (after the delivery).
+    pub fn deliver(&mut self, sh: &mut Shared, d: &Delivery) {
+        self.deliver_here(sh, d);
+        self.drop_doomed(sh);
+    }
+
+    pub(super) fn deliver_here(&mut self, sh: &mut Shared, d: &Delivery) {
+        let line = sh.encode(&d.event);
+        // Behind what waits in the room's inbox, if anything does.
+        if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line) {
+            self.deliver_line(sh, &to, &line);
+        }
+    }
+
+    /// Another node's delivery: while this node holds the room back it
+    /// waits in the room's inbox, up to the bound; past that the other
+    /// nodes have not stopped, and what waits goes out (and `--sendq`
+    /// decides, as for a sender here).
+    pub fn deliver_from_elsewhere(&mut self, sh: &mut Shared, d: &Delivery) {
+        let line = sh.encode(&d.event);
+        let bound = Inbox::BOUND_PER_SENDQ * sh.cfg.sendq;
+        let mut events = Vec::new();
+        match self
+            .flow
+            .remote(d.room, d.to.clone(), line, bound, &mut events)
+        {
+            Arrival::Deliver(to, line) => self.deliver_line(sh, &to, &line),
+            Arrival::Queued => {}
+            Arrival::Overflow(all) => {
+                sh.counters.inbox_overflows += 1;
+                if sh.counters.inbox_overflows.is_power_of_two() {
+                    let warning = format!(
+                        "cluster: room '{}' was held back, yet other nodes sent more than {bound} bytes; delivering anyway ({} time(s) so far)",
+                        sh.hub.room_name(d.room).unwrap_or("?"),
+                        sh.counters.inbox_overflows
+                    );
+                    sh.log.warn(warning);
+                }
+                for w in all {
+                    self.deliver_waiting(sh, d.room, w);
+                }
+            }
+        }
+        self.apply_flow(sh, events);
+        self.drop_doomed(sh);
+    }
+
+    /// Appends one encoded line to each recipient's output.
+    pub(super) fn deliver_line(&mut self, sh: &mut Shared, recipients: &[ConnId], line: &[u8]) {
+        let now = sh.now;
+        let mut delivered = 0;
+        for &to in recipients {
+            // The hot path (one per delivery): one lookup, and the room's
+            // back-pressure accounting only when the member crossed the mark.
+            // (In cluster mode, members on other nodes have no connection
+            // here: their nodes deliver.)
+            let Some(c) = self.conns.get_mut(&to) else {
+                continue;
+            };
+            delivered += 1;
+            let action = c.session.handle(now, Input::Deliver(line));
+            let crossed = c.session.backlogged() != c.counted_in.is_some();
+            if !c.touched {
+                c.touched = true;
+                self.touched.push(to);
+            }
+            if crossed {
+                self.account_backlog(sh, to);
+            }
+            if let Some(a) = action {
+                self.act(sh, to, a);
+            }
+        }
+        sh.counters.deliveries += delivered;
+    }
+
+    /// A delivery that waited in an inbox, to those still in the room.
+    fn deliver_waiting(&mut self, sh: &mut Shared, room: RoomId, w: Waiting) {
+        let to: Vec<ConnId> =
+            w.to.into_iter()
+                .filter(|&m| sh.hub.room_of(m) == Some(room))
+                .collect();
+        self.deliver_line(sh, &to, &w.line);
+    }
+
+    /// What waits in the inboxes of rooms whose members caught up goes
+    /// out, oldest first, until a member is backed up again.
+    pub fn drain_inboxes(&mut self, sh: &mut Shared) {
+        while let Some(room) = self.flow.next_to_drain() {
+            let mut last = false;
+            while let Some(w) = self.flow.take_waiting(room) {
+                last = !self.flow.held_here(room);
+                self.deliver_waiting(sh, room, w);
+            }
+            if last {
+                let mut events = Vec::new();
+                self.flow.emptied(room, &mut events);
+                self.apply_flow(sh, events);
+            }
+        }
+        self.drop_doomed(sh);
+    }
+
+    /// Keeps the rooms' backlog counts equal to the number of members
+    /// above the mark; when a room starts or stops flowing, its members'
+    /// read interest changes, and those with frames waiting can run.
+    pub(super) fn account_backlog(&mut self, sh: &mut Shared, id: ConnId) {
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        let want = if c.session.backlogged() && c.session.phase() == Phase::Member {
+            sh.hub.room_of(id)
+        } else {
+            None
+        };
+        let had = c.counted_in;
+        if want == had {
+            return;
+        }
+        self.conns.get_mut(&id).expect("checked").counted_in = want;
+        let mut events = Vec::new();
+        if let Some(room) = had {
+            self.flow.caught_up(room, &mut events);
+        }
+        if let Some(room) = want {
+            self.flow.backed_up(room, &mut events);
+        }
+        self.apply_flow(sh, events);
+    }
+
+    /// Carries out what a change of flow needs: members touched (their
+    /// read interest follows), holds passed on to the cluster.
+    pub(super) fn apply_flow(&mut self, sh: &mut Shared, events: Vec<FlowEvent>) {
+        for e in events {
+            match e {
+                FlowEvent::Stop(room) => self.room_flow_changed(sh, room, false),
+                FlowEvent::Resume(room) => self.room_flow_changed(sh, room, true),
+                FlowEvent::Hold(room, on) => {
+                    if self.clustered {
+                        self.out.push(ChatOut::Hold(room, on));
+                    }
+                }
+            }
+        }
+    }
+
+    fn room_flow_changed(&mut self, sh: &mut Shared, room: RoomId, flows: bool) {
+        for m in sh.hub.member_conns(room) {
+            let Some(c) = self.conns.get_mut(&m) else {
+                continue;
+            };
+            if !c.touched {
+                c.touched = true;
+                self.touched.push(m);
+            }
+            if flows && (c.session.frame_ready() || c.has_buffered_input()) && !c.on_run_list {
+                c.on_run_list = true;
+                self.runnable.push(m);
+            }
+        }
+    }
+
+    pub(super) fn room_flows(&self, sh: &Shared, id: ConnId) -> bool {
+        sh.hub.room_of(id).is_none_or(|room| self.flow.flows(room))
+    }
+}

@@ -1,0 +1,307 @@
+//! The chat part's socket side: taking a connection in, one read per
+//! readable connection, the frames that read produced, one write per
+//! connection with output. Each system call is in conn.rs; what follows
+//! from it is decided by the session.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+
+use super::conn::Conn;
+use super::{Chat, Closing};
+use crate::core::hub::ConnId;
+use crate::core::session::{Input, Next, Phase, Session};
+use crate::core::wire::{ErrorCode, Event};
+use crate::daemon::door;
+use crate::daemon::logbook::Level;
+use crate::daemon::net;
+use crate::daemon::shared::Shared;
+
+impl Chat {
+    // -- accepting ----------------------------------------------------------
+
+    /// A connection the door let in: a seat for its address, then a
+    /// session; or 503 at once.
+    pub fn admit(&mut self, sh: &mut Shared, stream: TcpStream, peer: SocketAddr, tls: bool) {
+        if !sh.poller.can_watch(stream.as_raw_fd()) {
+            Chat::refuse_at_door(
+                sh,
+                stream,
+                peer,
+                tls,
+                "no descriptor slot left for select(2)",
+            );
+            return;
+        }
+        if self.conns.len() >= sh.cfg.max_clients {
+            let why = format!("--max-clients {} reached", sh.cfg.max_clients);
+            Chat::refuse_at_door(sh, stream, peer, tls, &why);
+            return;
+        }
+        let limits = sh.cfg.door_limits();
+        let seat = match sh.door.seat(peer, &sh.cfg.exempt, limits) {
+            Ok(seat) => seat,
+            Err(why) => return Chat::refuse_at_door(sh, stream, peer, tls, &why),
+        };
+        if let Some(oldest) = sh.door.oldest_handshake_if_full(limits) {
+            self.evict_handshake(sh, oldest);
+        }
+        if let Err(e) = stream.set_nonblocking(true) {
+            sh.log.warn(format!("client {peer}: set non-blocking: {e}"));
+            sh.door.closed(None, seat);
+            return;
+        }
+        // Chat lines are small and latency matters more than segment count.
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = net::set_liveness(&stream, sh.cfg.tcp_keepalive) {
+            sh.client_log(
+                peer.ip(),
+                Level::Warn,
+                format!("client {peer}: TCP keepalive: {e}"),
+            );
+        }
+        let id = sh.fresh_id();
+        let session = Session::new(sh.now, sh.limits);
+        let config = if tls {
+            sh.tls.as_ref().map(|t| &t.config)
+        } else {
+            None
+        };
+        match Conn::new(stream, peer, seat, session, config) {
+            Ok(conn) => {
+                self.conns.insert(id, conn);
+                sh.door.opened(id);
+                self.touch(sh, id);
+            }
+            Err(e) => {
+                sh.door.closed(None, seat);
+                sh.client_log(peer.ip(), Level::Warn, format!("tls: client {peer}: {e}"));
+            }
+        }
+    }
+
+    /// Unfinished handshakes fill their share of the seats: the oldest
+    /// makes room for the new connection (see `Door::oldest_handshake_if_full`).
+    /// Counted in one log line a second.
+    fn evict_handshake(&mut self, sh: &mut Shared, oldest: ConnId) {
+        sh.counters.refusals += 1;
+        let peer = self.peer_text(oldest);
+        self.remove(sh, oldest);
+        let limits = sh.cfg.door_limits();
+        if let Some(line) = sh.door.evicted(sh.now, &peer, limits) {
+            sh.log.warn(line);
+        }
+    }
+
+    /// Answers 503 with one best-effort write and closes at once; such a
+    /// connection never enters the loop.
+    pub fn refuse_at_door(
+        sh: &mut Shared,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: bool,
+        why: &str,
+    ) {
+        let line = sh.encode(&Event::error(
+            ErrorCode::Unavailable,
+            None,
+            &format!("server at capacity: {why}"),
+        ));
+        door::turn_away(stream, tls, &line);
+        sh.counters.refusals += 1;
+        sh.client_log(
+            peer.ip(),
+            Level::Warn,
+            format!("refused 503 to {peer}: {why}"),
+        );
+    }
+
+    // -- reading ----------------------------------------------------------------
+
+    /// What the poller said of connection `id`. Returns false if `id` is
+    /// not a chat connection.
+    pub fn ready(&mut self, sh: &mut Shared, id: ConnId, readable: bool, writable: bool) -> bool {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        if writable {
+            c.blocked = false;
+            self.feed(sh, id, Input::Writable);
+        }
+        if readable {
+            self.read(sh, id);
+        }
+        self.drop_doomed(sh);
+        true
+    }
+
+    fn read(&mut self, sh: &mut Shared, id: ConnId) {
+        let now = sh.now;
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let got = match c.read_once(&mut self.scratch) {
+            Ok(got) => got,
+            Err(e) => {
+                let closing = c.session.is_closing();
+                let action = c.session.handle(now, Input::ReadClosed);
+                if !closing {
+                    self.doom(id, Closing::Failed(format!("read error: {e}")));
+                    return;
+                }
+                self.touch(sh, id);
+                if let Some(a) = action {
+                    self.act(sh, id, a);
+                }
+                return;
+            }
+        };
+        if let Some(why) = got.tls_error {
+            self.tls_failed(sh, id, &why);
+            return;
+        }
+        if got.plaintext > 0 {
+            let action = c
+                .session
+                .handle(now, Input::Received(&self.scratch[..got.plaintext]));
+            debug_assert!(action.is_none());
+        }
+        if got.closed {
+            let action = c.session.handle(now, Input::ReadClosed);
+            if let Some(a) = action {
+                self.touch(sh, id);
+                self.act(sh, id, a);
+                return;
+            }
+        }
+        self.touch(sh, id);
+        self.mark_runnable(id);
+    }
+
+    /// The TLS layer failed (garbage on the TLS port, a handshake the
+    /// client broke off, a bad record): logged once, rustls's alert sent if
+    /// the socket takes it, and the connection closed; a member leaves.
+    fn tls_failed(&mut self, sh: &mut Shared, id: ConnId, why: &str) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        c.flush_tls_once();
+        let peer = c.peer;
+        if c.session.phase() == Phase::Member {
+            self.doom(id, Closing::Failed(format!("tls: {why}")));
+        } else {
+            sh.counters.refusals += 1;
+            sh.client_log(
+                peer.ip(),
+                Level::Warn,
+                format!("tls: client {peer}: {why}; closing"),
+            );
+            self.remove(sh, id);
+        }
+    }
+
+    // -- frames -------------------------------------------------------------------
+
+    /// Decodes and acts on the frames waiting in the runnable connections;
+    /// a member whose room is backed up waits for it to flow again.
+    pub fn process_runnable(&mut self, sh: &mut Shared) {
+        while let Some(id) = self.runnable.pop() {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.on_run_list = false;
+            }
+            self.process(sh, id);
+            self.drop_doomed(sh);
+        }
+    }
+
+    fn process(&mut self, sh: &mut Shared, id: ConnId) {
+        loop {
+            let Some(c) = self.conns.get(&id) else {
+                return;
+            };
+            if c.session.phase() == Phase::Member && !self.room_flows(sh, id) {
+                // Picked up again when the room flows (room_flow_changed).
+                return;
+            }
+            if c.awaiting_verdict {
+                // Picked up again once the cluster has decided the join.
+                return;
+            }
+            if c.parked {
+                // Picked up again when its password check runs.
+                return;
+            }
+            let c = self.conns.get_mut(&id).expect("checked");
+            let next = c.session.poll_frame();
+            self.touch(sh, id);
+            match next {
+                Next::Nothing => {
+                    // Decrypted input may still wait inside rustls.
+                    let c = self.conns.get_mut(&id).expect("checked");
+                    let n = c.pull_plaintext(&mut self.scratch);
+                    if n == 0 {
+                        return;
+                    }
+                    let action = c
+                        .session
+                        .handle(sh.now, Input::Received(&self.scratch[..n]));
+                    debug_assert!(action.is_none());
+                }
+                Next::Error(e) => {
+                    self.close_with_error(sh, id, e.code(), &e.reason(), None);
+                    return;
+                }
+                Next::Gone { mid_frame } => {
+                    let why = if mid_frame {
+                        "connection closed mid-frame"
+                    } else {
+                        "connection closed"
+                    };
+                    self.doom(id, Closing::Failed(why.to_string()));
+                    return;
+                }
+                Next::Frame(payload) => match self.conns[&id].session.phase() {
+                    Phase::Handshake { .. } => self.on_handshake(sh, id, &payload),
+                    _ => self.on_message(sh, id, &payload),
+                },
+            }
+        }
+    }
+
+    // -- writing --------------------------------------------------------------
+
+    /// One write per connection with output that the socket may take,
+    /// including output this very pass produced. Returns whether anything
+    /// was written.
+    pub fn flush(&mut self, sh: &mut Shared) -> bool {
+        self.settle(sh);
+        let mut wrote = false;
+        while let Some(id) = self.writes.pop() {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            c.on_write_list = false;
+            if !c.wants_write() {
+                continue;
+            }
+            match c.write_once() {
+                Ok(sent) => {
+                    sh.counters.bytes_out += sent.written as u64;
+                    wrote |= sent.written > 0;
+                    if sent.blocked {
+                        self.feed(sh, id, Input::SendBlocked);
+                    }
+                    self.feed(sh, id, Input::Sent(sent.taken));
+                }
+                Err(e) => {
+                    if self.conns[&id].session.is_closing() {
+                        self.remove(sh, id);
+                    } else {
+                        self.doom(id, Closing::Failed(format!("write error: {e}")));
+                    }
+                }
+            }
+        }
+        self.drop_doomed(sh);
+        wrote
+    }
+}

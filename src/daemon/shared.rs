@@ -1,0 +1,141 @@
+//! What the loop's parts share, and nothing else: the configuration and
+//! the sessions' bounds, the hub (the rooms and who is in them), the log,
+//! the poller, the door, the accounts and token keys, the counters, and
+//! the pass's clock. Chat, control and cluster never hold one another; each
+//! is handed this, with the pass's `now` in it, and returns what the
+//! others must hear of as values.
+//!
+//! Invariant: the clock is read only in [`Shared::start_pass`], once a
+//! pass (and once after the wait); everything below the loop takes `now`.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::accounts::Accounts;
+use super::config::Config;
+use super::door::Door;
+use super::logbook::{Level, Logbook};
+use super::oidc::Oidc;
+use super::poller::Poller;
+use super::tls::TlsSetup;
+use crate::core::fair::AddressKey;
+use crate::core::session::Limits;
+use crate::core::wire::Event;
+use crate::timefmt;
+
+/// How long a closing connection may take to flush its last event and see
+/// the peer's FIN before it is closed regardless.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// The bounds every new session gets.
+pub fn session_limits(cfg: &Config) -> Limits {
+    Limits {
+        max_frame: cfg.max_frame,
+        handshake_timeout: cfg.handshake_timeout,
+        sendq: cfg.sendq,
+        hwm: high_water_mark(cfg.sendq),
+        stall_budget: cfg.write_timeout,
+        linger: CLOSE_LINGER,
+    }
+}
+
+/// Above this much queued output a member is backed up: its room stops
+/// being read. Low enough that buffers stay small (idle memory, cache) and
+/// the kernel's socket buffer does the rest; never more than half the sendq.
+pub fn high_water_mark(sendq: usize) -> usize {
+    (sendq / 2).min(32 * 1024)
+}
+
+/// What `stats` counts.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub messages_relayed: u64,
+    pub deliveries: u64,
+    pub bytes_out: u64,
+    pub slow_consumer_drops: u64,
+    pub joins: u64,
+    pub refusals: u64,
+    /// Items read from Redis that failed the checks (cluster mode).
+    pub cluster_dropped: u64,
+    /// Held rooms whose inbox overflowed (cluster mode; see chat/inbox.rs).
+    pub inbox_overflows: u64,
+}
+
+pub struct Shared {
+    pub cfg: Config,
+    /// The bounds new sessions get (from `cfg`; open sessions keep theirs).
+    pub limits: Limits,
+    pub hub: crate::core::hub::Hub,
+    pub log: Logbook,
+    pub poller: Box<dyn Poller>,
+    pub door: Door,
+    pub accounts: Accounts,
+    pub oidc: Option<Oidc>,
+    /// The certificate and key for the TLS listeners.
+    pub tls: Option<TlsSetup>,
+    pub counters: Counters,
+    /// The pass's time; nothing else in the loop reads the clock.
+    pub now: Instant,
+    /// Events' `ts` as of the pass.
+    pub stamp: Stamp,
+    /// Poller tokens for connections (chat and control).
+    pub ids: Ids,
+}
+
+/// Events' `ts` (RFC 3339 UTC, to the second), as of the pass: the second
+/// it was formatted for, and the text.
+#[derive(Debug, Default)]
+pub struct Stamp(u64, String);
+
+/// The next poller token for a connection; tokens are never reused.
+#[derive(Debug)]
+pub struct Ids(u64);
+
+impl Stamp {
+    /// The text: RFC 3339 UTC, to the second.
+    pub fn text(&self) -> &str {
+        &self.1
+    }
+}
+
+impl Default for Ids {
+    fn default() -> Ids {
+        Ids(1)
+    }
+}
+
+impl Shared {
+    /// Reads the clock for the pass: `now`, and the events' `ts` when the
+    /// second changed (formatted once a second).
+    pub fn start_pass(&mut self) {
+        self.now = Instant::now();
+        let wall = timefmt::unix_now();
+        if self.stamp.0 != wall || self.stamp.1.is_empty() {
+            self.stamp = Stamp(wall, timefmt::rfc3339(wall));
+        }
+    }
+
+    /// The pass's wall-clock time as events carry it.
+    pub fn ts(&self) -> &str {
+        &self.stamp.1
+    }
+
+    /// An event as bytes for one or more clients, stamped now.
+    pub fn encode(&self, event: &Event) -> Vec<u8> {
+        event.encode_at(&self.stamp.1)
+    }
+
+    /// A poller token no connection has had.
+    pub fn fresh_id(&mut self) -> u64 {
+        let id = self.ids.0;
+        self.ids.0 += 1;
+        id
+    }
+
+    /// Logs a line about one client from `ip` (limited per address,
+    /// unless the address is exempt; see [`Logbook::client`]).
+    pub fn client_log(&mut self, ip: IpAddr, level: Level, line: String) {
+        let from = (!self.cfg.exempt.contains(ip)).then(|| AddressKey::of(ip));
+        self.log.client(self.now, from, level, line);
+    }
+}
