@@ -21,6 +21,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::logbook::Level;
+use super::poller::Interest;
 use super::shared::Shared;
 use crate::core::hub::{ConnId, Departure, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Phase};
@@ -316,7 +318,7 @@ impl Chat {
             };
             c.touched = false;
             let read = c.wants_read() && (c.session.phase() != Phase::Member || flows);
-            let interest = crate::daemon::poller::Interest {
+            let interest = Interest {
                 read,
                 write: c.wants_writable(),
             };
@@ -418,7 +420,7 @@ impl Chat {
         self.id_log(
             sh,
             id,
-            super::logbook::Level::Warn,
+            Level::Warn,
             format!("error {} to {who}: {reason}; closing", code.as_str()),
         );
         let line = sh.encode(&Event::error(code, room, reason));
@@ -430,7 +432,7 @@ impl Chat {
 
     /// Logs a line about a connection by the address key and exemption the
     /// door gave it (unlimited when it is gone).
-    fn id_log(&self, sh: &mut Shared, id: ConnId, level: super::logbook::Level, line: String) {
+    fn id_log(&self, sh: &mut Shared, id: ConnId, level: Level, line: String) {
         match self.conns.get(&id) {
             Some(c) => {
                 let from = c.seat.limited.then_some(c.seat.key);

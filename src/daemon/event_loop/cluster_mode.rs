@@ -537,7 +537,6 @@ impl Server {
                     Ok(delivery) => {
                         self.chat
                             .joined(&mut self.sh, id, &p.hs, &p.username, p.login, &delivery);
-                        self.chat.verdict_given(id);
                     }
                     Err(refusal) => {
                         self.send_leave(&room, &p.username, "refused locally");
