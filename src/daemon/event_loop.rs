@@ -1,16 +1,14 @@
-//! The one event loop. It owns every descriptor's part (the chat
-//! connections in chat/, the control connections, the link to Redis, the
-//! listeners at the door, the signal self-pipe, the log sink), waits in
-//! the [`Poller`], hands each part what happened with the pass's
-//! [`Shared`] (hub, log, clock), and carries out what the parts return.
-//! Nothing else in chatd waits.
+//! The one event loop. `Server` owns the parts (chat/, control/,
+//! cluster/, the door and host, the signal self-pipe, the log sink),
+//! waits in the [`Poller`], hands each part what happened with the
+//! pass's [`Shared`] (hub, log, clock), and carries out what the parts
+//! return: control's `Effect`s, chat's and cluster's outboxes
+//! (`exchange`, until both are quiet). Nothing else in chatd waits.
 //!
-//! Each pass: timers due → what the pass changed is settled (poller
-//! interest, timers, room back-pressure) → wait → signals, accepts, one
-//! read per readable connection → frames of rooms that flow → log
-//! followers → one write per connection with output → control writes.
-//! The chat part's outbox (what cluster mode must hear of) is emptied
-//! before the wait and before the link's flush.
+//! Each pass: timers due → settled (poller interest, timers, room
+//! back-pressure) → wait → signals, accepts, one read per readable
+//! connection → frames of rooms that flow → log followers → one write per
+//! connection with output → control writes → the link's write.
 
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
@@ -20,24 +18,22 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::accounts::Accounts;
 use super::chat::{Chat, ChatOut};
-use super::cluster::ClusterLink;
-use super::commands::{self, Ctx, Effect};
-use super::config::{Config, LoadFailure};
-use super::control_conn::{ControlConn, ControlConns, NO_DESCRIPTORS};
-use super::door::{self, Door, FIRST_LISTENER, Knock};
+use super::cluster::{Cluster, ClusterOut, Here};
+use super::config::Config;
+use super::control::{Accepted, Control, Effect, Facts};
+use super::door::{Door, FIRST_LISTENER};
 use super::host::{Counts, Host, Notifier};
-use super::logbook::{Logbook, Sink};
-use super::net::{self, ControlSocket};
+use super::logbook::Logbook;
+use super::net::ControlSocket;
 use super::oidc::Oidc;
 use super::poller::{Interest, Poller, Ready, Token};
 use super::reload;
 use super::shared::{Shared, session_limits};
 use super::store::Store;
 use super::tls::TlsSetup;
-use crate::core::control::{FollowLine, Response, Stats, StatusView};
-use crate::core::hub::{Hub, IdMap};
+use crate::core::control::StatusView;
+use crate::core::hub::{ConnId, Hub, RoomId};
 use crate::core::wire::{self, Event, EventKind};
-use crate::sys::nonblock::{interrupted, would_block};
 use crate::sys::selfpipe::SelfPipe;
 
 /// How long, after SIGINT/SIGTERM, clients get to receive `shutdown`.
@@ -49,10 +45,6 @@ const SIGNALS: Token = u64::MAX;
 const CONTROL_LISTENER: Token = u64::MAX - 1;
 const LOG_SINK: Token = u64::MAX - 2;
 const CLUSTER: Token = u64::MAX - 3;
-
-// Cluster mode's side of the loop: a child module, so the same `Server`.
-mod cluster_mode;
-use cluster_mode::PendingJoin;
 
 /// What start-up opened for the loop: sockets, the signal pipe, the state
 /// store and the systemd notifier.
@@ -73,8 +65,8 @@ pub struct Bound {
     pub accounts: Accounts,
     /// Token verification, when an identity provider is configured.
     pub oidc: Option<Oidc>,
-    /// The link to Redis in cluster mode.
-    pub cluster: Option<ClusterLink>,
+    /// Cluster mode: the link to Redis and this node's side of it.
+    pub cluster: Option<Cluster>,
 }
 
 pub struct Server {
@@ -83,9 +75,8 @@ pub struct Server {
     sh: Shared,
     /// The chat connections and their delivery (chat/).
     chat: Chat,
-    /// The control connections.
-    controls: ControlConns,
-    control: Option<ControlSocket>,
+    /// The control socket, its connections and commands (control/).
+    control: Control,
     signals: SelfPipe,
     store: Store,
     host: Host,
@@ -97,19 +88,12 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// The descriptors other than chat connections registered last pass.
     registered: Vec<(RawFd, Token)>,
-    // -- cluster mode (see cluster_mode.rs) ----------------------------------
-    cluster: Option<ClusterLink>,
-    /// Joins waiting for the cluster's verdict; their connections' frames
-    /// wait too.
-    pending_joins: IdMap<PendingJoin>,
-    /// The link was in sync (a loss is news), and a failure has been
-    /// logged since (retries are not).
-    cluster_was_up: bool,
-    cluster_failure_logged: bool,
+    /// Cluster mode (cluster/).
+    cluster: Option<Cluster>,
 }
 
 impl Server {
-    pub fn new(cfg: Config, hub: Hub, log: Logbook, bound: Bound) -> Server {
+    pub fn new(cfg: Config, mut hub: Hub, log: Logbook, bound: Bound) -> Server {
         let Bound {
             mut poller,
             listeners,
@@ -123,14 +107,13 @@ impl Server {
             oidc,
             cluster,
         } = bound;
-        let mut hub = hub;
         if cluster.is_some() {
             hub.set_node(&cfg.node_id);
         }
         poller.set(signals.fd().as_raw_fd(), SIGNALS, Interest::default());
         let now = Instant::now();
         Server {
-            controls: ControlConns::new(control_cap, cfg.control_timeout),
+            control: Control::new(control, control_cap, cfg.control_timeout),
             max_clients_ceiling: cfg.max_clients,
             chat: Chat::new(cluster.is_some()),
             sh: Shared {
@@ -149,16 +132,12 @@ impl Server {
                 ids: Default::default(),
             },
             started: now,
-            control,
             signals,
             store,
             host: Host::new(notifier, now),
             shutdown_deadline: None,
             registered: Vec::new(),
             cluster,
-            pending_joins: IdMap::default(),
-            cluster_was_up: false,
-            cluster_failure_logged: false,
         }
     }
 
@@ -174,18 +153,21 @@ impl Server {
             self.sh.door.tick(now);
             self.chat.fire_timers(&mut self.sh);
             self.chat.resume_parked(&mut self.sh);
-            self.cluster_tick(now);
-            self.chat_out();
-            if let Some(warning) = self.controls.expire(now) {
-                self.sh.log.warn(warning);
+            self.exchange();
+            if let Some(c) = &mut self.cluster {
+                c.tick(&mut self.sh, &self.chat);
             }
+            self.exchange();
+            self.control.expire(&mut self.sh);
             // The watchdog ping (once a pass at most) and systemd's status.
             self.host.tick(now, self.counts());
             if let Some(deadline) = self.shutdown_deadline
                 && (self.chat.is_empty() || now >= deadline)
             {
                 let unflushed = self.chat.close_all();
-                self.cluster_goodbye();
+                if let Some(c) = &mut self.cluster {
+                    c.goodbye();
+                }
                 self.sh.log.info(format!(
                     "stopped ({unflushed} client(s) closed before their output was flushed)"
                 ));
@@ -194,7 +176,7 @@ impl Server {
             self.chat.settle(&mut self.sh);
             // Like redis's beforeSleep: what the sink takes now needs no wait.
             self.sh.log.flush_sink();
-            self.register_the_rest(now);
+            self.register_the_rest();
             let timeout = self.wait_timeout(now);
             if timeout != Some(Duration::ZERO) {
                 self.host.trim_heap(now, self.sh.counters.bytes_out);
@@ -211,20 +193,27 @@ impl Server {
     /// Acts on one wait's results.
     fn dispatch(&mut self, ready: &[Ready]) {
         self.sh.start_pass();
-        let now = self.sh.now;
         for r in ready {
             match r.token {
                 SIGNALS => self.on_signals(),
                 LOG_SINK => self.sh.log.sink_writable(),
                 CONTROL_LISTENER => self.accept_controls(),
-                CLUSTER => self.cluster_ready(now, r.readable),
+                CLUSTER => {
+                    // What the chat part did first: a verdict must find
+                    // a connection gone as gone.
+                    self.exchange();
+                    if let Some(c) = &mut self.cluster {
+                        c.ready_io(&mut self.sh, &self.chat, r.readable);
+                    }
+                    self.exchange();
+                }
                 t if t >= FIRST_LISTENER => self.accept_clients((t - FIRST_LISTENER) as usize),
                 id => {
                     if self.chat.ready(&mut self.sh, id, r.readable, r.writable) {
                         continue;
                     }
-                    if let Some(c) = self.controls.get_mut(id) {
-                        c.read_once(now);
+                    if self.control.has(id) {
+                        self.control.read(&self.sh, id);
                         self.serve_control(id);
                     }
                 }
@@ -232,37 +221,52 @@ impl Server {
         }
         self.chat.process_runnable(&mut self.sh);
         self.chat.drain_inboxes(&mut self.sh);
-        self.chat_out();
-        self.forward_logs();
+        self.exchange();
+        self.control.forward_logs(&mut self.sh);
         if self.chat.flush(&mut self.sh) {
-            self.host.wrote(now);
+            self.host.wrote(self.sh.now);
         }
-        self.flush_controls();
-        self.chat_out();
-        self.cluster_flush();
+        for id in self.control.flush() {
+            self.serve_control(id);
+            self.control.reap(id);
+        }
+        self.exchange();
+        if let Some(c) = &mut self.cluster {
+            c.flush(&mut self.sh, &self.chat);
+        }
+        self.exchange();
     }
 
-    /// Cluster mode hears what the chat part did: messages said, members
-    /// left, holds, joins to decide (which may make the chat part say
-    /// more, so until it is quiet).
-    fn chat_out(&mut self) {
+    /// Chat and cluster mode hear what the other did (messages said,
+    /// members left, holds, joins to decide; deliveries, closes and
+    /// verdicts), until both are quiet.
+    fn exchange(&mut self) {
+        let Some(cluster) = &mut self.cluster else {
+            return;
+        };
         loop {
+            for o in cluster.take_out() {
+                apply_cluster_out(&mut self.chat, &mut self.sh, o);
+            }
             let out = self.chat.take_out();
             if out.is_empty() {
                 return;
             }
             for o in out {
                 match o {
-                    ChatOut::Said(event) => self.cluster_publish(&event),
-                    ChatOut::Left(dep, why) => self.cluster_left(&dep, &why),
-                    ChatOut::Hold(room, on) => self.cluster_hold(room, on),
+                    ChatOut::Said(event) => cluster.publish(&event),
+                    ChatOut::Left(dep, why) => cluster.left(&self.sh, &self.chat, &dep, &why),
+                    ChatOut::Hold(room, on) => cluster.hold(&self.sh, room, on),
                     ChatOut::Join {
                         id,
                         peer,
                         hs,
                         username,
                         login,
-                    } => self.cluster_join(id, peer, hs, username, login),
+                    } => cluster.join(&mut self.sh, id, peer, hs, username, login),
+                }
+                for o in cluster.take_out() {
+                    apply_cluster_out(&mut self.chat, &mut self.sh, o);
                 }
             }
         }
@@ -271,183 +275,61 @@ impl Server {
     // -- control connections --------------------------------------------------
 
     fn accept_controls(&mut self) {
-        loop {
-            let now = self.sh.now;
-            if !self.controls.make_room(now) {
-                return;
-            }
-            let Some(control) = &self.control else {
-                return;
-            };
-            match control.listener.accept() {
-                Ok((stream, _)) => {
-                    if !self.sh.poller.can_watch(stream.as_raw_fd()) {
-                        self.sh.log.warn(
-                            "control: connection refused: no descriptor slot left for select(2)",
-                        );
-                        continue;
-                    }
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let id = self.sh.fresh_id();
-                    let peer = net::peer_credentials(&stream);
-                    self.controls
-                        .insert(id, ControlConn::new(stream, peer, now));
-                }
-                Err(e) if would_block(&e) => return,
-                Err(e) if interrupted(&e) => continue,
-                Err(e) if door::is_fd_exhaustion(&e) => {
-                    self.on_fd_exhaustion(None);
-                    return;
-                }
-                Err(e) => {
-                    self.sh.log.warn(format!("control: accept: {e}"));
-                    return;
-                }
-            }
+        if self.control.accept(&mut self.sh) == Accepted::OutOfDescriptors {
+            self.on_fd_exhaustion(None);
         }
     }
 
     /// Answers a control connection's requests, one at a time, while its
-    /// output allows; carries out what each command needs done to chat.
+    /// output allows; carries out what each command needs done to chat
+    /// and the cluster.
     fn serve_control(&mut self, id: u64) {
         loop {
-            let stats = self.stats();
-            let status = self.status();
-            let Some(c) = self.controls.get_mut(id) else {
+            let uptime = self.sh.now.duration_since(self.started).as_secs();
+            let facts = Facts {
+                stats: self.sh.stats(uptime, self.chat.len()),
+                status: self.status(uptime),
+            };
+            let cluster_down = self.cluster.as_ref().is_some_and(|c| !c.ready());
+            let Some(effects) =
+                self.control
+                    .serve_one(&mut self.sh, &self.store, id, facts, cluster_down)
+            else {
                 return;
             };
-            let Some(request) = c.next_request() else {
-                return;
-            };
-            let who = c.who();
-            let (response, effects) = match request {
-                Err(response) => (response, Vec::new()),
-                Ok(req) if self.cluster_refuses(&req) => (
-                    Response::error(
-                        crate::core::control::ErrorCode::Failed,
-                        "the cluster store (Redis) is unreachable: changes to rooms and accounts wait until it is back",
-                    ),
-                    Vec::new(),
-                ),
-                Ok(req) => {
-                    let mut ctx = Ctx {
-                        hub: &mut self.sh.hub,
-                        accounts: &mut self.sh.accounts,
-                        store: &self.store,
-                        log: &mut self.sh.log,
-                        stats,
-                        status,
-                    };
-                    commands::execute(&mut ctx, &req, &who)
-                }
-            };
-            self.answer(id, &response, effects);
-        }
-    }
-
-    fn answer(&mut self, id: u64, response: &Response, effects: Vec<Effect>) {
-        if let Some(c) = self.controls.get_mut(id) {
-            c.respond(response);
-        }
-        for effect in effects {
-            match effect {
-                Effect::Deliver(d) => self.chat.deliver(&mut self.sh, &d),
-                Effect::Changed(change) => self.cluster_forward(&change),
-                Effect::Close { conn, event } => {
-                    let line = self.sh.encode(&event);
-                    self.chat.finish(&mut self.sh, conn, Some(&line));
-                }
-                Effect::Follow {
-                    after,
-                    since,
-                    priority,
-                } => {
-                    if let Some(c) = self.controls.get_mut(id) {
-                        c.follow(after, since, priority);
+            for effect in effects {
+                match effect {
+                    Effect::Deliver(d) => self.chat.deliver(&mut self.sh, &d),
+                    Effect::Changed(change) => {
+                        if let Some(c) = &mut self.cluster {
+                            c.forward(&self.sh, &change);
+                        }
                     }
+                    Effect::Close { conn, event } => {
+                        let line = self.sh.encode(&event);
+                        self.chat.finish(&mut self.sh, conn, Some(&line));
+                    }
+                    // Served by the control part itself.
+                    Effect::Follow { .. } => {}
                 }
             }
         }
     }
 
-    fn status(&self) -> StatusView {
+    fn status(&self, uptime_secs: u64) -> StatusView {
         let addrs = |tls: bool| self.sh.door.addresses(tls);
         StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
-            uptime_secs: self.sh.now.duration_since(self.started).as_secs(),
+            uptime_secs,
             listen: addrs(false),
             tls_listen: addrs(true),
-            control: self
-                .control
-                .as_ref()
-                .map(|c| c.path.display().to_string())
-                .unwrap_or_default(),
+            control: self.control.path(),
             state_file: self.store.path().display().to_string(),
             clients: self.chat.len(),
             members: self.sh.hub.member_count(),
             rooms: self.sh.hub.room_count(),
-            cluster: self.cluster_status(),
-        }
-    }
-
-    fn stats(&self) -> Stats {
-        Stats {
-            uptime_secs: self.sh.now.duration_since(self.started).as_secs(),
-            clients: self.chat.len(),
-            members: self.sh.hub.member_count(),
-            rooms: self.sh.hub.room_count(),
-            messages_relayed: self.sh.counters.messages_relayed,
-            deliveries: self.sh.counters.deliveries,
-            bytes_out: self.sh.counters.bytes_out,
-            slow_consumer_drops: self.sh.counters.slow_consumer_drops,
-            joins: self.sh.counters.joins,
-            refusals: self.sh.counters.refusals,
-            log_lines_suppressed: self.sh.log.suppressed,
-            cluster_dropped: self.sh.counters.cluster_dropped,
-            cluster_inbox_overflows: self.sh.counters.inbox_overflows,
-        }
-    }
-
-    /// Hands new log entries to `logs --follow` readers.
-    fn forward_logs(&mut self) {
-        loop {
-            let entries = self.sh.log.take_unsent();
-            if entries.is_empty() {
-                return;
-            }
-            let lines: Vec<(u64, FollowLine)> = entries
-                .iter()
-                .map(|e| (e.seq, FollowLine { log: e.view() }))
-                .collect();
-            let dropped = self.controls.stream_logs(&lines);
-            for _ in 0..dropped {
-                self.sh.log.warn(format!(
-                    "control: dropped a logs --follow reader more than {} bytes behind",
-                    super::control_conn::FOLLOWER_MAX_BACKLOG
-                ));
-            }
-        }
-    }
-
-    /// One write per control connection with output; answers requests that
-    /// waited for the output to drain; closes the finished.
-    fn flush_controls(&mut self) {
-        let ids: Vec<u64> = self.controls.iter().map(|(id, _)| id).collect();
-        for id in ids {
-            let Some(c) = self.controls.get_mut(id) else {
-                continue;
-            };
-            if c.wants_write() && c.write_once().is_err() {
-                self.controls.remove(id);
-                continue;
-            }
-            self.serve_control(id);
-            if self.controls.get(id).is_some_and(ControlConn::finished) {
-                self.controls.remove(id);
-            }
+            cluster: self.cluster.as_ref().map(Cluster::status),
         }
     }
 
@@ -455,58 +337,25 @@ impl Server {
 
     /// Listeners, the control socket and its connections, the log sink:
     /// few, so set afresh each pass.
-    fn register_the_rest(&mut self, now: Instant) {
+    fn register_the_rest(&mut self) {
         let paused = self.sh.door.paused();
         self.sh
             .door
             .register(self.sh.poller.as_mut(), self.shutdown_deadline.is_some());
-        if let Some(c) = &self.control {
-            let interest = Interest {
-                read: !paused && self.controls.accepting(now),
-                write: false,
-            };
-            self.sh
-                .poller
-                .set(c.listener.as_raw_fd(), CONTROL_LISTENER, interest);
-        }
-        self.sh.poller.set(
-            self.signals.fd().as_raw_fd(),
-            SIGNALS,
-            Interest {
-                read: true,
-                write: false,
-            },
-        );
+        let signals = self.signals.fd().as_raw_fd();
+        self.sh.poller.set(signals, SIGNALS, Interest::READ);
         for (fd, token) in self.registered.drain(..) {
             self.sh.poller.remove(fd, token);
         }
-        for (id, c) in self.controls.iter() {
-            let interest = Interest {
-                read: c.wants_read(),
-                write: c.wants_write(),
-            };
-            self.sh.poller.set(c.fd(), id, interest);
-            self.registered.push((c.fd(), id));
-        }
-        if let Some(link) = &self.cluster
-            && let Some(fd) = link.fd()
-        {
-            let interest = Interest {
-                read: link.connected(),
-                write: link.wants_write(),
-            };
+        self.control
+            .register(&mut self.sh, CONTROL_LISTENER, paused, &mut self.registered);
+        if let Some((fd, read, write)) = self.cluster.as_ref().and_then(Cluster::watch) {
+            let interest = Interest { read, write };
             self.sh.poller.set(fd, CLUSTER, interest);
             self.registered.push((fd, CLUSTER));
         }
         if let Some(fd) = self.sh.log.sink_blocked_fd() {
-            self.sh.poller.set(
-                fd,
-                LOG_SINK,
-                Interest {
-                    read: false,
-                    write: true,
-                },
-            );
+            self.sh.poller.set(fd, LOG_SINK, Interest::WRITE);
             self.registered.push((fd, LOG_SINK));
         }
     }
@@ -517,29 +366,19 @@ impl Server {
         if self.chat.busy() {
             return Some(Duration::ZERO);
         }
-        let mut next: Option<Instant> = self.shutdown_deadline;
-        let mut earliest = |t: Instant| {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        };
-        if let Some(t) = self.chat.next_timer() {
-            earliest(t);
-        }
-        if let Some(t) = self
-            .host
-            .deadline(now, self.counts(), self.sh.counters.bytes_out)
-        {
-            earliest(t);
-        }
-        if let Some(t) = self.sh.door.deadline() {
-            earliest(t);
-        }
-        if let Some(t) = self.controls.next_deadline() {
-            earliest(t);
-        }
-        if let Some(link) = &self.cluster {
-            earliest(link.deadline());
-        }
-        next.map(|t| t.saturating_duration_since(now))
+        let bytes_out = self.sh.counters.bytes_out;
+        [
+            self.shutdown_deadline,
+            self.chat.next_timer(),
+            self.host.deadline(now, self.counts(), bytes_out),
+            self.sh.door.deadline(),
+            self.control.next_deadline(),
+            self.cluster.as_ref().and_then(Cluster::deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now))
     }
 
     /// What the host part reports to systemd.
@@ -555,7 +394,8 @@ impl Server {
     fn on_signals(&mut self) {
         let got = self.signals.take();
         if got.contains(&SIGHUP) {
-            self.reload();
+            reload::apply(&mut self.sh, self.max_clients_ceiling);
+            self.control.set_timeout(self.sh.cfg.control_timeout);
         }
         if got.contains(&SIGINT) || got.contains(&SIGTERM) {
             if self.shutdown_deadline.is_some() {
@@ -565,196 +405,6 @@ impl Server {
                 self.shutdown_deadline = Some(self.sh.now);
             } else {
                 self.begin_shutdown();
-            }
-        }
-    }
-
-    /// SIGHUP (`systemctl reload chatd`): the flags and the configuration
-    /// file are read again and what can change live changes (see
-    /// [`reload`]); the TLS certificate and key and the OIDC key set are
-    /// read again. On any error the running settings stay. Open sessions
-    /// keep the limits they started with.
-    fn reload(&mut self) {
-        let new = Config::load(self.sh.cfg.argv.clone())
-            .map_err(|e| match e {
-                LoadFailure::Usage(e) => e.render().to_string().trim().to_string(),
-                LoadFailure::Config(m) | LoadFailure::Other(m) => m,
-            })
-            .and_then(|new| new.validate().map(|()| new));
-        let new = match new {
-            Ok(new) => new,
-            Err(e) => {
-                self.sh
-                    .log
-                    .error(format!("reload: {e}; the running configuration stays"));
-                self.reload_files();
-                return;
-            }
-        };
-        let plan = reload::plan(&self.sh.cfg, &new, self.max_clients_ceiling);
-        let mut new = reload::running(&self.sh.cfg, new, &plan);
-        match &new.config_file {
-            Some(p) => self
-                .sh
-                .log
-                .info(format!("reload: configuration read from {}", p.display())),
-            None => self
-                .sh
-                .log
-                .info("reload: no configuration file; flags and defaults only"),
-        }
-        if plan.changes("log-target") {
-            match Sink::open(new.log_target) {
-                Ok(sink) => {
-                    let lost = self.sh.log.set_sink(sink);
-                    if lost > 0 {
-                        self.sh.log.warn(format!(
-                            "reload: {lost} bytes of log entries the previous log target had not taken were dropped (chatctl logs has them)"
-                        ));
-                    }
-                }
-                Err(e) => {
-                    self.sh
-                        .log
-                        .error(format!("reload: {e}; logging stays on the previous target"));
-                    new.log_target = self.sh.cfg.log_target;
-                }
-            }
-        }
-        self.sh.log.set_min_level(new.log_level);
-        self.sh.log.set_capacity(new.log_capacity);
-        self.sh.hub.set_history_budget(new.history_memory);
-        self.sh.limits = session_limits(&new);
-        self.controls.set_timeout(new.control_timeout);
-        let tls_paths = plan.changes("tls-cert") || plan.changes("tls-key");
-        let oidc_settings = [
-            "oidc-issuer",
-            "oidc-audience",
-            "oidc-jwks",
-            "oidc-username-claim",
-        ]
-        .iter()
-        .any(|k| plan.changes(k));
-        for c in &plan.live {
-            self.sh
-                .log
-                .info(format!("reload: {} {} (in effect now)", c.key, c.detail));
-        }
-        for c in &plan.restart {
-            self.sh.log.warn(format!(
-                "reload: {} {} needs a restart; running with the old value until then{}",
-                c.key,
-                c.detail,
-                if c.key == "room" {
-                    " (chatctl room create adds a room now)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if plan.is_empty() {
-            self.sh.log.info("reload: the configuration is unchanged");
-        }
-        if tls_paths {
-            self.replace_tls(&mut new);
-        }
-        if oidc_settings {
-            self.replace_oidc(&mut new);
-        }
-        self.sh.cfg = new;
-        // Whatever was replaced above was just read; the rest is read again.
-        self.reload_files_except(tls_paths, oidc_settings);
-    }
-
-    /// New certificate and key paths: loaded now, or the old ones stay.
-    fn replace_tls(&mut self, new: &mut Config) {
-        let (Some(_), Some(cert), Some(key)) = (&self.sh.tls, &new.tls_cert, &new.tls_key) else {
-            return;
-        };
-        match TlsSetup::load(cert, key) {
-            Ok(t) => {
-                self.sh.log.info(format!(
-                    "tls: loaded certificate {} and key {}",
-                    t.cert.display(),
-                    t.key.display()
-                ));
-                self.sh.tls = Some(t);
-            }
-            Err(e) => {
-                self.sh.log.error(format!(
-                    "{e}; reload failed, the previous certificate and key stay in use"
-                ));
-                new.tls_cert = self.sh.cfg.tls_cert.clone();
-                new.tls_key = self.sh.cfg.tls_key.clone();
-            }
-        }
-    }
-
-    /// New OIDC settings: the issuer, audience, key set and claim are
-    /// replaced together, or none of them is.
-    fn replace_oidc(&mut self, new: &mut Config) {
-        let loaded = match (&new.oidc_issuer, &new.oidc_audience, &new.oidc_jwks) {
-            (Some(iss), Some(aud), Some(jwks)) => {
-                Oidc::load(iss, aud, jwks, &new.oidc_claim).map(Some)
-            }
-            _ => Ok(None),
-        };
-        match loaded {
-            Ok(Some(o)) => {
-                self.sh.log.info(format!(
-                    "oidc: tokens from {} for {} accepted ({} key(s) from {})",
-                    o.issuer,
-                    o.audience,
-                    o.key_count(),
-                    o.jwks_path.display()
-                ));
-                self.sh.oidc = Some(o);
-            }
-            Ok(None) => {
-                self.sh.log.info("oidc: tokens are no longer accepted");
-                self.sh.oidc = None;
-            }
-            Err(e) => {
-                self.sh.log.error(format!(
-                    "{e}; reload failed, the previous OIDC settings stay in use"
-                ));
-                new.oidc_issuer = self.sh.cfg.oidc_issuer.clone();
-                new.oidc_audience = self.sh.cfg.oidc_audience.clone();
-                new.oidc_jwks = self.sh.cfg.oidc_jwks.clone();
-                new.oidc_claim = self.sh.cfg.oidc_claim.clone();
-            }
-        }
-    }
-
-    fn reload_files(&mut self) {
-        self.reload_files_except(false, false);
-    }
-
-    /// Reads the TLS certificate and key and the OIDC key set again (the
-    /// operator renewed them in place).
-    fn reload_files_except(&mut self, skip_tls: bool, skip_oidc: bool) {
-        if let Some(oidc) = self.sh.oidc.as_mut().filter(|_| !skip_oidc) {
-            match oidc.reload() {
-                Ok(n) => self.sh.log.info(format!(
-                    "oidc: reloaded {n} key(s) from {}",
-                    oidc.jwks_path.display()
-                )),
-                Err(e) => self
-                    .sh
-                    .log
-                    .error(format!("{e}; reload failed, the previous keys stay in use")),
-            }
-        }
-        if let Some(tls) = self.sh.tls.as_mut().filter(|_| !skip_tls) {
-            match tls.reload() {
-                Ok(()) => self.sh.log.info(format!(
-                    "tls: reloaded certificate {} and key {}",
-                    tls.cert.display(),
-                    tls.key.display()
-                )),
-                Err(e) => self.sh.log.error(format!(
-                    "{e}; reload failed, the previous certificate and key stay in use"
-                )),
             }
         }
     }
@@ -776,14 +426,7 @@ impl Server {
             self.chat.len()
         ));
         self.sh.door.close(self.sh.poller.as_mut());
-        if let Some(c) = self.control.take() {
-            self.sh
-                .poller
-                .remove(c.listener.as_raw_fd(), CONTROL_LISTENER);
-        }
-        // Followers get the entries so far, then the goodbye.
-        self.forward_logs();
-        self.controls.clear();
+        self.control.close(&mut self.sh, CONTROL_LISTENER);
         let line = self
             .sh
             .encode(&Event::system(EventKind::Shutdown, wire::SHUTDOWN, None));
@@ -793,21 +436,8 @@ impl Server {
     // -- accepting ----------------------------------------------------------
 
     fn accept_clients(&mut self, index: usize) {
-        loop {
-            match self.sh.door.knock(index) {
-                Knock::Stream(stream, peer, tls) => {
-                    self.chat.admit(&mut self.sh, stream, peer, tls)
-                }
-                Knock::Empty => return,
-                Knock::OutOfDescriptors => {
-                    self.on_fd_exhaustion(Some(index));
-                    return;
-                }
-                Knock::Failed(e) => {
-                    self.sh.log.warn(format!("accept: {e}"));
-                    return;
-                }
-            }
+        if !self.chat.accept(&mut self.sh, index) {
+            self.on_fd_exhaustion(Some(index));
         }
     }
 
@@ -822,29 +452,49 @@ impl Server {
         if let Some(w) = warning {
             self.sh.log.warn(w);
         }
-        if !freed {
-            return;
-        }
-        match index {
-            Some(index) => {
-                if let Knock::Stream(stream, peer, tls) = self.sh.door.knock(index) {
-                    Chat::refuse_at_door(
-                        &mut self.sh,
-                        stream,
-                        peer,
-                        tls,
-                        "out of file descriptors",
-                    );
-                }
+        if freed {
+            match index {
+                Some(index) => Chat::refuse_one(&mut self.sh, index),
+                None => self.control.turn_one_away(),
             }
-            None => {
-                if let Some(c) = &self.control
-                    && let Ok((stream, _)) = c.listener.accept()
-                {
-                    door::turn_away_control(stream, NO_DESCRIPTORS);
-                }
-            }
+            self.sh.door.spare_back(now);
         }
-        self.sh.door.spare_back(now);
+    }
+}
+
+/// Carries out one thing cluster mode needs of the chat part.
+fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
+    match o {
+        ClusterOut::Deliver(d) => chat.deliver(sh, &d),
+        ClusterOut::FromElsewhere(d) => chat.deliver_from_elsewhere(sh, &d),
+        ClusterOut::Finish(conn, line) => chat.finish(sh, conn, line.as_deref()),
+        ClusterOut::VerdictGiven(id) => chat.verdict_given(id),
+        ClusterOut::Joined {
+            id,
+            hs,
+            username,
+            login,
+            delivery,
+        } => chat.joined(sh, id, &hs, &username, login, &delivery),
+        ClusterOut::Refused {
+            id,
+            username,
+            code,
+            reason,
+            room,
+        } => chat.refuse_join(sh, id, &username, code, &reason, &room),
+        ClusterOut::HeldBy { room, node, until } => chat.held_by(sh, room, &node, until),
+        ClusterOut::ExpireHolds => chat.expire_holds(sh),
+    }
+}
+
+/// What cluster mode may ask of the chat part (see [`Here`]).
+impl Here for Chat {
+    fn has(&self, id: ConnId) -> bool {
+        Chat::has(self, id)
+    }
+
+    fn holding(&self) -> Vec<RoomId> {
+        Chat::holding(self)
     }
 }

@@ -5,9 +5,9 @@
 mod accounts;
 mod chat;
 mod cluster;
-mod commands;
+
 mod config;
-mod control_conn;
+mod control;
 mod door;
 mod event_loop;
 mod host;
@@ -155,13 +155,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // Control connections get the descriptors that chat clients can never
     // need (one more descriptor: the loop's spare).
     // (And one for the link to Redis in cluster mode.)
-    let open = control_conn::open_descriptors().unwrap_or(FD_RESERVE)
-        + 1
-        + usize::from(cfg.cluster.is_some());
+    let open =
+        control::open_descriptors().unwrap_or(FD_RESERVE) + 1 + usize::from(cfg.cluster.is_some());
     let mut short_of_descriptors = None;
     let (poller, control_cap): (Box<dyn poller::Poller>, usize) = match cfg.poller {
         PollerKind::Select => {
-            let cap = control_conn::control_cap(FD_SETSIZE, open, cfg.max_clients);
+            let cap = control::control_cap(FD_SETSIZE, open, cfg.max_clients);
             if cap < MIN_CONTROL_CAP {
                 return Err(format!(
                     "--max-clients {} leaves {cap} descriptor(s) below select(2)'s limit of {FD_SETSIZE} for control connections ({open} are already open): lower --max-clients, or use --poller epoll",
@@ -173,7 +172,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         PollerKind::Epoll => {
             let limit = raise_nofile_limit();
             let epoll = poller::Epoll::new().map_err(|e| format!("epoll: {e}"))?;
-            let cap = control_conn::control_cap(limit, open, cfg.max_clients);
+            let cap = control::control_cap(limit, open, cfg.max_clients);
             if cap < MIN_CONTROL_CAP {
                 // As with select under a low limit: chatd runs, and what the
                 // limit cannot hold is refused at the door (EMFILE, 503).
@@ -305,11 +304,12 @@ pub fn run(cfg: Config) -> Result<(), String> {
                     ""
                 }
             ));
-            Some(cluster::ClusterLink::new(
-                &target,
+            let now = std::time::Instant::now();
+            Some(cluster::Cluster::new(
+                cluster::ClusterLink::new(&target, now),
                 &cfg.node_id,
                 token,
-                std::time::Instant::now(),
+                now,
             ))
         }
         None => None,

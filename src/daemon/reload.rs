@@ -1,6 +1,8 @@
 //! SIGHUP: what changed between the running configuration and the one the
 //! flags and the configuration file describe now, and which of the changes
-//! can take effect at once. Pure: the event loop applies the plan.
+//! can take effect at once (`plan`, pure and unit-tested), and `apply`,
+//! which carries the plan out on the running daemon: the log, the limits
+//! new sessions get, TLS and OIDC material read again.
 //!
 //! Live: the log target, level, message logging and ring size; the limits
 //! (--max-frame, --sendq, --handshake-timeout and --write-timeout for the
@@ -12,7 +14,11 @@
 //! state directory, and --room (rooms from flags are added at start-up;
 //! `chatctl room create` adds one now).
 
-use super::config::Config;
+use super::config::{Config, LoadFailure};
+use super::logbook::Sink;
+use super::oidc::Oidc;
+use super::shared::{Shared, session_limits};
+use super::tls::TlsSetup;
 
 /// One setting that differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,6 +224,185 @@ fn path<P: AsRef<std::path::Path>>(p: &Option<P>) -> String {
     match p {
         Some(p) => p.as_ref().display().to_string(),
         None => "none".into(),
+    }
+}
+
+// -- applying: what SIGHUP does to the running daemon ---------------------------
+
+/// SIGHUP (`systemctl reload chatd`): the flags and the configuration
+/// file are read again and what can change live changes (see
+/// [`reload`]); the TLS certificate and key and the OIDC key set are
+/// read again. On any error the running settings stay. Open sessions
+/// keep the limits they started with.
+pub fn apply(sh: &mut Shared, max_clients_ceiling: usize) {
+    let new = Config::load(sh.cfg.argv.clone())
+        .map_err(|e| match e {
+            LoadFailure::Usage(e) => e.render().to_string().trim().to_string(),
+            LoadFailure::Config(m) | LoadFailure::Other(m) => m,
+        })
+        .and_then(|new| new.validate().map(|()| new));
+    let new = match new {
+        Ok(new) => new,
+        Err(e) => {
+            sh.log
+                .error(format!("reload: {e}; the running configuration stays"));
+            reload_files_except(sh, false, false);
+            return;
+        }
+    };
+    let plan = plan(&sh.cfg, &new, max_clients_ceiling);
+    let mut new = running(&sh.cfg, new, &plan);
+    match &new.config_file {
+        Some(p) => sh
+            .log
+            .info(format!("reload: configuration read from {}", p.display())),
+        None => sh
+            .log
+            .info("reload: no configuration file; flags and defaults only"),
+    }
+    if plan.changes("log-target") {
+        match Sink::open(new.log_target) {
+            Ok(sink) => {
+                let lost = sh.log.set_sink(sink);
+                if lost > 0 {
+                    sh.log.warn(format!(
+                        "reload: {lost} bytes of log entries the previous log target had not taken were dropped (chatctl logs has them)"
+                    ));
+                }
+            }
+            Err(e) => {
+                sh.log
+                    .error(format!("reload: {e}; logging stays on the previous target"));
+                new.log_target = sh.cfg.log_target;
+            }
+        }
+    }
+    sh.log.set_min_level(new.log_level);
+    sh.log.set_capacity(new.log_capacity);
+    sh.hub.set_history_budget(new.history_memory);
+    sh.limits = session_limits(&new);
+    let tls_paths = plan.changes("tls-cert") || plan.changes("tls-key");
+    let oidc_settings = [
+        "oidc-issuer",
+        "oidc-audience",
+        "oidc-jwks",
+        "oidc-username-claim",
+    ]
+    .iter()
+    .any(|k| plan.changes(k));
+    for c in &plan.live {
+        sh.log
+            .info(format!("reload: {} {} (in effect now)", c.key, c.detail));
+    }
+    for c in &plan.restart {
+        sh.log.warn(format!(
+            "reload: {} {} needs a restart; running with the old value until then{}",
+            c.key,
+            c.detail,
+            if c.key == "room" {
+                " (chatctl room create adds a room now)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if plan.is_empty() {
+        sh.log.info("reload: the configuration is unchanged");
+    }
+    if tls_paths {
+        replace_tls(sh, &mut new);
+    }
+    if oidc_settings {
+        replace_oidc(sh, &mut new);
+    }
+    sh.cfg = new;
+    // Whatever was replaced above was just read; the rest is read again.
+    reload_files_except(sh, tls_paths, oidc_settings);
+}
+
+/// New certificate and key paths: loaded now, or the old ones stay.
+fn replace_tls(sh: &mut Shared, new: &mut Config) {
+    let (Some(_), Some(cert), Some(key)) = (&sh.tls, &new.tls_cert, &new.tls_key) else {
+        return;
+    };
+    match TlsSetup::load(cert, key) {
+        Ok(t) => {
+            sh.log.info(format!(
+                "tls: loaded certificate {} and key {}",
+                t.cert.display(),
+                t.key.display()
+            ));
+            sh.tls = Some(t);
+        }
+        Err(e) => {
+            sh.log.error(format!(
+                "{e}; reload failed, the previous certificate and key stay in use"
+            ));
+            new.tls_cert = sh.cfg.tls_cert.clone();
+            new.tls_key = sh.cfg.tls_key.clone();
+        }
+    }
+}
+
+/// New OIDC settings: the issuer, audience, key set and claim are
+/// replaced together, or none of them is.
+fn replace_oidc(sh: &mut Shared, new: &mut Config) {
+    let loaded = match (&new.oidc_issuer, &new.oidc_audience, &new.oidc_jwks) {
+        (Some(iss), Some(aud), Some(jwks)) => Oidc::load(iss, aud, jwks, &new.oidc_claim).map(Some),
+        _ => Ok(None),
+    };
+    match loaded {
+        Ok(Some(o)) => {
+            sh.log.info(format!(
+                "oidc: tokens from {} for {} accepted ({} key(s) from {})",
+                o.issuer,
+                o.audience,
+                o.key_count(),
+                o.jwks_path.display()
+            ));
+            sh.oidc = Some(o);
+        }
+        Ok(None) => {
+            sh.log.info("oidc: tokens are no longer accepted");
+            sh.oidc = None;
+        }
+        Err(e) => {
+            sh.log.error(format!(
+                "{e}; reload failed, the previous OIDC settings stay in use"
+            ));
+            new.oidc_issuer = sh.cfg.oidc_issuer.clone();
+            new.oidc_audience = sh.cfg.oidc_audience.clone();
+            new.oidc_jwks = sh.cfg.oidc_jwks.clone();
+            new.oidc_claim = sh.cfg.oidc_claim.clone();
+        }
+    }
+}
+
+/// Reads the TLS certificate and key and the OIDC key set again (the
+/// operator renewed them in place).
+fn reload_files_except(sh: &mut Shared, skip_tls: bool, skip_oidc: bool) {
+    if let Some(oidc) = sh.oidc.as_mut().filter(|_| !skip_oidc) {
+        match oidc.reload() {
+            Ok(n) => sh.log.info(format!(
+                "oidc: reloaded {n} key(s) from {}",
+                oidc.jwks_path.display()
+            )),
+            Err(e) => sh
+                .log
+                .error(format!("{e}; reload failed, the previous keys stay in use")),
+        }
+    }
+    if let Some(tls) = sh.tls.as_mut().filter(|_| !skip_tls) {
+        match tls.reload() {
+            Ok(()) => sh.log.info(format!(
+                "tls: reloaded certificate {} and key {}",
+                tls.cert.display(),
+                tls.key.display()
+            )),
+            Err(e) => sh.log.error(format!(
+                "{e}; reload failed, the previous certificate and key stay in use"
+            )),
+        }
     }
 }
 

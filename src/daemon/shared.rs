@@ -18,6 +18,7 @@ use super::logbook::{Level, Logbook};
 use super::oidc::Oidc;
 use super::poller::Poller;
 use super::tls::TlsSetup;
+use crate::core::control::Stats;
 use crate::core::fair::AddressKey;
 use crate::core::session::Limits;
 use crate::core::wire::Event;
@@ -132,10 +133,101 @@ impl Shared {
         id
     }
 
+    /// `stats`: the counters, the hub's counts, the log's suppressions.
+    pub fn stats(&self, uptime_secs: u64, clients: usize) -> Stats {
+        Stats {
+            uptime_secs,
+            clients,
+            members: self.hub.member_count(),
+            rooms: self.hub.room_count(),
+            messages_relayed: self.counters.messages_relayed,
+            deliveries: self.counters.deliveries,
+            bytes_out: self.counters.bytes_out,
+            slow_consumer_drops: self.counters.slow_consumer_drops,
+            joins: self.counters.joins,
+            refusals: self.counters.refusals,
+            log_lines_suppressed: self.log.suppressed,
+            cluster_dropped: self.counters.cluster_dropped,
+            cluster_inbox_overflows: self.counters.inbox_overflows,
+        }
+    }
+
     /// Logs a line about one client from `ip` (limited per address,
     /// unless the address is exempt; see [`Logbook::client`]).
     pub fn client_log(&mut self, ip: IpAddr, level: Level, line: String) {
         let from = (!self.cfg.exempt.contains(ip)).then(|| AddressKey::of(ip));
         self.log.client(self.now, from, level, line);
+    }
+}
+
+/// What the parts' unit tests build on: a [`Shared`] over a fake poller
+/// (it records interest and never waits) with virtual time (a test moves
+/// `now`; nothing reads the clock after `shared` returns).
+#[cfg(test)]
+pub mod testing {
+    use std::collections::HashMap;
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::time::{Duration, Instant};
+
+    use super::{Shared, session_limits};
+    use crate::core::hub::Hub;
+    use crate::daemon::accounts::Accounts;
+    use crate::daemon::config::Config;
+    use crate::daemon::door::Door;
+    use crate::daemon::logbook::{Level, Logbook, Sink};
+    use crate::daemon::poller::{Interest, Poller, Ready, Token};
+
+    /// Records what a part asks the poller for.
+    #[derive(Default)]
+    pub struct FakePoller {
+        pub watched: HashMap<Token, Interest>,
+    }
+
+    impl Poller for FakePoller {
+        fn can_watch(&self, _fd: RawFd) -> bool {
+            true
+        }
+
+        fn set(&mut self, _fd: RawFd, token: Token, interest: Interest) {
+            if interest == Interest::default() {
+                self.watched.remove(&token);
+            } else {
+                self.watched.insert(token, interest);
+            }
+        }
+
+        fn remove(&mut self, _fd: RawFd, token: Token) {
+            self.watched.remove(&token);
+        }
+
+        fn wait(&mut self, _timeout: Option<Duration>, _out: &mut Vec<Ready>) -> io::Result<()> {
+            unreachable!("a part never waits")
+        }
+    }
+
+    /// `Shared` for chatd run with `flags` (no configuration file), over
+    /// `hub`, a fake poller and a silent log.
+    pub fn shared(flags: &[&str], hub: Hub) -> Shared {
+        let mut argv = vec!["chatd", "--config", "none"];
+        argv.extend_from_slice(flags);
+        let cfg = Config::load(argv.iter().map(Into::into).collect()).expect("flags parse");
+        let mut sh = Shared {
+            limits: session_limits(&cfg),
+            cfg,
+            hub,
+            log: Logbook::new(Sink::none(), 1000, Level::Info),
+            poller: Box::new(FakePoller::default()),
+            door: Door::new(Vec::new()),
+            accounts: Accounts::default(),
+            oidc: None,
+            tls: None,
+            counters: Default::default(),
+            now: Instant::now(),
+            stamp: Default::default(),
+            ids: Default::default(),
+        };
+        sh.start_pass();
+        sh
     }
 }

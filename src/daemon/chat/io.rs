@@ -11,7 +11,7 @@ use super::{Chat, Closing};
 use crate::core::hub::ConnId;
 use crate::core::session::{Input, Next, Phase, Session};
 use crate::core::wire::{ErrorCode, Event};
-use crate::daemon::door;
+use crate::daemon::door::{self, Knock};
 use crate::daemon::logbook::Level;
 use crate::daemon::net;
 use crate::daemon::shared::Shared;
@@ -21,6 +21,31 @@ impl Chat {
 
     /// A connection the door let in: a seat for its address, then a
     /// session; or 503 at once.
+    /// Takes in what waits on chat listener `index`, one accept(2) per
+    /// knock; false when accept(2) ran out of descriptors (the loop
+    /// frees the spare and calls [`Chat::refuse_one`]).
+    pub fn accept(&mut self, sh: &mut Shared, index: usize) -> bool {
+        loop {
+            match sh.door.knock(index) {
+                Knock::Stream(stream, peer, tls) => self.admit(sh, stream, peer, tls),
+                Knock::Empty => return true,
+                Knock::OutOfDescriptors => return false,
+                Knock::Failed(e) => {
+                    sh.log.warn(format!("accept: {e}"));
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// With the spare descriptor freed: one connection waiting on
+    /// listener `index` gets 503 and is closed.
+    pub fn refuse_one(sh: &mut Shared, index: usize) {
+        if let Knock::Stream(stream, peer, tls) = sh.door.knock(index) {
+            Chat::refuse_at_door(sh, stream, peer, tls, "out of file descriptors");
+        }
+    }
+
     pub fn admit(&mut self, sh: &mut Shared, stream: TcpStream, peer: SocketAddr, tls: bool) {
         if !sh.poller.can_watch(stream.as_raw_fd()) {
             Chat::refuse_at_door(

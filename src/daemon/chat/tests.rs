@@ -4,48 +4,15 @@
 //! (the test moves `Shared::now`; nothing reads the clock).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Chat, ChatOut};
 use crate::core::hub::{ConnId, Hub};
 use crate::core::wire;
-use crate::daemon::accounts::Accounts;
-use crate::daemon::config::Config;
-use crate::daemon::door::Door;
-use crate::daemon::logbook::{Level, Logbook, Sink};
-use crate::daemon::poller::{Interest, Poller, Ready, Token};
-use crate::daemon::shared::{Shared, session_limits};
-
-/// Records what the chat part asks the poller for.
-#[derive(Default)]
-struct FakePoller {
-    watched: HashMap<Token, Interest>,
-}
-
-impl Poller for FakePoller {
-    fn can_watch(&self, _fd: RawFd) -> bool {
-        true
-    }
-
-    fn set(&mut self, _fd: RawFd, token: Token, interest: Interest) {
-        if interest == Interest::default() {
-            self.watched.remove(&token);
-        } else {
-            self.watched.insert(token, interest);
-        }
-    }
-
-    fn remove(&mut self, _fd: RawFd, token: Token) {
-        self.watched.remove(&token);
-    }
-
-    fn wait(&mut self, _timeout: Option<Duration>, _out: &mut Vec<Ready>) -> io::Result<()> {
-        unreachable!("the chat part never waits")
-    }
-}
+use crate::daemon::poller::Interest;
+use crate::daemon::shared::{Shared, testing};
 
 /// One chat part, its clients' ends, and the listener they came through.
 struct Pair {
@@ -58,26 +25,9 @@ struct Pair {
 impl Pair {
     /// A chat part with room `Teste` (limit 2), run with `flags`.
     fn new(clustered: bool, flags: &[&str]) -> Pair {
-        let mut argv = vec!["chatd", "--config", "none"];
-        argv.extend_from_slice(flags);
-        let cfg = Config::load(argv.iter().map(Into::into).collect()).expect("flags parse");
         let mut hub = Hub::new();
         hub.create_room("Teste", 2).unwrap();
-        let sh = Shared {
-            limits: session_limits(&cfg),
-            cfg,
-            hub,
-            log: Logbook::new(Sink::none(), 1000, Level::Info),
-            poller: Box::new(FakePoller::default()),
-            door: Door::new(Vec::new()),
-            accounts: Accounts::default(),
-            oidc: None,
-            tls: None,
-            counters: Default::default(),
-            now: Instant::now(),
-            stamp: Default::default(),
-            ids: Default::default(),
-        };
+        let sh = testing::shared(flags, hub);
         Pair {
             chat: Chat::new(clustered),
             sh,

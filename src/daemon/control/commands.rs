@@ -8,15 +8,15 @@
 //! Nothing here touches a connection: what must happen to chat clients
 //! (deliveries, closings) comes back as [`Effect`]s for the event loop.
 
-use super::accounts::{self, Accounts};
-use super::logbook::Logbook;
-use super::store::Store;
 use crate::core::control::{
     Change, ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats,
     StatusView, UserView,
 };
 use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, Kick, RoomInfo};
 use crate::core::wire::Event;
+use crate::daemon::accounts::{self, Accounts};
+use crate::daemon::logbook::Logbook;
+use crate::daemon::store::Store;
 
 /// What a command needs: the state it may change, where that state is
 /// saved, the log, and the counters `stats` reports.
