@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod cluster;
+pub mod codec;
 pub mod control;
 pub mod fair;
 pub mod hub;

@@ -1,13 +1,13 @@
 //! One chat connection's protocol state, without the socket and without a
-//! clock: its phase, the handshake deadline, the frame decoder (bounded
-//! input), the output queue with its `--sendq` bound, back-pressure (above
+//! clock: its phase, the handshake deadline, its protocol's codec (bounded
+//! input, frames decoded into commands; core/codec.rs), the output queue with its `--sendq` bound, back-pressure (above
 //! the high-water mark), the slow-consumer rule (the stall budget) and the
 //! close linger.
 //!
 //! The shape is quinn-proto's `Connection` and smoltcp's `poll_at`: the
 //! shell feeds what happened through [`Session::handle`]`(now, input)` and
-//! carries out the [`Action`] it gets back; it reads frames with
-//! [`Session::poll_frame`], writes [`Session::output`], and wakes the
+//! carries out the [`Action`] it gets back; it reads what the peer asked
+//! with [`Session::poll_frame`], writes [`Session::output`], and wakes the
 //! session at [`Session::poll_timeout`]. Every rule is therefore a function
 //! of (state, now, input), tested below with virtual time and no sockets.
 //!
@@ -17,7 +17,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::wire::{Decoder, FrameError};
+use super::codec::{Codec, Decoded, Protocol};
+use super::wire::FrameError;
 
 /// The bounds a session enforces (from chatd's flags).
 #[derive(Debug, Clone, Copy)]
@@ -118,8 +119,9 @@ pub enum DropReason {
 /// The next thing the peer sent, from [`Session::poll_frame`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// A complete frame: the handshake, or a message once a member.
-    Frame(Vec<u8>),
+    /// A complete frame, decoded by the protocol: the handshake, or a
+    /// message once a member.
+    Decoded(Decoded),
     /// A framing error: answer it (400/413) and close.
     Error(FrameError),
     /// The peer closed its side and everything it sent is consumed;
@@ -133,7 +135,7 @@ pub enum Next {
 pub struct Session {
     limits: Limits,
     phase: Phase,
-    decoder: Decoder,
+    codec: Codec,
     out: Vec<u8>,
     /// Start of the unsent output in `out`.
     out_pos: usize,
@@ -149,13 +151,13 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(now: Instant, limits: Limits) -> Session {
+    pub fn new(now: Instant, limits: Limits, protocol: Protocol) -> Session {
         Session {
             limits,
             phase: Phase::Handshake {
                 deadline: now + limits.handshake_timeout,
             },
-            decoder: Decoder::new(limits.max_frame.max(super::wire::MAX_HANDSHAKE_FRAME)),
+            codec: Codec::new(protocol, limits.max_frame),
             out: Vec::new(),
             out_pos: 0,
             read_closed: false,
@@ -187,7 +189,7 @@ impl Session {
         } else if self.is_closing() {
             DISCARD_CHUNK
         } else {
-            self.decoder.space()
+            self.codec.space()
         }
     }
 
@@ -224,21 +226,21 @@ impl Session {
 
     /// Whether [`Session::poll_frame`] has something to say.
     pub fn frame_ready(&self) -> bool {
-        !self.is_closing() && (self.decoder.frame_ready() || (self.read_closed && !self.gone))
+        !self.is_closing() && (self.codec.frame_ready() || (self.read_closed && !self.gone))
     }
 
-    /// The next frame the peer sent (nothing while closing).
+    /// The next frame the peer sent, decoded (nothing while closing).
     pub fn poll_frame(&mut self) -> Next {
         if self.is_closing() {
             return Next::Nothing;
         }
-        match self.decoder.next_frame() {
-            Some(Ok(payload)) => Next::Frame(payload),
+        match self.codec.next(self.phase == Phase::Member) {
+            Some(Ok(decoded)) => Next::Decoded(decoded),
             Some(Err(e)) => Next::Error(e),
             None if self.read_closed && !self.gone => {
                 self.gone = true;
                 Next::Gone {
-                    mid_frame: self.decoder.buffered() > 0,
+                    mid_frame: self.codec.buffered() > 0,
                 }
             }
             None => Next::Nothing,
@@ -264,7 +266,7 @@ impl Session {
         match input {
             Input::Received(bytes) => {
                 if !self.is_closing() {
-                    self.decoder.push(bytes);
+                    self.codec.push(bytes);
                 }
                 None
             }
@@ -288,7 +290,7 @@ impl Session {
             Input::Joined => {
                 if let Phase::Handshake { .. } = self.phase {
                     self.phase = Phase::Member;
-                    self.decoder.set_max_frame(self.limits.max_frame);
+                    self.codec.joined(self.limits.max_frame);
                 }
                 None
             }
@@ -448,6 +450,7 @@ impl StallMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::codec::Command;
     use crate::core::wire::encode_frame;
 
     fn secs(s: f64) -> Duration {
@@ -465,7 +468,7 @@ mod tests {
 
     /// A session that has joined, at `t0`.
     fn member(t0: Instant) -> Session {
-        let mut s = Session::new(t0, LIMITS);
+        let mut s = Session::new(t0, LIMITS, Protocol::Prototype);
         assert_eq!(s.handle(t0, Input::Joined), None);
         s
     }
@@ -475,7 +478,7 @@ mod tests {
     #[test]
     fn no_handshake_by_the_deadline_is_408() {
         let t0 = Instant::now();
-        let mut s = Session::new(t0, LIMITS);
+        let mut s = Session::new(t0, LIMITS, Protocol::Prototype);
         assert_eq!(s.poll_timeout(), Some(t0 + secs(10.0)));
         // Half a header, then silence.
         s.handle(t0, Input::Received(b"36   "));
@@ -495,14 +498,14 @@ mod tests {
     #[test]
     fn a_handshake_in_time_is_a_frame_and_joining_ends_the_deadline() {
         let t0 = Instant::now();
-        let mut s = Session::new(t0, LIMITS);
-        for b in encode_frame(b"{\"username\":\"Yan\"}") {
+        let mut s = Session::new(t0, LIMITS, Protocol::Prototype);
+        for b in encode_frame(b"{\"username\":\"Yan\",\"room\":\"Teste\"}") {
             s.handle(t0, Input::Received(&[b]));
         }
-        assert_eq!(
+        assert!(matches!(
             s.poll_frame(),
-            Next::Frame(b"{\"username\":\"Yan\"}".to_vec())
-        );
+            Next::Decoded(Decoded::Command(Command::Join(hs))) if hs.room == "Teste"
+        ));
         s.handle(t0 + secs(1.0), Input::Joined);
         assert_eq!(s.phase(), Phase::Member);
         assert_eq!(s.poll_timeout(), None);
@@ -608,7 +611,10 @@ mod tests {
         assert_eq!(s.read_budget(), 110);
         s.handle(t0, Input::Received(&encode_frame(b"hello")));
         assert_eq!(s.read_budget(), 95);
-        assert_eq!(s.poll_frame(), Next::Frame(b"hello".to_vec()));
+        assert_eq!(
+            s.poll_frame(),
+            Next::Decoded(Decoded::Command(Command::Say("hello".into())))
+        );
         assert_eq!(s.poll_frame(), Next::Nothing);
         // EOF mid-frame: the member is gone, said once.
         s.handle(t0, Input::Received(b"99        abc"));
@@ -757,7 +763,7 @@ mod tests {
             fn any_sequence_keeps_the_bounds(seq in steps()) {
                 let t0 = Instant::now();
                 let mut now = t0;
-                let mut s = Session::new(now, LIMITS);
+                let mut s = Session::new(now, LIMITS, Protocol::Prototype);
                 let mut closing = false;
                 let mut last_notice = 0;
                 for (ms, step) in seq {

@@ -18,6 +18,7 @@ use super::logbook::{Level, Logbook};
 use super::oidc::Oidc;
 use super::poller::Poller;
 use super::tls::TlsSetup;
+use crate::core::codec::{self, Protocol};
 use crate::core::control::Stats;
 use crate::core::fair::AddressKey;
 use crate::core::session::Limits;
@@ -123,7 +124,7 @@ impl Shared {
 
     /// An event as bytes for one or more clients, stamped now.
     pub fn encode(&self, event: &Event) -> Vec<u8> {
-        event.encode_at(&self.stamp.1)
+        codec::encode(Protocol::Prototype, event, &self.stamp.1)
     }
 
     /// A poller token no connection has had.

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 
 use super::conn::Conn;
 use super::{Chat, Closing};
+use crate::core::codec::Protocol;
 use crate::core::hub::ConnId;
 use crate::core::session::{Input, Next, Phase, Session};
 use crate::core::wire::{ErrorCode, Event};
@@ -85,7 +86,7 @@ impl Chat {
             );
         }
         let id = sh.fresh_id();
-        let session = Session::new(sh.now, sh.limits);
+        let session = Session::new(sh.now, sh.limits, Protocol::Prototype);
         let config = if tls {
             sh.tls.as_ref().map(|t| &t.config)
         } else {
@@ -284,10 +285,7 @@ impl Chat {
                     self.doom(id, Closing::Failed(why.to_string()));
                     return;
                 }
-                Next::Frame(payload) => match self.conns[&id].session.phase() {
-                    Phase::Handshake { .. } => self.on_handshake(sh, id, &payload),
-                    _ => self.on_message(sh, id, &payload),
-                },
+                Next::Decoded(decoded) => self.on_decoded(sh, id, decoded),
             }
         }
     }

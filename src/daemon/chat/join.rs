@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use super::{Chat, ChatOut};
 use crate::core::access::{self, RoomEntry};
+use crate::core::codec::{Command, Decoded};
 use crate::core::hub::{ConnId, Delivery, RoomId};
 use crate::core::session::{Input, Phase};
 use crate::core::wire::{self, ErrorCode, Event, EventKind, Handshake};
@@ -31,11 +32,11 @@ impl Chat {
         self.feed(sh, id, Input::Finish(line));
     }
 
-    /// The first frame.
-    pub(super) fn on_handshake(&mut self, sh: &mut Shared, id: ConnId, payload: &[u8]) {
-        let hs = match wire::parse_hello(payload) {
-            Ok(wire::Hello::Join(hs)) => hs,
-            Ok(wire::Hello::ListRooms) => {
+    /// What the peer asked, decoded by its protocol's codec.
+    pub(super) fn on_decoded(&mut self, sh: &mut Shared, id: ConnId, decoded: Decoded) {
+        match decoded {
+            Decoded::Command(Command::Join(hs)) => self.on_handshake(sh, id, hs),
+            Decoded::Command(Command::ListRooms) => {
                 let event = Event {
                     kind: EventKind::Rooms,
                     username: wire::SYSTEM_USER.to_string(),
@@ -44,13 +45,28 @@ impl Chat {
                 };
                 let line = sh.encode(&event);
                 self.finish_here(sh, id, Some(&line));
-                return;
             }
-            Err(e) => {
-                self.close_with_error(sh, id, ErrorCode::BadRequest, &e.reason, e.room.as_deref());
-                return;
+            Decoded::Command(Command::Say(text)) => self.on_message(sh, id, &text),
+            Decoded::Rejected(reason) => {
+                // The stream is still in sync: reject this message only.
+                let line = sh.encode(&Event::error(ErrorCode::BadRequest, None, reason));
+                self.feed(sh, id, Input::Deliver(&line));
+                let who = self.describe(sh, id);
+                self.id_log(
+                    sh,
+                    id,
+                    Level::Warn,
+                    format!("rejected message from {who}: {reason}"),
+                );
             }
-        };
+            Decoded::Refused { code, reason, room } => {
+                self.close_with_error(sh, id, code, &reason, room.as_deref());
+            }
+        }
+    }
+
+    /// A handshake that asks to join.
+    fn on_handshake(&mut self, sh: &mut Shared, id: ConnId, hs: Handshake) {
         let peer = self.conns[&id].peer;
         if let Err(why) = self.take_join(sh, id) {
             self.refuse_join(
@@ -66,7 +82,7 @@ impl Chat {
         let (username, login) = match identify(sh, &hs, peer) {
             Ok(who) => who,
             Err(Refused::Later) => {
-                self.park(id, payload);
+                self.park(id, hs);
                 return;
             }
             Err(Refused::With(code, why)) => {
@@ -88,7 +104,7 @@ impl Chat {
         if let Err(refused) = admit_to_room(sh, &hs, &username, !login.is_empty(), peer) {
             let why = match refused {
                 Refused::Later => {
-                    self.park(id, payload);
+                    self.park(id, hs);
                     return;
                 }
                 Refused::With(_, why) => why,
@@ -141,10 +157,10 @@ impl Chat {
 
     /// Keeps a handshake whose password check must wait for the next pass;
     /// the connection's later frames wait with it.
-    fn park(&mut self, id: ConnId, payload: &[u8]) {
+    fn park(&mut self, id: ConnId, hs: Handshake) {
         if let Some(c) = self.conns.get_mut(&id) {
             c.parked = true;
-            self.parked.push_back((id, payload.to_vec()));
+            self.parked.push_back((id, hs));
         }
     }
 
@@ -154,7 +170,7 @@ impl Chat {
     pub fn resume_parked(&mut self, sh: &mut Shared) {
         sh.accounts.begin_pass();
         let waiting = std::mem::take(&mut self.parked);
-        for (id, payload) in waiting {
+        for (id, hs) in waiting {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
@@ -162,7 +178,7 @@ impl Chat {
             if !matches!(c.session.phase(), Phase::Handshake { .. }) {
                 continue; // Timed out or closed meanwhile.
             }
-            self.on_handshake(sh, id, &payload);
+            self.on_handshake(sh, id, hs);
             self.mark_runnable(id);
         }
         self.process_runnable(sh);
@@ -236,23 +252,7 @@ impl Chat {
     }
 
     /// A chat message from a member.
-    pub(super) fn on_message(&mut self, sh: &mut Shared, id: ConnId, payload: &[u8]) {
-        let text = match wire::validate_message(payload) {
-            Ok(t) => t,
-            Err(reason) => {
-                // The stream is still in sync: reject this message only.
-                let line = sh.encode(&Event::error(ErrorCode::BadRequest, None, reason));
-                self.feed(sh, id, Input::Deliver(&line));
-                let who = self.describe(sh, id);
-                self.id_log(
-                    sh,
-                    id,
-                    Level::Warn,
-                    format!("rejected message from {who}: {reason}"),
-                );
-                return;
-            }
-        };
+    fn on_message(&mut self, sh: &mut Shared, id: ConnId, text: &str) {
         let Some(delivery) = sh.hub.say(id, text) else {
             return;
         };

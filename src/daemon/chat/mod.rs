@@ -92,7 +92,7 @@ pub struct Chat {
     flow: Flow,
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
-    parked: VecDeque<(ConnId, Vec<u8>)>,
+    parked: VecDeque<(ConnId, Handshake)>,
     /// The read buffer every connection shares.
     scratch: Vec<u8>,
     /// Cluster mode: joins are decided by the cluster, and what happens
