@@ -194,8 +194,10 @@ pub struct Hub {
     /// Keyed by id, so iteration is creation order.
     rooms: BTreeMap<RoomId, Room>,
     by_name: HashMap<String, RoomId>,
-    /// The room each joined connection is in.
-    member_of: IdMap<RoomId>,
+    /// The rooms each joined connection is in, in the order it joined
+    /// them (one for the prototype's protocol, which joins once per
+    /// connection; several for a protocol that joins many).
+    member_of: IdMap<Vec<RoomId>>,
     next_room: RoomId,
     /// This node's id in a cluster ("" alone): local members carry it.
     node: String,
@@ -402,9 +404,15 @@ impl Hub {
         Ok(&self.rooms[&id].members)
     }
 
-    /// The room a connection has joined, if any.
+    /// The room a connection joined first, if any (the prototype's
+    /// connection: its one room).
     pub fn room_of(&self, conn: ConnId) -> Option<RoomId> {
-        self.member_of.get(&conn).copied()
+        self.rooms_of(conn).first().copied()
+    }
+
+    /// Every room a connection is in, in the order it joined them.
+    pub fn rooms_of(&self, conn: ConnId) -> &[RoomId] {
+        self.member_of.get(&conn).map_or(&[], Vec::as_slice)
     }
 
     /// The connections in a room (empty for an unknown id).
@@ -415,9 +423,10 @@ impl Hub {
             .flat_map(|r| r.members.iter().map(|m| m.conn))
     }
 
-    /// The room name and member record of a joined connection.
+    /// The room name and member record of a joined connection (in the
+    /// room it joined first).
     pub fn member(&self, conn: ConnId) -> Option<(&str, &Member)> {
-        let room = self.rooms.get(self.member_of.get(&conn)?)?;
+        let room = self.rooms.get(&self.room_of(conn)?)?;
         let member = room.members.iter().find(|m| m.conn == conn)?;
         Some((&room.name, member))
     }
@@ -426,6 +435,7 @@ impl Hub {
         self.rooms.len()
     }
 
+    /// Connections in at least one room.
     pub fn member_count(&self) -> usize {
         self.member_of.len()
     }
@@ -472,7 +482,7 @@ impl Hub {
                     .iter()
                     .any(|m| m.conn == holder && m.node != node)
             {
-                self.leave(holder);
+                self.leave_room(holder, id);
             }
         }
         self.join_as(conn, username, room_name, address, joined_at, node, false)
@@ -509,18 +519,18 @@ impl Hub {
                 reason,
             })
         };
-        if self.member_of.contains_key(&conn) {
-            return Err(refuse(
-                ErrorCode::BadRequest,
-                "this connection has already joined a room".to_string(),
-            ));
-        }
         let Some(&id) = self.by_name.get(room_name) else {
             return Err(refuse(
                 ErrorCode::NoSuchRoom,
                 format!("no room named '{room_name}'"),
             ));
         };
+        if self.rooms_of(conn).contains(&id) {
+            return Err(refuse(
+                ErrorCode::BadRequest,
+                format!("this connection is already in room '{room_name}'"),
+            ));
+        }
         let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
         let key = names::comparison_key(username);
         if let Some(holder) = room.keys.get(&key) {
@@ -556,7 +566,7 @@ impl Hub {
             joined_at: joined_at.to_string(),
             node: node.to_string(),
         });
-        self.member_of.insert(conn, id);
+        self.member_of.entry(conn).or_default().push(id);
         let event = Event {
             kind: EventKind::Join,
             username: username.to_string(),
@@ -572,11 +582,16 @@ impl Hub {
         })
     }
 
-    /// A chat message from a member: goes to every other member of its room.
-    /// `None` when `conn` is not in a room.
+    /// A chat message from a member: goes to every other member of its room
+    /// (the one it joined first). `None` when `conn` is not in a room.
     pub fn say(&self, conn: ConnId, text: &str) -> Option<Delivery> {
-        let id = *self.member_of.get(&conn)?;
-        let room = &self.rooms[&id];
+        self.say_in(conn, self.room_of(conn)?, text)
+    }
+
+    /// A chat message from a member of `id` to the room's other members.
+    /// `None` when `conn` is not in that room.
+    pub fn say_in(&self, conn: ConnId, id: RoomId, text: &str) -> Option<Delivery> {
+        let room = self.rooms.get(&id)?;
         let sender = room.members.iter().find(|m| m.conn == conn)?;
         let event = Event {
             kind: EventKind::Message,
@@ -598,10 +613,27 @@ impl Hub {
         })
     }
 
-    /// Removes `conn` from its room (it disconnected or was dropped); the
-    /// remaining members get `leave`. `None` when it was in no room.
+    /// Removes `conn` from its room (the one it joined first: the
+    /// prototype's connection has one); the remaining members get `leave`.
+    /// `None` when it was in no room.
     pub fn leave(&mut self, conn: ConnId) -> Option<Departure> {
-        let id = self.member_of.remove(&conn)?;
+        self.leave_room(conn, self.room_of(conn)?)
+    }
+
+    /// Removes `conn` from every room it is in (it disconnected), in the
+    /// order it joined them.
+    pub fn leave_all(&mut self, conn: ConnId) -> Vec<Departure> {
+        let rooms = self.rooms_of(conn).to_vec();
+        rooms
+            .into_iter()
+            .filter_map(|id| self.leave_room(conn, id))
+            .collect()
+    }
+
+    /// Removes `conn` from room `id`; its remaining members get `leave`.
+    /// `None` when it was not in it.
+    pub fn leave_room(&mut self, conn: ConnId, id: RoomId) -> Option<Departure> {
+        self.forget_membership(conn, id)?;
         let room = self.rooms.get_mut(&id).expect("member_of and rooms agree");
         let pos = room.members.iter().position(|m| m.conn == conn)?;
         let member = room.members.remove(pos);
@@ -634,8 +666,8 @@ impl Hub {
         self.by_history.remove(&(room.history_bytes, id));
         self.history_bytes -= room.history_bytes;
         let members: Vec<ConnId> = room.members.iter().map(|m| m.conn).collect();
-        for conn in &members {
-            self.member_of.remove(conn);
+        for &conn in &members {
+            self.forget_membership(conn, id);
         }
         Ok(Closure {
             event: Event::system(EventKind::Closed, wire::CLOSED, Some(&room.name)),
@@ -650,7 +682,7 @@ impl Hub {
     pub fn reopen(&mut self, closure: Closure) {
         let (id, room) = closure.removed;
         for m in &room.members {
-            self.member_of.insert(m.conn, id);
+            self.member_of.entry(m.conn).or_default().push(id);
         }
         self.by_name.insert(room.name.clone(), id);
         if room.history_bytes > 0 {
@@ -674,12 +706,24 @@ impl Hub {
                     "no member named '{username}' in room '{room_name}'"
                 ))
             })?;
-        let departure = self.leave(conn).expect("member was just found");
+        let departure = self.leave_room(conn, id).expect("member was just found");
         Ok(Kick {
             conn,
             event: Event::system(EventKind::Kicked, wire::KICKED, Some(room_name)),
             departure,
         })
+    }
+
+    /// Takes room `id` off `conn`'s list (the entry goes with its last
+    /// room); `None` when it was not there.
+    fn forget_membership(&mut self, conn: ConnId, id: RoomId) -> Option<()> {
+        let rooms = self.member_of.get_mut(&conn)?;
+        let pos = rooms.iter().position(|&r| r == id)?;
+        rooms.remove(pos);
+        if rooms.is_empty() {
+            self.member_of.remove(&conn);
+        }
+        Some(())
     }
 
     /// A room's id by name.
@@ -741,6 +785,60 @@ mod tests {
         assert_eq!(v.message, "*** ENTROU NA SALA ***");
         assert_eq!(v.kind, EventKind::Join);
         assert_eq!(v.room.as_deref(), Some("Teste"));
+    }
+
+    #[test]
+    fn one_connection_may_sit_in_several_rooms() {
+        let mut hub = hub_with("Teste", 5);
+        hub.create_room("Sala", 5).unwrap();
+        let (teste, sala) = (
+            hub.room_id_of("Teste").unwrap(),
+            hub.room_id_of("Sala").unwrap(),
+        );
+        join(&mut hub, 1, "Yan", "Teste").unwrap();
+        join(&mut hub, 1, "Yan", "Sala").unwrap();
+        join(&mut hub, 2, "Ana", "Teste").unwrap();
+        join(&mut hub, 3, "Bia", "Sala").unwrap();
+        assert_eq!(hub.rooms_of(1), [teste, sala]);
+        assert_eq!(hub.member_count(), 3, "people, not seats");
+        // A second join of the same room is refused; the first stands.
+        let again = join(&mut hub, 1, "Yan", "Sala").unwrap_err();
+        assert_eq!(again.code, ErrorCode::BadRequest);
+        // Said in one room, heard only there.
+        let d = hub.say_in(1, sala, "oi").unwrap();
+        assert_eq!((d.room, d.to.as_slice()), (sala, &[3][..]));
+        let d = hub.say(1, "olá").unwrap();
+        assert_eq!(
+            (d.room, d.to.as_slice()),
+            (teste, &[2][..]),
+            "say: the first room"
+        );
+        assert!(hub.say_in(2, sala, "x").is_none(), "not a member of Sala");
+        // Leaving, kicking and closing one room keep the others.
+        let dep = hub.leave_room(1, teste).unwrap();
+        assert_eq!(
+            (dep.room.as_str(), dep.notice.to.as_slice()),
+            ("Teste", &[2][..])
+        );
+        assert_eq!(hub.rooms_of(1), [sala]);
+        join(&mut hub, 1, "Yan", "Teste").unwrap();
+        let kick = hub.kick("Sala", "yan").unwrap();
+        assert_eq!(kick.conn, 1);
+        assert_eq!(hub.rooms_of(1), [teste]);
+        join(&mut hub, 1, "Yan", "Sala").unwrap();
+        let closure = hub.close_room("Teste").unwrap();
+        assert_eq!(closure.members, [2, 1], "in join order");
+        assert_eq!(hub.rooms_of(1), [sala]);
+        assert_eq!(hub.rooms_of(2), [] as [RoomId; 0]);
+        hub.reopen(closure);
+        assert_eq!(hub.rooms_of(1), [sala, teste]);
+        // Disconnecting leaves every room, each told.
+        let gone = hub.leave_all(1);
+        let rooms: Vec<&str> = gone.iter().map(|d| d.room.as_str()).collect();
+        assert_eq!(rooms, ["Sala", "Teste"]);
+        assert!(hub.rooms_of(1).is_empty());
+        assert_eq!(hub.member_count(), 2);
+        assert!(hub.conn_of("Sala", "Yan").is_none());
     }
 
     #[test]
