@@ -173,6 +173,11 @@ impl Session {
         self.phase
     }
 
+    /// The wire protocol its codec speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.codec.protocol()
+    }
+
     pub fn is_closing(&self) -> bool {
         matches!(self.phase, Phase::Closing { .. })
     }

@@ -306,8 +306,7 @@ impl Server {
                         }
                     }
                     Effect::Close { conn, event } => {
-                        let line = self.sh.encode(&event);
-                        self.chat.finish(&mut self.sh, conn, Some(&line));
+                        self.chat.finish(&mut self.sh, conn, Some(&event));
                     }
                     // Served by the control part itself.
                     Effect::Follow { .. } => {}
@@ -427,10 +426,8 @@ impl Server {
         ));
         self.sh.door.close(self.sh.poller.as_mut());
         self.control.close(&mut self.sh, CONTROL_LISTENER);
-        let line = self
-            .sh
-            .encode(&Event::system(EventKind::Shutdown, wire::SHUTDOWN, None));
-        self.chat.finish_all(&mut self.sh, &line);
+        let event = Event::system(EventKind::Shutdown, wire::SHUTDOWN, None);
+        self.chat.finish_all(&mut self.sh, &event);
     }
 
     // -- accepting ----------------------------------------------------------
@@ -467,7 +464,7 @@ fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
     match o {
         ClusterOut::Deliver(d) => chat.deliver(sh, &d),
         ClusterOut::FromElsewhere(d) => chat.deliver_from_elsewhere(sh, &d),
-        ClusterOut::Finish(conn, line) => chat.finish(sh, conn, line.as_deref()),
+        ClusterOut::Finish(conn, event) => chat.finish(sh, conn, event.as_ref()),
         ClusterOut::VerdictGiven(id) => chat.verdict_given(id),
         ClusterOut::Joined {
             id,

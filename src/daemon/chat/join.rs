@@ -43,13 +43,14 @@ impl Chat {
                     rooms: Some(sh.hub.public_rooms()),
                     ..Event::default()
                 };
-                let line = sh.encode(&event);
+                let line = self.encode_for(sh, id, &event);
                 self.finish_here(sh, id, Some(&line));
             }
             Decoded::Command(Command::Say(text)) => self.on_message(sh, id, &text),
             Decoded::Rejected(reason) => {
                 // The stream is still in sync: reject this message only.
-                let line = sh.encode(&Event::error(ErrorCode::BadRequest, None, reason));
+                let line =
+                    self.encode_for(sh, id, &Event::error(ErrorCode::BadRequest, None, reason));
                 self.feed(sh, id, Input::Deliver(&line));
                 let who = self.describe(sh, id);
                 self.id_log(
@@ -96,7 +97,7 @@ impl Chat {
                         code.as_str()
                     ),
                 );
-                let line = sh.encode(&Event::error(code, Some(&hs.room), &why));
+                let line = self.encode_for(sh, id, &Event::error(code, Some(&hs.room), &why));
                 self.finish_here(sh, id, Some(&line));
                 return;
             }
@@ -112,7 +113,11 @@ impl Chat {
             sh.counters.refusals += 1;
             sh.log
                 .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
-            let line = sh.encode(&Event::error(ErrorCode::Forbidden, Some(&hs.room), &why));
+            let line = self.encode_for(
+                sh,
+                id,
+                &Event::error(ErrorCode::Forbidden, Some(&hs.room), &why),
+            );
             self.finish_here(sh, id, Some(&line));
             return;
         }
@@ -246,7 +251,7 @@ impl Chat {
                 code.as_str()
             ),
         );
-        let line = sh.encode(&Event::error(code, Some(room), reason));
+        let line = self.encode_for(sh, id, &Event::error(code, Some(room), reason));
         self.finish_here(sh, id, Some(&line));
         self.drop_doomed(sh);
     }
@@ -276,7 +281,7 @@ impl Chat {
         let mut used = 0;
         let mut lines: Vec<Vec<u8>> = Vec::new();
         for event in sh.hub.history(room).rev() {
-            let line = event.encode();
+            let line = self.encode_for(sh, id, event);
             used += line.len();
             if used > budget {
                 break;
@@ -300,7 +305,7 @@ impl Chat {
             members: Some(members.iter().map(|m| m.username.clone()).collect()),
             ..Event::default()
         };
-        let line = sh.encode(&event);
+        let line = self.encode_for(sh, id, &event);
         self.feed(sh, id, Input::Deliver(&line));
     }
 

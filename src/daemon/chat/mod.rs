@@ -24,6 +24,7 @@ use std::time::Instant;
 use super::logbook::Level;
 use super::poller::Interest;
 use super::shared::Shared;
+use crate::core::codec::{self, Protocol};
 use crate::core::hub::{ConnId, Departure, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Phase};
 use crate::core::wire::{ErrorCode, Event, Handshake};
@@ -166,20 +167,33 @@ impl Chat {
         unflushed
     }
 
-    /// Every connection gets `line` (the shutdown event) and closes.
-    pub fn finish_all(&mut self, sh: &mut Shared, line: &[u8]) {
+    /// Every connection gets `event` (the shutdown) and closes.
+    pub fn finish_all(&mut self, sh: &mut Shared, event: &Event) {
         self.stopping = true;
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
-            self.feed(sh, id, Input::Finish(Some(line)));
+            let line = self.encode_for(sh, id, event);
+            self.feed(sh, id, Input::Finish(Some(&line)));
         }
         self.drop_doomed(sh);
     }
 
-    /// A last line (if any), then the connection closes.
-    pub fn finish(&mut self, sh: &mut Shared, id: ConnId, line: Option<&[u8]>) {
-        self.feed(sh, id, Input::Finish(line));
+    /// A last event (if any), then the connection closes.
+    pub fn finish(&mut self, sh: &mut Shared, id: ConnId, event: Option<&Event>) {
+        let line = event.map(|e| self.encode_for(sh, id, e));
+        self.feed(sh, id, Input::Finish(line.as_deref()));
         self.drop_doomed(sh);
+    }
+
+    /// An event for one connection, in its protocol (the prototype's for
+    /// one that is gone), stamped with the pass's time unless it carries
+    /// its own.
+    fn encode_for(&self, sh: &Shared, id: ConnId, event: &Event) -> Vec<u8> {
+        let protocol = self
+            .conns
+            .get(&id)
+            .map_or(Protocol::Prototype, |c| c.session.protocol());
+        codec::encode(protocol, event, sh.ts())
     }
 
     /// The cluster decided `id`'s join (or gave up on it): its frames may
@@ -423,7 +437,7 @@ impl Chat {
             Level::Warn,
             format!("error {} to {who}: {reason}; closing", code.as_str()),
         );
-        let line = sh.encode(&Event::error(code, room, reason));
+        let line = self.encode_for(sh, id, &Event::error(code, room, reason));
         self.leave_room(sh, id, "closed after a protocol error");
         self.feed(sh, id, Input::Finish(Some(&line)));
     }

@@ -113,11 +113,11 @@ impl Cluster {
             sh.log.warn(format!(
                 "cluster: disconnecting '{name}' in '{room}': {reason}"
             ));
-            let line = sh.encode(&Event::error(code, Some(room), &reason));
+            let event = Event::error(code, Some(room), &reason);
             if let Some(dep) = sh.hub.leave(conn) {
                 self.out.push(ClusterOut::Deliver(dep.notice));
             }
-            self.out.push(ClusterOut::Finish(conn, Some(line)));
+            self.out.push(ClusterOut::Finish(conn, Some(event)));
         }
     }
 
@@ -251,8 +251,7 @@ impl Cluster {
                     sh.log.info(format!(
                         "kick: '{name}' removed from room '{room}' by an admin on another node"
                     ));
-                    let line = sh.encode(&kick.event);
-                    self.out.push(ClusterOut::Finish(conn, Some(line)));
+                    self.out.push(ClusterOut::Finish(conn, Some(kick.event)));
                 }
                 self.out.push(ClusterOut::Deliver(kick.departure.notice));
             }
@@ -365,9 +364,9 @@ impl Cluster {
             "cluster: room '{room}' closed ({why}); {} local member(s) disconnected",
             local.len()
         ));
-        let line = sh.encode(&closure.event);
         for conn in local {
-            self.out.push(ClusterOut::Finish(conn, Some(line.clone())));
+            self.out
+                .push(ClusterOut::Finish(conn, Some(closure.event.clone())));
         }
         self.unsubscribe_if_unused(sh, here, room);
     }

@@ -65,8 +65,8 @@ pub enum ClusterOut {
     Deliver(Delivery),
     /// Another node's message: through the room's inbox while it is held.
     FromElsewhere(Delivery),
-    /// A last line (if any), then the connection closes.
-    Finish(ConnId, Option<Vec<u8>>),
+    /// A last event (if any), then the connection closes.
+    Finish(ConnId, Option<Event>),
     /// The join's verdict came (or never will): its frames may run.
     VerdictGiven(ConnId),
     /// Redis gave the seat and the hub took the member.
@@ -292,14 +292,14 @@ impl Cluster {
 
     /// A join the cluster cannot decide: 503.
     fn unavailable(&mut self, sh: &mut Shared, id: ConnId) {
-        let line = sh.encode(&Event::error(
+        let event = Event::error(
             ErrorCode::Unavailable,
             None,
             "the cluster store is unreachable; try again shortly",
-        ));
+        );
         sh.counters.refusals += 1;
         self.out.push(ClusterOut::VerdictGiven(id));
-        self.out.push(ClusterOut::Finish(id, Some(line)));
+        self.out.push(ClusterOut::Finish(id, Some(event)));
     }
 
     // -- replies ------------------------------------------------------------------

@@ -367,9 +367,8 @@ fn losing_redis_answers_waiting_joins_with_503_and_is_not_ready() {
     let out = n.out();
     let mut finished = Vec::new();
     for o in &out {
-        if let ClusterOut::Finish(id, Some(line)) = o {
-            let line = String::from_utf8_lossy(line);
-            assert!(line.contains(r#""message":"503""#), "{line}");
+        if let ClusterOut::Finish(id, Some(event)) = o {
+            assert_eq!(event.message, "503", "{event:?}");
             finished.push(*id);
         }
     }
