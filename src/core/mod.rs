@@ -23,6 +23,7 @@ pub mod codec;
 pub mod control;
 pub mod fair;
 pub mod hub;
+pub mod irc;
 pub mod lines;
 pub mod names;
 pub mod session;

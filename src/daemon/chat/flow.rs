@@ -4,7 +4,7 @@
 //! unsent (its count in `backlog`), while deliveries wait in its inbox
 //! (see inbox.rs), or while another node holds it back (cluster mode,
 //! each hold until a time it is renewed before). [`Flow`] keeps those
-//! counts and says what changed as [`FlowEvent`]s, which the loop carries
+//! counts and says what changed as [`FlowEvent`]s, which the chat part carries
 //! out: members to touch, a hold to publish.
 //!
 //! Invariants: a room is in `backlog` only with a count of at least one;
@@ -18,7 +18,7 @@ use std::time::Instant;
 use super::inbox::{Inbox, Waiting};
 use crate::core::hub::{ConnId, IdMap, RoomId};
 
-/// What the loop must do after a change of flow.
+/// What the chat part must do after a change of flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowEvent {
     /// The room's members are no longer read from.

@@ -59,10 +59,10 @@ pub enum Purpose {
     RoomCreate(String),
 }
 
-/// What happened on the link, for the loop.
+/// What happened on the link, for the cluster part.
 #[derive(Debug)]
 pub enum LinkEvent {
-    /// Connected: the loop sends its hello, heartbeat, sync and snapshot.
+    /// Connected: the cluster part sends its hello, heartbeat, sync and snapshot.
     Connected,
     Reply(Purpose, OwnedFrame),
     Push(OwnedFrame),
