@@ -284,19 +284,17 @@ impl Server {
     /// output allows; carries out what each command needs done to chat
     /// and the cluster.
     fn serve_control(&mut self, id: u64) {
-        loop {
+        while let Some(request) = self.control.next_request(id) {
+            // What `stats` and `status` report, as of this request.
             let uptime = self.sh.now.duration_since(self.started).as_secs();
             let facts = Facts {
                 stats: self.sh.stats(uptime, self.chat.len()),
                 status: self.status(uptime),
             };
             let cluster_down = self.cluster.as_ref().is_some_and(|c| !c.ready());
-            let Some(effects) =
+            let effects =
                 self.control
-                    .serve_one(&mut self.sh, &self.store, id, facts, cluster_down)
-            else {
-                return;
-            };
+                    .answer(&mut self.sh, &self.store, id, request, facts, cluster_down);
             for effect in effects {
                 match effect {
                     Effect::Deliver(d) => self.chat.deliver(&mut self.sh, &d),

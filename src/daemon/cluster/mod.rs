@@ -179,9 +179,10 @@ impl Cluster {
 
     /// For `chatctl status`.
     pub fn status(&self) -> String {
-        let state = match self.link.describe_state() {
-            "up" if !self.synced => "synchronising",
-            s => s,
+        let state = if self.link.connected() && !self.synced {
+            "synchronising"
+        } else {
+            self.link.describe_state()
         };
         format!("{state} as node '{}' via {}", self.node, self.link.url())
     }

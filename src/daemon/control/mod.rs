@@ -17,7 +17,7 @@ use super::net::{self, ControlSocket};
 use super::poller::{Interest, Token};
 use super::shared::Shared;
 use super::store::Store;
-use crate::core::control::{ErrorCode, FollowLine, Response, Stats, StatusView};
+use crate::core::control::{ErrorCode, FollowLine, Request, Response, Stats, StatusView};
 use crate::sys::nonblock::{interrupted, would_block};
 
 pub mod commands;
@@ -143,20 +143,27 @@ impl Control {
         }
     }
 
-    /// Answers connection `id`'s next request, if one is complete and its
-    /// output has room, and returns what the loop must carry out (None:
-    /// nothing was answered). `cluster_down`: changes to shared state are
+    /// Connection `id`'s next request, if one is complete and its output
+    /// has room (a malformed line comes back as the response to send).
+    pub fn next_request(&mut self, id: u64) -> Option<Result<Request, Response>> {
+        self.conns.get_mut(id)?.next_request()
+    }
+
+    /// Answers `request` from connection `id` and returns what the loop
+    /// must carry out. `cluster_down`: changes to shared state are
     /// refused.
-    pub fn serve_one(
+    pub fn answer(
         &mut self,
         sh: &mut Shared,
         store: &Store,
         id: u64,
+        request: Result<Request, Response>,
         facts: Facts,
         cluster_down: bool,
-    ) -> Option<Vec<Effect>> {
-        let c = self.conns.get_mut(id)?;
-        let request = c.next_request()?;
+    ) -> Vec<Effect> {
+        let Some(c) = self.conns.get_mut(id) else {
+            return Vec::new();
+        };
         let who = c.who();
         let (response, effects) = match request {
             Err(response) => (response, Vec::new()),
@@ -191,7 +198,7 @@ impl Control {
                 other => rest.push(other),
             }
         }
-        Some(rest)
+        rest
     }
 
     /// One write per connection with output; the connections that may
