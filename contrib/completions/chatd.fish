@@ -1,6 +1,16 @@
 complete -c chatd -l config -d 'Configuration file: TOML whose keys are these long flags (`max-clients = 500`); flags given here override it; `none` reads no file [default: /etc/chatd/chatd.toml when it exists]' -r -F
 complete -c chatd -l listen -d 'Address to accept plaintext chat clients on (repeatable; IPv4 or [IPv6]:port), or `none` for a TLS-only chatd' -r
 complete -c chatd -l tls-listen -d 'Address to accept TLS chat clients on (repeatable; off by default); needs --tls-cert and --tls-key' -r
+complete -c chatd -l irc-listen -d 'Address to accept IRC clients on (repeatable; off by default): the same rooms and people as the chat port, spoken as IRC (docs/PROTOCOL.md)' -r
+complete -c chatd -l irc-tls-listen -d 'Address to accept IRC clients over TLS on (repeatable; off by default); needs --tls-cert and --tls-key, as --tls-listen does' -r
+complete -c chatd -l irc-server-name -d 'The server\'s name on the IRC door (the source of its replies)' -r
+complete -c chatd -l irc-ping -d 'Seconds an IRC client may be silent before chatd sends it a PING; one that stays silent as long again is disconnected (ping timeout)' -r
+complete -c chatd -l irc-password-file -d 'A file whose first line is the IRC door\'s server password: PASS must give it (accounts then log in with SASL); without it, PASS is the password of the account the nick names' -r -F
+complete -c chatd -l irc-oper -d 'A registered account that may become an IRC operator with OPER NAME PASSWORD (its own password) on the IRC door (repeatable): it may KILL and WALLOPS' -r
+complete -c chatd -l room-creation -d 'Who creates a room by joining one that does not exist: `admin` (nobody: rooms come from chatctl, as in the prototype), `accounts` (logged-in users) or `anyone`; a room made so has --room-limit' -r -f -a "admin\t'Only chatctl creates rooms (the prototype\'s rule)'
+accounts\t'Logged-in users (a password account or a token) may too'
+anyone\t'Anyone may'"
+complete -c chatd -l room-limit -d 'The participant limit of a room created by joining it' -r
 complete -c chatd -l tls-cert -d 'PEM file with the server\'s certificate chain (its own certificate first); read again on SIGHUP' -r -F
 complete -c chatd -l tls-key -d 'PEM file with the certificate\'s private key; read again on SIGHUP' -r -F
 complete -c chatd -l room -d 'A room that exists from start-up, as NAME:LIMIT (repeatable)' -r

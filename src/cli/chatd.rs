@@ -58,6 +58,47 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub tls_listen: Vec<SocketAddr>,
 
+    /// Address to accept IRC clients on (repeatable; off by default): the
+    /// same rooms and people as the chat port, spoken as IRC (docs/PROTOCOL.md).
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub irc_listen: Vec<SocketAddr>,
+
+    /// Address to accept IRC clients over TLS on (repeatable; off by
+    /// default); needs --tls-cert and --tls-key, as --tls-listen does.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub irc_tls_listen: Vec<SocketAddr>,
+
+    /// The server's name on the IRC door (the source of its replies).
+    #[arg(long, value_name = "NAME", default_value = "chatd", value_parser = parse_server_name)]
+    pub irc_server_name: String,
+
+    /// Seconds an IRC client may be silent before chatd sends it a PING;
+    /// one that stays silent as long again is disconnected (ping timeout).
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = parse_secs)]
+    pub irc_ping: Duration,
+
+    /// A file whose first line is the IRC door's server password: PASS
+    /// must give it (accounts then log in with SASL); without it, PASS is
+    /// the password of the account the nick names.
+    #[arg(long, value_name = "PATH")]
+    pub irc_password_file: Option<PathBuf>,
+
+    /// A registered account that may become an IRC operator with OPER NAME
+    /// PASSWORD (its own password) on the IRC door (repeatable): it may
+    /// KILL and WALLOPS.
+    #[arg(long, value_name = "NAME")]
+    pub irc_oper: Vec<String>,
+
+    /// Who creates a room by joining one that does not exist: `admin`
+    /// (nobody: rooms come from chatctl, as in the prototype), `accounts`
+    /// (logged-in users) or `anyone`; a room made so has --room-limit.
+    #[arg(long, value_enum, default_value_t = RoomCreation::Admin)]
+    pub room_creation: RoomCreation,
+
+    /// The participant limit of a room created by joining it.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = parse_limit)]
+    pub room_limit: usize,
+
     /// PEM file with the server's certificate chain (its own certificate
     /// first); read again on SIGHUP.
     #[arg(long, value_name = "PATH")]
@@ -341,6 +382,34 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Who may create a room by joining it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoomCreation {
+    /// Only chatctl creates rooms (the prototype's rule).
+    Admin,
+    /// Logged-in users (a password account or a token) may too.
+    Accounts,
+    /// Anyone may.
+    Anyone,
+}
+
+/// An IRC server name: a host-name-like word with at least one letter
+/// (no spaces, no `!` or `@`, which would make it a user's source).
+pub fn parse_server_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a server name (letters, digits, '.', '-'; at most 63)"
+        ))
+    }
 }
 
 /// A node id: what Redis keys and `CLIENT SETNAME` can carry unquoted.

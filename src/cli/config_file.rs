@@ -32,6 +32,10 @@ const NOT_IN_FILE: &[&str] = &["config", "help", "version"];
 /// Example values for the keys without a default.
 const EXAMPLES: &[(&str, &str)] = &[
     ("tls-listen", "[::]:1235"),
+    ("irc-listen", "[::]:6667"),
+    ("irc-tls-listen", "[::]:6697"),
+    ("irc-password-file", "/etc/chatd/irc-password"),
+    ("irc-oper", "yan"),
     ("tls-cert", "/etc/chatd/tls.crt"),
     ("tls-key", "/etc/chatd/tls.key"),
     ("room", "Teste:10"),

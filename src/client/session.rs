@@ -51,7 +51,7 @@ impl EndedBy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// An event to show; `line` is it as received (for `--json`).
-    Show { event: Event, line: Vec<u8> },
+    Show { event: Box<Event>, line: Vec<u8> },
     /// A line that is not an event: shown as it is, escaped.
     Garbage(Vec<u8>),
     /// The server rejected one of our messages.
@@ -208,7 +208,10 @@ impl ClientSession {
                 }
             }
         }
-        Update::Show { event, line }
+        Update::Show {
+            event: Box::new(event),
+            line,
+        }
     }
 }
 

@@ -335,6 +335,11 @@ pub struct StatusView {
     pub uptime_secs: u64,
     pub listen: Vec<String>,
     pub tls_listen: Vec<String>,
+    /// The IRC door's addresses (none when it is closed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub irc_listen: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub irc_tls_listen: Vec<String>,
     pub control: String,
     pub state_file: String,
     pub clients: usize,

@@ -11,51 +11,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use crate::core::modes::RoomModes;
 use crate::core::names;
+use crate::core::people::People;
 use crate::core::wire::{self, ErrorCode, Event, EventKind};
 
-/// Identifies a connection; chosen by the caller, never reused.
-pub type ConnId = u64;
-
-/// Identifies a room for its whole life; a room closed and created again under
-/// the same name gets a new id. Ids grow in creation order.
-pub type RoomId = u64;
-
-/// A map keyed by connection or room id. Ids are small sequential integers
-/// chosen by chatd itself, so a multiplicative (Fibonacci) hash spreads them
-/// well; SipHash's flood resistance buys nothing here, and it showed up in
-/// the fan-out profile (one lookup per delivery).
-pub type IdMap<V> = HashMap<u64, V, BuildIdHasher>;
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BuildIdHasher;
-
-impl std::hash::BuildHasher for BuildIdHasher {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are used; anything else still hashes correctly.
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+pub use crate::core::ids::{BuildIdHasher, ConnId, IdHasher, IdMap, RoomId};
 
 /// Upper bound for a room's participant limit.
 pub const MAX_LIMIT: usize = 1_000_000;
@@ -123,6 +84,11 @@ struct Room {
     history: VecDeque<Event>,
     /// What `history` counts as ([`kept_size`]).
     history_bytes: usize,
+    /// Made by joining it (`--room-creation`): never saved, and gone when
+    /// its last member leaves, like an IRC channel.
+    temporary: bool,
+    /// Its IRC-style modes (core/modes.rs): operators, flags, topic.
+    modes: RoomModes,
 }
 
 /// A room as the control protocol shows it.
@@ -134,6 +100,8 @@ pub struct RoomInfo {
     pub access: Access,
     /// Messages kept for joiners (0: none).
     pub history: usize,
+    /// Made by joining it: not saved, gone when empty.
+    pub temporary: bool,
 }
 
 /// Why an admin operation was refused.
@@ -198,6 +166,8 @@ pub struct Hub {
     /// them (one for the prototype's protocol, which joins once per
     /// connection; several for a protocol that joins many).
     member_of: IdMap<Vec<RoomId>>,
+    /// Who holds each name, server-wide (IRC nicks and members).
+    people: People,
     next_room: RoomId,
     /// This node's id in a cluster ("" alone): local members carry it.
     node: String,
@@ -280,6 +250,8 @@ impl Hub {
                 history_len: 0,
                 history: VecDeque::new(),
                 history_bytes: 0,
+                temporary: false,
+                modes: RoomModes::default(),
             },
         );
         self.by_name.insert(name.to_string(), id);
@@ -289,6 +261,49 @@ impl Hub {
             members: 0,
             access: Access::default(),
             history: 0,
+            temporary: false,
+        })
+    }
+
+    /// A room made by joining it (see [`RoomInfo::temporary`]) at `now`
+    /// (Unix seconds).
+    pub fn create_temporary_room(
+        &mut self,
+        name: &str,
+        limit: usize,
+        now: u64,
+    ) -> Result<RoomId, HubError> {
+        self.create_room(name, limit)?;
+        let id = self.by_name[name];
+        let room = self.rooms.get_mut(&id).expect("just made");
+        room.temporary = true;
+        room.modes.created = Some(now);
+        Ok(id)
+    }
+
+    /// A room's modes.
+    pub fn modes(&self, id: RoomId) -> Option<&RoomModes> {
+        Some(&self.rooms.get(&id)?.modes)
+    }
+
+    pub fn modes_mut(&mut self, id: RoomId) -> Option<&mut RoomModes> {
+        Some(&mut self.rooms.get_mut(&id)?.modes)
+    }
+
+    /// A message to room `id` from `name`, who is not a member (a room
+    /// without `+n`): to every member.
+    pub fn say_from_outside(&self, id: RoomId, name: &str, text: &str) -> Option<Delivery> {
+        let room = self.rooms.get(&id)?;
+        Some(Delivery {
+            room: id,
+            event: Event {
+                kind: EventKind::Message,
+                username: name.to_string(),
+                message: text.to_string(),
+                room: Some(room.name.clone()),
+                ..Event::default()
+            },
+            to: room.members.iter().map(|m| m.conn).collect(),
         })
     }
 
@@ -531,6 +546,14 @@ impl Hub {
                 format!("this connection is already in room '{room_name}'"),
             ));
         }
+        if let Err(taken) = self.people.check_member(conn, username) {
+            let reason = if taken == username {
+                format!("username '{username}' is already in use on this server")
+            } else {
+                format!("username '{username}' looks like '{taken}', who is already on this server")
+            };
+            return Err(refuse(ErrorCode::NameTaken, reason));
+        }
         let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
         let key = names::comparison_key(username);
         if let Some(holder) = room.keys.get(&key) {
@@ -559,6 +582,7 @@ impl Hub {
             ));
         }
         room.keys.insert(key, conn);
+        self.people.member_joined(conn, username);
         room.members.push(Member {
             conn,
             username: username.to_string(),
@@ -638,6 +662,8 @@ impl Hub {
         let pos = room.members.iter().position(|m| m.conn == conn)?;
         let member = room.members.remove(pos);
         room.keys.remove(&names::comparison_key(&member.username));
+        room.modes.forget(conn);
+        self.people.member_left(conn, &member.username);
         let event = Event {
             kind: EventKind::Leave,
             username: member.username.clone(),
@@ -646,7 +672,7 @@ impl Hub {
             reason: None,
             ..Event::default()
         };
-        Some(Departure {
+        let departure = Departure {
             room: room.name.clone(),
             notice: Delivery {
                 room: id,
@@ -654,7 +680,11 @@ impl Hub {
                 to: room.members.iter().map(|m| m.conn).collect(),
             },
             member,
-        })
+        };
+        if room.temporary && room.members.is_empty() {
+            let _ = self.close_room(&departure.room);
+        }
+        Some(departure)
     }
 
     /// Closes a room: it disappears, and its members get `closed` and are to
@@ -666,8 +696,9 @@ impl Hub {
         self.by_history.remove(&(room.history_bytes, id));
         self.history_bytes -= room.history_bytes;
         let members: Vec<ConnId> = room.members.iter().map(|m| m.conn).collect();
-        for &conn in &members {
-            self.forget_membership(conn, id);
+        for m in &room.members {
+            self.forget_membership(m.conn, id);
+            self.people.member_left(m.conn, &m.username);
         }
         Ok(Closure {
             event: Event::system(EventKind::Closed, wire::CLOSED, Some(&room.name)),
@@ -683,6 +714,7 @@ impl Hub {
         let (id, room) = closure.removed;
         for m in &room.members {
             self.member_of.entry(m.conn).or_default().push(id);
+            self.people.member_joined(m.conn, &m.username);
         }
         self.by_name.insert(room.name.clone(), id);
         if room.history_bytes > 0 {
@@ -706,7 +738,8 @@ impl Hub {
                     "no member named '{username}' in room '{room_name}'"
                 ))
             })?;
-        let departure = self.leave_room(conn, id).expect("member was just found");
+        let mut departure = self.leave_room(conn, id).expect("member was just found");
+        departure.notice.event.departed = wire::Departed::Kicked(String::new());
         Ok(Kick {
             conn,
             event: Event::system(EventKind::Kicked, wire::KICKED, Some(room_name)),
@@ -724,6 +757,33 @@ impl Hub {
             self.member_of.remove(&conn);
         }
         Some(())
+    }
+
+    /// Who holds which name, server-wide.
+    pub fn people(&self) -> &People {
+        &self.people
+    }
+
+    /// `conn` takes `nick` (see [`People::claim_nick`]); in every room it
+    /// is in, its member takes the new name too. Returns the rooms it is
+    /// in, or the spelling of whoever holds the name.
+    pub fn claim_nick(&mut self, conn: ConnId, nick: &str) -> Result<Vec<RoomId>, String> {
+        self.people.claim_nick(conn, nick)?;
+        let rooms = self.rooms_of(conn).to_vec();
+        for id in &rooms {
+            let room = self.rooms.get_mut(id).expect("member_of and rooms agree");
+            if let Some(m) = room.members.iter_mut().find(|m| m.conn == conn) {
+                room.keys.remove(&names::comparison_key(&m.username));
+                m.username = nick.to_string();
+                room.keys.insert(names::comparison_key(nick), conn);
+            }
+        }
+        Ok(rooms)
+    }
+
+    /// `conn` is gone (after [`Hub::leave_all`]): its nick is free.
+    pub fn release_nick(&mut self, conn: ConnId) {
+        self.people.release_nick(conn);
     }
 
     /// A room's id by name.
@@ -746,6 +806,7 @@ fn info(room: &Room) -> RoomInfo {
         access: room.access.clone(),
         members: room.members.len(),
         history: room.history_len,
+        temporary: room.temporary,
     }
 }
 

@@ -5,13 +5,13 @@
 //!
 //! Bounds: the part after the tags at most [`MAX_LINE`] bytes (512 with CR
 //! LF, as RFC 1459 says), the tags at most [`MAX_TAGS`] bytes (IRCv3's
-//! 8191 for clients, with the `@` and the space), at most [`MAX_PARAMS`]
+//! 4094 bytes of client tag data, with the `@` and the space), at most [`MAX_PARAMS`]
 //! parameters. chatd's text is UTF-8, so a line that is not is refused.
 
 /// Most bytes of a line after its tags, CR LF included.
 pub const MAX_LINE: usize = 512;
 /// Most bytes of the tags, `@` and the space after them included.
-pub const MAX_TAGS: usize = 8191;
+pub const MAX_TAGS: usize = 4096;
 /// Most parameters of one message (RFC 2812: 15).
 pub const MAX_PARAMS: usize = 15;
 
@@ -126,7 +126,14 @@ pub fn parse(line: &[u8]) -> Result<Message, ParseError> {
         rest = after.trim_start_matches(' ');
     }
     let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
-    let is_word = !command.is_empty() && command.bytes().all(|b| b.is_ascii_alphabetic());
+    // Letters (and, as Ergo accepts, digits and `_` after the first).
+    let is_word = command
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && command
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let is_numeric = command.len() == 3 && command.bytes().all(|b| b.is_ascii_digit());
     if !is_word && !is_numeric {
         return Err(ParseError::NoCommand);
@@ -233,6 +240,7 @@ mod tests {
         let m = ok("USER yan 0 * :Yan Buendia");
         assert_eq!(m.params, ["yan", "0", "*", "Yan Buendia"]);
         assert_eq!(ok("001 yan :Welcome").command, "001");
+        assert_eq!(ok("no_such_command").command, "NO_SUCH_COMMAND");
     }
 
     #[test]

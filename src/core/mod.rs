@@ -11,6 +11,9 @@
 //! - [`control`]: the control protocol's typed requests and responses,
 //!   shared by chatd and chatctl.
 //! - [`names`]: canonical usernames and look-alike comparison.
+//! - [`people`]: who holds a name server-wide, across protocols.
+//! - [`modes`]: a room's IRC-style modes (operators, flags, key, bans, topic).
+//! - [`codec`], [`irc`], [`ircmap`]: protocols as codecs; IRC messages; chatd as IRC sees it.
 //! - [`text`]: terminal- and log-safe rendering of untrusted text.
 //! - [`lines`]: a bounded line splitter (control requests, event lines).
 //! - [`fair`]: fair shares per source address: address keys (IPv6 per /64),
@@ -23,9 +26,13 @@ pub mod codec;
 pub mod control;
 pub mod fair;
 pub mod hub;
+pub mod ids;
 pub mod irc;
+pub mod ircmap;
 pub mod lines;
+pub mod modes;
 pub mod names;
+pub mod people;
 pub mod session;
 pub mod text;
 pub mod wire;

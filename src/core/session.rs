@@ -34,6 +34,9 @@ pub struct Limits {
     pub stall_budget: Duration,
     /// How long closing may take before the socket is closed regardless.
     pub linger: Duration,
+    /// A protocol with pings (IRC): after this long without a byte from
+    /// the peer it is pinged, and after as long again it is gone.
+    pub ping: Duration,
 }
 
 /// Bytes read and thrown away per read while closing.
@@ -105,6 +108,11 @@ pub enum Action {
     Release,
     /// The linger ran out before closing completed: close the socket now.
     LingerExpired,
+    /// A member silent for `ping`: send it a ping (IRC).
+    Ping,
+    /// Silent for twice `ping`, the ping unanswered: tell it and close
+    /// (`Finish`).
+    PingTimeout,
 }
 
 /// Why a connection is dropped.
@@ -148,6 +156,9 @@ pub struct Session {
     /// While closing with everything sent: when to ask about the peer's
     /// acknowledgement next.
     ack_check_at: Option<Instant>,
+    /// A protocol with pings: when the peer was last heard from, and
+    /// whether it was pinged since.
+    liveness: Option<(Instant, bool)>,
 }
 
 impl Session {
@@ -166,6 +177,7 @@ impl Session {
             write_closed: false,
             stall: StallMeter::default(),
             ack_check_at: None,
+            liveness: (protocol == Protocol::Irc).then_some((now, false)),
         }
     }
 
@@ -258,7 +270,13 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Handshake { deadline } => Some(deadline),
-            Phase::Member => self.stall.exhausted_at(self.limits.stall_budget),
+            Phase::Member => {
+                let stall = self.stall.exhausted_at(self.limits.stall_budget);
+                match (stall, self.ping_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
             Phase::Closing { deadline } => Some(match self.ack_check_at {
                 Some(t) => t.min(deadline),
                 None => deadline,
@@ -272,6 +290,9 @@ impl Session {
             Input::Received(bytes) => {
                 if !self.is_closing() {
                     self.codec.push(bytes);
+                    if let Some(heard) = &mut self.liveness {
+                        *heard = (now, false);
+                    }
                 }
                 None
             }
@@ -343,6 +364,15 @@ impl Session {
             Phase::Member if self.stall.debt_at(now) >= self.limits.stall_budget => {
                 Some(Action::Drop(DropReason::StallBudget))
             }
+            Phase::Member if self.ping_due().is_some_and(|t| now >= t) => {
+                let (_, pinged) = self.liveness.as_mut().expect("ping_due checked");
+                if *pinged {
+                    Some(Action::PingTimeout)
+                } else {
+                    *pinged = true;
+                    Some(Action::Ping)
+                }
+            }
             Phase::Closing { deadline } if now >= deadline => Some(Action::LingerExpired),
             Phase::Closing { .. } if self.ack_check_at.is_some_and(|t| now >= t) => {
                 self.ack_check_at = None;
@@ -350,6 +380,13 @@ impl Session {
             }
             _ => None,
         }
+    }
+
+    /// When the silent peer is to be pinged, or (pinged) given up on.
+    fn ping_due(&self) -> Option<Instant> {
+        let (heard, pinged) = self.liveness?;
+        let silent = if pinged { 2 } else { 1 };
+        Some(heard + self.limits.ping * silent)
     }
 
     /// While closing: once everything is sent, FIN; then done when the
@@ -469,6 +506,7 @@ mod tests {
         hwm: 100,
         stall_budget: Duration::from_secs(10),
         linger: Duration::from_secs(2),
+        ping: Duration::from_secs(60),
     };
 
     /// A session that has joined, at `t0`.
@@ -548,6 +586,35 @@ mod tests {
             s.handle(t0 + secs(10.0), Input::Timeout),
             Some(Action::Drop(DropReason::StallBudget))
         );
+    }
+
+    #[test]
+    fn a_silent_irc_member_is_pinged_then_given_up_on_and_any_byte_answers() {
+        let t0 = Instant::now();
+        let mut s = Session::new(t0, LIMITS, Protocol::Irc);
+        s.handle(t0, Input::Joined);
+        assert_eq!(s.poll_timeout(), Some(t0 + secs(60.0)));
+        assert_eq!(s.handle(t0 + secs(59.0), Input::Timeout), None);
+        assert_eq!(
+            s.handle(t0 + secs(60.0), Input::Timeout),
+            Some(Action::Ping)
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + secs(120.0)));
+        // Any line counts as an answer (a PONG, or anything else).
+        s.handle(t0 + secs(70.0), Input::Received(b"PONG x\r\n"));
+        assert_eq!(s.poll_timeout(), Some(t0 + secs(130.0)));
+        assert_eq!(
+            s.handle(t0 + secs(130.0), Input::Timeout),
+            Some(Action::Ping)
+        );
+        assert_eq!(s.handle(t0 + secs(189.0), Input::Timeout), None);
+        assert_eq!(
+            s.handle(t0 + secs(190.0), Input::Timeout),
+            Some(Action::PingTimeout)
+        );
+        // The prototype's protocol has no pings.
+        let p = member(t0);
+        assert_eq!(p.poll_timeout(), None);
     }
 
     #[test]

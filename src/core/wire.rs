@@ -533,6 +533,28 @@ pub struct Event {
     pub members: Option<Vec<String>>,
     /// chatd: `rooms`: the public rooms.
     pub rooms: Option<Vec<RoomEntry>>,
+    /// Not on the prototype's wire: how a `leave` came about, for a
+    /// protocol that shows it (IRC's PART, QUIT and KICK).
+    pub departed: Departed,
+    /// Not on the prototype's wire: a message's id (IRCv3 `msgid`), and
+    /// the client-only tags (`+name`) its sender attached, for protocols
+    /// with tags.
+    pub msgid: Option<String>,
+    pub client_tags: Vec<(String, Option<String>)>,
+}
+
+/// How a member came to leave a room (see [`Event::departed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Departed {
+    /// It left, or its connection ended (the prototype's one room).
+    #[default]
+    Left,
+    /// It parted this room, with a reason (may be empty).
+    Parted(String),
+    /// Its connection ended, with a reason.
+    Quit(String),
+    /// It was removed, with a reason.
+    Kicked(String),
 }
 
 /// One room of a `rooms` event: on the wire `[name, members, limit]`, an
@@ -686,6 +708,9 @@ impl Event {
             history: fields.get("history") == Some(&serde_json::Value::Bool(true)),
             members,
             rooms,
+            departed: Departed::Left,
+            msgid: None,
+            client_tags: Vec::new(),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::poller::FD_SETSIZE;
-use crate::cli::chatd::{Args, Loaded, LogLevel, LogTarget, PollerKind};
+use crate::cli::chatd::{Args, Loaded, LogLevel, LogTarget, PollerKind, RoomCreation};
 use crate::core::control::Level;
 use crate::paths::{check_private_dir, resolve_socket_path, resolve_state_dir};
 
@@ -38,6 +38,21 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// TLS chat listeners.
     pub tls_listen: Vec<SocketAddr>,
+    /// IRC listeners, plain and TLS.
+    pub irc_listen: Vec<SocketAddr>,
+    pub irc_tls_listen: Vec<SocketAddr>,
+    /// The IRC door's server name, and how long a silent IRC client
+    /// waits for a PING (and then for its answer).
+    pub irc_server_name: String,
+    pub irc_ping: Duration,
+    /// Accounts that may OPER on the IRC door.
+    pub irc_oper: Vec<String>,
+    /// The IRC door's server password, read at start from
+    /// --irc-password-file (and again on SIGHUP).
+    pub irc_password: Option<String>,
+    /// Who creates a room by joining it, and the limit it gets.
+    pub room_creation: RoomCreation,
+    pub room_limit: usize,
     /// PEM certificate chain and private key for the TLS listeners.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -83,6 +98,27 @@ pub struct Config {
     pub history_memory: usize,
 }
 
+/// A password file's first line (regular file, at most 1 MiB).
+fn read_password_file(path: &std::path::Path) -> Result<String, String> {
+    let bytes = crate::files::read_small(path)
+        .map_err(|e| format!("--irc-password-file {}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("--irc-password-file {}: not UTF-8", path.display()))?;
+    let line = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('\r')
+        .to_string();
+    if line.is_empty() {
+        return Err(format!(
+            "--irc-password-file {}: the first line is empty",
+            path.display()
+        ));
+    }
+    Ok(line)
+}
+
 /// The host name, as a node id (`--node-id` when it will not do).
 fn default_node_id() -> Result<String, String> {
     let host = nix::unistd::gethostname()
@@ -116,6 +152,14 @@ impl Config {
             config: _,
             listen,
             tls_listen,
+            irc_listen,
+            irc_tls_listen,
+            irc_server_name,
+            irc_ping,
+            irc_oper,
+            irc_password_file,
+            room_creation,
+            room_limit,
             tls_cert,
             tls_key,
             room,
@@ -172,6 +216,17 @@ impl Config {
             config_file: config,
             listen: listen.into_iter().flatten().collect(),
             tls_listen,
+            irc_listen,
+            irc_tls_listen,
+            irc_server_name,
+            irc_ping,
+            irc_oper,
+            irc_password: match irc_password_file {
+                None => None,
+                Some(path) => Some(read_password_file(&path)?),
+            },
+            room_creation,
+            room_limit,
             tls_cert,
             tls_key,
             rooms: room,
@@ -232,8 +287,22 @@ impl Config {
 
     /// Checks the limits against each other; the error names the flags.
     pub fn validate(&self) -> Result<(), String> {
-        if self.listen.is_empty() && self.tls_listen.is_empty() {
-            return Err("nothing to listen on: give a --listen or a --tls-listen address".into());
+        if self.listen.is_empty()
+            && self.tls_listen.is_empty()
+            && self.irc_listen.is_empty()
+            && self.irc_tls_listen.is_empty()
+        {
+            return Err(
+                "nothing to listen on: give a --listen, --tls-listen, --irc-listen or --irc-tls-listen address"
+                    .into(),
+            );
+        }
+        if self.cluster.is_some() && !(self.irc_listen.is_empty() && self.irc_tls_listen.is_empty())
+        {
+            return Err(
+                "--irc-listen and --irc-tls-listen do not work with --cluster yet (names are not unique across nodes for IRC; docs/PROTOCOL.md)"
+                    .into(),
+            );
         }
         match (&self.oidc_issuer, &self.oidc_audience, &self.oidc_jwks) {
             (Some(_), Some(_), Some(_)) | (None, None, None) => {}
@@ -241,13 +310,25 @@ impl Config {
                 return Err("--oidc-issuer, --oidc-audience and --oidc-jwks go together".into());
             }
         }
-        match (&self.tls_cert, &self.tls_key, self.tls_listen.is_empty()) {
+        if self.cluster.is_some() && self.room_creation != RoomCreation::Admin {
+            return Err(
+                "--room-creation accounts|anyone does not work with --cluster yet (rooms made by joining are this node's only)"
+                    .into(),
+            );
+        }
+        let no_tls_listener = self.tls_listen.is_empty() && self.irc_tls_listen.is_empty();
+        match (&self.tls_cert, &self.tls_key, no_tls_listener) {
             (Some(_), Some(_), false) | (None, None, true) => {}
             (_, _, false) => {
-                return Err("--tls-listen needs both --tls-cert and --tls-key".into());
+                return Err(
+                    "--tls-listen needs both --tls-cert and --tls-key (so does --irc-tls-listen)"
+                        .into(),
+                );
             }
             (_, _, true) => {
-                return Err("--tls-cert and --tls-key go with --tls-listen".into());
+                return Err(
+                    "--tls-cert and --tls-key go with --tls-listen (or --irc-tls-listen)".into(),
+                );
             }
         }
         if self.max_frame == 0 {

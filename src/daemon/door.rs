@@ -20,6 +20,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::poller::{Interest, Poller, Token};
+use crate::core::codec::Protocol;
 use crate::core::fair::{AddressKey, Bucket, DoorLimits, Exempt, JOIN_RATE, Lru, Occupancy};
 use crate::core::hub::ConnId;
 use crate::sys::nonblock::{interrupted, would_block, write_some};
@@ -33,11 +34,18 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Addresses whose join rate is remembered, at most.
 const JOIN_RATES_TRACKED: usize = 4096;
 
+/// What a listener speaks: TLS or plain, and which protocol inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub tls: bool,
+    pub protocol: Protocol,
+}
+
 /// What one accept(2) on a listener gave.
 #[derive(Debug)]
 pub enum Knock {
-    /// A connection, and whether its listener speaks TLS.
-    Stream(TcpStream, SocketAddr, bool),
+    /// A connection, and what its listener speaks.
+    Stream(TcpStream, SocketAddr, Entry),
     /// Nobody waits (or no such listener).
     Empty,
     /// EMFILE/ENFILE: see [`Door::out_of_descriptors`].
@@ -54,8 +62,8 @@ pub struct Seat {
 }
 
 pub struct Door {
-    /// Chat listeners, each with whether it speaks TLS.
-    listeners: Vec<(TcpListener, bool)>,
+    /// Chat listeners, each with what it speaks.
+    listeners: Vec<(TcpListener, Entry)>,
     seats: Occupancy,
     /// Connections still in their handshake, oldest first (ids grow).
     handshaking: BTreeSet<ConnId>,
@@ -73,7 +81,7 @@ pub struct Door {
 }
 
 impl Door {
-    pub fn new(listeners: Vec<(TcpListener, bool)>) -> Door {
+    pub fn new(listeners: Vec<(TcpListener, Entry)>) -> Door {
         Door {
             listeners,
             seats: Occupancy::default(),
@@ -91,11 +99,11 @@ impl Door {
         self.listeners.len()
     }
 
-    /// The addresses listened on, TLS or plain.
-    pub fn addresses(&self, tls: bool) -> Vec<String> {
+    /// The addresses listened on for one kind of entry.
+    pub fn addresses(&self, entry: Entry) -> Vec<String> {
         self.listeners
             .iter()
-            .filter(|(_, t)| *t == tls)
+            .filter(|(_, e)| *e == entry)
             .filter_map(|(l, _)| l.local_addr().ok())
             .map(|a| a.to_string())
             .collect()
@@ -104,12 +112,12 @@ impl Door {
     /// One accept(2) on listener `index` (an interrupted or aborted one is
     /// retried).
     pub fn knock(&self, index: usize) -> Knock {
-        let Some((listener, tls)) = self.listeners.get(index) else {
+        let Some((listener, entry)) = self.listeners.get(index) else {
             return Knock::Empty;
         };
         loop {
             return match listener.accept() {
-                Ok((stream, peer)) => Knock::Stream(stream, peer, *tls),
+                Ok((stream, peer)) => Knock::Stream(stream, peer, *entry),
                 Err(e) if would_block(&e) => Knock::Empty,
                 Err(e) if interrupted(&e) => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -264,9 +272,9 @@ impl Door {
 
 /// Answers with `line` (one best-effort write; none on TLS, whose client
 /// could not read it) and closes at once.
-pub fn turn_away(mut stream: TcpStream, tls: bool, line: &[u8]) {
+pub fn turn_away(mut stream: TcpStream, entry: Entry, line: &[u8]) {
     let _ = stream.set_nonblocking(true);
-    if !tls {
+    if !entry.tls {
         let _ = write_some(&mut stream, line);
     }
     let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -293,6 +301,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    const PLAIN: Entry = Entry {
+        tls: false,
+        protocol: Protocol::Prototype,
+    };
+
     fn no_exemption() -> Exempt {
         Exempt(Vec::new())
     }
@@ -300,22 +313,23 @@ mod tests {
     fn door() -> Door {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.set_nonblocking(true).unwrap();
-        Door::new(vec![(l, false)])
+        Door::new(vec![(l, PLAIN)])
     }
 
     #[test]
     fn a_listener_is_knocked_on_until_empty() {
         let d = door();
-        let addr: SocketAddr = d.addresses(false)[0].parse().unwrap();
-        assert!(d.addresses(true).is_empty());
+        let addr: SocketAddr = d.addresses(PLAIN)[0].parse().unwrap();
+        let tls = Entry { tls: true, ..PLAIN };
+        assert!(d.addresses(tls).is_empty());
         assert!(matches!(d.knock(0), Knock::Empty));
         let _c = TcpStream::connect(addr).unwrap();
         // The connection is in the backlog once connect returns.
         let mut got = None;
         for _ in 0..100 {
             match d.knock(0) {
-                Knock::Stream(_, p, tls) => {
-                    got = Some((p.ip(), tls));
+                Knock::Stream(_, p, entry) => {
+                    got = Some((p.ip(), entry.tls));
                     break;
                 }
                 Knock::Empty => std::thread::sleep(Duration::from_millis(5)),
@@ -441,7 +455,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
-        turn_away(s, false, b"503\n");
+        turn_away(s, PLAIN, b"503\n");
         let mut got = String::new();
         c.read_to_string(&mut got).unwrap();
         assert_eq!(got, "503\n");

@@ -21,7 +21,7 @@ use super::chat::{Chat, ChatOut};
 use super::cluster::{Cluster, ClusterOut, Here};
 use super::config::Config;
 use super::control::{Accepted, Control, Effect, Facts};
-use super::door::{Door, FIRST_LISTENER};
+use super::door::{self, Door, FIRST_LISTENER};
 use super::host::{Counts, Host, Notifier};
 use super::logbook::Logbook;
 use super::net::ControlSocket;
@@ -31,6 +31,7 @@ use super::reload;
 use super::shared::{Shared, session_limits};
 use super::store::Store;
 use super::tls::TlsSetup;
+use crate::core::codec::Protocol;
 use crate::core::control::StatusView;
 use crate::core::hub::{ConnId, Hub, RoomId};
 use crate::core::wire::{self, Event, EventKind};
@@ -52,7 +53,7 @@ pub struct Bound {
     /// select(2) or epoll(7).
     pub poller: Box<dyn Poller>,
     /// Chat listeners, each with whether it speaks TLS.
-    pub listeners: Vec<(TcpListener, bool)>,
+    pub listeners: Vec<(TcpListener, door::Entry)>,
     /// The certificate and key for the TLS listeners.
     pub tls: Option<TlsSetup>,
     pub control: Option<ControlSocket>,
@@ -314,13 +315,16 @@ impl Server {
     }
 
     fn status(&self, uptime_secs: u64) -> StatusView {
-        let addrs = |tls: bool| self.sh.door.addresses(tls);
+        let addrs =
+            |tls: bool, protocol: Protocol| self.sh.door.addresses(door::Entry { tls, protocol });
         StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             uptime_secs,
-            listen: addrs(false),
-            tls_listen: addrs(true),
+            listen: addrs(false, Protocol::Prototype),
+            tls_listen: addrs(true, Protocol::Prototype),
+            irc_listen: addrs(false, Protocol::Irc),
+            irc_tls_listen: addrs(true, Protocol::Irc),
             control: self.control.path(),
             state_file: self.store.path().display().to_string(),
             clients: self.chat.len(),

@@ -23,6 +23,7 @@ mod tls;
 
 use crate::cli::chatd::PollerKind;
 
+use crate::core::codec::Protocol;
 use crate::core::hub::Hub;
 use event_loop::Server;
 use logbook::{Logbook, Sink};
@@ -142,13 +143,17 @@ pub fn run(cfg: Config) -> Result<(), String> {
         _ => None,
     };
     let mut listeners = Vec::new();
-    for addr in &cfg.listen {
-        let l = net::listen_tcp(*addr).map_err(|e| format!("listen {addr}: {e}"))?;
-        listeners.push((l, false));
-    }
-    for addr in &cfg.tls_listen {
-        let l = net::listen_tcp(*addr).map_err(|e| format!("tls-listen {addr}: {e}"))?;
-        listeners.push((l, true));
+    let kinds = [
+        ("listen", &cfg.listen, false, Protocol::Prototype),
+        ("tls-listen", &cfg.tls_listen, true, Protocol::Prototype),
+        ("irc-listen", &cfg.irc_listen, false, Protocol::Irc),
+        ("irc-tls-listen", &cfg.irc_tls_listen, true, Protocol::Irc),
+    ];
+    for (flag, addrs, tls, protocol) in kinds {
+        for addr in addrs {
+            let l = net::listen_tcp(*addr).map_err(|e| format!("{flag} {addr}: {e}"))?;
+            listeners.push((l, door::Entry { tls, protocol }));
+        }
     }
     let control = net::bind_control(&cfg.control)?;
     let notifier = host::Notifier::from_env();
@@ -195,13 +200,15 @@ pub fn run(cfg: Config) -> Result<(), String> {
         Some(p) => log.info(format!("configuration read from {}", p.display())),
         None => log.info("no configuration file: flags and defaults only"),
     }
-    for (l, tls) in &listeners {
+    for (l, entry) in &listeners {
         let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
-        if *tls {
-            log.info(format!("listening for TLS on {addr}"));
-        } else {
-            log.info(format!("listening on {addr}"));
-        }
+        let what = match (entry.protocol, entry.tls) {
+            (Protocol::Prototype, false) => "listening on",
+            (Protocol::Prototype, true) => "listening for TLS on",
+            (Protocol::Irc, false) => "listening for IRC on",
+            (Protocol::Irc, true) => "listening for IRC over TLS on",
+        };
+        log.info(format!("{what} {addr}"));
     }
     if let Some(t) = &tls {
         log.info(format!(

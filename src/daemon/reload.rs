@@ -107,6 +107,14 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         dbg(&old.require_login),
         dbg(&new.require_login),
     );
+    live("irc-ping", secs(old.irc_ping), secs(new.irc_ping));
+    live("irc-oper", dbg(&old.irc_oper), dbg(&new.irc_oper));
+    live(
+        "room-creation",
+        word(&old.room_creation),
+        word(&new.room_creation),
+    );
+    live("room-limit", dbg(&old.room_limit), dbg(&new.room_limit));
     live("tls-cert", path(&old.tls_cert), path(&new.tls_cert));
     live("tls-key", path(&old.tls_key), path(&new.tls_key));
     live("oidc-issuer", dbg(&old.oidc_issuer), dbg(&new.oidc_issuer));
@@ -155,6 +163,17 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
     restart("node-id", dbg(&old.node_id), dbg(&new.node_id));
     restart("listen", dbg(&old.listen), dbg(&new.listen));
     restart("tls-listen", dbg(&old.tls_listen), dbg(&new.tls_listen));
+    restart("irc-listen", dbg(&old.irc_listen), dbg(&new.irc_listen));
+    restart(
+        "irc-tls-listen",
+        dbg(&old.irc_tls_listen),
+        dbg(&new.irc_tls_listen),
+    );
+    restart(
+        "irc-server-name",
+        dbg(&old.irc_server_name),
+        dbg(&new.irc_server_name),
+    );
     restart(
         "control",
         path(&Some(&old.control)),
@@ -166,6 +185,13 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         path(&Some(&new.state_dir)),
     );
     restart("room", dbg(&old.rooms), dbg(&new.rooms));
+    // Compared, never shown.
+    if old.irc_password != new.irc_password {
+        p.live.push(Change {
+            key: "irc-password-file",
+            detail: "the password changed".into(),
+        });
+    }
     p
 }
 
@@ -184,6 +210,9 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
             "node-id" => new.node_id = old.node_id.clone(),
             "listen" => new.listen = old.listen.clone(),
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
+            "irc-listen" => new.irc_listen = old.irc_listen.clone(),
+            "irc-tls-listen" => new.irc_tls_listen = old.irc_tls_listen.clone(),
+            "irc-server-name" => new.irc_server_name = old.irc_server_name.clone(),
             "control" => new.control = old.control.clone(),
             "state-dir" => new.state_dir = old.state_dir.clone(),
             "room" => new.rooms = old.rooms.clone(),
@@ -418,6 +447,14 @@ mod tests {
             config_file: None,
             listen: vec!["127.0.0.1:1234".parse().unwrap()],
             tls_listen: vec![],
+            irc_listen: vec![],
+            irc_tls_listen: vec![],
+            irc_server_name: "chatd".into(),
+            irc_ping: Duration::from_secs(90),
+            irc_oper: vec![],
+            irc_password: None,
+            room_creation: crate::cli::chatd::RoomCreation::Admin,
+            room_limit: 50,
             tls_cert: None,
             tls_key: None,
             rooms: vec![],

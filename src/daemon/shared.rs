@@ -18,7 +18,7 @@ use super::logbook::{Level, Logbook};
 use super::oidc::Oidc;
 use super::poller::Poller;
 use super::tls::TlsSetup;
-use crate::core::codec::{self, Protocol};
+use crate::core::codec;
 use crate::core::control::Stats;
 use crate::core::fair::AddressKey;
 use crate::core::session::Limits;
@@ -38,6 +38,7 @@ pub fn session_limits(cfg: &Config) -> Limits {
         hwm: high_water_mark(cfg.sendq),
         stall_budget: cfg.write_timeout,
         linger: CLOSE_LINGER,
+        ping: cfg.irc_ping,
     }
 }
 
@@ -85,9 +86,10 @@ pub struct Shared {
 }
 
 /// Events' `ts` (RFC 3339 UTC, to the second), as of the pass: the second
-/// it was formatted for, and the text.
+/// it was formatted for, and the text; and how many message ids were
+/// given out.
 #[derive(Debug, Default)]
-pub struct Stamp(u64, String);
+pub struct Stamp(u64, String, u64);
 
 /// The next poller token for a connection; tokens are never reused.
 #[derive(Debug)]
@@ -113,8 +115,20 @@ impl Shared {
         self.now = Instant::now();
         let wall = timefmt::unix_now();
         if self.stamp.0 != wall || self.stamp.1.is_empty() {
-            self.stamp = Stamp(wall, timefmt::rfc3339(wall));
+            self.stamp = Stamp(wall, timefmt::rfc3339(wall), self.stamp.2);
         }
+    }
+
+    /// The pass's wall-clock time, in Unix seconds.
+    pub fn unix(&self) -> u64 {
+        self.stamp.0
+    }
+
+    /// A message id no other message of this chatd has had (IRCv3
+    /// `msgid`): the second and a counter, in hex.
+    pub fn msgid(&mut self) -> String {
+        self.stamp.2 += 1;
+        format!("{:x}-{:x}", self.stamp.0, self.stamp.2)
     }
 
     /// The pass's wall-clock time as events carry it.
@@ -124,7 +138,7 @@ impl Shared {
 
     /// An event as bytes for one or more clients, stamped now.
     pub fn encode(&self, event: &Event) -> Vec<u8> {
-        codec::encode(Protocol::Prototype, event, &self.stamp.1)
+        codec::encode(event, &self.stamp.1)
     }
 
     /// A poller token no connection has had.

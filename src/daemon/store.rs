@@ -158,6 +158,7 @@ impl Store {
             version: FORMAT_VERSION,
             rooms: rooms
                 .iter()
+                .filter(|r| !r.temporary)
                 .map(|r| SavedRoom {
                     name: r.name.clone(),
                     limit: r.limit,

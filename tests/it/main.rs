@@ -13,6 +13,7 @@ mod contrib;
 mod control;
 mod faults;
 mod hardening;
+mod irc;
 mod oidc;
 mod operator;
 mod private_rooms;

@@ -448,22 +448,10 @@ impl Client {
     /// Whether the server closed the connection (EOF) within `timeout`,
     /// after any pending events.
     pub fn closed_within(&mut self, timeout: Duration) -> bool {
-        let end = Instant::now() + timeout;
         self.stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
-        let mut chunk = [0u8; 4096];
-        while Instant::now() < end {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return true,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(_) => return true,
-            }
-        }
-        false
+        read_until_closed(&mut self.stream, &mut self.buf, timeout)
     }
 
     pub fn close_write(&self) {
@@ -473,6 +461,24 @@ impl Client {
 
 /// Every event line must be pure ASCII with exactly one literal `}`, its
 /// last byte (PROTOCOL.md §1).
+/// Reads what `stream` sends into `buf` until the peer closes (true) or
+/// `timeout` passes (false); the stream's read timeout must be short.
+pub fn read_until_closed(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    while Instant::now() < end {
+        match stream.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
 pub fn check_event_line(line: &[u8]) {
     assert!(
         line.is_ascii(),

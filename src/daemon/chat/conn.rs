@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::irc::IrcClient;
 use crate::core::hub::RoomId;
 use crate::core::session::Session;
 use crate::daemon::door::Seat;
@@ -89,6 +90,11 @@ pub struct Conn {
     pub seat: Seat,
     /// Its join has been counted against its address's join rate.
     pub join_paid: bool,
+    /// An IRC connection's registration, capabilities and away message
+    /// (daemon/chat/irc.rs); None for the prototype's protocol.
+    pub irc: Option<Box<IrcClient>>,
+    /// Counted among the users (LUSERS) until removed.
+    pub counted_user: bool,
 }
 
 impl Conn {
@@ -126,6 +132,8 @@ impl Conn {
             awaiting_verdict: false,
             seat,
             join_paid: false,
+            irc: None,
+            counted_user: false,
         })
     }
 

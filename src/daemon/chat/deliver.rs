@@ -24,7 +24,10 @@ impl Chat {
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
         if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line) {
-            self.deliver_line(sh, &to, &line);
+            let irc = self.deliver_line(sh, &to, &line);
+            if !irc.is_empty() {
+                self.deliver_irc(sh, &irc, &d.event, false);
+            }
         }
     }
 
@@ -40,7 +43,9 @@ impl Chat {
             .flow
             .remote(d.room, d.to.clone(), line, bound, &mut events)
         {
-            Arrival::Deliver(to, line) => self.deliver_line(sh, &to, &line),
+            Arrival::Deliver(to, line) => {
+                self.deliver_line(sh, &to, &line);
+            }
             Arrival::Queued => {}
             Arrival::Overflow(all) => {
                 sh.counters.inbox_overflows += 1;
@@ -61,10 +66,18 @@ impl Chat {
         self.drop_doomed(sh);
     }
 
-    /// Appends one encoded line to each recipient's output.
-    pub(super) fn deliver_line(&mut self, sh: &mut Shared, recipients: &[ConnId], line: &[u8]) {
+    /// Appends one line in the prototype's protocol to each recipient's
+    /// output; returns the recipients that speak IRC, skipped here (the
+    /// caller renders the event for them, once: `deliver_irc`).
+    pub(super) fn deliver_line(
+        &mut self,
+        sh: &mut Shared,
+        recipients: &[ConnId],
+        line: &[u8],
+    ) -> Vec<ConnId> {
         let now = sh.now;
         let mut delivered = 0;
+        let mut irc = Vec::new();
         for &to in recipients {
             // The hot path (one per delivery): one lookup, and the room's
             // back-pressure accounting only when the member crossed the mark.
@@ -73,6 +86,10 @@ impl Chat {
             let Some(c) = self.conns.get_mut(&to) else {
                 continue;
             };
+            if c.irc.is_some() {
+                irc.push(to);
+                continue;
+            }
             delivered += 1;
             let action = c.session.handle(now, Input::Deliver(line));
             let crossed = c.session.backlogged() != c.counted_in.is_some();
@@ -88,6 +105,7 @@ impl Chat {
             }
         }
         sh.counters.deliveries += delivered;
+        irc
     }
 
     /// A delivery that waited in an inbox, to those still in the room.

@@ -12,7 +12,7 @@ use crate::core::codec::Protocol;
 use crate::core::hub::ConnId;
 use crate::core::session::{Input, Next, Phase, Session};
 use crate::core::wire::{ErrorCode, Event};
-use crate::daemon::door::{self, Knock};
+use crate::daemon::door::{self, Entry, Knock};
 use crate::daemon::logbook::Level;
 use crate::daemon::net;
 use crate::daemon::shared::Shared;
@@ -28,7 +28,7 @@ impl Chat {
     pub fn accept(&mut self, sh: &mut Shared, index: usize) -> bool {
         loop {
             match sh.door.knock(index) {
-                Knock::Stream(stream, peer, tls) => self.admit(sh, stream, peer, tls),
+                Knock::Stream(stream, peer, entry) => self.admit(sh, stream, peer, entry),
                 Knock::Empty => return true,
                 Knock::OutOfDescriptors => return false,
                 Knock::Failed(e) => {
@@ -42,31 +42,32 @@ impl Chat {
     /// With the spare descriptor freed: one connection waiting on
     /// listener `index` gets 503 and is closed.
     pub fn refuse_one(sh: &mut Shared, index: usize) {
-        if let Knock::Stream(stream, peer, tls) = sh.door.knock(index) {
-            Chat::refuse_at_door(sh, stream, peer, tls, "out of file descriptors");
+        if let Knock::Stream(stream, peer, entry) = sh.door.knock(index) {
+            Chat::refuse_at_door(sh, stream, peer, entry, "out of file descriptors");
         }
     }
 
-    pub fn admit(&mut self, sh: &mut Shared, stream: TcpStream, peer: SocketAddr, tls: bool) {
+    pub fn admit(&mut self, sh: &mut Shared, stream: TcpStream, peer: SocketAddr, entry: Entry) {
+        let tls = entry.tls;
         if !sh.poller.can_watch(stream.as_raw_fd()) {
             Chat::refuse_at_door(
                 sh,
                 stream,
                 peer,
-                tls,
+                entry,
                 "no descriptor slot left for select(2)",
             );
             return;
         }
         if self.conns.len() >= sh.cfg.max_clients {
             let why = format!("--max-clients {} reached", sh.cfg.max_clients);
-            Chat::refuse_at_door(sh, stream, peer, tls, &why);
+            Chat::refuse_at_door(sh, stream, peer, entry, &why);
             return;
         }
         let limits = sh.cfg.door_limits();
         let seat = match sh.door.seat(peer, &sh.cfg.exempt, limits) {
             Ok(seat) => seat,
-            Err(why) => return Chat::refuse_at_door(sh, stream, peer, tls, &why),
+            Err(why) => return Chat::refuse_at_door(sh, stream, peer, entry, &why),
         };
         if let Some(oldest) = sh.door.oldest_handshake_if_full(limits) {
             self.evict_handshake(sh, oldest);
@@ -86,14 +87,17 @@ impl Chat {
             );
         }
         let id = sh.fresh_id();
-        let session = Session::new(sh.now, sh.limits, Protocol::Prototype);
+        let session = Session::new(sh.now, sh.limits, entry.protocol);
         let config = if tls {
             sh.tls.as_ref().map(|t| &t.config)
         } else {
             None
         };
         match Conn::new(stream, peer, seat, session, config) {
-            Ok(conn) => {
+            Ok(mut conn) => {
+                if entry.protocol == Protocol::Irc {
+                    conn.irc = Some(Box::default());
+                }
                 self.conns.insert(id, conn);
                 sh.door.opened(id);
                 self.touch(sh, id);
@@ -124,15 +128,22 @@ impl Chat {
         sh: &mut Shared,
         stream: TcpStream,
         peer: SocketAddr,
-        tls: bool,
+        entry: Entry,
         why: &str,
     ) {
-        let line = sh.encode(&Event::error(
-            ErrorCode::Unavailable,
-            None,
-            &format!("server at capacity: {why}"),
-        ));
-        door::turn_away(stream, tls, &line);
+        let why_full = format!("server at capacity: {why}");
+        let line = match entry.protocol {
+            Protocol::Prototype => {
+                sh.encode(&Event::error(ErrorCode::Unavailable, None, &why_full))
+            }
+            Protocol::Irc => crate::core::irc::Message::new(
+                None,
+                "ERROR",
+                &[&format!("Closing Link: * ({why_full})")],
+            )
+            .encode(),
+        };
+        door::turn_away(stream, entry, &line);
         sh.counters.refusals += 1;
         sh.client_log(
             peer.ip(),

@@ -7,7 +7,8 @@
 
 use std::net::SocketAddr;
 
-use super::{Chat, ChatOut};
+use super::{Chat, ChatOut, Parked};
+use crate::cli::chatd::RoomCreation;
 use crate::core::access::{self, RoomEntry};
 use crate::core::codec::{Command, Decoded};
 use crate::core::hub::{ConnId, Delivery, RoomId};
@@ -63,6 +64,7 @@ impl Chat {
             Decoded::Refused { code, reason, room } => {
                 self.close_with_error(sh, id, code, &reason, room.as_deref());
             }
+            Decoded::Irc(parsed) => self.on_irc(sh, id, parsed),
         }
     }
 
@@ -83,7 +85,7 @@ impl Chat {
         let (username, login) = match identify(sh, &hs, peer) {
             Ok(who) => who,
             Err(Refused::Later) => {
-                self.park(id, hs);
+                self.park(id, Parked::Handshake(hs));
                 return;
             }
             Err(Refused::With(code, why)) => {
@@ -105,7 +107,7 @@ impl Chat {
         if let Err(refused) = admit_to_room(sh, &hs, &username, !login.is_empty(), peer) {
             let why = match refused {
                 Refused::Later => {
-                    self.park(id, hs);
+                    self.park(id, Parked::Handshake(hs));
                     return;
                 }
                 Refused::With(_, why) => why,
@@ -134,6 +136,10 @@ impl Chat {
             });
             return;
         }
+        if sh.hub.room_id_of(&hs.room).is_none() && sh.cfg.room_creation != RoomCreation::Admin {
+            // Refused creation leaves the join to its 404.
+            let _ = Chat::create_by_joining(sh, &username, !login.is_empty(), &hs.room);
+        }
         let joined_at = sh.ts().to_string();
         match sh
             .hub
@@ -149,7 +155,7 @@ impl Chat {
     /// One join of the connection's address's [`JOIN_RATE`] (exempt
     /// addresses have no such limit), or why not. A parked handshake that
     /// comes back has already paid.
-    fn take_join(&mut self, sh: &mut Shared, id: ConnId) -> Result<(), String> {
+    pub(super) fn take_join(&mut self, sh: &mut Shared, id: ConnId) -> Result<(), String> {
         let Some(c) = self.conns.get_mut(&id) else {
             return Ok(());
         };
@@ -160,12 +166,12 @@ impl Chat {
         sh.door.take_join(c.seat.key, sh.now)
     }
 
-    /// Keeps a handshake whose password check must wait for the next pass;
-    /// the connection's later frames wait with it.
-    fn park(&mut self, id: ConnId, hs: Handshake) {
+    /// Keeps a handshake (or an IRC message) whose password check must
+    /// wait for the next pass; the connection's later frames wait with it.
+    pub(super) fn park(&mut self, id: ConnId, what: Parked) {
         if let Some(c) = self.conns.get_mut(&id) {
             c.parked = true;
-            self.parked.push_back((id, hs));
+            self.parked.push_back((id, what));
         }
     }
 
@@ -175,15 +181,25 @@ impl Chat {
     pub fn resume_parked(&mut self, sh: &mut Shared) {
         sh.accounts.begin_pass();
         let waiting = std::mem::take(&mut self.parked);
-        for (id, hs) in waiting {
+        for (id, what) in waiting {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
             };
             c.parked = false;
-            if !matches!(c.session.phase(), Phase::Handshake { .. }) {
-                continue; // Timed out or closed meanwhile.
+            match what {
+                Parked::Handshake(hs) => {
+                    if !matches!(c.session.phase(), Phase::Handshake { .. }) {
+                        continue; // Timed out or closed meanwhile.
+                    }
+                    self.on_handshake(sh, id, hs);
+                }
+                Parked::Irc(msg) => {
+                    if c.session.is_closing() {
+                        continue;
+                    }
+                    self.on_irc(sh, id, Ok(msg));
+                }
             }
-            self.on_handshake(sh, id, hs);
             self.mark_runnable(id);
         }
         self.process_runnable(sh);
@@ -206,6 +222,7 @@ impl Chat {
             sh.door.joined(id, c.seat);
         }
         self.feed(sh, id, Input::Joined);
+        self.count_user(id);
         sh.counters.joins += 1;
         let over = if self.conns[&id].is_tls() {
             " over TLS"
@@ -258,9 +275,10 @@ impl Chat {
 
     /// A chat message from a member.
     fn on_message(&mut self, sh: &mut Shared, id: ConnId, text: &str) {
-        let Some(delivery) = sh.hub.say(id, text) else {
+        let Some(mut delivery) = sh.hub.say(id, text) else {
             return;
         };
+        delivery.event.msgid = Some(sh.msgid());
         sh.hub.remember(&delivery, sh.stamp.text());
         sh.counters.messages_relayed += 1;
         if sh.cfg.log_messages {
@@ -310,7 +328,11 @@ impl Chat {
     }
 
     /// Takes a member out of its room, telling the others; logs the leave.
+    /// (An IRC connection leaves all of its rooms: it quits.)
     pub(super) fn leave_room(&mut self, sh: &mut Shared, id: ConnId, why: &str) {
+        if self.irc(id).is_some() {
+            return self.quit_rooms(sh, id, why);
+        }
         let was_counted = self.conns.get(&id).and_then(|c| c.counted_in);
         if let Some(dep) = sh.hub.leave(id) {
             let addr = &dep.member.address;

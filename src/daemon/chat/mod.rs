@@ -27,13 +27,20 @@ use super::shared::Shared;
 use crate::core::codec::{self, Protocol};
 use crate::core::hub::{ConnId, Departure, IdMap, RoomId};
 use crate::core::session::{Action, DropReason, Input, Phase};
-use crate::core::wire::{ErrorCode, Event, Handshake};
+use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 
 pub mod conn;
 mod deliver;
 pub mod flow;
 pub mod inbox;
 mod io;
+pub mod irc;
+mod irc_messages;
+mod irc_ops;
+mod irc_query;
+mod irc_register;
+mod irc_rooms;
+mod irc_sasl;
 mod join;
 #[cfg(test)]
 mod tests;
@@ -67,6 +74,14 @@ pub enum ChatOut {
     },
 }
 
+/// What waits for a later pass's password check: a handshake, or the
+/// IRC message that needs it (registration, a room key).
+#[derive(Debug)]
+pub(super) enum Parked {
+    Handshake(Handshake),
+    Irc(crate::core::irc::Message),
+}
+
 /// Why a doomed connection is dropped: a slow consumer is counted and
 /// warned about; a failed connection only leaves.
 #[derive(Debug)]
@@ -93,7 +108,7 @@ pub struct Chat {
     flow: Flow,
     /// Handshakes whose password check waits for a later pass (one check
     /// runs per pass), first come first served; their frames wait too.
-    parked: VecDeque<(ConnId, Handshake)>,
+    parked: VecDeque<(ConnId, Parked)>,
     /// The read buffer every connection shares.
     scratch: Vec<u8>,
     /// Cluster mode: joins are decided by the cluster, and what happens
@@ -104,6 +119,16 @@ pub struct Chat {
     stopping: bool,
     /// Clients closed during shutdown with output they never received.
     cut_off: usize,
+    /// IRC nicks let go, newest last (WHOWAS).
+    was: VecDeque<irc_query::Was>,
+    /// Users now (registered IRC connections and the prototype's joined
+    /// ones), and the most there were at once (LUSERS).
+    users_now: usize,
+    users_peak: usize,
+    /// While a labeled IRC command runs: its sender and the lines kept
+    /// for the label; and how many batches were opened (their ids).
+    capture: Option<(ConnId, Vec<u8>)>,
+    batches: u64,
 }
 
 impl Chat {
@@ -122,6 +147,11 @@ impl Chat {
             out: Vec::new(),
             stopping: false,
             cut_off: 0,
+            was: VecDeque::new(),
+            users_now: 0,
+            users_peak: 0,
+            capture: None,
+            batches: 0,
         }
     }
 
@@ -178,8 +208,17 @@ impl Chat {
         self.drop_doomed(sh);
     }
 
-    /// A last event (if any), then the connection closes.
+    /// A last event (if any), then the connection closes; but an IRC
+    /// connection kicked from a room, or whose room closed, is told with
+    /// KICK and stays.
     pub fn finish(&mut self, sh: &mut Shared, id: ConnId, event: Option<&Event>) {
+        if let Some(e) = event
+            && self.irc(id).is_some()
+            && self.irc_personal(sh, id, e)
+        {
+            self.drop_doomed(sh);
+            return;
+        }
         let line = event.map(|e| self.encode_for(sh, id, e));
         self.feed(sh, id, Input::Finish(line.as_deref()));
         self.drop_doomed(sh);
@@ -187,13 +226,35 @@ impl Chat {
 
     /// An event for one connection, in its protocol (the prototype's for
     /// one that is gone), stamped with the pass's time unless it carries
-    /// its own.
+    /// its own. For IRC: an error or the shutdown is `ERROR`, a room's
+    /// event its lines.
     fn encode_for(&self, sh: &Shared, id: ConnId, event: &Event) -> Vec<u8> {
         let protocol = self
             .conns
             .get(&id)
             .map_or(Protocol::Prototype, |c| c.session.protocol());
-        codec::encode(protocol, event, sh.ts())
+        match protocol {
+            Protocol::Prototype => codec::encode(event, sh.ts()),
+            Protocol::Irc => self.irc_line_for(sh, id, event),
+        }
+    }
+
+    fn irc_line_for(&self, sh: &Shared, id: ConnId, event: &Event) -> Vec<u8> {
+        use crate::core::irc::Message;
+        use crate::core::ircmap;
+        let nick = self.irc(id).map_or("*".into(), |c| c.target().to_string());
+        let closing = |why: &str| {
+            Message::new(None, "ERROR", &[&format!("Closing Link: {nick} ({why})")]).encode()
+        };
+        match event.kind {
+            EventKind::Error => closing(event.reason.as_deref().unwrap_or(&event.message)),
+            EventKind::Shutdown => closing("the server is shutting down"),
+            _ => {
+                let source = self.source_of(sh, &event.username);
+                let tags = self.tags_for(id, sh.ts(), None);
+                ircmap::room_event(event, &source, &tags, false)
+            }
+        }
     }
 
     /// The cluster decided `id`'s join (or gave up on it): its frames may
@@ -283,6 +344,16 @@ impl Chat {
                     self.feed(sh, id, Input::Unacknowledged(n));
                 }
             }
+            Action::Ping => {
+                let server = sh.cfg.irc_server_name.clone();
+                self.irc_server(sh, id, "PING", &[&server]);
+            }
+            Action::PingTimeout => {
+                let why = format!("Ping timeout: {} seconds", 2 * sh.cfg.irc_ping.as_secs());
+                let who = self.describe(sh, id);
+                self.id_log(sh, id, Level::Info, format!("irc: dropping {who}: {why}"));
+                self.irc_close(sh, id, &why);
+            }
             Action::Release => self.remove(sh, id),
             Action::LingerExpired => {
                 if self.stopping && self.conns.get(&id).is_some_and(Conn::unflushed) {
@@ -290,6 +361,18 @@ impl Chat {
                 }
                 self.remove(sh, id);
             }
+        }
+    }
+
+    /// A connection became a user (registered, or joined): counted for
+    /// LUSERS until it is removed.
+    fn count_user(&mut self, id: ConnId) {
+        if let Some(c) = self.conns.get_mut(&id)
+            && !c.counted_user
+        {
+            c.counted_user = true;
+            self.users_now += 1;
+            self.users_peak = self.users_peak.max(self.users_now);
         }
     }
 
@@ -378,6 +461,17 @@ impl Chat {
         let Some(c) = self.conns.get(&id) else {
             return;
         };
+        if c.irc.is_some() {
+            // Whatever way it ends, an IRC connection leaves its rooms
+            // and frees its nick (a no-op when it quit already).
+            self.quit_rooms(sh, id, "connection closed");
+        }
+        let Some(c) = self.conns.get(&id) else {
+            return;
+        };
+        if c.counted_user {
+            self.users_now -= 1;
+        }
         sh.poller.remove(c.fd(), id);
         sh.door.closed(Some(id), c.seat);
         let counted_in = c.counted_in;

@@ -59,7 +59,11 @@ impl Pair {
             setsockopt(&stream, sockopt::SndBuf, &1).unwrap();
         }
         let before = self.chat.len();
-        self.chat.admit(&mut self.sh, stream, peer, false);
+        let plain = crate::daemon::door::Entry {
+            tls: false,
+            protocol: crate::core::codec::Protocol::Prototype,
+        };
+        self.chat.admit(&mut self.sh, stream, peer, plain);
         assert_eq!(self.chat.len(), before + 1, "admitted");
         let id = *self
             .chat

@@ -1,0 +1,179 @@
+//! People, not connections: who holds a name, server-wide and across
+//! protocols, compared by [`names::comparison_key`] (so `yan`, `Yan` and
+//! `Yаn` with a Cyrillic `а` are one name).
+//!
+//! Two kinds of holder:
+//!
+//! - an IRC connection's nick, held from `NICK` until it quits or changes
+//!   it, in every room it joins and in none: exclusive;
+//! - the prototype's members, which join one room per connection, so a
+//!   person in two rooms has two connections under one name: they share
+//!   it when they spell it identically (as they did before IRC), and the
+//!   name is free again when the last of them leaves.
+//!
+//! Either way a name held by one kind is taken for the other, and a name
+//! that only looks like a held one is taken too. Pure: no I/O, no clock.
+
+use std::collections::HashMap;
+
+use super::ids::{ConnId, IdMap};
+use super::names;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Holder {
+    Nick(ConnId),
+    /// How many prototype memberships use the name.
+    Members(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Holding {
+    /// The name as its holder spells it.
+    name: String,
+    holder: Holder,
+}
+
+#[derive(Debug, Default)]
+pub struct People {
+    by_key: HashMap<String, Holding>,
+    /// Each nick holder's key.
+    nicks: IdMap<String>,
+}
+
+impl People {
+    /// `conn` takes `name` as its nick (a first NICK, or a change, a
+    /// change of case included). `Err` carries the spelling of whoever
+    /// holds it (a nick or members).
+    pub fn claim_nick(&mut self, conn: ConnId, name: &str) -> Result<(), String> {
+        let key = names::comparison_key(name);
+        match self.by_key.get(&key) {
+            Some(h) if h.holder != Holder::Nick(conn) => return Err(h.name.clone()),
+            _ => {}
+        }
+        if let Some(old) = self.nicks.insert(conn, key.clone())
+            && old != key
+        {
+            self.by_key.remove(&old);
+        }
+        self.by_key.insert(
+            key,
+            Holding {
+                name: name.to_string(),
+                holder: Holder::Nick(conn),
+            },
+        );
+        Ok(())
+    }
+
+    /// `conn` is gone: its nick is free.
+    pub fn release_nick(&mut self, conn: ConnId) {
+        if let Some(key) = self.nicks.remove(&conn) {
+            self.by_key.remove(&key);
+        }
+    }
+
+    /// `conn`'s nick, if it holds one.
+    pub fn nick(&self, conn: ConnId) -> Option<&str> {
+        let key = self.nicks.get(&conn)?;
+        Some(self.by_key[key].name.as_str())
+    }
+
+    /// The connection whose nick is (or looks like) `name`, and its nick.
+    pub fn nick_holder(&self, name: &str) -> Option<(ConnId, &str)> {
+        let h = self.by_key.get(&names::comparison_key(name))?;
+        match h.holder {
+            Holder::Nick(conn) => Some((conn, h.name.as_str())),
+            Holder::Members(_) => None,
+        }
+    }
+
+    /// Whoever holds `name` (or a name like it), as they spell it.
+    pub fn holder_of(&self, name: &str) -> Option<&str> {
+        Some(self.by_key.get(&names::comparison_key(name))?.name.as_str())
+    }
+
+    /// Whether `conn` may be a member under `name`: as its own nick, or
+    /// as a prototype member when the name is free or shared by members
+    /// spelling it the same. `Err` carries the holder's spelling.
+    pub fn check_member(&self, conn: ConnId, name: &str) -> Result<(), String> {
+        let key = names::comparison_key(name);
+        if self.nicks.get(&conn) == Some(&key) {
+            return Ok(());
+        }
+        match self.by_key.get(&key) {
+            None => Ok(()),
+            Some(h) if matches!(h.holder, Holder::Members(_)) && h.name == name => Ok(()),
+            Some(h) => Err(h.name.clone()),
+        }
+    }
+
+    /// A membership under `name` began (after [`People::check_member`]).
+    pub fn member_joined(&mut self, conn: ConnId, name: &str) {
+        let key = names::comparison_key(name);
+        if self.nicks.get(&conn) == Some(&key) {
+            return;
+        }
+        let h = self.by_key.entry(key).or_insert_with(|| Holding {
+            name: name.to_string(),
+            holder: Holder::Members(0),
+        });
+        if let Holder::Members(n) = &mut h.holder {
+            *n += 1;
+        }
+    }
+
+    /// A membership under `name` ended.
+    pub fn member_left(&mut self, conn: ConnId, name: &str) {
+        let key = names::comparison_key(name);
+        if self.nicks.get(&conn) == Some(&key) {
+            return;
+        }
+        if let Some(h) = self.by_key.get_mut(&key)
+            && let Holder::Members(n) = &mut h.holder
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nick_is_exclusive_and_taken_for_members_and_back() {
+        let mut p = People::default();
+        assert_eq!(p.claim_nick(1, "yan"), Ok(()));
+        assert_eq!(p.claim_nick(2, "Yan"), Err("yan".into()));
+        assert_eq!(p.check_member(3, "YAN"), Err("yan".into()));
+        assert_eq!(p.check_member(1, "yan"), Ok(()), "its own nick");
+        assert_eq!(p.claim_nick(1, "Yan"), Ok(()), "a change of case");
+        assert_eq!(p.nick(1), Some("Yan"));
+        assert_eq!(p.nick_holder("yAn"), Some((1, "Yan")));
+        assert_eq!(p.claim_nick(1, "Ana"), Ok(()), "a change frees the old");
+        assert_eq!(p.check_member(3, "Yan"), Ok(()));
+        p.release_nick(1);
+        assert_eq!(p.holder_of("ana"), None);
+    }
+
+    #[test]
+    fn members_share_a_name_spelled_the_same_until_the_last_leaves() {
+        let mut p = People::default();
+        p.member_joined(1, "Yan");
+        assert_eq!(p.check_member(2, "Yan"), Ok(()), "one person, two rooms");
+        p.member_joined(2, "Yan");
+        assert_eq!(p.check_member(3, "yan"), Err("Yan".into()), "a look-alike");
+        assert_eq!(p.claim_nick(4, "yan"), Err("Yan".into()));
+        p.member_left(1, "Yan");
+        assert_eq!(p.claim_nick(4, "yan"), Err("Yan".into()));
+        p.member_left(2, "Yan");
+        assert_eq!(p.claim_nick(4, "yan"), Ok(()));
+        // A nick holder's memberships do not count.
+        p.member_joined(4, "yan");
+        p.member_left(4, "yan");
+        assert_eq!(p.nick(4), Some("yan"));
+    }
+}

@@ -1,0 +1,441 @@
+//! The IRC door (issue #24): what an IRC connection's messages mean.
+//! The codec (core/codec.rs) hands over parsed messages; this file
+//! registers the client (CAP, PASS, NICK, USER, then 001–005, LUSERS and
+//! the MOTD), and carries out what changes state: JOIN and PART (many
+//! rooms per connection), PRIVMSG and NOTICE (to rooms and to people),
+//! NICK, AWAY, QUIT, PING. Queries that only read (NAMES, LIST, WHO,
+//! WHOIS, MODE, TOPIC, ...) are in irc_query.rs.
+//!
+//! The room model maps, it does not bend: a room is a channel
+//! (core/ircmap.rs), its limit `+l` (471 when full), a private room `+i`
+//! (473) with its key `+k` (475), a name is held server-wide by one
+//! person across both protocols (core/people.rs), and the same door rules
+//! apply (join rate, sendq, stall budget, the handshake deadline as the
+//! registration deadline).
+
+use super::Chat;
+use crate::core::hub::ConnId;
+use crate::core::irc::{Message, ParseError};
+use crate::core::ircmap::{self, IRC_HOST};
+use crate::core::session::Input;
+use crate::core::wire::{Departed, Event, EventKind};
+use crate::daemon::logbook::Level;
+use crate::daemon::shared::Shared;
+
+/// Rooms one IRC connection may sit in at once (CHANLIMIT).
+pub const CHAN_LIMIT: usize = 20;
+/// Longest away message kept (AWAYLEN).
+pub const AWAY_LEN: usize = 200;
+/// Longest user name kept from USER (USERLEN).
+pub const USER_LEN: usize = 16;
+/// Most targets of one PRIVMSG or NOTICE (TARGMAX).
+pub const MAX_TARGETS: usize = 4;
+/// Rooms made by joining them, at most, server-wide.
+pub const MAX_TEMPORARY_ROOMS: usize = 1000;
+
+/// The IRCv3 capabilities chatd offers, each a bit of [`IrcClient::caps`].
+pub const CAPS: &[(&str, u16)] = &[
+    ("account-tag", 1),
+    ("away-notify", 2),
+    ("cap-notify", 4),
+    ("echo-message", 8),
+    ("message-tags", 16),
+    ("multi-prefix", 32),
+    ("server-time", 64),
+    ("userhost-in-names", 128),
+    ("sasl", 256),
+    ("batch", 512),
+    ("labeled-response", 1024),
+];
+
+pub fn cap_bit(name: &str) -> Option<u16> {
+    CAPS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+/// One IRC connection's state beside its session.
+#[derive(Debug, Default)]
+pub struct IrcClient {
+    /// The nick it holds (also in the hub's people), once NICK succeeded.
+    pub nick: Option<String>,
+    /// USER's user name (sanitised) and real name.
+    pub user: Option<String>,
+    pub realname: String,
+    /// PASS: the account's password, checked at registration.
+    pub pass: Option<String>,
+    /// CAP LS or REQ before registration holds it until CAP END.
+    pub cap_negotiating: bool,
+    pub caps: u16,
+    pub away: Option<String>,
+    pub registered: bool,
+    /// The account it logged in to, if any.
+    pub account: Option<String>,
+    /// CAP LS 302 (capability values are shown).
+    pub cap_302: bool,
+    /// A SASL exchange under way.
+    pub sasl: Option<super::irc_sasl::Sasl>,
+    /// User modes: `+i` (hidden from WHO masks), `+w` (hears WALLOPS),
+    /// and whether it is an IRC operator (OPER, `--irc-oper`).
+    pub invisible: bool,
+    pub wallops: bool,
+    pub oper: bool,
+}
+
+impl IrcClient {
+    pub fn has(&self, cap: &str) -> bool {
+        cap_bit(cap).is_some_and(|b| self.caps & b != 0)
+    }
+
+    /// The nick replies are addressed to (`*` before NICK).
+    pub fn target(&self) -> &str {
+        self.nick.as_deref().unwrap_or("*")
+    }
+}
+
+impl Chat {
+    // -- helpers ---------------------------------------------------------------
+
+    pub(super) fn irc(&self, id: ConnId) -> Option<&IrcClient> {
+        self.conns.get(&id)?.irc.as_deref()
+    }
+
+    pub(super) fn irc_mut(&mut self, id: ConnId) -> Option<&mut IrcClient> {
+        self.conns.get_mut(&id)?.irc.as_deref_mut()
+    }
+
+    /// One line (or several) to one IRC connection.
+    /// (While a labeled command of `id` runs, its lines are kept for the
+    /// label: [`Chat::labeled`].)
+    pub(super) fn irc_send(&mut self, sh: &mut Shared, id: ConnId, line: &[u8]) {
+        if let Some((to, kept)) = &mut self.capture
+            && *to == id
+        {
+            kept.extend_from_slice(line);
+            return;
+        }
+        self.feed(sh, id, Input::Deliver(line));
+    }
+
+    /// A line to `id` that is not an answer to what it is doing (a
+    /// message it sent itself): never part of a labeled response.
+    pub(super) fn irc_deliver(&mut self, sh: &mut Shared, id: ConnId, line: &[u8]) {
+        self.feed(sh, id, Input::Deliver(line));
+    }
+
+    /// labeled-response: the lines a labeled command produced for its
+    /// sender, labeled: none is `ACK`, one carries the label, more are a
+    /// `labeled-response` batch.
+    fn labeled(&mut self, sh: &mut Shared, id: ConnId, label: &str, kept: &[u8]) {
+        let server = sh.cfg.irc_server_name.clone();
+        let tag = |m: &mut Message, key: &str, value: &str| {
+            m.tags.insert(0, (key.to_string(), Some(value.to_string())));
+        };
+        let lines: Vec<Message> = kept
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| crate::core::irc::parse(l).ok())
+            .collect();
+        let mut out = Vec::new();
+        match lines.len() {
+            0 => {
+                let mut ack = Message::new(Some(&server), "ACK", &[]);
+                tag(&mut ack, "label", label);
+                out.extend_from_slice(&ack.encode());
+            }
+            1 => {
+                let mut m = lines.into_iter().next().expect("one");
+                tag(&mut m, "label", label);
+                out.extend_from_slice(&m.encode());
+            }
+            _ => {
+                self.batches += 1;
+                let reference = format!("L{}", self.batches);
+                let mut open = Message::new(
+                    Some(&server),
+                    "BATCH",
+                    &[&format!("+{reference}"), "labeled-response"],
+                );
+                tag(&mut open, "label", label);
+                out.extend_from_slice(&open.encode());
+                for mut m in lines {
+                    tag(&mut m, "batch", &reference);
+                    out.extend_from_slice(&m.encode());
+                }
+                let close = Message::new(Some(&server), "BATCH", &[&format!("-{reference}")]);
+                out.extend_from_slice(&close.encode());
+            }
+        }
+        self.feed(sh, id, Input::Deliver(&out));
+    }
+
+    /// `:server <command> <params>`.
+    pub(super) fn irc_server(
+        &mut self,
+        sh: &mut Shared,
+        id: ConnId,
+        command: &str,
+        params: &[&str],
+    ) {
+        let line = Message::new(Some(&sh.cfg.irc_server_name), command, params).encode();
+        self.irc_send(sh, id, &line);
+    }
+
+    /// A numeric reply: `:server <code> <nick> <params>`.
+    pub(super) fn numeric(&mut self, sh: &mut Shared, id: ConnId, code: &str, params: &[&str]) {
+        let Some(c) = self.irc(id) else {
+            return;
+        };
+        let nick = ircmap::nick_of(c.target());
+        let mut all = vec![nick.as_str()];
+        all.extend_from_slice(params);
+        let line = Message::new(Some(&sh.cfg.irc_server_name), code, &all).encode();
+        self.irc_send(sh, id, &line);
+    }
+
+    /// The source of a person's lines: an IRC user's `nick!user@irc`,
+    /// anyone else's `name!name@chat`.
+    pub(super) fn source_of(&self, sh: &Shared, name: &str) -> String {
+        if let Some((conn, nick)) = sh.hub.people().nick_holder(name)
+            && let Some(c) = self.irc(conn)
+        {
+            return ircmap::source(nick, c.user.as_deref().unwrap_or("user"), IRC_HOST);
+        }
+        let nick = ircmap::nick_of(name);
+        ircmap::source(name, &nick, ircmap::CHAT_HOST)
+    }
+
+    /// The source of `id`'s own lines.
+    pub(super) fn my_source(&self, sh: &Shared, id: ConnId) -> String {
+        let nick = self
+            .irc(id)
+            .map(|c| c.target().to_string())
+            .unwrap_or_default();
+        self.source_of(sh, &nick)
+    }
+
+    /// The tags for a line to `id` stamped `ts`, from `sender_account`.
+    pub(super) fn tags_for(&self, id: ConnId, ts: &str, account: Option<&str>) -> ircmap::Tags {
+        let Some(c) = self.irc(id) else {
+            return ircmap::Tags::default();
+        };
+        ircmap::Tags {
+            time: c.has("server-time").then(|| ircmap::server_time(ts)),
+            account: account.filter(|_| c.has("account-tag")).map(str::to_string),
+            message_tags: c.has("message-tags"),
+        }
+    }
+
+    /// A room event to IRC recipients, rendered once per set of tags.
+    pub(super) fn deliver_irc(
+        &mut self,
+        sh: &mut Shared,
+        to: &[ConnId],
+        event: &Event,
+        notice: bool,
+    ) {
+        let source = match (&event.kind, &event.departed) {
+            (EventKind::Leave, Departed::Kicked(_)) => sh.cfg.irc_server_name.clone(),
+            _ => self.source_of(sh, &event.username),
+        };
+        let account = self.account_of(sh, &event.username);
+        let ts = event.ts.clone().unwrap_or_else(|| sh.ts().to_string());
+        let mut rendered: Vec<(ircmap::Tags, Vec<u8>)> = Vec::new();
+        for &r in to {
+            let tags = self.tags_for(r, &ts, account.as_deref());
+            let line = match rendered.iter().find(|(t, _)| *t == tags) {
+                Some((_, line)) => line.clone(),
+                None => {
+                    let line = ircmap::room_event(event, &source, &tags, notice);
+                    rendered.push((tags, line.clone()));
+                    line
+                }
+            };
+            if !line.is_empty() {
+                self.irc_send(sh, r, &line);
+                sh.counters.deliveries += 1;
+            }
+        }
+    }
+
+    /// The account a person is logged in to, if it is an IRC user who did.
+    pub(super) fn account_of(&self, sh: &Shared, name: &str) -> Option<String> {
+        let (conn, _) = sh.hub.people().nick_holder(name)?;
+        self.irc(conn)?.account.clone()
+    }
+
+    // -- dispatch ----------------------------------------------------------------
+
+    /// One IRC line from `id`, parsed (or why not).
+    pub(super) fn on_irc(
+        &mut self,
+        sh: &mut Shared,
+        id: ConnId,
+        parsed: Result<Message, ParseError>,
+    ) {
+        let msg = match parsed {
+            Ok(msg) => msg,
+            Err(ParseError::TooLong) => {
+                return self.numeric(sh, id, "417", &["Input line was too long"]);
+            }
+            Err(ParseError::NotUtf8) => {
+                let server = sh.cfg.irc_server_name.clone();
+                let line = Message::new(
+                    Some(&server),
+                    "FAIL",
+                    &[
+                        "*",
+                        "INVALID_UTF8",
+                        "Your line was not UTF-8; chatd speaks UTF-8 only",
+                    ],
+                )
+                .encode();
+                return self.irc_send(sh, id, &line);
+            }
+            Err(ParseError::TooManyParams) => {
+                return self.numeric(sh, id, "400", &["*", "Too many parameters"]);
+            }
+            Err(ParseError::Empty | ParseError::NoCommand) => {
+                return self.numeric(sh, id, "421", &["*", "Unknown command"]);
+            }
+        };
+        let label = msg
+            .tags
+            .iter()
+            .find(|(k, _)| k == "label")
+            .and_then(|(_, v)| v.clone())
+            .filter(|_| {
+                self.irc(id)
+                    .is_some_and(|c| c.has("labeled-response") && c.has("batch"))
+            });
+        let Some(label) = label else {
+            return self.irc_command(sh, id, msg);
+        };
+        let outer = self.capture.replace((id, Vec::new()));
+        self.irc_command(sh, id, msg);
+        let (_, kept) = std::mem::replace(&mut self.capture, outer).expect("set above");
+        let parked = self.conns.get(&id).is_none_or(|c| c.parked);
+        if parked {
+            // Tried again in a later pass, label and all.
+            self.feed(sh, id, Input::Deliver(&kept));
+            return;
+        }
+        self.labeled(sh, id, &label, &kept);
+    }
+
+    /// A parsed IRC command.
+    fn irc_command(&mut self, sh: &mut Shared, id: ConnId, msg: Message) {
+        let registered = self.irc(id).is_some_and(|c| c.registered);
+        let cmd = msg.command.as_str();
+        match cmd {
+            "CAP" => self.on_cap(sh, id, &msg),
+            "AUTHENTICATE" => self.on_authenticate(sh, id, &msg),
+            "PASS" | "USER" if registered => {
+                self.numeric(sh, id, "462", &["You may not reregister"]);
+            }
+            "PASS" => {
+                if let Some(p) = msg.param(0)
+                    && let Some(c) = self.irc_mut(id)
+                {
+                    c.pass = Some(p.to_string());
+                } else {
+                    self.numeric(sh, id, "461", &["PASS", "Not enough parameters"]);
+                }
+            }
+            "NICK" => self.on_nick(sh, id, &msg),
+            "USER" => self.on_user(sh, id, &msg),
+            "PING" => match msg.param(0) {
+                Some(token) => {
+                    let server = sh.cfg.irc_server_name.clone();
+                    self.irc_server(sh, id, "PONG", &[&server, token]);
+                }
+                None => self.numeric(sh, id, "409", &["No origin specified"]),
+            },
+            "PONG" => {}
+            "QUIT" => self.on_quit(sh, id, msg.param(0).unwrap_or("")),
+            _ if !registered => self.numeric(sh, id, "451", &["You have not registered"]),
+            "JOIN" => self.on_join(sh, id, &msg),
+            "PART" => self.on_part(sh, id, &msg),
+            "PRIVMSG" | "NOTICE" => self.on_privmsg(sh, id, &msg, cmd == "NOTICE"),
+            "TAGMSG" => self.on_tagmsg(sh, id, &msg),
+            // One server, no links to show.
+            "LINKS" => self.numeric(sh, id, "365", &["*", "End of /LINKS list"]),
+            "AWAY" => self.on_away(sh, id, msg.param(0)),
+            "MODE" | "TOPIC" | "INVITE" | "KICK" | "OPER" | "KILL" | "WALLOPS" => {
+                self.on_operator(sh, id, &msg)
+            }
+            _ => self.on_query(sh, id, &msg),
+        }
+    }
+
+    /// `ERROR :Closing Link: ...`, then close (the rooms see QUIT).
+    pub(super) fn irc_close(&mut self, sh: &mut Shared, id: ConnId, why: &str) {
+        let nick = self.irc(id).map_or("*".into(), |c| c.target().to_string());
+        let line =
+            Message::new(None, "ERROR", &[&format!("Closing Link: {nick} ({why})")]).encode();
+        self.quit_rooms(sh, id, why);
+        self.feed(sh, id, Input::Finish(Some(&line)));
+    }
+
+    fn on_quit(&mut self, sh: &mut Shared, id: ConnId, reason: &str) {
+        let why = if reason.is_empty() {
+            "Quit".to_string()
+        } else {
+            format!("Quit: {}", reason.chars().take(300).collect::<String>())
+        };
+        self.irc_close(sh, id, &why);
+    }
+
+    /// An IRC connection ends: it leaves every room, each IRC member it
+    /// shared one with sees QUIT once, the prototype's members see it
+    /// leave each room; its nick is free.
+    pub(super) fn quit_rooms(&mut self, sh: &mut Shared, id: ConnId, why: &str) {
+        let departures = sh.hub.leave_all(id);
+        let mut told: Vec<ConnId> = Vec::new();
+        for mut dep in departures {
+            let line = format!(
+                "leave: '{}' left room '{}' ({}): {why}",
+                dep.member.username, dep.room, dep.member.address
+            );
+            self.id_log(sh, id, Level::Info, line);
+            dep.notice.event.departed = Departed::Quit(why.to_string());
+            let (irc, prototype): (Vec<ConnId>, Vec<ConnId>) =
+                dep.notice.to.iter().partition(|&&m| self.irc(m).is_some());
+            let bytes = sh.encode(&dep.notice.event);
+            self.deliver_line(sh, &prototype, &bytes);
+            let fresh: Vec<ConnId> = irc.into_iter().filter(|m| !told.contains(m)).collect();
+            self.deliver_irc(sh, &fresh, &dep.notice.event, false);
+            told.extend(fresh);
+        }
+        if sh.hub.people().nick(id).is_some() {
+            self.remember_nick(sh, id);
+        }
+        sh.hub.release_nick(id);
+    }
+
+    /// A room event the chat part hands to one IRC connection for itself:
+    /// a kick or a closed room is a KICK from the server (the connection
+    /// stays); an error is `ERROR` and the connection closes. Returns
+    /// false for an event that closes it.
+    pub(super) fn irc_personal(&mut self, sh: &mut Shared, id: ConnId, event: &Event) -> bool {
+        let nick = self
+            .irc(id)
+            .map_or("*".into(), |c| ircmap::nick_of(c.target()));
+        let server = sh.cfg.irc_server_name.clone();
+        match event.kind {
+            EventKind::Kicked | EventKind::Closed => {
+                let channel = event.room.as_deref().and_then(ircmap::channel_of);
+                if let Some(channel) = channel {
+                    let why = if event.kind == EventKind::Closed {
+                        "the room was closed"
+                    } else {
+                        "removed by an administrator"
+                    };
+                    let line =
+                        Message::new(Some(&server), "KICK", &[&channel, &nick, why]).encode();
+                    self.irc_send(sh, id, &line);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
