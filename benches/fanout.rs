@@ -3,7 +3,7 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only SERVER[,SERVER]] [--scenario NAME]
-//!         [--baseline PATH] [--tls] [--epoll] [--cluster]
+//!         [--baseline PATH] [--tls] [--irc] [--epoll] [--cluster]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
@@ -12,7 +12,8 @@
 //! measures full TLS handshakes per second. `--epoll` adds chatd with
 //! `--poller epoll` as another server, and the scenarios beyond select's
 //! 1,000 clients (10 rooms × 1,000 members, idle and talking), which only
-//! it runs. `--cluster` adds one room of 900 members, on one chatd and on
+//! it runs. `--irc` adds chatd's IRC door (`chatd+irc`), driven by the same
+//! IRC client as ngircd. `--cluster` adds one room of 900 members, on one chatd and on
 //! three chatd nodes in cluster mode (300 each, one Redis): the cost of
 //! the hop, with the CPU of all four processes counted.
 //!
@@ -192,6 +193,25 @@ fn start_chatd(bin: &Path, rooms: usize, tls: Option<&Pki>, epoll: bool) -> Resu
     start_chatd_with(bin, rooms, tls, epoll, &[], "listening")
 }
 
+/// chatd with only its IRC door open, for the IRC client (as ngircd is
+/// driven).
+fn start_chatd_irc(rooms: usize) -> Result<Server, String> {
+    let extra: Vec<String> = ["--listen", "none", "--irc-listen", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut server = start_chatd_with(
+        Path::new(CHATD),
+        rooms,
+        None,
+        false,
+        &extra,
+        "listening for IRC",
+    )?;
+    server.target.proto = Proto::Irc;
+    Ok(server)
+}
+
 /// Whether a chatd binary's --help names `flag`.
 fn knows_flag(bin: &Path, flag: &str) -> bool {
     Command::new(bin)
@@ -228,6 +248,7 @@ fn start_chatd_with(
         cmd.args(["--max-handshakes", most]);
     }
     match tls {
+        None if extra.iter().any(|a| a == "--listen") => &mut cmd,
         None => cmd.args(["--listen", "127.0.0.1:0"]),
         Some(pki) => cmd
             .args([
@@ -465,6 +486,8 @@ struct Args {
     baseline: Option<PathBuf>,
     /// Also measure chatd over TLS.
     tls: bool,
+    /// Also measure chatd's IRC door, driven by the IRC client as ngircd is.
+    irc: bool,
     /// Also measure chatd with --poller epoll.
     epoll: bool,
     /// Also measure three chatd nodes in cluster mode against one.
@@ -479,6 +502,7 @@ fn parse_args() -> Args {
         attach: None,
         baseline: None,
         tls: false,
+        irc: false,
         epoll: false,
         cluster: false,
     };
@@ -494,6 +518,7 @@ fn parse_args() -> Args {
             "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
             "--baseline" => args.baseline = it.next().map(PathBuf::from),
             "--tls" => args.tls = true,
+            "--irc" => args.irc = true,
             "--epoll" => args.epoll = true,
             "--cluster" => args.cluster = true,
             // cargo bench passes --bench to harness=false targets.
@@ -542,6 +567,7 @@ fn main() {
         "chatd",
         "chatd+epoll",
         "chatd+tls",
+        "chatd+irc",
         "baseline",
         "ngircd",
         "redis",
@@ -551,12 +577,20 @@ fn main() {
     .filter(|s| *s != "cluster" || (args.cluster && redis.is_some()))
     .filter(|s| *s != "baseline" || args.baseline.is_some())
     .filter(|s| *s != "chatd+tls" || args.tls)
+    .filter(|s| *s != "chatd+irc" || args.irc)
     .filter(|s| *s != "chatd+epoll" || args.epoll)
     .filter(|s| {
         // --only chatd,redis: those servers (and the ones other flags add).
         args.only.as_deref().is_none_or(|o| {
             o.split(',').any(|o| o == *s)
-                || ["baseline", "chatd+tls", "chatd+epoll", "cluster"].contains(s)
+                || [
+                    "baseline",
+                    "chatd+tls",
+                    "chatd+epoll",
+                    "chatd+irc",
+                    "cluster",
+                ]
+                .contains(s)
         })
     })
     .filter(|s| *s != "ngircd" || ngircd.is_some())
@@ -582,6 +616,7 @@ fn main() {
         "chatd" => start_chatd(Path::new(CHATD), rooms, None, false),
         "chatd+epoll" => start_chatd(Path::new(CHATD), rooms, None, true),
         "chatd+tls" => start_chatd(Path::new(CHATD), rooms, pki.as_ref(), false),
+        "chatd+irc" => start_chatd_irc(rooms),
         "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
         "redis" => start_redis(redis.as_deref().unwrap()),
         "cluster" => start_cluster(redis.as_deref().unwrap(), rooms, false),
