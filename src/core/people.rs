@@ -38,6 +38,9 @@ pub struct People {
     by_key: HashMap<String, Holding>,
     /// Each nick holder's key.
     nicks: IdMap<String>,
+    /// Each nick as spelled, to its key: events name people by their own
+    /// spelling, and this spares the skeleton on every delivery.
+    spelled: HashMap<String, String>,
 }
 
 impl People {
@@ -51,10 +54,11 @@ impl People {
             _ => {}
         }
         if let Some(old) = self.nicks.insert(conn, key.clone())
-            && old != key
+            && let Some(h) = self.by_key.remove(&old)
         {
-            self.by_key.remove(&old);
+            self.spelled.remove(&h.name);
         }
+        self.spelled.insert(name.to_string(), key.clone());
         self.by_key.insert(
             key,
             Holding {
@@ -67,8 +71,10 @@ impl People {
 
     /// `conn` is gone: its nick is free.
     pub fn release_nick(&mut self, conn: ConnId) {
-        if let Some(key) = self.nicks.remove(&conn) {
-            self.by_key.remove(&key);
+        if let Some(key) = self.nicks.remove(&conn)
+            && let Some(h) = self.by_key.remove(&key)
+        {
+            self.spelled.remove(&h.name);
         }
     }
 
@@ -80,7 +86,10 @@ impl People {
 
     /// The connection whose nick is (or looks like) `name`, and its nick.
     pub fn nick_holder(&self, name: &str) -> Option<(ConnId, &str)> {
-        let h = self.by_key.get(&names::comparison_key(name))?;
+        let h = match self.spelled.get(name) {
+            Some(key) => self.by_key.get(key)?,
+            None => self.by_key.get(&names::comparison_key(name))?,
+        };
         match h.holder {
             Holder::Nick(conn) => Some((conn, h.name.as_str())),
             Holder::Members(_) => None,
@@ -113,6 +122,9 @@ impl People {
         if self.nicks.get(&conn) == Some(&key) {
             return;
         }
+        if !self.by_key.contains_key(&key) {
+            self.spelled.insert(name.to_string(), key.clone());
+        }
         let h = self.by_key.entry(key).or_insert_with(|| Holding {
             name: name.to_string(),
             holder: Holder::Members(0),
@@ -134,6 +146,7 @@ impl People {
             *n -= 1;
             if *n == 0 {
                 self.by_key.remove(&key);
+                self.spelled.remove(name);
             }
         }
     }
@@ -157,6 +170,8 @@ mod tests {
         assert_eq!(p.check_member(3, "Yan"), Ok(()));
         p.release_nick(1);
         assert_eq!(p.holder_of("ana"), None);
+        assert_eq!(p.nick_holder("Ana"), None, "the spelling goes too");
+        assert!(p.spelled.is_empty());
     }
 
     #[test]
@@ -171,6 +186,7 @@ mod tests {
         assert_eq!(p.claim_nick(4, "yan"), Err("Yan".into()));
         p.member_left(2, "Yan");
         assert_eq!(p.claim_nick(4, "yan"), Ok(()));
+        assert_eq!(p.nick_holder("Yan"), Some((4, "yan")), "by its key");
         // A nick holder's memberships do not count.
         p.member_joined(4, "yan");
         p.member_left(4, "yan");

@@ -224,7 +224,11 @@ impl Chat {
         }
     }
 
-    /// A room event to IRC recipients, rendered once per set of tags.
+    /// A room event to IRC recipients, rendered once per set of tags they
+    /// asked for (at most 8: server-time, account-tag, message-tags), then
+    /// appended as `deliver_line` appends (the hot path: one lookup per
+    /// recipient, back-pressure accounting only when it crossed the mark).
+    /// A recipient running a labeled command keeps its line for the label.
     pub(super) fn deliver_irc(
         &mut self,
         sh: &mut Shared,
@@ -232,28 +236,64 @@ impl Chat {
         event: &Event,
         notice: bool,
     ) {
+        let sender = sh.hub.people().nick_holder(&event.username).map(|(c, _)| c);
         let source = match (&event.kind, &event.departed) {
             (EventKind::Leave, Departed::Kicked(_)) => sh.cfg.irc_server_name.clone(),
             _ => self.source_of(sh, &event.username),
         };
-        let account = self.account_of(sh, &event.username);
-        let ts = event.ts.clone().unwrap_or_else(|| sh.ts().to_string());
-        let mut rendered: Vec<(ircmap::Tags, Vec<u8>)> = Vec::new();
+        let account = sender.and_then(|c| self.irc(c)?.account.clone());
+        let time = ircmap::server_time(event.ts.as_deref().unwrap_or(sh.ts()));
+        let (time_bit, account_bit, tags_bit) = (
+            cap_bit("server-time").unwrap_or(0),
+            cap_bit("account-tag").unwrap_or(0),
+            cap_bit("message-tags").unwrap_or(0),
+        );
+        let mut lines: [Option<Vec<u8>>; 8] = Default::default();
+        let capturing = self.capture.as_ref().map(|(c, _)| *c);
+        let now = sh.now;
+        let mut delivered = 0;
         for &r in to {
-            let tags = self.tags_for(r, &ts, account.as_deref());
-            let line = match rendered.iter().find(|(t, _)| *t == tags) {
-                Some((_, line)) => line.clone(),
-                None => {
-                    let line = ircmap::room_event(event, &source, &tags, notice);
-                    rendered.push((tags, line.clone()));
-                    line
-                }
+            let Some(c) = self.conns.get_mut(&r) else {
+                continue;
             };
-            if !line.is_empty() {
-                self.irc_send(sh, r, &line);
-                sh.counters.deliveries += 1;
+            let Some(irc) = c.irc.as_deref() else {
+                continue;
+            };
+            let flavour = usize::from(irc.caps & time_bit != 0)
+                | usize::from(irc.caps & account_bit != 0 && account.is_some()) << 1
+                | usize::from(irc.caps & tags_bit != 0) << 2;
+            let line = lines[flavour].get_or_insert_with(|| {
+                let tags = ircmap::Tags {
+                    time: (flavour & 1 != 0).then(|| time.clone()),
+                    account: account.clone().filter(|_| flavour & 2 != 0),
+                    message_tags: flavour & 4 != 0,
+                };
+                ircmap::room_event(event, &source, &tags, notice)
+            });
+            if line.is_empty() {
+                continue;
+            }
+            delivered += 1;
+            if capturing == Some(r)
+                && let Some((_, kept)) = &mut self.capture
+            {
+                kept.extend_from_slice(line);
+                continue;
+            }
+            let action = c.session.handle(now, Input::Deliver(line));
+            let crossed = c.session.backlogged() != c.counted_in.is_some();
+            if !c.touched {
+                c.touched = true;
+                self.touched.push(r);
+            }
+            if crossed {
+                self.account_backlog(sh, r);
+            }
+            if let Some(a) = action {
+                self.act(sh, r, a);
             }
         }
+        sh.counters.deliveries += delivered;
     }
 
     /// The account a person is logged in to, if it is an IRC user who did.
