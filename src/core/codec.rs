@@ -306,4 +306,31 @@ mod tests {
         c.push(b"\r\nPING x\r\n");
         assert!(matches!(c.next(true), Some(Ok(Decoded::Irc(Ok(m)))) if m.command == "PING"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The IRC codec on any bytes, in any chunking: no panic, and
+            /// every message re-encodes to a line that parses back the same.
+            #[test]
+            fn irc_lines_decode_or_are_refused_and_round_trip(
+                bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+                chunk in 1usize..300,
+            ) {
+                let mut c = Codec::new(Protocol::Irc, 100);
+                for piece in bytes.chunks(chunk) {
+                    let n = c.space().min(piece.len());
+                    c.push(&piece[..n]);
+                    while let Some(decoded) = c.next(true) {
+                        if let Ok(Decoded::Irc(Ok(msg))) = decoded {
+                            let line = msg.encode();
+                            prop_assert_eq!(irc::parse(&line[..line.len() - 1]), Ok(msg));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

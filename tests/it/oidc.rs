@@ -394,3 +394,56 @@ fn a_private_room_admits_the_listed_token_name_and_no_look_alike() {
     assert_eq!(ev["type"], "join", "{ev}");
     assert_eq!(ev["username"], "ana", "{ev}");
 }
+
+#[test]
+fn an_irc_client_logs_in_with_a_token_by_sasl_oauthbearer() {
+    use crate::irc::Irc;
+    use base64::Engine;
+    let dir = TempDir::new("oidc-irc");
+    let signer = Signer::es256("k1");
+    let jwks = dir.path().join("jwks.json");
+    write_jwks(&jwks, &[&signer]);
+    let mut d = oidc_daemon(&jwks, &["--irc-listen", "127.0.0.1:0"]);
+    let line = d.wait_log("listening for IRC on ", Duration::from_secs(5));
+    let addr: std::net::SocketAddr = line.rsplit(" on ").next().unwrap().trim().parse().unwrap();
+    let authenticate = |c: &mut Irc, token: &str| {
+        let payload = format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+        for chunk in b64.as_bytes().chunks(400) {
+            c.send(&format!(
+                "AUTHENTICATE {}",
+                std::str::from_utf8(chunk).unwrap()
+            ));
+        }
+        if b64.len() % 400 == 0 {
+            c.send("AUTHENTICATE +");
+        }
+    };
+    let mut c = Irc::connect(addr);
+    c.send("CAP LS 302");
+    c.expect("OAUTHBEARER offered", |l| {
+        l.contains("sasl=PLAIN,OAUTHBEARER")
+    });
+    c.send("CAP REQ sasl");
+    c.expect("ACK", |l| l.contains(" ACK "));
+    // A token another key signed is refused, in words.
+    c.send("AUTHENTICATE OAUTHBEARER");
+    c.expect("the go-ahead", |l| l == "AUTHENTICATE +");
+    let forged = Signer::es256("k1").sign(&claims("tokuser", json!({})));
+    authenticate(&mut c, &forged);
+    c.expect("904", |l| l.contains(" 904 "));
+    // The issuer's token logs in as its name.
+    c.send("AUTHENTICATE OAUTHBEARER");
+    c.expect("the go-ahead", |l| l == "AUTHENTICATE +");
+    authenticate(&mut c, &signer.sign(&claims("tokuser", json!({}))));
+    c.expect("900 logged in", |l| {
+        l.contains(" 900 ") && l.contains(" tokuser ")
+    });
+    c.expect("903", |l| l.contains(" 903 "));
+    c.send("NICK tokuser");
+    c.send("USER t 0 * :T");
+    c.send("CAP END");
+    c.expect("the welcome", |l| l.contains(" 001 tokuser "));
+    c.send("WHOIS tokuser");
+    c.expect("330", |l| l.contains(" 330 tokuser tokuser tokuser "));
+}
