@@ -96,6 +96,19 @@ impl People {
         }
     }
 
+    /// How many of the prototype's memberships share `name` (0 for a
+    /// nick, or nobody).
+    pub fn members(&self, name: &str) -> usize {
+        let key = match self.spelled.get(name) {
+            Some(key) => key.clone(),
+            None => names::comparison_key(name),
+        };
+        match self.by_key.get(&key).map(|h| &h.holder) {
+            Some(Holder::Members(n)) => *n,
+            _ => 0,
+        }
+    }
+
     /// Whoever holds `name` (or a name like it), as they spell it.
     pub fn holder_of(&self, name: &str) -> Option<&str> {
         Some(self.by_key.get(&names::comparison_key(name))?.name.as_str())

@@ -584,3 +584,37 @@ fn what_the_irc_door_cannot_do_yet_is_refused_at_start() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn monitor_sees_people_of_both_protocols_come_and_go() {
+    let (d, irc_addr) = irc_daemon(&["--room", "Teste:5"]);
+    let mut w = Irc::register(irc_addr, "vigia");
+    w.send("MONITOR + Ana,bia");
+    w.expect("both offline", |l| {
+        l.contains(" 731 vigia ") && l.ends_with("Ana,bia")
+    });
+    // The chat port's Ana comes with her first room, goes with her last.
+    let ana = d.joined("Ana", "Teste");
+    w.expect("Ana online", |l| {
+        l.contains(" 730 vigia ") && l.ends_with("Ana!Ana@chat")
+    });
+    drop(ana);
+    w.expect("Ana offline", |l| {
+        l.contains(" 731 vigia ") && l.ends_with("Ana")
+    });
+    // An IRC user comes with its registration, goes with its QUIT.
+    let mut bia = Irc::register(irc_addr, "bia");
+    w.expect("bia online", |l| {
+        l.contains(" 730 vigia ") && l.ends_with("bia!bia@irc")
+    });
+    w.send("WHO bia %tnaf,42");
+    w.expect("a WHOX reply", |l| l.contains(" 354 vigia 42 bia H 0"));
+    bia.send("QUIT");
+    w.expect("bia offline", |l| {
+        l.contains(" 731 vigia ") && l.ends_with("bia")
+    });
+    w.send("MONITOR L");
+    w.expect("the list", |l| {
+        l.contains(" 732 vigia ") && l.ends_with("Ana,bia")
+    });
+}

@@ -21,6 +21,7 @@ impl Chat {
     }
 
     pub(super) fn deliver_here(&mut self, sh: &mut Shared, d: &Delivery) {
+        self.monitor_membership(sh, &d.event);
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
         if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line) {
@@ -28,6 +29,24 @@ impl Chat {
             if !irc.is_empty() {
                 self.deliver_irc(sh, &irc, &d.event, false);
             }
+        }
+    }
+
+    /// MONITOR hears of the chat port's people through their rooms: a
+    /// name's first join brings it, the leave that frees it takes it.
+    fn monitor_membership(&mut self, sh: &mut Shared, event: &crate::core::wire::Event) {
+        use crate::core::wire::EventKind;
+        if !self.monitors.any() {
+            return;
+        }
+        let people = sh.hub.people();
+        let name = event.username.as_str();
+        match event.kind {
+            EventKind::Join if people.members(name) == 1 => self.monitor_notify(sh, name, true),
+            EventKind::Leave if people.holder_of(name).is_none() => {
+                self.monitor_notify(sh, name, false)
+            }
+            _ => {}
         }
     }
 

@@ -78,6 +78,10 @@ pub struct IrcClient {
     pub invisible: bool,
     pub wallops: bool,
     pub oper: bool,
+    /// When it registered, and last spoke (Unix seconds), for WHOIS and
+    /// WHOX's idle time.
+    pub signon: u64,
+    pub spoke_at: u64,
 }
 
 impl IrcClient {
@@ -396,6 +400,7 @@ impl Chat {
             "PART" => self.on_part(sh, id, &msg),
             "PRIVMSG" | "NOTICE" => self.on_privmsg(sh, id, &msg, cmd == "NOTICE"),
             "TAGMSG" => self.on_tagmsg(sh, id, &msg),
+            "MONITOR" => self.on_monitor(sh, id, &msg),
             // One server, no links to show.
             "LINKS" => self.numeric(sh, id, "365", &["*", "End of /LINKS list"]),
             "AWAY" => self.on_away(sh, id, msg.param(0)),
@@ -445,10 +450,17 @@ impl Chat {
             self.deliver_irc(sh, &fresh, &dep.notice.event, false);
             told.extend(fresh);
         }
-        if sh.hub.people().nick(id).is_some() {
+        let gone = sh.hub.people().nick(id).map(str::to_string);
+        if gone.is_some() {
             self.remember_nick(sh, id);
         }
         sh.hub.release_nick(id);
+        let registered = self.irc(id).is_some_and(|c| c.registered);
+        if let Some(nick) = gone
+            && registered
+        {
+            self.monitor_notify(sh, &nick, false);
+        }
     }
 
     /// A room event the chat part hands to one IRC connection for itself:

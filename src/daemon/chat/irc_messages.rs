@@ -58,6 +58,9 @@ impl Chat {
             }
             return;
         }
+        if let Some(c) = self.irc_mut(id) {
+            c.spoke_at = sh.unix();
+        }
         let tags = client_tags(msg);
         for target in targets
             .split(',')

@@ -23,6 +23,15 @@ pub(super) struct Person {
     account: Option<String>,
     oper: bool,
     invisible: bool,
+    /// Seconds since it last spoke, and when it came (IRC users).
+    idle: u64,
+    signon: u64,
+}
+
+/// WHOX (`WHO mask %fields[,token]`): the fields asked for, and the token.
+struct Whox {
+    fields: String,
+    token: Option<String>,
 }
 
 /// Nicks whose holders left (WHOWAS), at most.
@@ -55,7 +64,19 @@ impl Chat {
                 None => self.numeric(sh, id, "366", &["*", "End of /NAMES list"]),
             },
             "LIST" => self.send_list(sh, id, msg.param(0)),
-            "WHO" => self.send_who(sh, id, msg.param(0).unwrap_or("*")),
+            "WHO" => {
+                let whox = msg.param(1).and_then(|f| f.strip_prefix('%')).map(|f| {
+                    let (fields, token) = match f.split_once(',') {
+                        Some((f, t)) => (f, Some(t.chars().take(3).collect())),
+                        None => (f, None),
+                    };
+                    Whox {
+                        fields: fields.to_string(),
+                        token,
+                    }
+                });
+                self.send_who(sh, id, msg.param(0).unwrap_or("*"), whox.as_ref());
+            }
             "WHOIS" => {
                 // WHOIS [server] nick: the last parameter is the nick.
                 let Some(nick) = msg.params.last().filter(|n| !n.is_empty()) else {
@@ -262,6 +283,8 @@ impl Chat {
                 account: c.account.clone(),
                 oper: c.oper,
                 invisible: c.invisible,
+                idle: sh.unix().saturating_sub(c.spoke_at),
+                signon: c.signon,
             });
         }
         let holder = sh.hub.people().holder_of(name)?;
@@ -276,6 +299,8 @@ impl Chat {
             account: None,
             oper: false,
             invisible: false,
+            idle: 0,
+            signon: 0,
         })
     }
 
@@ -287,6 +312,7 @@ impl Chat {
         channel: &str,
         room: Option<(&str, ConnId)>,
         p: &Person,
+        whox: Option<&Whox>,
     ) {
         let server = sh.cfg.irc_server_name.clone();
         let mut flags = String::from(if p.away { "G" } else { "H" });
@@ -295,6 +321,30 @@ impl Chat {
         }
         if let Some((room, member)) = room {
             flags.push_str(&self.prefix(sh, id, room, member));
+        }
+        if let Some(w) = whox {
+            // 354: the fields asked for, in WHOX's own order. No address
+            // is shown (255.255.255.255, as Ergo does), no op level.
+            let mut params: Vec<String> = Vec::new();
+            for f in "tcuihsnfdlaor".chars().filter(|f| w.fields.contains(*f)) {
+                params.push(match f {
+                    't' => w.token.clone().unwrap_or_else(|| "0".into()),
+                    'c' => channel.to_string(),
+                    'u' => p.user.clone(),
+                    'i' => "255.255.255.255".into(),
+                    'h' => p.host.to_string(),
+                    's' => server.clone(),
+                    'n' => p.nick.clone(),
+                    'f' => flags.clone(),
+                    'd' => "0".into(),
+                    'l' => p.idle.to_string(),
+                    'a' => p.account.clone().unwrap_or_else(|| "0".into()),
+                    'o' => "n/a".into(),
+                    _ => p.realname.clone(),
+                });
+            }
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            return self.numeric(sh, id, "354", &params);
         }
         let real = format!("0 {}", p.realname);
         self.numeric(
@@ -307,7 +357,7 @@ impl Chat {
 
     /// WHO #room, WHO nick, or WHO mask (wildcards on nicks: those not
     /// invisible, or sharing a room with the asker).
-    fn send_who(&mut self, sh: &mut Shared, id: ConnId, mask: &str) {
+    fn send_who(&mut self, sh: &mut Shared, id: ConnId, mask: &str, whox: Option<&Whox>) {
         if mask.starts_with('#') {
             if let Some(room) = Chat::room_named(sh, mask)
                 && self.may_see(sh, id, &room)
@@ -320,13 +370,13 @@ impl Chat {
                     .unwrap_or_default();
                 for (name, conn) in members {
                     if let Some(p) = self.person(sh, &name) {
-                        self.who_line(sh, id, &channel, Some((&room, conn)), &p);
+                        self.who_line(sh, id, &channel, Some((&room, conn)), &p, whox);
                     }
                 }
             }
         } else if !mask.contains(['*', '?']) {
             if let Some(p) = self.person(sh, &ircmap::name_of(mask)) {
-                self.who_line(sh, id, "*", None, &p);
+                self.who_line(sh, id, "*", None, &p, whox);
             }
         } else {
             let mine = sh.hub.rooms_of(id).to_vec();
@@ -358,7 +408,7 @@ impl Chat {
                 if p.invisible && !shares && p.conn != Some(id) {
                     continue;
                 }
-                self.who_line(sh, id, "*", None, &p);
+                self.who_line(sh, id, "*", None, &p, whox);
             }
         }
         self.numeric(sh, id, "315", &[mask, "End of WHO list"]);
@@ -394,6 +444,15 @@ impl Chat {
             self.numeric(sh, id, "319", &[&p.nick, &rooms.join(" ")]);
         }
         self.numeric(sh, id, "312", &[&p.nick, &server, "chatd"]);
+        if p.conn.is_some() {
+            let (idle, signon) = (p.idle.to_string(), p.signon.to_string());
+            self.numeric(
+                sh,
+                id,
+                "317",
+                &[&p.nick, &idle, &signon, "seconds idle, signon time"],
+            );
+        }
         if p.oper {
             self.numeric(sh, id, "313", &[&p.nick, "is an IRC operator"]);
         }

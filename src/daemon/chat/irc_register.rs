@@ -237,6 +237,11 @@ impl Chat {
             Level::Info,
             format!("irc: '{old}' is now '{new}' ({peer})"),
         );
+        if names::comparison_key(old) != names::comparison_key(new) {
+            // (A change of case is the same name: nothing to tell.)
+            self.monitor_notify(sh, old, false);
+            self.monitor_notify(sh, new, true);
+        }
     }
 
     /// Registration completes once NICK and USER are in and CAP
@@ -310,6 +315,8 @@ impl Chat {
         };
         if let Some(c) = self.irc_mut(id) {
             c.registered = true;
+            c.signon = sh.unix();
+            c.spoke_at = sh.unix();
             c.pass = None;
             c.account = account.clone();
         }
@@ -329,6 +336,7 @@ impl Chat {
             format!("irc: '{nick}' registered from {peer}{login}"),
         );
         self.welcome(sh, id, &nick);
+        self.monitor_notify(sh, &nick, true);
     }
 
     /// 001–005, LUSERS and the MOTD.
@@ -367,6 +375,7 @@ impl Chat {
         let nicklen = names::MAX_USERNAME_CHARS.to_string();
         let tokens = [
             format!("AWAYLEN={AWAY_LEN}"),
+            "WHOX".into(),
             "CASEMAPPING=ascii".into(),
             format!("CHANLIMIT=#:{CHAN_LIMIT}"),
             "CHANMODES=beI,k,l,imnst".into(),
@@ -377,6 +386,7 @@ impl Chat {
             "INVEX".into(),
             "KICKLEN=255".into(),
             format!("MAXTARGETS={MAX_TARGETS}"),
+            format!("MONITOR={}", super::irc_monitor::MONITOR_LIMIT),
             "MODES=4".into(),
             "NETWORK=chatd".into(),
             format!("NICKLEN={nicklen}"),

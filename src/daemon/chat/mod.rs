@@ -36,6 +36,7 @@ pub mod inbox;
 mod io;
 pub mod irc;
 mod irc_messages;
+mod irc_monitor;
 mod irc_ops;
 mod irc_query;
 mod irc_register;
@@ -129,6 +130,8 @@ pub struct Chat {
     /// for the label; and how many batches were opened (their ids).
     capture: Option<(ConnId, Vec<u8>)>,
     batches: u64,
+    /// MONITOR: who watches which names.
+    monitors: irc_monitor::Monitors,
 }
 
 impl Chat {
@@ -152,6 +155,7 @@ impl Chat {
             users_peak: 0,
             capture: None,
             batches: 0,
+            monitors: irc_monitor::Monitors::default(),
         }
     }
 
@@ -465,6 +469,7 @@ impl Chat {
             // Whatever way it ends, an IRC connection leaves its rooms
             // and frees its nick (a no-op when it quit already).
             self.quit_rooms(sh, id, "connection closed");
+            self.monitors.forget(id);
         }
         let Some(c) = self.conns.get(&id) else {
             return;
