@@ -189,7 +189,7 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
     if old.irc_password != new.irc_password {
         p.live.push(Change {
             key: "irc-password-file",
-            detail: "the password changed".into(),
+            detail: "-> a new password".into(),
         });
     }
     p
@@ -513,6 +513,27 @@ mod tests {
         assert_eq!(run.max_clients, 10);
         assert_eq!(run.listen, old.listen);
         assert!(run.rooms.is_empty());
+    }
+
+    #[test]
+    fn the_irc_door_s_settings_and_a_new_password_never_shown() {
+        let old = config();
+        let mut new = config();
+        new.irc_ping = Duration::from_secs(30);
+        new.room_creation = crate::cli::chatd::RoomCreation::Anyone;
+        new.irc_password = Some("s3cret-value".into());
+        new.irc_listen = vec!["127.0.0.1:6667".parse().unwrap()];
+        let p = plan(&old, &new, 1000);
+        let keys = |cs: &[Change]| cs.iter().map(|c| c.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(&p.live),
+            ["irc-ping", "room-creation", "irc-password-file"]
+        );
+        assert_eq!(keys(&p.restart), ["irc-listen"]);
+        assert!(p.live.iter().all(|c| !c.detail.contains("s3cret")));
+        let run = running(&old, new, &p);
+        assert!(run.irc_listen.is_empty(), "the door's address waits");
+        assert_eq!(run.irc_password.as_deref(), Some("s3cret-value"));
     }
 
     #[test]

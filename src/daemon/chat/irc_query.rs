@@ -34,6 +34,10 @@ struct Whox {
     token: Option<String>,
 }
 
+/// Replies to one WHO with wildcards, at most (a `WHO *` on a big server
+/// costs the asker's sendq, not everyone's time).
+pub const WHO_MASK_MOST: usize = 200;
+
 /// Nicks whose holders left (WHOWAS), at most.
 pub const WHOWAS_KEPT: usize = 256;
 
@@ -394,7 +398,11 @@ impl Chat {
             names.append(&mut irc_nicks);
             names.sort();
             names.dedup();
+            let mut shown = 0;
             for name in names {
+                if shown == WHO_MASK_MOST {
+                    break;
+                }
                 let Some(p) = self.person(sh, &name) else {
                     continue;
                 };
@@ -408,6 +416,7 @@ impl Chat {
                 if p.invisible && !shares && p.conn != Some(id) {
                     continue;
                 }
+                shown += 1;
                 self.who_line(sh, id, "*", None, &p, whox);
             }
         }
