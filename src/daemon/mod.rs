@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod door;
 mod event_loop;
+pub mod history;
 mod host;
 pub mod logbook;
 mod logsink;
