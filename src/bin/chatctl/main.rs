@@ -499,7 +499,7 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
                 ("listening", list(&status.listen)),
                 ("listening (TLS)", list(&status.tls_listen)),
                 ("listening (IRC)", list(&status.irc_listen)),
-                ("listening (IRC, TLS)", list(&status.irc_tls_listen)),
+                ("listening (IRCS)", list(&status.irc_tls_listen)),
                 ("control socket", printable(&status.control)),
                 ("state file", printable(&status.state_file)),
                 ("clients", status.clients.to_string()),
