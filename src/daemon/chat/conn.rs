@@ -20,7 +20,7 @@ use rustls::{ServerConfig, ServerConnection};
 
 use super::irc::IrcClient;
 use crate::core::hub::RoomId;
-use crate::core::session::Session;
+use crate::core::session::{Action, Input, Session};
 use crate::daemon::door::Seat;
 use crate::daemon::poller::Interest;
 use crate::sys::nonblock::{ReadOutcome, interrupted, read_some, would_block, write_some};
@@ -97,7 +97,32 @@ pub struct Conn {
     pub counted_user: bool,
 }
 
+/// What appending a delivered line to a connection's session gave
+/// ([`Conn::take_line`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Taken {
+    pub action: Option<Action>,
+    /// Its backlog crossed the high-water mark (either way).
+    pub crossed: bool,
+    /// It was not on the touched list yet (it is marked now).
+    pub first_touch: bool,
+}
+
 impl Conn {
+    /// Appends one delivered line to the session: the delivery hot path,
+    /// shared by both protocols.
+    #[inline]
+    pub fn take_line(&mut self, now: Instant, line: &[u8]) -> Taken {
+        let action = self.session.handle(now, Input::Deliver(line));
+        let crossed = self.session.backlogged() != self.counted_in.is_some();
+        let first_touch = !std::mem::replace(&mut self.touched, true);
+        Taken {
+            action,
+            crossed,
+            first_touch,
+        }
+    }
+
     pub fn new(
         stream: TcpStream,
         peer: SocketAddr,

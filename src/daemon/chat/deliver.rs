@@ -4,11 +4,12 @@
 //! out); a delivery that waits in a held room's inbox goes out when the
 //! room's members caught up.
 
+use super::conn::Taken;
 use super::flow::{Arrival, FlowEvent};
 use super::inbox::{Inbox, Waiting};
 use super::{Chat, ChatOut};
 use crate::core::hub::{ConnId, Delivery, RoomId};
-use crate::core::session::{Input, Phase};
+use crate::core::session::Phase;
 use crate::daemon::shared::Shared;
 
 impl Chat {
@@ -110,21 +111,27 @@ impl Chat {
                 continue;
             }
             delivered += 1;
-            let action = c.session.handle(now, Input::Deliver(line));
-            let crossed = c.session.backlogged() != c.counted_in.is_some();
-            if !c.touched {
-                c.touched = true;
-                self.touched.push(to);
-            }
-            if crossed {
-                self.account_backlog(sh, to);
-            }
-            if let Some(a) = action {
-                self.act(sh, to, a);
-            }
+            let taken = c.take_line(now, line);
+            self.appended(sh, to, taken);
         }
         sh.counters.deliveries += delivered;
         irc
+    }
+
+    /// What follows a line appended to `to` ([`Conn::take_line`]): the
+    /// touched list, the room's back-pressure count only when the member
+    /// crossed the mark, the session's action.
+    #[inline]
+    pub(super) fn appended(&mut self, sh: &mut Shared, to: ConnId, taken: Taken) {
+        if taken.first_touch {
+            self.touched.push(to);
+        }
+        if taken.crossed {
+            self.account_backlog(sh, to);
+        }
+        if let Some(a) = taken.action {
+            self.act(sh, to, a);
+        }
     }
 
     /// A delivery that waited in an inbox, to those still in the room.

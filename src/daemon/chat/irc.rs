@@ -284,18 +284,8 @@ impl Chat {
                 kept.extend_from_slice(line);
                 continue;
             }
-            let action = c.session.handle(now, Input::Deliver(line));
-            let crossed = c.session.backlogged() != c.counted_in.is_some();
-            if !c.touched {
-                c.touched = true;
-                self.touched.push(r);
-            }
-            if crossed {
-                self.account_backlog(sh, r);
-            }
-            if let Some(a) = action {
-                self.act(sh, r, a);
-            }
+            let taken = c.take_line(now, line);
+            self.appended(sh, r, taken);
         }
         sh.counters.deliveries += delivered;
     }

@@ -5,6 +5,8 @@
 //! `--irc-password-file`), then 001–005 with ISUPPORT, LUSERS and the MOTD.
 
 use super::irc::{AWAY_LEN, CAPS, CHAN_LIMIT, MAX_TARGETS, USER_LEN, cap_bit};
+use subtle::ConstantTimeEq;
+
 use super::{Chat, Parked};
 use crate::core::hub::{ConnId, RoomId};
 use crate::core::irc::Message;
@@ -15,11 +17,6 @@ use crate::core::wire::{self, Event, EventKind};
 use crate::daemon::accounts::Verdict;
 use crate::daemon::logbook::Level;
 use crate::daemon::shared::Shared;
-
-/// Compares two secrets in time that depends on their lengths only.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 /// A user name from USER as the user part of a source: letters, digits,
 /// `.`, `_`, `-`, at most [`USER_LEN`].
@@ -261,7 +258,7 @@ impl Chat {
         let peer = self.conns[&id].peer;
         if let Some(server_password) = &sh.cfg.irc_password {
             let given = pass.as_deref().unwrap_or("");
-            if !constant_time_eq(given.as_bytes(), server_password.as_bytes()) {
+            if !bool::from(given.as_bytes().ct_eq(server_password.as_bytes())) {
                 sh.counters.refusals += 1;
                 sh.client_log(
                     peer.ip(),
