@@ -13,6 +13,8 @@
 //! | `chatd:nodes` | set | node ids that hold members |
 //! | `chatd:node:<id>` | string, TTL | the node's heartbeat (its instance token) |
 //! | `chatd:nodemembers:<id>` | set | `<room>\n<key>` for each of its members |
+//! | `chatd:people` | hash | name's comparison key → who holds it cluster-wide: `{"name","nick":node}` for an IRC nick, `{"name","n":count}` for the chat port's members sharing one spelling |
+//! | `chatd:nodenicks:<id>` | set | comparison keys of the node's IRC nicks |
 //! | `chatd:users` | hash | account name → its Argon2id hash |
 //! | `chatd:epoch` | string | present once the shared state was seeded |
 //!
@@ -24,8 +26,10 @@
 //! fails.
 //!
 //! Channels: `chatd:events` (every node: joins, leaves, kicks, room
-//! changes, closings, accounts, holds: back-pressure) and `chatd:room:<room>` (chat messages; only nodes
-//! with members in the room subscribe).
+//! changes, closings, accounts, holds: back-pressure), `chatd:room:<room>` (chat messages; only nodes
+//! with members in the room subscribe) and `chatd:nick:<key>` (direct
+//! messages to an IRC nick; only the nick's node subscribes, so PUBLISH
+//! answering 0 means nobody holds it).
 
 use redis_protocol::resp3::decode::complete::decode;
 use redis_protocol::resp3::encode::complete::encode;
@@ -102,6 +106,10 @@ pub struct MemberRecord {
     pub node: String,
     pub addr: String,
     pub at: String,
+    /// An IRC connection: its name is its nick (claimed in
+    /// `chatd:people` on its own), not a shared chat-port name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub irc: bool,
 }
 
 impl MemberRecord {
@@ -193,6 +201,75 @@ impl ChatMessage {
             .map(|_| ())
             .map_err(str::to_string)
     }
+}
+
+/// The channel that reaches the node holding an IRC nick (`key`: its
+/// comparison key).
+pub fn nick_channel(key: &str) -> String {
+    format!("chatd:nick:{key}")
+}
+
+/// The nick a nick channel is for (its comparison key).
+pub fn channel_nick(channel: &str) -> Option<&str> {
+    channel.strip_prefix("chatd:nick:")
+}
+
+/// A direct message to an IRC nick on another node, on its nick channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectMessage {
+    /// The sender's nick, and its node.
+    pub name: String,
+    pub node: String,
+    /// The recipient's nick as the sender wrote it.
+    pub to: String,
+    /// `PRIVMSG` or `NOTICE`.
+    pub command: String,
+    pub text: String,
+}
+
+impl DirectMessage {
+    /// Whether a direct message read from Redis is one a node could have
+    /// sent: names that pass the door, a known command, a message the
+    /// door would take (at most `max_text` bytes).
+    pub fn check(&self, max_text: usize) -> Result<(), String> {
+        crate::core::names::check_username(&self.name)?;
+        crate::core::names::check_username(&self.to)?;
+        check_node(&self.node)?;
+        if self.command != "PRIVMSG" && self.command != "NOTICE" {
+            return Err(format!("a direct message by {:?}", self.command));
+        }
+        if self.text.len() > max_text {
+            return Err(format!("a message of {} bytes", self.text.len()));
+        }
+        crate::core::wire::validate_message(self.text.as_bytes())
+            .map(|_| ())
+            .map_err(str::to_string)
+    }
+}
+
+/// A join a node asks the cluster to decide: a chat-port handshake that
+/// passed every local check, or an IRC JOIN.
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub id: crate::core::ids::ConnId,
+    pub peer: std::net::SocketAddr,
+    pub hs: crate::core::wire::Handshake,
+    pub username: String,
+    /// How it logged in, for the log line (" (logged in)", or "").
+    pub login: &'static str,
+    /// An IRC JOIN (the member keeps its connection on a refusal).
+    pub irc: bool,
+}
+
+/// What the cluster said of an IRC nick claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NickVerdict {
+    Taken,
+    /// Someone holds it (their spelling).
+    HeldBy(String),
+    /// Undecidable: Redis is unreachable.
+    Unavailable,
 }
 
 /// Everything a snapshot holds.
@@ -332,6 +409,10 @@ pub enum JoinVerdict {
     NoSuchRoom,
     /// Held by this member (its record).
     NameTaken(MemberRecord),
+    /// Held elsewhere in the cluster, as spelled here: an IRC nick, a
+    /// look-alike of it, or a chat-port name spelled differently; or
+    /// (empty) this IRC joiner's own nick claim is gone.
+    NameHeld(String),
     Full {
         members: usize,
         limit: usize,
@@ -348,6 +429,7 @@ pub fn join_verdict(frame: &OwnedFrame) -> Result<JoinVerdict, String> {
     match word {
         "ok" => Ok(JoinVerdict::Admitted),
         "404" => Ok(JoinVerdict::NoSuchRoom),
+        "held" => Ok(JoinVerdict::NameHeld(arg(1).to_string())),
         "409" => serde_json::from_str(arg(1))
             .map(JoinVerdict::NameTaken)
             .map_err(|e| format!("a member record: {e}")),
@@ -404,9 +486,52 @@ pub fn snapshot(frame: &OwnedFrame) -> Result<Snapshot, String> {
 
 // -- scripts ----------------------------------------------------------------------
 
-/// Lua shared by the scripts: removes one member entry (if `node` holds
-/// it) and publishes its leave; returns 1 if removed.
-const LUA_REMOVE: &str = r#"
+/// Lua shared by the scripts.
+///
+/// - `claim`/`unclaim`: a chat-port member takes (or gives back) its
+///   name in `chatd:people`: shared by members spelling it the same,
+///   refused when an IRC nick or another spelling holds it (returns the
+///   holder's spelling).
+/// - `nick_free`/`nicks_gone`: one nick of a node, or all of a node's
+///   nicks, are free again.
+/// - `remove`: removes one member entry (if `node` holds it), gives its
+///   name back, and publishes its leave; returns 1 if removed.
+const LUA_SHARED: &str = r#"
+local function claim(key, name)
+  local p = redis.call('HGET', 'chatd:people', key)
+  local d = {name = name, n = 0}
+  if p then
+    d = cjson.decode(p)
+    if d.nick or d.name ~= name then return d.name end
+  end
+  d.n = (d.n or 0) + 1
+  redis.call('HSET', 'chatd:people', key, cjson.encode(d))
+  return nil
+end
+local function unclaim(key)
+  local p = redis.call('HGET', 'chatd:people', key)
+  if not p then return end
+  local d = cjson.decode(p)
+  if d.nick then return end
+  d.n = (d.n or 1) - 1
+  if d.n <= 0 then
+    redis.call('HDEL', 'chatd:people', key)
+  else
+    redis.call('HSET', 'chatd:people', key, cjson.encode(d))
+  end
+end
+local function nick_free(key, node)
+  local p = redis.call('HGET', 'chatd:people', key)
+  if p and cjson.decode(p).nick == node then redis.call('HDEL', 'chatd:people', key) end
+  redis.call('SREM', 'chatd:nodenicks:' .. node, key)
+end
+local function nicks_gone(node)
+  for _, key in ipairs(redis.call('SMEMBERS', 'chatd:nodenicks:' .. node)) do
+    local p = redis.call('HGET', 'chatd:people', key)
+    if p and cjson.decode(p).nick == node then redis.call('HDEL', 'chatd:people', key) end
+  end
+  redis.call('DEL', 'chatd:nodenicks:' .. node)
+end
 local function remove(room, key, node, why)
   local mkey = 'chatd:members:' .. room
   local held = redis.call('HGET', mkey, key)
@@ -415,15 +540,21 @@ local function remove(room, key, node, why)
   if node and m.node ~= node then return 0 end
   redis.call('HDEL', mkey, key)
   redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. key)
+  if not m.irc then unclaim(key) end
   redis.call('PUBLISH', 'chatd:events', cjson.encode({t='leave', room=room, name=m.name, node=m.node, why=why}))
   return 1
 end
 "#;
 
 /// ARGV: room, comparison key, member record (JSON), node.
-/// Admits the member if the room exists, the name is free and the room
-/// has space, all in one step: the cluster-wide limit.
-pub const JOIN: &str = r#"
+/// Admits the member if the room exists, the name is free in the room
+/// and in the cluster (`chatd:people`: an IRC joiner must hold the nick,
+/// a chat-port joiner shares it only with the same spelling) and the
+/// room has space, all in one step: the cluster-wide limit.
+pub fn join_script() -> String {
+    format!(
+        "{LUA_SHARED}\n{}",
+        r#"
 local room, key, record, node = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local def = redis.call('HGET', 'chatd:rooms', room)
 if not def then return {'404'} end
@@ -433,21 +564,76 @@ if held then return {'409', held} end
 local limit = cjson.decode(def).limit
 local n = redis.call('HLEN', mkey)
 if n >= limit then return {'full', tostring(n), tostring(limit)} end
+local m = cjson.decode(record)
+if m.irc then
+  local p = redis.call('HGET', 'chatd:people', key)
+  if not p or cjson.decode(p).nick ~= node then return {'held', ''} end
+else
+  local holder = claim(key, m.name)
+  if holder then return {'held', holder} end
+end
 redis.call('HSET', mkey, key, record)
 redis.call('SADD', 'chatd:nodes', node)
 redis.call('SADD', 'chatd:nodemembers:' .. node, room .. '\n' .. key)
 redis.call('PUBLISH', 'chatd:events', '{"t":"join","room":' .. cjson.encode(room) .. ',"member":' .. record .. '}')
 return {'ok'}
-"#;
+"#
+    )
+}
+
+/// ARGV: comparison key, nick, node, the key of the node's nick it
+/// replaces ('' for none). Claims an IRC nick cluster-wide: refused with
+/// {'taken', holder's spelling} when anyone else holds it (another nick,
+/// chat-port members, a look-alike); a change of case of one's own nick
+/// is taken. Returns {'ok'}.
+pub fn nick_script() -> String {
+    format!(
+        "{LUA_SHARED}\n{}",
+        r#"
+local key, name, node, old = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local p = redis.call('HGET', 'chatd:people', key)
+if p then
+  local d = cjson.decode(p)
+  if not (d.nick == node and key == old) then return {'taken', d.name} end
+end
+if old ~= '' and old ~= key then nick_free(old, node) end
+redis.call('HSET', 'chatd:people', key, cjson.encode({name = name, nick = node}))
+redis.call('SADD', 'chatd:nodenicks:' .. node, key)
+redis.call('SADD', 'chatd:nodes', node)
+return {'ok'}
+"#
+    )
+}
+
+/// ARGV: comparison key, node. The node's nick is free again.
+pub fn nick_free_script() -> String {
+    format!("{LUA_SHARED}\nnick_free(ARGV[1], ARGV[2])\nreturn 1")
+}
+
+/// A nick script's verdict: Ok, or the holder's spelling.
+pub fn nick_verdict(frame: &OwnedFrame) -> Result<Result<(), String>, String> {
+    if let Some(e) = error(frame) {
+        return Err(e);
+    }
+    let it = items(frame);
+    match it.first().and_then(text) {
+        Some("ok") => Ok(Ok(())),
+        Some("taken") => Ok(Err(it.get(1).and_then(text).unwrap_or("").to_string())),
+        other => Err(format!("unexpected nick reply {other:?}")),
+    }
+}
 
 /// ARGV: room, comparison key, node, why. A member of `node` left.
 pub fn leave_script() -> String {
-    format!("{LUA_REMOVE}\nreturn remove(ARGV[1], ARGV[2], ARGV[3], ARGV[4])")
+    format!("{LUA_SHARED}\nreturn remove(ARGV[1], ARGV[2], ARGV[3], ARGV[4])")
 }
 
 /// ARGV: room, comparison key. Removes whoever holds the name (any node)
 /// and tells its node to disconnect it; 0 when nobody does.
-pub const KICK: &str = r#"
+pub fn kick_script() -> String {
+    format!(
+        "{LUA_SHARED}\n{}",
+        r#"
 local room, key = ARGV[1], ARGV[2]
 local mkey = 'chatd:members:' .. room
 local held = redis.call('HGET', mkey, key)
@@ -455,9 +641,12 @@ if not held then return 0 end
 local m = cjson.decode(held)
 redis.call('HDEL', mkey, key)
 redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. key)
+if not m.irc then unclaim(key) end
 redis.call('PUBLISH', 'chatd:events', cjson.encode({t='kick', room=room, name=m.name, node=m.node}))
 return 1
-"#;
+"#
+    )
+}
 
 /// ARGV: room, definition (JSON), '1' to create (refused when it exists:
 /// returns {'exists', definition}) or '0' to update (refused when it does
@@ -481,7 +670,10 @@ return {'ok'}
 
 /// ARGV: room. Deletes the room and its members' entries (their nodes
 /// disconnect them on the `close` event); 0 when there was no such room.
-pub const ROOM_DEL: &str = r#"
+pub fn room_del_script() -> String {
+    format!(
+        "{LUA_SHARED}\n{}",
+        r#"
 local room = ARGV[1]
 if redis.call('HDEL', 'chatd:rooms', room) == 0 then return 0 end
 redis.call('ZREM', 'chatd:roomorder', room)
@@ -490,11 +682,14 @@ local all = redis.call('HGETALL', mkey)
 for i = 1, #all, 2 do
   local m = cjson.decode(all[i + 1])
   redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. all[i])
+  if not m.irc then unclaim(all[i]) end
 end
 redis.call('DEL', mkey)
 redis.call('PUBLISH', 'chatd:events', cjson.encode({t='close', room=room}))
 return 1
-"#;
+"#
+    )
+}
 
 /// ARGV: node, instance token, TTL in ms. Renews the node's heartbeat
 /// (refused with {'taken', token} when another instance holds the id),
@@ -504,7 +699,7 @@ return 1
 /// restarted without persistence), and the node must seed it again.
 pub fn heartbeat_script() -> String {
     format!(
-        "{LUA_REMOVE}\n{}",
+        "{LUA_SHARED}\n{}",
         r#"
 local node, token, ttl = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('GET', 'chatd:node:' .. node)
@@ -521,6 +716,7 @@ for _, n in ipairs(redis.call('SMEMBERS', 'chatd:nodes')) do
       end
     end
     redis.call('DEL', 'chatd:nodemembers:' .. n)
+    nicks_gone(n)
     redis.call('SREM', 'chatd:nodes', n)
   end
 end
@@ -533,7 +729,7 @@ return {'ok', tostring(reaped), tostring(redis.call('EXISTS', 'chatd:epoch'))}
 /// removed and announced now, and its heartbeat deleted.
 pub fn bye_script() -> String {
     format!(
-        "{LUA_REMOVE}\n{}",
+        "{LUA_SHARED}\n{}",
         r#"
 local node, token = ARGV[1], ARGV[2]
 for _, entry in ipairs(redis.call('SMEMBERS', 'chatd:nodemembers:' .. node)) do
@@ -541,6 +737,7 @@ for _, entry in ipairs(redis.call('SMEMBERS', 'chatd:nodemembers:' .. node)) do
   if nl then remove(string.sub(entry, 1, nl - 1), string.sub(entry, nl + 1), node, 'node ' .. node .. ' stopped') end
 end
 redis.call('DEL', 'chatd:nodemembers:' .. node)
+nicks_gone(node)
 redis.call('SREM', 'chatd:nodes', node)
 if redis.call('GET', 'chatd:node:' .. node) == token then redis.call('DEL', 'chatd:node:' .. node) end
 return 1
@@ -549,17 +746,19 @@ return 1
 }
 
 /// ARGV: node, R (number of rooms), then R × (name, definition, '1' if
-/// given with --room), then (room, key, record) for each of the node's
-/// members. Run after every (re)connect: if the shared state was never
+/// given with --room), then N (number of IRC nicks) and N × (key, nick),
+/// then (room, key, record) for each of the node's members. Run after every (re)connect: if the shared state was never
 /// seeded (a new or emptied Redis), the node's rooms seed it; its --room
 /// rooms are added when missing in any case. Then the node's entries are made
-/// what it holds: stale ones removed (leaves announced), missing ones
-/// added (joins announced). Returns the members it could not re-add, as
+/// what it holds: its nicks claimed again (stale ones freed), stale
+/// members removed (leaves announced), missing ones added (joins
+/// announced). Returns the nicks and members it could not re-add, as
 /// {room, key, why} triples ('gone': no such room; 'taken': held by
-/// another node).
+/// another node; 'nick', with an empty room: the nick is someone
+/// else's now).
 pub fn sync_script() -> String {
     format!(
-        "{LUA_REMOVE}\n{}",
+        "{LUA_SHARED}\n{}",
         r#"
 local node = ARGV[1]
 local nrooms = tonumber(ARGV[2])
@@ -574,7 +773,24 @@ end
 redis.call('SET', 'chatd:epoch', '1')
 local mine = {}
 local failed = {}
-local first = 3 + 3 * nrooms
+local at = 3 + 3 * nrooms
+local nnicks = tonumber(ARGV[at])
+local mynicks = {}
+for i = at + 1, at + 2 * nnicks, 2 do
+  local key, name = ARGV[i], ARGV[i + 1]
+  local p = redis.call('HGET', 'chatd:people', key)
+  if p and cjson.decode(p).nick ~= node then
+    table.insert(failed, ''); table.insert(failed, key); table.insert(failed, 'nick')
+  else
+    mynicks[key] = true
+    redis.call('HSET', 'chatd:people', key, cjson.encode({name = name, nick = node}))
+    redis.call('SADD', 'chatd:nodenicks:' .. node, key)
+  end
+end
+for _, key in ipairs(redis.call('SMEMBERS', 'chatd:nodenicks:' .. node)) do
+  if not mynicks[key] then nick_free(key, node) end
+end
+local first = at + 1 + 2 * nnicks
 for i = first, #ARGV, 3 do
   local room, key, record = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local entry = room .. '\n' .. key
@@ -584,7 +800,18 @@ for i = first, #ARGV, 3 do
     table.insert(failed, room); table.insert(failed, key); table.insert(failed, 'gone')
   else
     local held = redis.call('HGET', mkey, key)
+    local m = cjson.decode(record)
+    local free = true
     if not held then
+      if m.irc then
+        free = mynicks[key] == true
+      else
+        free = claim(key, m.name) == nil
+      end
+    end
+    if not free then
+      table.insert(failed, room); table.insert(failed, key); table.insert(failed, 'taken')
+    elseif not held then
       redis.call('HSET', mkey, key, record)
       redis.call('SADD', 'chatd:nodemembers:' .. node, entry)
       redis.call('PUBLISH', 'chatd:events', '{"t":"join","room":' .. cjson.encode(room) .. ',"member":' .. record .. '}')
@@ -708,6 +935,7 @@ mod tests {
             node: node.into(),
             addr: "192.0.2.1:5000".into(),
             at: "2026-11-24T10:00:00Z".into(),
+            irc: false,
         };
         assert_eq!(m("Yan", "chat1").check(), Ok(()));
         for (bad, why) in [

@@ -78,6 +78,13 @@ impl People {
         }
     }
 
+    /// Every nick and its holder.
+    pub fn nicks(&self) -> impl Iterator<Item = (ConnId, &str)> {
+        self.nicks
+            .iter()
+            .map(|(&conn, key)| (conn, self.by_key[key].name.as_str()))
+    }
+
     /// `conn`'s nick, if it holds one.
     pub fn nick(&self, conn: ConnId) -> Option<&str> {
         let key = self.nicks.get(&conn)?;

@@ -297,13 +297,6 @@ impl Config {
                     .into(),
             );
         }
-        if self.cluster.is_some() && !(self.irc_listen.is_empty() && self.irc_tls_listen.is_empty())
-        {
-            return Err(
-                "--irc-listen and --irc-tls-listen do not work with --cluster yet (names are not unique across nodes for IRC; docs/PROTOCOL.md)"
-                    .into(),
-            );
-        }
         match (&self.oidc_issuer, &self.oidc_audience, &self.oidc_jwks) {
             (Some(_), Some(_), Some(_)) | (None, None, None) => {}
             _ => {

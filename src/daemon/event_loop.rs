@@ -258,13 +258,12 @@ impl Server {
                     ChatOut::Said(event) => cluster.publish(&event),
                     ChatOut::Left(dep, why) => cluster.left(&self.sh, &self.chat, &dep, &why),
                     ChatOut::Hold(room, on) => cluster.hold(&self.sh, room, on),
-                    ChatOut::Join {
-                        id,
-                        peer,
-                        hs,
-                        username,
-                        login,
-                    } => cluster.join(&mut self.sh, id, peer, hs, username, login),
+                    ChatOut::Join(req) => cluster.join(&mut self.sh, req),
+                    ChatOut::ClaimNick { id, nick, old } => {
+                        cluster.claim_nick(id, &nick, old.as_deref())
+                    }
+                    ChatOut::FreeNick(nick) => cluster.free_nick(&nick),
+                    ChatOut::Direct(from, msg) => cluster.direct(from, msg),
                 }
                 for o in cluster.take_out() {
                     apply_cluster_out(&mut self.chat, &mut self.sh, o);
@@ -484,6 +483,9 @@ fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
         } => chat.refuse_join(sh, id, &username, code, &reason, &room),
         ClusterOut::HeldBy { room, node, until } => chat.held_by(sh, room, &node, until),
         ClusterOut::ExpireHolds => chat.expire_holds(sh),
+        ClusterOut::NickVerdict { id, nick, verdict } => chat.nick_verdict(sh, id, &nick, verdict),
+        ClusterOut::Direct(msg) => chat.direct_from_elsewhere(sh, &msg),
+        ClusterOut::NoSuchNick { id, target } => chat.no_such_nick(sh, id, &target),
     }
 }
 
@@ -491,6 +493,14 @@ fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
 impl Here for Chat {
     fn has(&self, id: ConnId) -> bool {
         Chat::has(self, id)
+    }
+
+    fn speaks_irc(&self, id: ConnId) -> bool {
+        Chat::speaks_irc(self, id)
+    }
+
+    fn nick_claimed(&self, id: ConnId) -> bool {
+        Chat::nick_claimed(self, id)
     }
 
     fn holding(&self) -> Vec<RoomId> {

@@ -747,3 +747,173 @@ fn nodes_reach_redis_over_tls_verifying_its_certificate() {
     let line = c.wait_log("certificate", Duration::from_secs(10));
     assert!(line.contains("not signed by a trusted CA"), "{line}");
 }
+
+/// A cluster node with its IRC door open too; the door's address.
+fn irc_node(redis: &Redis, id: &str) -> (Daemon, std::net::SocketAddr) {
+    let mut d = node_with(redis, id, &["--irc-listen", "127.0.0.1:0"]);
+    let line = d.wait_log("listening for IRC on ", Duration::from_secs(5));
+    let addr = line.rsplit("listening for IRC on ").next().unwrap().trim();
+    (d, addr.parse().unwrap())
+}
+
+/// Whether `nick` registers at the IRC door `addr` (else it got 433).
+fn registers(addr: std::net::SocketAddr, nick: &str) -> bool {
+    let mut c = crate::irc::Irc::connect(addr);
+    c.send(&format!("NICK {nick}"));
+    c.send(&format!("USER {nick} 0 * :{nick}"));
+    c.expect("an answer", |l| l.contains(" 376 ") || l.contains(" 433 "))
+        .contains(" 376 ")
+}
+
+#[test]
+fn irc_users_on_three_nodes_are_people_of_one_cluster() {
+    use crate::irc::Irc;
+    let redis = Redis::start();
+    let (a, a_irc) = irc_node(&redis, "a");
+    let (b, b_irc) = irc_node(&redis, "b");
+    let (c, c_irc) = irc_node(&redis, "c");
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "3"]);
+
+    // A nick is one person cluster-wide, whatever the protocol.
+    let mut yan = Irc::register(a_irc, "yan");
+    let mut twin = Irc::connect(b_irc);
+    twin.send("NICK Yan");
+    twin.send("USER twin 0 * :twin");
+    twin.expect("433 from node b for node a's nick", |l| {
+        l.contains(" 433 ") && l.contains("Yan")
+    });
+    twin.send("NICK bia");
+    twin.expect("bia registered on b", |l| l.contains(" 376 "));
+    let mut bia = twin;
+    let mut look_alike = c.join("Y\u{430}n", "Teste"); // Cyrillic а
+    let ev = look_alike.event();
+    assert_eq!(
+        (ev["type"].as_str(), ev["message"].as_str()),
+        (Some("error"), Some("409")),
+        "{ev}"
+    );
+
+    // Rooms across nodes: IRC on a and b, the prototype's protocol on c.
+    yan.send("JOIN #Teste");
+    yan.expect("yan's NAMES", |l| l.contains(" 366 "));
+    bia.send("JOIN #Teste");
+    bia.expect("bia's NAMES", |l| l.contains(" 366 "));
+    yan.expect("bia's JOIN, seen on a", |l| {
+        l.starts_with(":bia!") && l.contains("JOIN")
+    });
+    let mut ana = joined_soon(&c, "Ana", "Teste");
+    yan.expect("Ana's JOIN from c", |l| {
+        l.starts_with(":Ana!") && l.contains("JOIN")
+    });
+    bia.expect("Ana's JOIN from c", |l| {
+        l.starts_with(":Ana!") && l.contains("JOIN")
+    });
+    // The limit (3) holds across nodes: 471 on IRC.
+    let mut late = Irc::register(c_irc, "caio");
+    late.send("JOIN #Teste");
+    late.expect("471: full across the cluster", |l| l.contains(" 471 "));
+
+    yan.send("PRIVMSG #Teste :oi de a");
+    bia.expect("yan's message on b", |l| {
+        l.starts_with(":yan!") && l.ends_with("PRIVMSG #Teste :oi de a")
+    });
+    wait_for(&mut ana, "yan's message on c", message("yan", "oi de a"));
+    ana.say("oi de c");
+    yan.expect("Ana's message on a", |l| {
+        l.ends_with("PRIVMSG #Teste :oi de c")
+    });
+    bia.expect("Ana's message on b", |l| {
+        l.ends_with("PRIVMSG #Teste :oi de c")
+    });
+
+    // Direct messages reach a nick on another node; nobody is a 401.
+    late.send("PRIVMSG yan :particular");
+    yan.expect("caio's direct message from c", |l| {
+        l.starts_with(":caio!") && l.contains(" PRIVMSG yan ") && l.ends_with("particular")
+    });
+    late.send("PRIVMSG ninguem :alo");
+    late.expect("401 for nobody", |l| {
+        l.contains(" 401 ") && l.contains("ninguem")
+    });
+
+    // In a room, a nick stays (the other nodes know members by name);
+    // outside, it changes, and the old one is free cluster-wide.
+    yan.send("NICK yan2");
+    yan.expect("447 in a room", |l| l.contains(" 447 "));
+    late.send("NICK caio2");
+    late.expect("caio is caio2", |l| {
+        l.starts_with(":caio!") && l.contains("NICK")
+    });
+    let mut caio = Irc::register(a_irc, "caio");
+
+    // A PART and a QUIT reach the other nodes; the nick is free again.
+    bia.send("PART #Teste :tchau");
+    yan.expect("bia's PART", |l| {
+        l.starts_with(":bia!") && l.contains("PART #Teste")
+    });
+    wait_for(&mut ana, "bia's leave", is("leave", "bia"));
+    bia.send("QUIT :fim");
+    assert!(bia.closed_within(Duration::from_secs(5)));
+    assert!(
+        eventually(Duration::from_secs(5), || registers(c_irc, "bia")),
+        "bia's nick was not freed"
+    );
+
+    // A node that dies (kill -9) lets its nicks go when its heartbeat
+    // lapses.
+    drop(b);
+    caio.send("PRIVMSG #Teste :still here");
+    drop(a);
+    assert!(
+        eventually(Duration::from_secs(15), || registers(c_irc, "yan")),
+        "node a's nick 'yan' was not reaped"
+    );
+    wait_for(&mut ana, "yan's leave when node a died", is("leave", "yan"));
+    drop(c);
+}
+
+#[test]
+fn an_irc_member_is_kicked_by_another_nodes_admin_and_its_nick_survives_a_flushed_store() {
+    use crate::irc::Irc;
+    let redis = Redis::start();
+    let (a, a_irc) = irc_node(&redis, "a");
+    let (b, b_irc) = irc_node(&redis, "b");
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "5"]);
+    ctl_ok(&a, &["room", "create", "Outra", "--limit", "5"]);
+    let mut yan = Irc::register(a_irc, "yan");
+    assert!(eventually(Duration::from_secs(5), || {
+        yan.send("JOIN #Teste,#Outra");
+        yan.expect("NAMES of #Outra, or 403", |l| {
+            l.contains(" 366 yan #Outra") || l.contains(" 403 ")
+        })
+        .contains(" 366 ")
+    }));
+    // An admin on node b kicks yan from Teste: a KICK, and yan stays in
+    // Outra; closing Outra on b is a KICK too.
+    ctl_ok(&b, &["room", "kick", "Teste", "yan"]);
+    yan.expect("the KICK from Teste", |l| l.contains("KICK #Teste yan"));
+    ctl_ok(&b, &["room", "close", "Outra"]);
+    yan.expect("the KICK from the closed Outra", |l| {
+        l.contains("KICK #Outra yan")
+    });
+    yan.send("PING :still");
+    yan.expect("yan is still connected", |l| {
+        l.contains("PONG") && l.contains("still")
+    });
+
+    // The store is flushed: node a claims yan's nick again, so node b
+    // still refuses it once the cluster is re-seeded.
+    redis.cli(&["FLUSHALL"]);
+    let mut a = a;
+    a.wait_log("seeding it again", Duration::from_secs(10));
+    assert!(eventually(Duration::from_secs(10), || {
+        redis
+            .cli(&["HGET", "chatd:people", "yan"])
+            .contains("\"nick\":\"a\"")
+    }));
+    let mut twin = Irc::connect(b_irc);
+    twin.send("NICK YAN");
+    twin.send("USER twin 0 * :twin");
+    twin.expect("433 for the re-claimed nick", |l| l.contains(" 433 "));
+    drop(b);
+}

@@ -553,15 +553,6 @@ fn what_the_irc_door_cannot_do_yet_is_refused_at_start() {
     for (args, want) in [
         (
             vec![
-                "--irc-listen",
-                "127.0.0.1:0",
-                "--cluster",
-                "redis://127.0.0.1:1",
-            ],
-            "do not work with --cluster yet",
-        ),
-        (
-            vec![
                 "--room-creation",
                 "anyone",
                 "--cluster",

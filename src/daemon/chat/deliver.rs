@@ -25,7 +25,7 @@ impl Chat {
         self.monitor_membership(sh, &d.event);
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
-        if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line) {
+        if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line, &d.event) {
             let irc = self.deliver_line(sh, &to, &line);
             if !irc.is_empty() {
                 self.deliver_irc(sh, &irc, &d.event, false);
@@ -61,10 +61,13 @@ impl Chat {
         let mut events = Vec::new();
         match self
             .flow
-            .remote(d.room, d.to.clone(), line, bound, &mut events)
+            .remote(d.room, d.to.clone(), line, &d.event, bound, &mut events)
         {
             Arrival::Deliver(to, line) => {
-                self.deliver_line(sh, &to, &line);
+                let irc = self.deliver_line(sh, &to, &line);
+                if !irc.is_empty() {
+                    self.deliver_irc(sh, &irc, &d.event, false);
+                }
             }
             Arrival::Queued => {}
             Arrival::Overflow(all) => {
@@ -138,9 +141,12 @@ impl Chat {
     fn deliver_waiting(&mut self, sh: &mut Shared, room: RoomId, w: Waiting) {
         let to: Vec<ConnId> =
             w.to.into_iter()
-                .filter(|&m| sh.hub.room_of(m) == Some(room))
+                .filter(|&m| sh.hub.rooms_of(m).contains(&room))
                 .collect();
-        self.deliver_line(sh, &to, &w.line);
+        let irc = self.deliver_line(sh, &to, &w.line);
+        if !irc.is_empty() {
+            self.deliver_irc(sh, &irc, &w.event, false);
+        }
     }
 
     /// What waits in the inboxes of rooms whose members caught up goes

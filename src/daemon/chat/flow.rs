@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::inbox::{Inbox, Waiting};
 use crate::core::hub::{ConnId, IdMap, RoomId};
+use crate::core::wire::Event;
 
 /// What the chat part must do after a change of flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,10 +176,11 @@ impl Flow {
         room: RoomId,
         to: Vec<ConnId>,
         line: Vec<u8>,
+        event: &Event,
     ) -> Option<(Vec<ConnId>, Vec<u8>)> {
         match self.inboxes.get_mut(&room) {
             Some(inbox) => {
-                inbox.push(to, line);
+                inbox.push(to, line, event.clone());
                 None
             }
             None => Some((to, line)),
@@ -192,6 +194,7 @@ impl Flow {
         room: RoomId,
         to: Vec<ConnId>,
         line: Vec<u8>,
+        event: &Event,
         bound: usize,
         out: &mut Vec<FlowEvent>,
     ) -> Arrival {
@@ -200,7 +203,7 @@ impl Flow {
         }
         let inbox = self.inboxes.entry(room).or_default();
         if inbox.fits(line.len(), bound) {
-            inbox.push(to, line);
+            inbox.push(to, line, event.clone());
             return Arrival::Queued;
         }
         let mut inbox = self.inboxes.remove(&room).expect("entered");
@@ -208,7 +211,11 @@ impl Flow {
         while let Some(w) = inbox.pop() {
             all.push(w);
         }
-        all.push(Waiting { to, line });
+        all.push(Waiting {
+            to,
+            line,
+            event: event.clone(),
+        });
         self.emptied(room, out);
         Arrival::Overflow(all)
     }
@@ -343,18 +350,22 @@ mod tests {
         let mut f = Flow::default();
         let mut out = Vec::new();
         assert_eq!(
-            f.remote(R, vec![1], line("a"), BIG, &mut out),
+            f.remote(R, vec![1], line("a"), &Event::default(), BIG, &mut out),
             Arrival::Deliver(vec![1], line("a")),
             "nothing holds the room"
         );
         f.backed_up(R, &mut out);
         assert_eq!(
-            f.remote(R, vec![1], line("b"), BIG, &mut out),
+            f.remote(R, vec![1], line("b"), &Event::default(), BIG, &mut out),
             Arrival::Queued
         );
-        assert_eq!(f.local(R, vec![1, 2], line("join")), None, "behind b");
         assert_eq!(
-            f.remote(R, vec![1], line("c"), BIG, &mut out),
+            f.local(R, vec![1, 2], line("join"), &Event::default()),
+            None,
+            "behind b"
+        );
+        assert_eq!(
+            f.remote(R, vec![1], line("c"), &Event::default(), BIG, &mut out),
             Arrival::Queued
         );
         assert_eq!(f.holding(), [R]);
@@ -372,7 +383,10 @@ mod tests {
         f.emptied(R, &mut out);
         assert_eq!(out, [Hold(R, false), Resume(R)]);
         assert!(f.flows(R));
-        assert_eq!(f.local(R, vec![1], line("d")), Some((vec![1], line("d"))));
+        assert_eq!(
+            f.local(R, vec![1], line("d"), &Event::default()),
+            Some((vec![1], line("d")))
+        );
     }
 
     #[test]
@@ -380,8 +394,8 @@ mod tests {
         let mut f = Flow::default();
         let mut out = Vec::new();
         f.backed_up(R, &mut out);
-        f.remote(R, vec![1], line("b"), BIG, &mut out);
-        f.remote(R, vec![1], line("c"), BIG, &mut out);
+        f.remote(R, vec![1], line("b"), &Event::default(), BIG, &mut out);
+        f.remote(R, vec![1], line("c"), &Event::default(), BIG, &mut out);
         f.caught_up(R, &mut out);
         assert_eq!(f.next_to_drain(), Some(R));
         assert_eq!(f.take_waiting(R).unwrap().line, line("b"));
@@ -408,15 +422,17 @@ mod tests {
         let mut out = Vec::new();
         f.backed_up(R, &mut out);
         assert_eq!(
-            f.remote(R, vec![1], line("1234"), 8, &mut out),
+            f.remote(R, vec![1], line("1234"), &Event::default(), 8, &mut out),
             Arrival::Queued
         );
         assert_eq!(
-            f.remote(R, vec![1], line("5678"), 8, &mut out),
+            f.remote(R, vec![1], line("5678"), &Event::default(), 8, &mut out),
             Arrival::Queued
         );
         out.clear();
-        let Arrival::Overflow(all) = f.remote(R, vec![1], line("9"), 8, &mut out) else {
+        let Arrival::Overflow(all) =
+            f.remote(R, vec![1], line("9"), &Event::default(), 8, &mut out)
+        else {
             panic!("overflow expected");
         };
         let lines: Vec<Vec<u8>> = all.into_iter().map(|w| w.line).collect();

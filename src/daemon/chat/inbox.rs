@@ -19,12 +19,16 @@
 use std::collections::VecDeque;
 
 use crate::core::hub::ConnId;
+use crate::core::wire::Event;
 
-/// One delivery that waits: the encoded line and who it was for.
+/// One delivery that waits: the line in the prototype's protocol, the
+/// event (for the IRC recipients, rendered when it goes out) and who it
+/// was for.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Waiting {
     pub to: Vec<ConnId>,
     pub line: Vec<u8>,
+    pub event: Event,
 }
 
 #[derive(Debug, Default)]
@@ -38,9 +42,9 @@ impl Inbox {
     pub const BOUND_PER_SENDQ: usize = 8;
 
     /// Queues a delivery behind the others.
-    pub fn push(&mut self, to: Vec<ConnId>, line: Vec<u8>) {
+    pub fn push(&mut self, to: Vec<ConnId>, line: Vec<u8>, event: Event) {
         self.bytes += line.len();
-        self.waiting.push_back(Waiting { to, line });
+        self.waiting.push_back(Waiting { to, line, event });
     }
 
     /// Whether `len` more bytes stay within `bound`.
@@ -72,8 +76,8 @@ mod tests {
     #[test]
     fn keeps_order_and_counts_bytes() {
         let mut inbox = Inbox::default();
-        inbox.push(vec![1], b"one\n".to_vec());
-        inbox.push(vec![1, 2], b"two!\n".to_vec());
+        inbox.push(vec![1], b"one\n".to_vec(), Event::default());
+        inbox.push(vec![1, 2], b"two!\n".to_vec(), Event::default());
         assert_eq!(inbox.bytes(), 9);
         assert!(inbox.fits(1, 10));
         assert!(!inbox.fits(2, 10));

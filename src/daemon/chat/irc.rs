@@ -18,7 +18,7 @@ use crate::core::hub::ConnId;
 use crate::core::irc::{Message, ParseError};
 use crate::core::ircmap::{self, IRC_HOST};
 use crate::core::session::Input;
-use crate::core::wire::{Departed, Event, EventKind};
+use crate::core::wire::{self, Departed, Event, EventKind};
 use crate::daemon::logbook::Level;
 use crate::daemon::shared::Shared;
 
@@ -82,6 +82,24 @@ pub struct IrcClient {
     /// WHOX's idle time.
     pub signon: u64,
     pub spoke_at: u64,
+    /// Cluster mode: the nick is claimed in the shared state too (freed
+    /// there when the connection quits).
+    pub claimed: bool,
+    /// Cluster mode: what waits for the cluster's verdict on a nick.
+    pub claiming: Option<Claim>,
+    /// Cluster mode: the channel whose JOIN waits for the cluster's
+    /// verdict, and a JOIN of the channels listed after it.
+    pub joining: Option<String>,
+    pub join_rest: Option<Message>,
+}
+
+/// A nick claim under way in cluster mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Registration, with the account it logged in to.
+    Register(Option<String>),
+    /// A registered user's change of nick, from `old`.
+    Change { old: String },
 }
 
 impl IrcClient {
@@ -439,12 +457,21 @@ impl Chat {
             let fresh: Vec<ConnId> = irc.into_iter().filter(|m| !told.contains(m)).collect();
             self.deliver_irc(sh, &fresh, &dep.notice.event, false);
             told.extend(fresh);
+            if self.clustered {
+                self.out.push(super::ChatOut::Left(dep, why.to_string()));
+            }
         }
         let gone = sh.hub.people().nick(id).map(str::to_string);
         if gone.is_some() {
             self.remember_nick(sh, id);
         }
         sh.hub.release_nick(id);
+        if let Some(c) = self.irc_mut(id)
+            && std::mem::take(&mut c.claimed)
+            && let Some(nick) = c.nick.clone()
+        {
+            self.out.push(super::ChatOut::FreeNick(nick));
+        }
         let registered = self.irc(id).is_some_and(|c| c.registered);
         if let Some(nick) = gone
             && registered
@@ -475,6 +502,13 @@ impl Chat {
                         Message::new(Some(&server), "KICK", &[&channel, &nick, why]).encode();
                     self.irc_send(sh, id, &line);
                 }
+                true
+            }
+            EventKind::Error if self.irc(id).is_some_and(|c| c.joining.is_some()) => {
+                // The cluster could not decide a JOIN: that JOIN fails,
+                // the connection stays.
+                let reason = event.reason.clone().unwrap_or_default();
+                self.irc_join_refused(sh, id, wire::ErrorCode::Unavailable, &reason, "");
                 true
             }
             _ => false,

@@ -5,6 +5,7 @@
 
 use super::Chat;
 use super::irc::{AWAY_LEN, MAX_TARGETS};
+use super::irc_cluster::Direct;
 use crate::core::hub::{ConnId, RoomId};
 use crate::core::irc::Message;
 use crate::core::ircmap;
@@ -97,6 +98,7 @@ impl Chat {
             }
             return;
         }
+        let member = sh.hub.rooms_of(id).contains(&room);
         let delivery = match sh.hub.say_in(id, room, text) {
             Some(d) => Some(d),
             None => {
@@ -127,6 +129,10 @@ impl Chat {
             self.deliver_irc(sh, &irc, &delivery.event, true);
         } else {
             self.deliver_here(sh, &delivery);
+        }
+        if self.clustered && member {
+            // The room's other nodes deliver it to their members.
+            self.out.push(super::ChatOut::Said(delivery.event));
         }
     }
 
@@ -161,60 +167,66 @@ impl Chat {
         client_tags: &[(String, Option<String>)],
     ) {
         let name = ircmap::name_of(target);
-        let Some((to, nick)) = sh
-            .hub
-            .people()
-            .nick_holder(&name)
-            .map(|(c, n)| (c, n.to_string()))
-        else {
-            if !notice {
-                let why = if sh.hub.people().holder_of(&name).is_some() {
-                    "No such nick: that person's client cannot receive direct messages"
-                } else {
-                    "No such nick/channel"
-                };
-                self.numeric(sh, id, "401", &[target, why]);
-            }
-            return;
-        };
+        let cmd = if notice { "NOTICE" } else { "PRIVMSG" };
         let Some(me) = self.irc(id).and_then(|c| c.nick.clone()) else {
             return;
         };
-        let cmd = if notice { "NOTICE" } else { "PRIVMSG" };
+        let held = sh
+            .hub
+            .people()
+            .nick_holder(&name)
+            .map(|(c, n)| (c, n.to_string()));
+        let (to, nick) = match held {
+            Some(held) => (Some(held.0), held.1),
+            None if self.clustered => {
+                // Perhaps a nick of another node: its channel says.
+                self.direct_to_elsewhere(id, &me, &name, cmd, text);
+                (None, name.clone())
+            }
+            None => {
+                if !notice {
+                    let why = if sh.hub.people().holder_of(&name).is_some() {
+                        "No such nick: that person's client cannot receive direct messages"
+                    } else {
+                        "No such nick/channel"
+                    };
+                    self.numeric(sh, id, "401", &[target, why]);
+                }
+                return;
+            }
+        };
         let source = self.source_of(sh, &me);
         let account = self.account_of(sh, &me);
         let ts = sh.ts().to_string();
         let msgid = sh.msgid();
         let texts = ircmap::irc_texts(text, source.len() + nick.len() + 12);
+        let direct = Direct {
+            source: &source,
+            cmd,
+            to_nick: &nick,
+            texts: &texts,
+            ts: &ts,
+            msgid: &msgid,
+            account: account.as_deref(),
+            client_tags,
+        };
         // The copy echoed to the sender (echo-message) is its answer, and
         // carries a label; a message to oneself arrives as well.
-        let mut recipients = vec![(to, false)];
+        let mut recipients: Vec<(ConnId, bool)> = to.map(|t| (t, false)).into_iter().collect();
         if self.irc(id).is_some_and(|c| c.has("echo-message")) {
             recipients.push((id, true));
         }
         for (r, echo) in recipients {
-            let tags = self.tags_for(r, &ts, account.as_deref());
-            let mut out = Vec::new();
-            for t in &texts {
-                let mut m = Message::new(Some(&source), cmd, &[&ircmap::nick_of(&nick), t]);
-                if tags.message_tags {
-                    m.tags.extend(client_tags.iter().cloned());
-                    m.tags.push(("msgid".into(), Some(msgid.clone())));
-                }
-                if let Some(time) = &tags.time {
-                    m.tags.push(("time".into(), Some(time.clone())));
-                }
-                if let Some(a) = &tags.account {
-                    m.tags.push(("account".into(), Some(a.clone())));
-                }
-                out.extend_from_slice(&m.encode());
-            }
+            let out = self.direct_lines(r, &direct);
             if r == id && !echo {
                 self.irc_deliver(sh, r, &out);
             } else {
                 self.irc_send(sh, r, &out);
             }
         }
+        let Some(to) = to else {
+            return; // counted by the node that delivers it
+        };
         sh.counters.messages_relayed += 1;
         if !notice && let Some(away) = self.irc(to).and_then(|c| c.away.clone()) {
             self.numeric(sh, id, "301", &[&ircmap::nick_of(&nick), &away]);

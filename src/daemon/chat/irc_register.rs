@@ -4,10 +4,10 @@
 //! the nick's account (PASS, SASL, or the server password with
 //! `--irc-password-file`), then 001–005 with ISUPPORT, LUSERS and the MOTD.
 
-use super::irc::{AWAY_LEN, CAPS, CHAN_LIMIT, MAX_TARGETS, USER_LEN, cap_bit};
+use super::irc::{AWAY_LEN, CAPS, CHAN_LIMIT, Claim, MAX_TARGETS, USER_LEN, cap_bit};
 use subtle::ConstantTimeEq;
 
-use super::{Chat, Parked};
+use super::{Chat, ChatOut, Parked};
 use crate::core::hub::{ConnId, RoomId};
 use crate::core::irc::Message;
 use crate::core::ircmap::{self, IRC_HOST};
@@ -151,6 +151,9 @@ impl Chat {
                 let why = "Nickname is a registered account: reconnect with its password";
                 return self.numeric(sh, id, "433", &[&wanted, why]);
             }
+        }
+        if registered && self.clustered {
+            return self.change_nick_in_cluster(sh, id, old.unwrap_or_default(), wanted);
         }
         let rooms = match sh.hub.claim_nick(id, &wanted) {
             Ok(rooms) => rooms,
@@ -310,6 +313,32 @@ impl Chat {
                 }
             }
         };
+        if self.clustered {
+            // The nick must be free cluster-wide too: registration waits
+            // for the cluster's verdict (Chat::nick_verdict).
+            if let Some(c) = self.irc_mut(id) {
+                c.claiming = Some(Claim::Register(account));
+            }
+            self.await_verdict(id);
+            self.out.push(ChatOut::ClaimNick {
+                id,
+                nick,
+                old: None,
+            });
+            return;
+        }
+        self.register(sh, id, &nick, account);
+    }
+
+    /// Registration completes: the session counts as joined, the welcome.
+    pub(super) fn register(
+        &mut self,
+        sh: &mut Shared,
+        id: ConnId,
+        nick: &str,
+        account: Option<String>,
+    ) {
+        let peer = self.conns[&id].peer;
         if let Some(c) = self.irc_mut(id) {
             c.registered = true;
             c.signon = sh.unix();
@@ -332,8 +361,8 @@ impl Chat {
             Level::Info,
             format!("irc: '{nick}' registered from {peer}{login}"),
         );
-        self.welcome(sh, id, &nick);
-        self.monitor_notify(sh, &nick, true);
+        self.welcome(sh, id, nick);
+        self.monitor_notify(sh, nick, true);
     }
 
     /// 001–005, LUSERS and the MOTD.

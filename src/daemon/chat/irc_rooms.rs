@@ -7,7 +7,7 @@ use super::irc::{CHAN_LIMIT, MAX_TEMPORARY_ROOMS};
 use super::{Chat, Parked};
 use crate::cli::chatd::RoomCreation;
 use crate::core::access::{self, RoomEntry};
-use crate::core::hub::{ConnId, RoomId};
+use crate::core::hub::{ConnId, Delivery, RoomId};
 use crate::core::irc::Message;
 use crate::core::ircmap;
 use crate::core::wire::{self, Departed};
@@ -30,14 +30,22 @@ impl Chat {
             return;
         }
         let keys: Vec<&str> = msg.param(1).unwrap_or("").split(',').collect();
-        for (i, channel) in list.split(',').filter(|c| !c.is_empty()).enumerate() {
+        let channels: Vec<&str> = list.split(',').filter(|c| !c.is_empty()).collect();
+        for (i, channel) in channels.iter().enumerate() {
             let key = keys.get(i).copied().filter(|k| !k.is_empty());
             self.join_one(sh, id, channel, key, msg);
-            if self
-                .conns
-                .get(&id)
-                .is_none_or(|c| c.parked || c.session.is_closing())
-            {
+            let Some(c) = self.conns.get(&id) else {
+                return;
+            };
+            if c.awaiting_verdict {
+                // The cluster decides this one; the rest wait for it.
+                let rest = Chat::rest_of_join(&channels, &keys, i + 1);
+                if let Some(c) = self.irc_mut(id) {
+                    c.join_rest = rest;
+                }
+                return;
+            }
+            if c.parked || c.session.is_closing() {
                 return;
             }
         }
@@ -172,26 +180,12 @@ impl Chat {
             };
             return self.numeric(sh, id, code, &[&channel, why]);
         }
+        if self.clustered {
+            return self.join_in_cluster(id, &room);
+        }
         let joined_at = sh.ts().to_string();
         match sh.hub.join(id, &nick, &room, &peer.to_string(), &joined_at) {
-            Ok(delivery) => {
-                sh.counters.joins += 1;
-                if let Some(m) = sh.hub.modes_mut(delivery.room) {
-                    m.invited.remove(&id);
-                    if created {
-                        m.ops.insert(id);
-                    }
-                }
-                sh.client_log(
-                    peer.ip(),
-                    Level::Info,
-                    format!("join: '{nick}' entered room '{room}' from {peer} (IRC)"),
-                );
-                self.deliver_here(sh, &delivery);
-                self.away_on_join(sh, id, delivery.room);
-                self.send_topic(sh, id, delivery.room, false);
-                self.send_names(sh, id, &room);
-            }
+            Ok(delivery) => self.irc_entered(sh, id, &delivery, &room, created),
             Err(refusal) => {
                 let code = match refusal.code {
                     wire::ErrorCode::RoomFull => "471",
@@ -210,6 +204,41 @@ impl Chat {
                 );
             }
         }
+    }
+
+    /// `id` is in `room` now (the hub, or the cluster, admitted it): the
+    /// room sees JOIN, the joiner gets the topic and the names.
+    pub(super) fn irc_entered(
+        &mut self,
+        sh: &mut Shared,
+        id: ConnId,
+        delivery: &Delivery,
+        room: &str,
+        created: bool,
+    ) {
+        sh.counters.joins += 1;
+        if let Some(m) = sh.hub.modes_mut(delivery.room) {
+            m.invited.remove(&id);
+            if created {
+                m.ops.insert(id);
+            }
+        }
+        let (nick, peer) = (
+            self.irc(id)
+                .map(|c| c.target().to_string())
+                .unwrap_or_default(),
+            self.peer_text(id),
+        );
+        self.id_log(
+            sh,
+            id,
+            Level::Info,
+            format!("join: '{nick}' entered room '{room}' from {peer} (IRC)"),
+        );
+        self.deliver_here(sh, delivery);
+        self.away_on_join(sh, id, delivery.room);
+        self.send_topic(sh, id, delivery.room, false);
+        self.send_names(sh, id, room);
     }
 
     /// A room's own modes' refusal of a joiner (invite-only 473, banned
@@ -323,5 +352,9 @@ impl Chat {
         dep.notice.event.departed = Departed::Parted(reason.to_string());
         self.deliver_irc(sh, &[id], &dep.notice.event, false);
         self.deliver_here(sh, &dep.notice);
+        if self.clustered {
+            self.out
+                .push(super::ChatOut::Left(dep, "parted".to_string()));
+        }
     }
 }

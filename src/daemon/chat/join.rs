@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use super::{Chat, ChatOut, Parked};
 use crate::cli::chatd::RoomCreation;
 use crate::core::access::{self, RoomEntry};
+use crate::core::cluster::JoinRequest;
 use crate::core::codec::{Command, Decoded};
 use crate::core::hub::{ConnId, Delivery, RoomId};
 use crate::core::session::{Input, Phase};
@@ -127,13 +128,14 @@ impl Chat {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.awaiting_verdict = true;
             }
-            self.out.push(ChatOut::Join {
+            self.out.push(ChatOut::Join(JoinRequest {
                 id,
                 peer,
                 hs,
                 username,
                 login,
-            });
+                irc: false,
+            }));
             return;
         }
         if sh.hub.room_id_of(&hs.room).is_none() && sh.cfg.room_creation != RoomCreation::Admin {
@@ -217,6 +219,10 @@ impl Chat {
         login: &str,
         delivery: &Delivery,
     ) {
+        if self.irc(id).is_some() {
+            self.irc_joined(sh, id, delivery);
+            return self.drop_doomed(sh);
+        }
         let peer = self.conns[&id].peer;
         if let Some(c) = self.conns.get(&id) {
             sh.door.joined(id, c.seat);
@@ -257,6 +263,10 @@ impl Chat {
         reason: &str,
         room: &str,
     ) {
+        if self.irc(id).is_some() {
+            self.irc_join_refused(sh, id, code, reason, room);
+            return self.drop_doomed(sh);
+        }
         sh.counters.refusals += 1;
         let peer = self.peer_text(id);
         self.id_log(

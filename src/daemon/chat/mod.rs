@@ -18,7 +18,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::logbook::Level;
@@ -35,6 +34,7 @@ pub mod flow;
 pub mod inbox;
 mod io;
 pub mod irc;
+mod irc_cluster;
 mod irc_messages;
 mod irc_monitor;
 mod irc_ops;
@@ -63,16 +63,21 @@ pub enum ChatOut {
     /// This node's members of a room started (true) or stopped being
     /// backed up: the other nodes should hold the room back, or let go.
     Hold(RoomId, bool),
-    /// A handshake passed every local check; the cluster decides the
-    /// seat, and the connection's frames wait until
+    /// A handshake (or an IRC JOIN) passed every local check; the
+    /// cluster decides the seat, and the connection's frames wait until
     /// [`Chat::verdict_given`].
-    Join {
+    Join(crate::core::cluster::JoinRequest),
+    /// An IRC connection asks the cluster for `nick` (replacing `old`);
+    /// its frames wait until [`Chat::nick_verdict`].
+    ClaimNick {
         id: ConnId,
-        peer: SocketAddr,
-        hs: Handshake,
-        username: String,
-        login: &'static str,
+        nick: String,
+        old: Option<String>,
     },
+    /// An IRC connection's nick is free (it quit).
+    FreeNick(String),
+    /// A direct message for a nick this node does not hold.
+    Direct(ConnId, crate::core::cluster::DirectMessage),
 }
 
 /// What waits for a later pass's password check: a handshake, or the

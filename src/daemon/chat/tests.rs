@@ -285,9 +285,9 @@ fn in_cluster_mode_the_join_waits_for_the_verdict_and_frames_wait_with_it() {
     p.send(a, &bytes);
     let out = p.chat.take_out();
     let [
-        ChatOut::Join {
+        ChatOut::Join(crate::core::cluster::JoinRequest {
             id, hs, username, ..
-        },
+        }),
     ] = &out[..]
     else {
         panic!("one join to decide: {out:?}");
@@ -327,7 +327,7 @@ fn a_member_who_leaves_is_announced_and_in_cluster_mode_reported() {
     for (id, name) in [(a, "ana"), (b, "bia")] {
         p.join(id, name);
         let out = p.chat.take_out();
-        let [ChatOut::Join { hs, .. }] = &out[..] else {
+        let [ChatOut::Join(crate::core::cluster::JoinRequest { hs, .. })] = &out[..] else {
             panic!("{out:?}");
         };
         let d =

@@ -1,28 +1,28 @@
 //! Joins and their verdicts, leaves, the room channels subscribed to,
 //! messages both ways, and back-pressure between nodes (holds).
 
-use std::net::SocketAddr;
-
 use super::{Cluster, ClusterOut, Here, PendingJoin, Purpose, mirror::record_json};
-use crate::core::cluster::{self as shared, ChatMessage, Frame, JoinVerdict, MemberRecord};
+use crate::core::cluster::{
+    self as shared, ChatMessage, Frame, JoinRequest, JoinVerdict, MemberRecord,
+};
 use crate::core::hub::{ConnId, Delivery, Departure, RoomId};
 use crate::core::names::comparison_key;
-use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
+use crate::core::wire::{ErrorCode, Event, EventKind};
 use crate::daemon::shared::Shared;
 
 impl Cluster {
     // -- joins ---------------------------------------------------------------------
 
     /// A handshake that passed every local check asks Redis for a seat.
-    pub fn join(
-        &mut self,
-        sh: &mut Shared,
-        id: ConnId,
-        peer: SocketAddr,
-        hs: Handshake,
-        username: String,
-        login: &'static str,
-    ) {
+    pub fn join(&mut self, sh: &mut Shared, req: JoinRequest) {
+        let JoinRequest {
+            id,
+            peer,
+            hs,
+            username,
+            login,
+            irc,
+        } = req;
         if !self.ready() {
             sh.log.warn(format!(
                 "refused 503 to '{username}': the cluster store is unreachable"
@@ -35,10 +35,11 @@ impl Cluster {
             node: self.node.clone(),
             addr: peer.to_string(),
             at: sh.ts().to_string(),
+            irc,
         };
         self.subscribe_room(&hs.room);
         let msg = shared::eval(
-            shared::JOIN,
+            &shared::join_script(),
             &[
                 hs.room.as_bytes(),
                 comparison_key(&username).as_bytes(),
@@ -117,6 +118,19 @@ impl Cluster {
                     format!(
                         "username '{}' looks like '{}', who is already in room '{room}' (on node '{}')",
                         p.username, holder.name, holder.node
+                    )
+                };
+                self.out.push(refuse(ErrorCode::NameTaken, reason));
+            }
+            Ok(JoinVerdict::NameHeld(holder)) => {
+                let reason = if holder.is_empty() {
+                    "your nick is no longer yours in the cluster; reconnect".to_string()
+                } else if holder == p.username {
+                    format!("username '{holder}' is taken elsewhere in the cluster")
+                } else {
+                    format!(
+                        "username '{}' looks like '{holder}', who is elsewhere in the cluster",
+                        p.username
                     )
                 };
                 self.out.push(refuse(ErrorCode::NameTaken, reason));
@@ -224,6 +238,9 @@ impl Cluster {
                 Ok(event) => self.apply_event(sh, here, event),
                 Err(e) => self.drop_item(sh, "an event", e.to_string()),
             }
+        } else if let Some(key) = shared::channel_nick(channel) {
+            let key = key.to_string();
+            self.remote_direct(sh, &key, payload);
         } else if let Some(room) = shared::channel_room(channel) {
             let room = room.to_string();
             match serde_json::from_slice::<ChatMessage>(payload) {

@@ -57,6 +57,11 @@ pub enum Purpose {
     Join(ConnId),
     /// An admin's room creation (`exists` means another node was first).
     RoomCreate(String),
+    /// An IRC connection's nick claim, waiting for the verdict.
+    Nick(ConnId),
+    /// A direct message from an IRC connection to a nick (`PUBLISH`
+    /// answering 0: nobody holds it).
+    Direct(ConnId, String),
 }
 
 /// What happened on the link, for the cluster part.

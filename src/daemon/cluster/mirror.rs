@@ -9,7 +9,7 @@ use crate::core::cluster::{self as shared, ClusterEvent, Frame, MemberRecord, Ro
 use crate::core::control::Change;
 use crate::core::hub::{Access, ConnId, RoomInfo};
 use crate::core::names::comparison_key;
-use crate::core::wire::{ErrorCode, Event};
+use crate::core::wire::{ErrorCode, Event, EventKind};
 use crate::daemon::shared::Shared;
 
 impl Cluster {
@@ -34,6 +34,21 @@ impl Cluster {
             });
         }
         let mut channels = vec![shared::EVENTS.to_string()];
+        // This node's IRC nicks the cluster held, claimed again, and
+        // their channels.
+        let nicks: Vec<(String, String)> = sh
+            .hub
+            .people()
+            .nicks()
+            .filter(|&(conn, _)| here.nick_claimed(conn))
+            .map(|(_, nick)| (comparison_key(nick), nick.to_string()))
+            .collect();
+        args.push(nicks.len().to_string().into_bytes());
+        for (key, nick) in nicks {
+            channels.push(shared::nick_channel(&key));
+            args.push(key.into_bytes());
+            args.push(nick.into_bytes());
+        }
         for r in &rooms {
             let Ok(members) = sh.hub.participants(&r.name) else {
                 continue;
@@ -50,6 +65,7 @@ impl Cluster {
                             node: node.clone(),
                             addr: m.address.clone(),
                             at: m.joined_at.clone(),
+                            irc: here.speaks_irc(m.conn),
                         })
                         .into_bytes(),
                     );
@@ -89,6 +105,13 @@ impl Cluster {
             .collect();
         for triple in items.chunks(3) {
             let [room, key, why] = triple else { continue };
+            if why == "nick" {
+                self.nick_lost(sh, here, key);
+                continue;
+            }
+            let Some(room_id) = sh.hub.room_id_of(room) else {
+                continue;
+            };
             let Ok(members) = sh.hub.participants(room) else {
                 continue;
             };
@@ -113,12 +136,46 @@ impl Cluster {
             sh.log.warn(format!(
                 "cluster: disconnecting '{name}' in '{room}': {reason}"
             ));
+            if here.speaks_irc(conn) {
+                // An IRC member loses the room (a KICK) and stays.
+                if let Some(dep) = sh.hub.leave_room(conn, room_id) {
+                    self.out.push(ClusterOut::Deliver(dep.notice));
+                }
+                let closed = Event {
+                    kind: EventKind::Closed,
+                    room: Some(room.clone()),
+                    ..Event::default()
+                };
+                self.out.push(ClusterOut::Finish(conn, Some(closed)));
+                continue;
+            }
             let event = Event::error(code, Some(room), &reason);
             if let Some(dep) = sh.hub.leave(conn) {
                 self.out.push(ClusterOut::Deliver(dep.notice));
             }
             self.out.push(ClusterOut::Finish(conn, Some(event)));
         }
+    }
+
+    /// A nick of this node that another node's person took while Redis
+    /// was away: its connection is closed (as an ircd kills on a nick
+    /// collision).
+    fn nick_lost(&mut self, sh: &mut Shared, here: &dyn Here, key: &str) {
+        let found = sh
+            .hub
+            .people()
+            .nicks()
+            .find(|&(conn, nick)| here.has(conn) && comparison_key(nick) == key)
+            .map(|(conn, nick)| (conn, nick.to_string()));
+        let Some((conn, nick)) = found else {
+            return;
+        };
+        let reason =
+            format!("nick '{nick}' was taken on another node while the cluster store was away");
+        sh.log
+            .warn(format!("cluster: disconnecting '{nick}': {reason}"));
+        let event = Event::error(ErrorCode::NameTaken, None, &reason);
+        self.out.push(ClusterOut::Finish(conn, Some(event)));
     }
 
     /// Makes the mirror what Redis holds: rooms created, changed and
@@ -379,7 +436,7 @@ impl Cluster {
     pub fn forward(&mut self, sh: &Shared, change: &Change) {
         let kick = |room: &str, username: &str| {
             shared::eval(
-                shared::KICK,
+                &shared::kick_script(),
                 &[room.as_bytes(), comparison_key(username).as_bytes()],
             )
         };
@@ -412,7 +469,7 @@ impl Cluster {
             }
             Change::RoomClosed { room } => (
                 Purpose::Ignore,
-                shared::eval(shared::ROOM_DEL, &[room.as_bytes()]),
+                shared::eval(&shared::room_del_script(), &[room.as_bytes()]),
             ),
             Change::AccountPut { name } => {
                 let hash = sh.accounts.hash_of(name).unwrap_or_default().to_string();

@@ -23,9 +23,14 @@
 //! part must do comes back as [`ClusterOut`] values, in order, which the
 //! loop carries out. No clock reads: time is `Shared::now`.
 //!
+//! - An IRC nick is claimed in Redis too (`chatd:people`): registration
+//!   and a nick change wait for the verdict; a direct message to a nick
+//!   goes to the nick's channel, which only its node subscribes to.
+//!
 //! - mod.rs: the part, its node state, the link's events and replies.
 //! - joins.rs: joins and their verdicts, leaves, subscriptions, messages
 //!   both ways, holds.
+//! - nicks.rs: IRC nicks claimed and freed, direct messages both ways.
 //! - mirror.rs: sync and snapshot, other nodes' events, admin changes.
 //! - link.rs: the connection to Redis; target.rs: where Redis is.
 
@@ -33,13 +38,14 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use super::shared::Shared;
-use crate::core::cluster::{self as shared, Frame, MemberRecord};
+use crate::core::cluster::{self as shared, DirectMessage, Frame, MemberRecord, NickVerdict};
 use crate::core::hub::{ConnId, Delivery, IdMap, RoomId};
 use crate::core::wire::{ErrorCode, Event, Handshake};
 
 mod joins;
 mod link;
 mod mirror;
+mod nicks;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -53,6 +59,11 @@ pub trait Here {
     /// Whether `id` is a connection on this node (another node's member
     /// has an id but no connection).
     fn has(&self, id: ConnId) -> bool;
+    /// Whether `id` is this node's IRC connection (a member of many rooms
+    /// under its nick, told of a lost room with KICK).
+    fn speaks_irc(&self, id: ConnId) -> bool;
+    /// Whether `id` is an IRC connection whose nick the cluster holds.
+    fn nick_claimed(&self, id: ConnId) -> bool;
     /// The rooms this node holds back elsewhere (renewed every heartbeat).
     fn holding(&self) -> Vec<RoomId>;
 }
@@ -93,9 +104,20 @@ pub enum ClusterOut {
     },
     /// Other nodes' holds not renewed in time lapse.
     ExpireHolds,
+    /// The cluster's verdict on an IRC connection's nick: taken, or held
+    /// by someone (their spelling), or undecidable (Redis unreachable).
+    NickVerdict {
+        id: ConnId,
+        nick: String,
+        verdict: NickVerdict,
+    },
+    /// A direct message from another node for this node's IRC nick.
+    Direct(DirectMessage),
+    /// A direct message from `id` found nobody holding `target`.
+    NoSuchNick { id: ConnId, target: String },
 }
 
-/// A handshake waiting for the cluster's verdict.
+/// A handshake (or an IRC JOIN) waiting for the cluster's verdict.
 struct PendingJoin {
     hs: Handshake,
     username: String,
@@ -123,6 +145,9 @@ pub struct Cluster {
     unpublished: u64,
     /// Joins waiting for the cluster's verdict.
     pending_joins: IdMap<PendingJoin>,
+    /// Nick claims waiting for the cluster's verdict: the nick asked for,
+    /// and the one it replaces.
+    pending_nicks: IdMap<(String, Option<String>)>,
     /// The link was in sync (a loss is news), and a failure has been
     /// logged since (retries are not).
     was_up: bool,
@@ -143,6 +168,7 @@ impl Cluster {
             subscribed: HashSet::new(),
             unpublished: 0,
             pending_joins: IdMap::default(),
+            pending_nicks: IdMap::default(),
             was_up: false,
             failure_logged: false,
             out: Vec::new(),
@@ -283,6 +309,14 @@ impl Cluster {
                 self.unavailable(sh, id);
             }
         }
+        // Nick claims are answered: undecidable for now.
+        for (id, (nick, _)) in std::mem::take(&mut self.pending_nicks) {
+            self.out.push(ClusterOut::NickVerdict {
+                id,
+                nick,
+                verdict: NickVerdict::Unavailable,
+            });
+        }
         // Joins queued but never sent are refused the same way.
         let ids: Vec<ConnId> = self.pending_joins.keys().copied().collect();
         for id in ids {
@@ -327,6 +361,15 @@ impl Cluster {
             },
             Purpose::Join(id) => self.on_join_verdict(sh, here, id, frame),
             Purpose::RoomCreate(room) => self.on_room_created(sh, &room, frame),
+            Purpose::Nick(id) => self.on_nick_verdict(sh, id, frame),
+            Purpose::Direct(id, target) => {
+                // PUBLISH answers how many subscribers heard it.
+                if matches!(frame, Frame::Number { data: 0, .. }) {
+                    self.out.push(ClusterOut::NoSuchNick { id, target });
+                } else if let Some(e) = shared::error(frame) {
+                    sh.log.warn(format!("cluster: Redis said: {e}"));
+                }
+            }
         }
     }
 

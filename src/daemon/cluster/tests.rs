@@ -32,6 +32,14 @@ impl Here for FakeHere {
     fn holding(&self) -> Vec<RoomId> {
         self.holding.clone()
     }
+
+    fn speaks_irc(&self, _: ConnId) -> bool {
+        false
+    }
+
+    fn nick_claimed(&self, _: ConnId) -> bool {
+        false
+    }
 }
 
 /// Node `b` of a cluster whose other node, `a`, has `Ana` in `Teste`.
@@ -150,21 +158,30 @@ impl Node {
             history: false,
         };
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        self.cluster
-            .join(&mut self.sh, id, peer, hs, username.into(), "");
+        let req = shared::JoinRequest {
+            id,
+            peer,
+            hs,
+            username: username.into(),
+            login: "",
+            irc: false,
+        };
+        self.cluster.join(&mut self.sh, req);
     }
 }
 
 fn script_name(script: &str) -> &'static str {
     let named = [
-        (shared::JOIN.to_string(), "JOIN"),
+        (shared::join_script(), "JOIN"),
         (shared::leave_script(), "LEAVE"),
-        (shared::KICK.to_string(), "KICK"),
+        (shared::kick_script(), "KICK"),
         (shared::ROOM_PUT.to_string(), "ROOM_PUT"),
-        (shared::ROOM_DEL.to_string(), "ROOM_DEL"),
+        (shared::room_del_script(), "ROOM_DEL"),
         (shared::heartbeat_script(), "HEARTBEAT"),
         (shared::bye_script(), "BYE"),
         (shared::sync_script(), "SYNC"),
+        (shared::nick_script(), "NICK"),
+        (shared::nick_free_script(), "NICK_FREE"),
         (shared::SNAPSHOT.to_string(), "SNAPSHOT"),
         (shared::USER_PUT.to_string(), "USER_PUT"),
         (shared::USERS_SEED.to_string(), "USERS_SEED"),
@@ -593,7 +610,7 @@ fn record_frames_from_a_real_redis() {
     };
     let join = |room: &str, name: &str, node: &str| {
         shared::eval(
-            shared::JOIN,
+            &shared::join_script(),
             &[
                 room.as_bytes(),
                 comparison_key(name).as_bytes(),
@@ -642,6 +659,7 @@ fn record_frames_from_a_real_redis() {
         b"Teste",
         d2.as_bytes(),
         b"0",
+        b"0",
         b"Teste",
         key.as_bytes(),
         ana.as_bytes(),
@@ -653,7 +671,7 @@ fn record_frames_from_a_real_redis() {
     );
     read_frame(&mut sub); // the room
     read_frame(&mut sub); // Ana's join
-    let nothing: Vec<&[u8]> = vec![b"b", b"0"];
+    let nothing: Vec<&[u8]> = vec![b"b", b"0", b"0"];
     save(
         "sync-nothing-failed.resp",
         &ask(
@@ -722,15 +740,102 @@ fn record_frames_from_a_real_redis() {
         &mut read_frame,
     );
     save("push-hold.resp", &read_frame(&mut sub));
-    let kick = shared::eval(shared::KICK, &[b"Teste", comparison_key("bia").as_bytes()]);
+    let kick = shared::eval(
+        &shared::kick_script(),
+        &[b"Teste", comparison_key("bia").as_bytes()],
+    );
     ask(&mut a, &kick, &mut read_frame);
     save("push-kick-bia.resp", &read_frame(&mut sub));
     ask(
         &mut a,
-        &shared::eval(shared::ROOM_DEL, &[b"Teste"]),
+        &shared::eval(&shared::room_del_script(), &[b"Teste"]),
         &mut read_frame,
     );
     save("push-close.resp", &read_frame(&mut sub));
     let _ = redis.kill();
     let _ = redis.wait();
+}
+
+#[test]
+fn an_irc_nick_is_claimed_freed_and_reached_through_its_channel() {
+    use crate::core::cluster::{DirectMessage, NickVerdict};
+    let mut n = Node::synced();
+    n.cluster.claim_nick(7, "Yan", None);
+    let (commands, purposes) = n.sent();
+    assert_eq!(
+        words(&commands[0])[..7],
+        ["EVAL", "NICK", "0", "yan", "Yan", "b", ""]
+    );
+    assert_eq!(purposes, [Purpose::Nick(7)]);
+    // Taken: the nick's channel is subscribed.
+    n.reply(Purpose::Nick(7), b"*1\r\n$2\r\nok\r\n");
+    assert!(
+        matches!(&n.out()[..], [ClusterOut::NickVerdict { id: 7, nick, verdict: NickVerdict::Taken }] if nick == "Yan")
+    );
+    assert_eq!(words(&n.sent().0[0]), ["SUBSCRIBE", "chatd:nick:yan"]);
+    // Held elsewhere: the holder's spelling comes back.
+    n.cluster.claim_nick(8, "bia", None);
+    n.sent();
+    n.reply(Purpose::Nick(8), b"*2\r\n$5\r\ntaken\r\n$3\r\nBia\r\n");
+    assert!(
+        matches!(&n.out()[..], [ClusterOut::NickVerdict { id: 8, verdict: NickVerdict::HeldBy(h), .. }] if h == "Bia")
+    );
+    // A direct message goes to the nick's channel; nobody there is a 401.
+    let msg = DirectMessage {
+        name: "Yan".into(),
+        node: String::new(),
+        to: "caio".into(),
+        command: "PRIVMSG".into(),
+        text: "oi".into(),
+    };
+    n.cluster.direct(7, msg);
+    let (commands, purposes) = n.sent();
+    let publish = words(&commands[0]);
+    assert_eq!(publish[..2], ["PUBLISH", "chatd:nick:caio"]);
+    assert!(publish[2].contains(r#""node":"b""#), "{publish:?}");
+    assert_eq!(purposes, [Purpose::Direct(7, "caio".into())]);
+    n.reply(Purpose::Direct(7, "caio".into()), b":0\r\n");
+    assert!(matches!(&n.out()[..], [ClusterOut::NoSuchNick { id: 7, target }] if target == "caio"));
+    // A message on a nick channel for another nick is a forgery: dropped.
+    let forged = br#"{"name":"Zeca","node":"a","to":"bia","command":"PRIVMSG","text":"x"}"#;
+    let push = |channel: &str, payload: &[u8]| {
+        let mut f = format!(
+            ">3\r\n$7\r\nmessage\r\n${}\r\n{channel}\r\n${}\r\n",
+            channel.len(),
+            payload.len()
+        )
+        .into_bytes();
+        f.extend_from_slice(payload);
+        f.extend_from_slice(b"\r\n");
+        f
+    };
+    n.push(&push("chatd:nick:yan", forged));
+    assert!(n.out().is_empty());
+    assert_eq!(n.sh.counters.cluster_dropped, 1);
+    let real = br#"{"name":"Zeca","node":"a","to":"YAN","command":"PRIVMSG","text":"oi"}"#;
+    n.push(&push("chatd:nick:yan", real));
+    assert!(matches!(&n.out()[..], [ClusterOut::Direct(m)] if m.name == "Zeca" && m.text == "oi"));
+    // Quit: unsubscribed and freed.
+    n.cluster.free_nick("Yan");
+    let (commands, _) = n.sent();
+    assert_eq!(words(&commands[0]), ["UNSUBSCRIBE", "chatd:nick:yan"]);
+    assert_eq!(
+        words(&commands[1])[..5],
+        ["EVAL", "NICK_FREE", "0", "yan", "b"]
+    );
+    // While Redis is away, a claim cannot be decided.
+    n.link(LinkEvent::Lost {
+        why: "gone".into(),
+        unanswered: Vec::new(),
+    });
+    n.out();
+    n.cluster.claim_nick(9, "zeca", None);
+    assert!(matches!(
+        &n.out()[..],
+        [ClusterOut::NickVerdict {
+            id: 9,
+            verdict: NickVerdict::Unavailable,
+            ..
+        }]
+    ));
 }
