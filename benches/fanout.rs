@@ -247,6 +247,11 @@ fn start_chatd_with(
         let most = if epoll { "12000" } else { "1000" };
         cmd.args(["--max-handshakes", most]);
     }
+    // The generator is a bot at full speed, measured unthrottled (as
+    // ngircd is, with its penalties off). (Older builds lack the flag.)
+    if knows_flag(bin, "--flood-rate") {
+        cmd.args(["--flood-rate", "0"]);
+    }
     match tls {
         None if extra.iter().any(|a| a == "--listen") => &mut cmd,
         None => cmd.args(["--listen", "127.0.0.1:0"]),

@@ -44,6 +44,10 @@ warn\t''
 info\t''"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
 complete -c chatd -l history-memory -d 'Memory all rooms\' histories may take together, in MiB; when it is reached, the room keeping the most gives up its oldest messages' -r
+complete -c chatd -l flood-burst -d 'Flood control: messages a connection may send at once, on either protocol, before --flood-rate paces it (room operators and IRC operators are exempt)' -r
+complete -c chatd -l flood-rate -d 'Messages a second after the burst; beyond, messages are delayed, and refused after --flood-lag seconds of delays in a row. 0 turns flood control off' -r
+complete -c chatd -l flood-bytes-rate -d 'Message bytes a second after a burst of 8 seconds\' worth (at least one --max-frame); 0 limits messages only' -r
+complete -c chatd -l flood-lag -d 'How long a flooder\'s messages are delayed in a row before they are refused instead (429 on the chat port, a NOTICE on IRC)' -r
 complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
 complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'

@@ -258,6 +258,37 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub history_memory: u32,
+
+    /// Flood control: messages a connection may send at once, on either
+    /// protocol, before --flood-rate paces it (room operators and IRC
+    /// operators are exempt).
+    #[arg(long, value_name = "N", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub flood_burst: u32,
+
+    /// Messages a second after the burst; beyond, messages are delayed,
+    /// and refused after --flood-lag seconds of delays in a row. 0 turns
+    /// flood control off.
+    #[arg(long, value_name = "N", default_value_t = 2.0, value_parser = parse_rate)]
+    pub flood_rate: f64,
+
+    /// Message bytes a second after a burst of 8 seconds' worth (at least
+    /// one --max-frame); 0 limits messages only.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096.0, value_parser = parse_rate)]
+    pub flood_bytes_rate: f64,
+
+    /// How long a flooder's messages are delayed in a row before they are
+    /// refused instead (429 on the chat port, a NOTICE on IRC).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub flood_lag: Duration,
+}
+
+/// A rate: a number from 0 (0 turns it off), at most 1,000,000.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1e6).contains(&r) => Ok(r),
+        _ => Err(format!("the rate '{s}' is not a number from 0 to 1000000")),
+    }
 }
 
 /// chatd's arguments once the configuration file is read.

@@ -275,6 +275,9 @@ pub struct Stats {
     /// kept sending past the bound).
     #[serde(default)]
     pub cluster_inbox_overflows: u64,
+    /// Messages flood control refused (delays are not counted).
+    #[serde(default)]
+    pub flood_refusals: u64,
 }
 
 impl Stats {
@@ -294,6 +297,7 @@ impl Stats {
             ("log_lines_suppressed", self.log_lines_suppressed),
             ("cluster_dropped", self.cluster_dropped),
             ("cluster_inbox_overflows", self.cluster_inbox_overflows),
+            ("flood_refusals", self.flood_refusals),
         ]
     }
 }
@@ -595,7 +599,7 @@ mod tests {
                 Response::Ok(Reply::Stats {
                     stats: Stats::default(),
                 }),
-                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0,"cluster_inbox_overflows":0}}"#,
+                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0,"cluster_inbox_overflows":0,"flood_refusals":0}}"#,
             ),
             (
                 Request::List {},

@@ -172,6 +172,19 @@ impl Bucket {
         Err(Duration::from_secs_f64(missing / rate.per_sec.max(1e-9)))
     }
 
+    /// How long until `n` tokens are there (zero: they are now).
+    pub fn wait_for(&mut self, now: Instant, rate: Rate, n: f64) -> Duration {
+        self.refill(now, rate);
+        let missing = (n - self.tokens).max(0.0);
+        Duration::from_secs_f64(missing / rate.per_sec.max(1e-9))
+    }
+
+    /// Spends `n` tokens, going into debt if there are fewer (the debt is
+    /// refilled first).
+    pub fn spend(&mut self, n: f64) {
+        self.tokens -= n;
+    }
+
     /// Takes one token if there is one; else how long until there will be.
     pub fn take(&mut self, now: Instant, rate: Rate) -> Result<(), Duration> {
         self.take_above(now, rate, 0.0)

@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod codec;
 pub mod control;
 pub mod fair;
+pub mod flood;
 pub mod hub;
 pub mod ids;
 pub mod irc;

@@ -55,6 +55,9 @@ pub enum ErrorCode {
     RoomFull,
     /// 503: the server is at capacity.
     Unavailable,
+    /// *chatd:* 429: flood control refused a message (the connection
+    /// stays).
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "413",
             ErrorCode::RoomFull => "501",
             ErrorCode::Unavailable => "503",
+            ErrorCode::TooManyRequests => "429",
         }
     }
 }

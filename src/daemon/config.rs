@@ -96,6 +96,8 @@ pub struct Config {
     pub log_capacity: usize,
     /// What all rooms' histories may hold together, in bytes.
     pub history_memory: usize,
+    /// Flood control (`--flood-*`).
+    pub flood: crate::core::flood::Rule,
 }
 
 /// A password file's first line (regular file, at most 1 MiB).
@@ -191,6 +193,10 @@ impl Config {
             log_messages,
             log_capacity,
             history_memory,
+            flood_burst,
+            flood_rate,
+            flood_bytes_rate,
+            flood_lag,
         } = args;
         if cluster.is_none() {
             let needs = [
@@ -270,6 +276,15 @@ impl Config {
             log_messages,
             log_capacity,
             history_memory: (history_memory as usize) << 20,
+            flood: crate::core::flood::Rule {
+                refuse_after: flood_lag,
+                ..crate::core::flood::Rule::new(
+                    flood_burst,
+                    flood_rate,
+                    flood_bytes_rate,
+                    max_frame,
+                )
+            },
         })
     }
 

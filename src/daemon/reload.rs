@@ -69,6 +69,26 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         dbg(&(old.history_memory >> 20)),
         dbg(&(new.history_memory >> 20)),
     );
+    live(
+        "flood-burst",
+        dbg(&old.flood.messages.burst),
+        dbg(&new.flood.messages.burst),
+    );
+    live(
+        "flood-rate",
+        dbg(&old.flood.messages.per_sec),
+        dbg(&new.flood.messages.per_sec),
+    );
+    live(
+        "flood-bytes-rate",
+        dbg(&old.flood.bytes.per_sec),
+        dbg(&new.flood.bytes.per_sec),
+    );
+    live(
+        "flood-lag",
+        secs(old.flood.refuse_after),
+        secs(new.flood.refuse_after),
+    );
     live("max-frame", dbg(&old.max_frame), dbg(&new.max_frame));
     live("sendq", dbg(&old.sendq), dbg(&new.sendq));
     live(
@@ -486,6 +506,7 @@ mod tests {
             log_messages: false,
             log_capacity: 1000,
             history_memory: 64 << 20,
+            flood: crate::core::flood::Rule::new(10, 2.0, 4096.0, 16384),
         }
     }
 

@@ -62,6 +62,8 @@ pub struct Counters {
     pub cluster_dropped: u64,
     /// Held rooms whose inbox overflowed (cluster mode; see chat/inbox.rs).
     pub inbox_overflows: u64,
+    /// Messages flood control refused.
+    pub flood_refusals: u64,
 }
 
 pub struct Shared {
@@ -164,6 +166,7 @@ impl Shared {
             log_lines_suppressed: self.log.suppressed,
             cluster_dropped: self.counters.cluster_dropped,
             cluster_inbox_overflows: self.counters.inbox_overflows,
+            flood_refusals: self.counters.flood_refusals,
         }
     }
 

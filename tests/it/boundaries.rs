@@ -404,7 +404,14 @@ fn history_replayed(d: &Daemon, user: &str, room: &str) -> usize {
 #[test]
 fn all_histories_together_stay_within_history_memory() {
     // A sendq big enough that the replay (at most half of it) shows it all.
-    let d = Daemon::start(&["--history-memory", "1", "--sendq", "4194304"]);
+    let d = Daemon::start(&[
+        "--history-memory",
+        "1",
+        "--sendq",
+        "4194304",
+        "--flood-rate",
+        "0",
+    ]);
     for room in ["Calma", "Agitada"] {
         let out = d.ctl(&["room", "create", room, "--limit", "5", "--history", "1000"]);
         assert!(out.status.success(), "{out:?}");
@@ -428,4 +435,60 @@ fn all_histories_together_stay_within_history_memory() {
     let kept = history_replayed(&d, "Caio", "Agitada");
     assert!((200..=260).contains(&kept), "{kept} kept");
     assert_eq!(history_replayed(&d, "Duda", "Calma"), 3);
+}
+
+#[test]
+fn the_irc_door_counts_against_the_same_per_address_limits_and_join_rate() {
+    use crate::irc::{Irc, irc_daemon};
+    let mut rooms: Vec<String> = vec!["--room".into(), "Teste:5".into()];
+    for i in 0..14 {
+        rooms.push("--room".into());
+        rooms.push(format!("Sala{i}:5"));
+    }
+    let mut args: Vec<&str> = vec![
+        "--address-limit-exempt",
+        "none",
+        "--max-clients-per-address",
+        "3",
+    ];
+    args.extend(rooms.iter().map(String::as_str));
+    let (d, irc_addr) = irc_daemon(&args);
+    // Two on the chat port and one on IRC from one address: its share.
+    let (_a, ev) = join_as_from(&d, "127.0.0.20", "ana");
+    assert_eq!(ev["type"], "join", "{ev}");
+    let (_b, ev) = join_as_from(&d, "127.0.0.20", "bia");
+    assert_eq!(ev["type"], "join", "{ev}");
+    let mut yan = Irc::from_stream(connect_from("127.0.0.20", irc_addr));
+    yan.send("NICK yan");
+    yan.send("USER yan 0 * :yan");
+    yan.expect("yan registered", |l| l.contains(" 376 "));
+    let mut fourth = Irc::from_stream(connect_from("127.0.0.20", irc_addr));
+    fourth.expect("the door's ERROR", |l| {
+        l.starts_with("ERROR :Closing Link")
+            && l.contains("server at capacity")
+            && l.contains("3 connections")
+    });
+    assert!(fourth.closed_within(Duration::from_secs(5)));
+    // Each JOIN counts against the address's join rate (10 at once, then
+    // one every 2 s; the two chat-port joins were the first two).
+    let list: Vec<String> = (0..14).map(|i| format!("#Sala{i}")).collect();
+    yan.send(&format!("JOIN {}", list.join(",")));
+    let mut joined = 0;
+    let mut refused = 0;
+    while joined + refused < 14 {
+        let l = yan.expect("a JOIN or a 437", |l| {
+            l.contains(" 366 ") || l.contains(" 437 ")
+        });
+        if l.contains(" 437 ") {
+            assert!(l.contains("too many joins"), "{l}");
+            refused += 1;
+        } else {
+            joined += 1;
+        }
+    }
+    assert_eq!(
+        (joined, refused),
+        (8, 6),
+        "10 joins at once, 2 of them on the chat port: {joined} joined, {refused} refused"
+    );
 }

@@ -348,7 +348,14 @@ fn max_clients_gives_503() {
 
 #[test]
 fn never_reading_member_is_dropped_and_nobody_loses_a_message() {
-    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "1"]);
+    let mut d = Daemon::start(&[
+        "--room",
+        "Teste:5",
+        "--write-timeout",
+        "1",
+        "--flood-rate",
+        "0",
+    ]);
     let mut sender = d.joined("S", "Teste");
     let mut reader = d.joined("R", "Teste");
     let stalled = d.joined("X", "Teste");

@@ -682,7 +682,7 @@ fn a_reader_on_another_node_loses_nothing_to_a_flooding_sender() {
     // about losing messages, not about --write-timeout (which would drop
     // her, as documented, after that long in all). The default --sendq:
     // what is in flight while a hold travels waits in node b's inbox.
-    let slow_ok = ["--write-timeout", "300"];
+    let slow_ok = ["--write-timeout", "300", "--flood-rate", "0"];
     let (a, b) = (
         node_with(&redis, "a", &slow_ok),
         node_with(&redis, "b", &slow_ok),

@@ -490,7 +490,7 @@ fn many_concurrent_control_clients() {
 
 #[test]
 fn a_follower_that_never_reads_does_not_stall_chatd() {
-    let d = Daemon::start(&["--room", "Teste:5", "--log-messages"]);
+    let d = Daemon::start(&["--room", "Teste:5", "--log-messages", "--flood-rate", "0"]);
     let mut f = d.admin();
     f.send_line(r#"{"cmd":"logs","limit":1,"follow":true}"#);
     // Generate far more log output than the follower's backlog bound.

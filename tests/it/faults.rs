@@ -70,7 +70,7 @@ impl Witnesses {
 
 #[test]
 fn clients_vanishing_mid_frame_mid_handshake_mid_write() {
-    let mut d = Daemon::start(&["--room", "Teste:50"]);
+    let mut d = Daemon::start(&["--room", "Teste:50", "--flood-rate", "0"]);
     let mut w = Witnesses::join(&d, "Teste");
 
     // Mid-handshake: half a header, then FIN; then RST.
@@ -151,7 +151,14 @@ fn garbage_streams_are_refused_and_nothing_else_is_disturbed() {
 
 #[test]
 fn a_flood_with_a_stalled_member_keeps_memory_bounded() {
-    let d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "2"]);
+    let d = Daemon::start(&[
+        "--room",
+        "Teste:5",
+        "--write-timeout",
+        "2",
+        "--flood-rate",
+        "0",
+    ]);
     let rss_before = d.rss_kib();
     let _stalled = d.joined("stalled", "Teste");
     let mut reader = d.joined("reader", "Teste");
@@ -459,4 +466,132 @@ fn epoll_takes_more_clients_than_select_can() {
             .contains("para todos")
         {}
     }
+}
+
+#[test]
+fn a_flooder_is_throttled_while_others_talk_with_p99_under_10_ms() {
+    // Default flood control: bursts of 10, then 2 a second.
+    let d = Daemon::start(&["--room", "Teste:20"]);
+    let mut reader = d.joined("leitora", "Teste");
+    let mut talkers: Vec<Client> = (0..10)
+        .map(|i| d.joined(&format!("pessoa{i}"), "Teste"))
+        .collect();
+    let flooder = d.joined("enxurrada", "Teste");
+    for _ in 0..11 {
+        assert_eq!(reader.event()["type"], "join");
+    }
+    // The flooder writes as fast as chatd reads it, until chatd is gone.
+    let mut stream = flooder.stream.try_clone().unwrap();
+    let flood = thread::spawn(move || {
+        let line = frame(&"z".repeat(200).into_bytes());
+        let mut sent = 0u64;
+        while stream.write_all(&line).is_ok() {
+            sent += 1;
+        }
+        sent
+    });
+    // Ten people, each at two messages a second, talk meanwhile; the
+    // reader times each of their messages from send to receipt.
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut from_flooder = 0;
+    for i in 0..100 {
+        let text = format!("probe {i}");
+        let sent_at = Instant::now();
+        talkers[i % 10].say(&text);
+        loop {
+            let ev = reader.event();
+            if ev["username"] == "enxurrada" {
+                from_flooder += 1;
+                continue;
+            }
+            if ev["message"] == text.as_str() {
+                latencies.push(sent_at.elapsed());
+                break;
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let p99 = latencies[98];
+    eprintln!(
+        "flooder beside 10 talkers: p50 {:?}, p99 {p99:?}; {from_flooder} flooder messages in {elapsed:.1} s",
+        latencies[49]
+    );
+    assert!(
+        p99 < Duration::from_millis(10),
+        "p99 {p99:?}; all: {latencies:?}"
+    );
+    // The flooder got its burst and two a second, no more.
+    let most = 10 + (2.0 * elapsed).ceil() as usize + 2;
+    assert!(
+        from_flooder <= most,
+        "{from_flooder} of the flooder's messages in {elapsed:.1} s"
+    );
+    drop(flooder);
+    drop(d);
+    let sent = flood.join().unwrap();
+    assert!(sent > 100, "the flooder only managed {sent} writes");
+}
+
+#[test]
+fn irc_clients_that_vanish_stall_or_send_garbage_disturb_nobody() {
+    use crate::irc::{Irc, irc_daemon};
+    let (mut d, irc_addr) = irc_daemon(&["--room", "Teste:50", "--handshake-timeout", "1"]);
+    let mut w = Witnesses::join(&d, "Teste");
+    let mut watcher = Irc::register(irc_addr, "vigia");
+    watcher.send("JOIN #Teste");
+    watcher.expect("NAMES", |l| l.contains(" 366 "));
+
+    // Half a line, then FIN; half a line, then nothing (the registration
+    // deadline closes it).
+    let mut fin = Irc::connect(irc_addr);
+    fin.send_raw(b"NICK meia");
+    fin.stream().shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(fin.closed_within(Duration::from_secs(5)));
+    let mut stalled = Irc::connect(irc_addr);
+    stalled.send_raw(b"NIC");
+    stalled.expect("the registration deadline", |l| l.starts_with("ERROR"));
+    assert!(stalled.closed_within(Duration::from_secs(5)));
+
+    // A member that resets mid-line: the room sees it quit.
+    let mut rst = Irc::register(irc_addr, "reset");
+    rst.send("JOIN #Teste");
+    rst.expect("NAMES", |l| l.contains(" 366 "));
+    rst.send_raw(b"PRIVMSG #Teste :only par");
+    thread::sleep(Duration::from_millis(50));
+    reset(rst.stream().try_clone().unwrap());
+    drop(rst);
+    watcher.expect("reset's QUIT", |l| {
+        l.starts_with(":reset!") && l.contains("QUIT")
+    });
+    w.check();
+
+    // Garbage, newlines included: every stream gets answers or is closed,
+    // never a crash, and nobody else notices.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20 {
+        let c = Irc::connect(irc_addr);
+        let junk: Vec<u8> = (0..1 + (rand() % 4096) as usize)
+            .map(|_| match rand() % 16 {
+                0 => b'\n',
+                1 => b'\r',
+                2 => b' ',
+                _ => rand() as u8,
+            })
+            .collect();
+        let _ = c.stream().try_clone().unwrap().write_all(&junk);
+        drop(c);
+    }
+    w.check();
+    watcher.send("PING :alive");
+    watcher.expect("PONG", |l| l.contains("PONG") && l.contains("alive"));
+    d.wait_log("'reset' left room 'Teste'", Duration::from_secs(5));
 }

@@ -602,7 +602,14 @@ fn a_reader_in_bursts_cannot_hold_its_room_back_forever() {
     use std::io::{Read, Write};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "1"]);
+    let mut d = Daemon::start(&[
+        "--room",
+        "Teste:5",
+        "--write-timeout",
+        "1",
+        "--flood-rate",
+        "0",
+    ]);
     let mut sender = d.joined("sender", "Teste");
     let mut healthy = d.joined("healthy", "Teste");
     // The burst reader's receive buffer is kept small (set before connect,
@@ -804,7 +811,14 @@ fn the_handshake_must_be_an_object_and_400s_name_the_room() {
 /// was flushed" even when clients were cut off.
 #[test]
 fn shutdown_counts_the_clients_it_cut_off() {
-    let mut d = Daemon::start(&["--room", "Teste:5", "--write-timeout", "60"]);
+    let mut d = Daemon::start(&[
+        "--room",
+        "Teste:5",
+        "--write-timeout",
+        "60",
+        "--flood-rate",
+        "0",
+    ]);
     let mut a = d.joined("A", "Teste");
     let mut b = d.joined("B", "Teste");
     let stalled = d.joined("Stalled", "Teste");

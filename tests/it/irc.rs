@@ -23,7 +23,11 @@ pub struct Irc {
 
 impl Irc {
     pub fn connect(addr: SocketAddr) -> Irc {
-        let stream = TcpStream::connect(addr).unwrap();
+        Irc::from_stream(TcpStream::connect(addr).unwrap())
+    }
+
+    /// Over a stream made elsewhere (from another loopback address, say).
+    pub fn from_stream(stream: TcpStream) -> Irc {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
@@ -87,6 +91,11 @@ impl Irc {
             }
         }
         panic!("no {what}; lines seen:\n{}", self.seen.join("\n"));
+    }
+
+    /// The socket, to reset or clone it.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 
     /// Whether the server closed the connection within `timeout`.
@@ -453,6 +462,8 @@ fn a_hostile_irc_client_gets_answers_not_a_crash() {
 #[test]
 fn an_irc_reader_that_never_reads_is_dropped_and_the_room_goes_on() {
     let (mut d, irc_addr) = irc_daemon(&[
+        "--flood-rate",
+        "0",
         "--room",
         "Teste:5",
         "--max-frame",

@@ -12,6 +12,7 @@ mod config;
 mod contrib;
 mod control;
 mod faults;
+mod flood;
 mod hardening;
 mod irc;
 mod oidc;

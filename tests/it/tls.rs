@@ -396,6 +396,8 @@ fn a_tls_only_chatd_and_tls_under_back_pressure() {
         &cert,
         &key,
         &[
+            "--flood-rate",
+            "0",
             "--listen",
             "none",
             "--room",

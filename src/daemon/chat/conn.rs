@@ -95,6 +95,10 @@ pub struct Conn {
     pub irc: Option<Box<IrcClient>>,
     /// Counted among the users (LUSERS) until removed.
     pub counted_user: bool,
+    /// Flood control: its buckets (from its first message), and a
+    /// message delayed until a time, its later frames waiting with it.
+    pub flood: Option<crate::core::flood::Flood>,
+    pub lagged: Option<(std::time::Instant, crate::core::codec::Decoded)>,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -159,6 +163,8 @@ impl Conn {
             join_paid: false,
             irc: None,
             counted_user: false,
+            flood: None,
+            lagged: None,
         })
     }
 

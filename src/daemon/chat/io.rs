@@ -267,6 +267,16 @@ impl Chat {
                 // Picked up again when its password check runs.
                 return;
             }
+            if c.lagged.is_some() {
+                // Flood control delayed a message: it runs when its time
+                // comes (a timer), and the later frames wait behind it.
+                let Some(decoded) = self.conns.get_mut(&id).and_then(|c| c.take_lagged(sh.now))
+                else {
+                    return;
+                };
+                self.on_decoded(sh, id, decoded);
+                continue;
+            }
             let c = self.conns.get_mut(&id).expect("checked");
             let next = c.session.poll_frame();
             self.touch(sh, id);
@@ -296,7 +306,11 @@ impl Chat {
                     self.doom(id, Closing::Failed(why.to_string()));
                     return;
                 }
-                Next::Decoded(decoded) => self.on_decoded(sh, id, decoded),
+                Next::Decoded(decoded) => {
+                    if let Some(decoded) = self.flood_gate(sh, id, decoded) {
+                        self.on_decoded(sh, id, decoded);
+                    }
+                }
             }
         }
     }

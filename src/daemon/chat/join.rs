@@ -164,8 +164,11 @@ impl Chat {
         if !c.seat.limited || c.join_paid {
             return Ok(());
         }
+        // Paid only when taken: a refused IRC JOIN must not make the
+        // next one free.
+        sh.door.take_join(c.seat.key, sh.now)?;
         c.join_paid = true;
-        sh.door.take_join(c.seat.key, sh.now)
+        Ok(())
     }
 
     /// Keeps a handshake (or an IRC message) whose password check must

@@ -30,6 +30,7 @@ use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 
 pub mod conn;
 mod deliver;
+mod flood;
 pub mod flow;
 pub mod inbox;
 mod io;
@@ -432,7 +433,10 @@ impl Chat {
                 c.interest = interest;
                 sh.poller.set(c.fd(), id, interest);
             }
-            let due = c.session.poll_timeout();
+            let due = match (c.session.poll_timeout(), c.lagged_until()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if due != c.scheduled {
                 c.scheduled = due;
                 if let Some(t) = due {
@@ -449,6 +453,7 @@ impl Chat {
     /// Feeds `Timeout` to every session whose timer is due.
     pub fn fire_timers(&mut self, sh: &mut Shared) {
         let now = sh.now;
+        let mut lagged = Vec::new();
         while let Some(Reverse((t, id))) = self.timers.peek().copied() {
             if t > now {
                 break;
@@ -461,9 +466,13 @@ impl Chat {
                 continue;
             }
             c.scheduled = None;
+            if c.lagged_until().is_some_and(|at| at <= now) {
+                lagged.push(id);
+            }
             self.feed(sh, id, Input::Timeout);
         }
         self.drop_doomed(sh);
+        self.wake_lagged(sh, &lagged);
     }
 
     fn remove(&mut self, sh: &mut Shared, id: ConnId) {

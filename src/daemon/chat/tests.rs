@@ -203,7 +203,7 @@ fn a_full_room_refuses_with_501_and_the_name_rule_with_409() {
 
 #[test]
 fn a_member_who_stops_reading_stops_the_room_and_is_dropped_past_the_sendq() {
-    let mut p = Pair::new(false, &["--sendq", "65536"]);
+    let mut p = Pair::new(false, &["--sendq", "65536", "--flood-rate", "0"]);
     let a = p.connect();
     let b = p.connect_small();
     p.join(a, "ana");
