@@ -859,3 +859,36 @@ fn shutdown_counts_the_clients_it_cut_off() {
     drop(stalled);
     drop(a);
 }
+
+/// The IRC door holds the same line on names: the reserved name and its
+/// forgeries are 432, look-alikes of a member are 433, and terminal
+/// escapes in a message never reach the room.
+#[test]
+fn the_irc_door_refuses_forged_and_look_alike_nicks_and_escapes() {
+    use crate::irc::{Irc, irc_daemon};
+    let (d, irc_addr) = irc_daemon(&["--room", "Teste:50"]);
+    let mut yan = d.joined("Yan", "Teste");
+    let mut c = Irc::connect(irc_addr);
+    for forged in ["Sistema", "Sist\u{435}ma", "Sis\u{200b}tema", "SISTEMA"] {
+        c.send(&format!("NICK {forged}"));
+        c.expect("432", |l| l.contains(" 432 "));
+    }
+    for look_alike in ["yan", "YAN", "Y\u{430}n"] {
+        c.send(&format!("NICK {look_alike}"));
+        c.expect("433", |l| l.contains(" 433 "));
+    }
+    c.send("NICK visita");
+    c.send("USER v 0 * :v");
+    c.expect("registered", |l| l.contains(" 376 "));
+    c.send("JOIN #Teste");
+    c.expect("NAMES", |l| l.contains(" 366 "));
+    assert_eq!(yan.event()["username"], "visita");
+    c.send("PRIVMSG #Teste :\u{1b}[2Jclear\u{7}");
+    c.expect("404 for control characters", |l| l.contains(" 404 "));
+    c.send("PRIVMSG #Teste :limpo");
+    let ev = yan.event();
+    assert_eq!(
+        (ev["username"].as_str(), ev["message"].as_str()),
+        (Some("visita"), Some("limpo"))
+    );
+}
