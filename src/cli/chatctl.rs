@@ -147,8 +147,9 @@ pub enum RoomCommand {
         /// password: from the terminal, or the first line of stdin.
         #[arg(long, requires = "private")]
         key: bool,
-        /// Keep the room's last N messages (in memory, at most 1000) and
-        /// show them to joiners that ask (the `chat` client does).
+        /// Keep the room's last N events (messages, joins, leaves; at most
+        /// 1000) in the history file and show them to joiners that ask
+        /// (the `chat` client does).
         #[arg(long, value_name = "N", default_value_t = 0)]
         history: usize,
     },
@@ -191,6 +192,31 @@ pub enum RoomCommand {
         /// Room name.
         #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
+    },
+    /// Show a room's kept events (messages, joins, leaves) from the
+    /// history file, oldest first.
+    History {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// How many of the newest.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
+        lines: usize,
+        /// Only events since then: an RFC 3339 time (2026-11-24T10:00:00Z)
+        /// or an age such as 30s, 10m, 2h, 1d.
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+    },
+    /// Delete a room's kept events, from the history file and from
+    /// memory (on this node): all of them, or those before a time.
+    Purge {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// Only events before then: an RFC 3339 time or an age such as
+        /// 30d (events older than that).
+        #[arg(long, value_name = "WHEN")]
+        before: Option<String>,
     },
     /// Change a room's limit (members above it stay; new joins obey it).
     SetLimit {

@@ -115,6 +115,10 @@ pub struct Entry {
 }
 
 /// Everything on the screen.
+/// Shown above a room's replayed history (the prototype's language): a
+/// note's `-- ` comes first, so it reads `-- histórico --`.
+pub const HISTORY_MARKER: &str = "histórico --";
+
 pub struct Screen {
     pub user: String,
     pub room: String,
@@ -130,6 +134,8 @@ pub struct Screen {
     scroll: usize,
     /// Entries that arrived while scrolled up.
     unseen: usize,
+    /// The history replay is being shown (its marker is up).
+    replaying: bool,
 }
 
 impl Screen {
@@ -146,6 +152,7 @@ impl Screen {
             entries: Vec::new(),
             scroll: 0,
             unseen: 0,
+            replaying: false,
         }
     }
 
@@ -171,7 +178,23 @@ impl Screen {
 
     /// An event from the server; `time` is its local HH:MM.
     pub fn on_event(&mut self, event: &Event, time: &str) {
+        if event.history && !self.replaying {
+            // The replay starts: a marker above it, so that what was said
+            // before is never taken for what is said now.
+            self.replaying = true;
+            self.push(Entry {
+                time: time.to_string(),
+                who: None,
+                text: HISTORY_MARKER.to_string(),
+                kind: Kind::Notice,
+            });
+        } else if !event.history {
+            self.replaying = false;
+        }
         let kind = match event.kind {
+            // Who came and went before: shown dimmed, the member list
+            // untouched (the `members` event says who is here).
+            EventKind::Join | EventKind::Leave if event.history => Kind::History,
             EventKind::Members => {
                 self.members = event.members.clone().unwrap_or_default();
                 return;
@@ -509,6 +532,44 @@ mod tests {
         assert_eq!(rows[20], "10:03 Buendia > uma linha bem comprida q");
         assert_eq!(rows[21], "                ue não cabe");
         assert!(!rows.iter().any(|r| r.contains('│')), "{rows:?}");
+    }
+
+    #[test]
+    fn the_replayed_history_has_a_marker_and_leaves_the_members_alone() {
+        let mut s = Screen::new("Yan", "Teste", "srv", false);
+        let replayed = |kind, who: &str, text: &str| Event {
+            history: true,
+            ..event(kind, who, text)
+        };
+        s.on_event(
+            &replayed(EventKind::Join, "Ana", "*** ENTROU NA SALA ***"),
+            "09:00",
+        );
+        s.on_event(&replayed(EventKind::Message, "Ana", "bom dia"), "09:01");
+        s.on_event(
+            &replayed(EventKind::Leave, "Ana", "*** SAIU DA SALA ***"),
+            "09:02",
+        );
+        s.on_event(
+            &event(EventKind::Join, "Yan", "*** ENTROU NA SALA ***"),
+            "10:00",
+        );
+        let texts: Vec<(&str, Kind)> = s
+            .entries
+            .iter()
+            .map(|e| (e.text.as_str(), e.kind))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (HISTORY_MARKER, Kind::Notice),
+                ("*** ENTROU NA SALA ***", Kind::History),
+                ("bom dia", Kind::History),
+                ("*** SAIU DA SALA ***", Kind::History),
+                ("*** ENTROU NA SALA ***", Kind::Notice),
+            ]
+        );
+        assert_eq!(s.members, ["Yan"], "Ana came and went before");
     }
 
     #[test]

@@ -95,6 +95,22 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         priority: Option<Level>,
     },
+    /// A room's kept events from the history file, oldest first.
+    History {
+        room: String,
+        #[serde(default = "default_history_limit")]
+        limit: usize,
+        /// Only events at or after this RFC 3339 time (UTC, `Z`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+    },
+    /// Deletes a room's kept events (all, or those before an RFC 3339
+    /// time), from the history file and from memory, on this node.
+    Purge {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+    },
     Stats {},
     /// Version, pid, uptime, addresses, paths and counts.
     Status {},
@@ -126,6 +142,22 @@ pub enum Request {
 
 fn default_log_limit() -> usize {
     DEFAULT_LOG_LIMIT
+}
+
+fn default_history_limit() -> usize {
+    50
+}
+
+/// One kept event, as `history` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// `message`, `join` or `leave`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub username: String,
+    pub message: String,
+    pub ts: String,
+    pub msgid: String,
 }
 
 impl Request {
@@ -321,6 +353,13 @@ pub enum Reply {
     Kicked { room: String, username: String },
     /// `logs` (oldest first).
     Logs { logs: Vec<LogEntry> },
+    /// `history` (oldest first).
+    History {
+        room: String,
+        history: Vec<HistoryEntry>,
+    },
+    /// `purge`.
+    Purged { room: String, removed: usize },
     /// `stats`.
     Stats { stats: Stats },
     /// `status` (boxed: the largest reply by far).
@@ -489,6 +528,14 @@ impl Response {
             },
             Request::Logs { .. } => Reply::Logs {
                 logs: serde_json::from_value(field("logs")).map_err(bad)?,
+            },
+            Request::History { .. } => Reply::History {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                history: serde_json::from_value(field("history")).map_err(bad)?,
+            },
+            Request::Purge { .. } => Reply::Purged {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                removed: serde_json::from_value(field("removed")).map_err(bad)?,
             },
             Request::Stats {} => Reply::Stats {
                 stats: serde_json::from_value(field("stats")).map_err(bad)?,

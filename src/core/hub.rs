@@ -324,21 +324,68 @@ impl Hub {
         Ok(std::mem::replace(&mut room.history_len, len))
     }
 
-    /// Keeps a delivered message, stamped `ts` (when it was sent), in its
-    /// room's history, when the room keeps one: within the room's length
-    /// and the total budget.
-    pub fn remember(&mut self, delivery: &Delivery, ts: &str) {
-        let id = delivery.room;
+    /// Keeps a delivered message, join or leave, stamped `ts` (when it
+    /// was sent), in its room's history, when the room keeps one: within
+    /// the room's length and the total budget. Returns whether it was
+    /// kept.
+    pub fn remember(&mut self, delivery: &Delivery, ts: &str) -> bool {
+        let kept = matches!(
+            delivery.event.kind,
+            EventKind::Message | EventKind::Join | EventKind::Leave
+        );
+        if !kept || !self.keeps_history(delivery.room) {
+            return false;
+        }
+        self.keep(delivery.room, delivery.event.clone(), ts);
+        true
+    }
+
+    /// Whether `room` keeps a history.
+    pub fn keeps_history(&self, room: RoomId) -> bool {
+        self.rooms.get(&room).is_some_and(|r| r.history_len > 0)
+    }
+
+    /// A room's history length (0: it keeps none).
+    pub fn history_len(&self, name: &str) -> usize {
+        self.room_id_of(name)
+            .and_then(|id| self.rooms.get(&id))
+            .map_or(0, |r| r.history_len)
+    }
+
+    /// Forgets a room's kept events sent before `before` (an RFC 3339
+    /// time; None: all of them); returns how many.
+    pub fn purge_history(&mut self, id: RoomId, before: Option<&str>) -> usize {
+        let mut n = 0;
+        loop {
+            let old = self.rooms.get(&id).and_then(|r| r.history.front());
+            let due = old.is_some_and(|e| match before {
+                None => true,
+                Some(t) => e.ts.as_deref().is_some_and(|ts| ts < t),
+            });
+            if !due {
+                return n;
+            }
+            self.forget_oldest(id);
+            n += 1;
+        }
+    }
+
+    /// Events read back from the history file at start, oldest first,
+    /// each with its own `ts`.
+    pub fn seed_history(&mut self, room: RoomId, events: Vec<Event>) {
+        for e in events {
+            let ts = e.ts.clone().unwrap_or_default();
+            self.keep(room, e, &ts);
+        }
+    }
+
+    fn keep(&mut self, id: RoomId, mut kept: Event, ts: &str) {
         let Some(room) = self.rooms.get(&id) else {
             return;
         };
-        if room.history_len == 0 || delivery.event.kind != EventKind::Message {
-            return;
-        }
         if room.history.len() == room.history_len {
             self.forget_oldest(id);
         }
-        let mut kept = delivery.event.clone();
         kept.history = true;
         kept.ts = Some(ts.to_string());
         let size = kept_size(&kept);

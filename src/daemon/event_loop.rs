@@ -68,6 +68,8 @@ pub struct Bound {
     pub oidc: Option<Oidc>,
     /// Cluster mode: the link to Redis and this node's side of it.
     pub cluster: Option<Cluster>,
+    /// The history file.
+    pub history: Option<super::history::History>,
 }
 
 pub struct Server {
@@ -107,6 +109,7 @@ impl Server {
             accounts,
             oidc,
             cluster,
+            history,
         } = bound;
         if cluster.is_some() {
             hub.set_node(&cfg.node_id);
@@ -131,6 +134,7 @@ impl Server {
                 now,
                 stamp: Default::default(),
                 ids: Default::default(),
+                history,
             },
             started: now,
             signals,
@@ -168,6 +172,12 @@ impl Server {
                 let unflushed = self.chat.close_all();
                 if let Some(c) = &mut self.cluster {
                     c.goodbye();
+                }
+                if let Some(h) = self.sh.history.take() {
+                    let hub = &self.sh.hub;
+                    if let Err(e) = h.close(|room| hub.history_len(room)) {
+                        self.sh.log.error(format!("history: at exit: {e}"));
+                    }
                 }
                 self.sh.log.info(format!(
                     "stopped ({unflushed} client(s) closed before their output was flushed)"
@@ -224,6 +234,9 @@ impl Server {
         self.chat.drain_inboxes(&mut self.sh);
         self.exchange();
         self.control.forward_logs(&mut self.sh);
+        // What this pass kept goes to the history file before any of it
+        // goes to a client.
+        self.sh.commit_history();
         if self.chat.flush(&mut self.sh) {
             self.host.wrote(self.sh.now);
         }

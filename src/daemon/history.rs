@@ -1,5 +1,5 @@
-//! The history file (issue #25, first step): rooms' messages and join and
-//! leave events in one SQLite database in the state directory
+//! The history file (issue #25): rooms' messages and join and leave
+//! events in one SQLite database in the state directory
 //! (`history.sqlite3`, WAL mode), for history that outlives a restart.
 //!
 //! Chosen by measurement over redb (BENCHMARKS.md, "History storage"):
@@ -10,18 +10,24 @@
 //! an operator can open the file with the `sqlite3` shell.
 //!
 //! Durability follows Redis's `appendfsync everysec`: WAL with
-//! `synchronous=NORMAL`, so a committed batch is in the operating system
-//! at once (it survives kill -9 of chatd) and on disk at the next
-//! checkpoint (a power cut may lose what came since). Who commits and when
-//! (one transaction per pass, a writer thread the loop never waits on) is
-//! the next step; this file is the store and its rules.
+//! `synchronous=NORMAL` and no automatic checkpoint on the loop's
+//! connection, so a commit is a write(2) into the operating system and
+//! never an fsync. [`History`] commits what a pass kept in one transaction
+//! before the pass writes to any client: whatever a client was sent is in
+//! the operating system first, and survives kill -9 of chatd. The one
+//! thread chatd has, the [`Syncer`], only checkpoints (fsyncs the WAL and
+//! the database) about once a second on its own connection, so a power
+//! cut may lose about the last second; the loop never waits for it.
 //!
 //! The file has an application id and a schema version: a file that is
 //! not chatd's history, is damaged, or has a newer version is refused
 //! with a clear message and never written, like rooms.json; a symlink in
 //! its place is refused too.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
 
@@ -57,6 +63,26 @@ pub struct Stored {
     pub body: String,
     /// When it happened, Unix milliseconds.
     pub at_ms: i64,
+}
+
+impl Stored {
+    /// The event as it was sent (its `ts` to the second).
+    pub fn event(&self) -> crate::core::wire::Event {
+        use crate::core::wire::{Event, EventKind};
+        Event {
+            kind: match self.kind {
+                Kind::Message => EventKind::Message,
+                Kind::Join => EventKind::Join,
+                Kind::Leave => EventKind::Leave,
+            },
+            username: self.name.clone(),
+            message: self.body.clone(),
+            room: Some(self.room.clone()),
+            msgid: Some(self.msgid.clone()),
+            ts: Some(crate::timefmt::rfc3339(self.at_ms.max(0) as u64 / 1000)),
+            ..Event::default()
+        }
+    }
 }
 
 /// The kinds of event kept.
@@ -104,6 +130,17 @@ impl HistoryStore {
                 "{shown}: not a regular file (a symlink or a directory?); refusing to use it"
             ));
         }
+        // Made private first, as rooms.json is (SQLite gives its -wal and
+        // -shm files the database file's permissions).
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .open(&path)
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -147,7 +184,14 @@ impl HistoryStore {
         if check != "ok" {
             return Err(refuse(format!("it is damaged ({check})")));
         }
-        db.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        // The loop's connection never checkpoints (that fsyncs): the
+        // Syncer does. A busy moment (the Syncer's checkpoint) is waited
+        // out briefly rather than failing a commit.
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0;",
+        )
+        .map_err(|e| format!("{shown}: {e}"))?;
+        db.busy_timeout(Duration::from_millis(200))
             .map_err(|e| format!("{shown}: {e}"))?;
         Ok(HistoryStore { db, path })
     }
@@ -186,13 +230,28 @@ impl HistoryStore {
 
     /// A room's newest `n` events, oldest first.
     pub fn latest(&self, room: &str, n: usize) -> Result<Vec<Stored>, String> {
+        self.latest_since(room, n, i64::MIN)
+    }
+
+    /// A room's newest `n` events at or after `since_ms`, oldest first.
+    pub fn latest_since(&self, room: &str, n: usize, since_ms: i64) -> Result<Vec<Stored>, String> {
         let mut rows = self.select(
             "SELECT seq, room, msgid, kind, name, body, at_ms FROM events \
-             WHERE room = ?1 ORDER BY seq DESC LIMIT ?2",
-            params![room, n as i64],
+             WHERE room = ?1 AND at_ms >= ?2 ORDER BY seq DESC LIMIT ?3",
+            params![room, since_ms, n as i64],
         )?;
         rows.reverse();
         Ok(rows)
+    }
+
+    /// Deletes a room's events older than `before_ms`; returns how many.
+    pub fn purge(&mut self, room: &str, before_ms: i64) -> Result<usize, String> {
+        self.db
+            .execute(
+                "DELETE FROM events WHERE room = ?1 AND at_ms < ?2",
+                params![room, before_ms],
+            )
+            .map_err(|e| format!("history: {e}"))
     }
 
     /// Up to `n` of a room's events just before the one with `msgid`,
@@ -250,6 +309,164 @@ impl HistoryStore {
             .map_err(|e| format!("history: {e}"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("history: {e}"))
+    }
+}
+
+/// How often the Syncer checkpoints: the most a power cut may lose.
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// The thread that makes the history durable: it opens its own
+/// connection and checkpoints the WAL into the database (fsyncing both)
+/// every [`SYNC_EVERY`], and once more when told to stop. It writes no
+/// event and the loop never waits for it.
+pub struct Syncer {
+    stop: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(path: &Path) -> Result<Syncer, String> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let db = Connection::open_with_flags(path, flags)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        db.busy_timeout(Duration::from_secs(1))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (stop, told) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("history-sync".into())
+            .spawn(move || {
+                let checkpoint = |mode: &str| {
+                    let _ = db.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
+                };
+                while let Err(mpsc::RecvTimeoutError::Timeout) = told.recv_timeout(SYNC_EVERY) {
+                    checkpoint("PASSIVE");
+                }
+                checkpoint("TRUNCATE");
+            })
+            .map_err(|e| format!("history: the sync thread: {e}"))?;
+        Ok(Syncer { stop, thread })
+    }
+
+    /// A last checkpoint, then the thread ends (at shutdown: chatd may
+    /// wait for it then).
+    fn finish(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The loop's history: what this pass kept, committed in one transaction
+/// by [`History::commit`] before the pass writes to clients; rooms
+/// trimmed to their length in batches; the [`Syncer`].
+pub struct History {
+    store: HistoryStore,
+    pending: Vec<Stored>,
+    /// Events stored per room since it was last trimmed.
+    since_trim: HashMap<String, usize>,
+    syncer: Option<Syncer>,
+    /// Commits that failed (a full disk, say): their events are lost to
+    /// the file (memory still has them), and logged.
+    pub failures: u64,
+}
+
+/// A room is trimmed to its length after this many more events.
+const TRIM_EVERY: usize = 256;
+
+impl History {
+    /// Opens the history file in `dir` (see [`HistoryStore::open`]) and
+    /// starts the Syncer.
+    pub fn open(dir: &Path) -> Result<History, String> {
+        let store = HistoryStore::open(dir)?;
+        let syncer = Syncer::start(store.path())?;
+        Ok(History {
+            store,
+            pending: Vec::new(),
+            since_trim: HashMap::new(),
+            syncer: Some(syncer),
+            failures: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// An event to store with this pass's commit.
+    pub fn keep(&mut self, s: Stored) {
+        self.pending.push(s);
+    }
+
+    /// Stores what this pass kept, in one transaction, then trims the
+    /// rooms that grew by [`TRIM_EVERY`] to `keep(room)` events. An error
+    /// is returned for the log; the events stay in memory.
+    pub fn commit(&mut self, keep: impl Fn(&str) -> usize) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        if let Err(e) = self.store.append(&batch) {
+            self.failures += 1;
+            return Err(format!(
+                "{e}; {} event(s) not stored (they stay in memory)",
+                batch.len()
+            ));
+        }
+        for s in &batch {
+            *self.since_trim.entry(s.room.clone()).or_default() += 1;
+        }
+        let due: Vec<String> = self
+            .since_trim
+            .iter()
+            .filter(|(_, n)| **n >= TRIM_EVERY)
+            .map(|(r, _)| r.clone())
+            .collect();
+        for room in due {
+            self.since_trim.remove(&room);
+            self.store.trim(&room, keep(&room), 0)?;
+        }
+        Ok(())
+    }
+
+    /// A room's newest `n` events, oldest first.
+    pub fn latest(&self, room: &str, n: usize) -> Result<Vec<Stored>, String> {
+        self.store.latest(room, n)
+    }
+
+    /// `chatctl room history`: a room's newest `n` events at or after
+    /// `since_ms` (what this pass kept included), oldest first.
+    pub fn read(
+        &mut self,
+        room: &str,
+        n: usize,
+        since_ms: i64,
+        keep: impl Fn(&str) -> usize,
+    ) -> Result<Vec<Stored>, String> {
+        self.commit(keep)?;
+        self.store.latest_since(room, n, since_ms)
+    }
+
+    /// `chatctl room purge`: a room's events older than `before_ms` are
+    /// deleted (what this pass kept first stored, so it is purged too).
+    pub fn purge(
+        &mut self,
+        room: &str,
+        before_ms: i64,
+        keep: impl Fn(&str) -> usize,
+    ) -> Result<usize, String> {
+        self.commit(keep)?;
+        self.store.purge(room, before_ms)
+    }
+
+    /// At exit: what is pending is committed, the Syncer checkpoints a
+    /// last time and ends.
+    pub fn close(mut self, keep: impl Fn(&str) -> usize) -> Result<(), String> {
+        let committed = self.commit(keep);
+        if let Some(s) = self.syncer.take() {
+            s.finish();
+        }
+        committed
     }
 }
 

@@ -65,6 +65,28 @@ fn raise_nofile_limit() -> usize {
     soft as usize
 }
 
+/// Each room that keeps a history gets its newest events back from the
+/// history file, as they were sent; returns how many.
+fn seed_history(hub: &mut Hub, history: &history::History) -> Result<usize, String> {
+    let mut n = 0;
+    for r in hub.list() {
+        if r.history == 0 {
+            continue;
+        }
+        let Some(id) = hub.room_id_of(&r.name) else {
+            continue;
+        };
+        let events: Vec<_> = history
+            .latest(&r.name, r.history)?
+            .iter()
+            .map(history::Stored::event)
+            .collect();
+        n += events.len();
+        hub.seed_history(id, events);
+    }
+    Ok(n)
+}
+
 /// Binds everything, then serves until SIGINT/SIGTERM. Errors are start-up
 /// failures, worded for the operator.
 pub fn run(cfg: Config) -> Result<(), String> {
@@ -157,6 +179,10 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     }
     let control = net::bind_control(&cfg.control)?;
+    // The history file (and its sync thread) once everything is bound,
+    // before the descriptor budget counts what chatd holds.
+    let history = history::History::open(&cfg.state_dir)?;
+    let replayable = seed_history(&mut hub, &history)?;
     let notifier = host::Notifier::from_env();
     // Control connections get the descriptors that chat clients can never
     // need (one more descriptor: the loop's spare).
@@ -188,7 +214,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         }
     };
     // Only now that everything is bound: a chatd that fails to start never
-    // writes the state file.
+    // writes the state file (nor creates the history file).
     if !from_flags.is_empty() {
         store.save(&hub.list())?;
     }
@@ -247,6 +273,11 @@ pub fn run(cfg: Config) -> Result<(), String> {
         "state: {} room(s) loaded from {}",
         saved.len(),
         store.path().display()
+    ));
+    log.info(format!(
+        "history: {} ({replayable} event(s) read back for rooms that keep a history; synced every {} s)",
+        history.path().display(),
+        history::SYNC_EVERY.as_secs()
     ));
     let registered = accounts.names().len();
     let admission = if cfg.require_login {
@@ -323,6 +354,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         None => None,
     };
     let bound = event_loop::Bound {
+        history: Some(history),
         cluster,
         poller,
         listeners,

@@ -85,13 +85,15 @@ pub struct Shared {
     pub stamp: Stamp,
     /// Poller tokens for connections (chat and control).
     pub ids: Ids,
+    /// The history file (None: memory only, as in the parts' tests).
+    pub history: Option<super::history::History>,
 }
 
 /// Events' `ts` (RFC 3339 UTC, to the second), as of the pass: the second
 /// it was formatted for, and the text; and how many message ids were
 /// given out.
 #[derive(Debug, Default)]
-pub struct Stamp(u64, String, u64);
+pub struct Stamp(u64, String, u64, u64);
 
 /// The next poller token for a connection; tokens are never reused.
 #[derive(Debug)]
@@ -115,9 +117,15 @@ impl Shared {
     /// second changed (formatted once a second).
     pub fn start_pass(&mut self) {
         self.now = Instant::now();
+        if self.stamp.3 == 0 {
+            // The process's start, for message ids (once).
+            self.stamp.3 = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_millis() as u64);
+        }
         let wall = timefmt::unix_now();
         if self.stamp.0 != wall || self.stamp.1.is_empty() {
-            self.stamp = Stamp(wall, timefmt::rfc3339(wall), self.stamp.2);
+            self.stamp = Stamp(wall, timefmt::rfc3339(wall), self.stamp.2, self.stamp.3);
         }
     }
 
@@ -126,11 +134,61 @@ impl Shared {
         self.stamp.0
     }
 
-    /// A message id no other message of this chatd has had (IRCv3
-    /// `msgid`): the second and a counter, in hex.
+    /// A message id no other message of this chatd has had, before or
+    /// after a restart (IRCv3 `msgid`; the history file's key): the
+    /// process's start in Unix milliseconds and a counter, in hex.
     pub fn msgid(&mut self) -> String {
         self.stamp.2 += 1;
-        format!("{:x}-{:x}", self.stamp.0, self.stamp.2)
+        format!("{:x}-{:x}", self.stamp.3, self.stamp.2)
+    }
+
+    /// Keeps a delivered message, join or leave in its room's history,
+    /// when the room keeps one: in memory, and in the history file with
+    /// this pass's commit ([`Shared::commit_history`]).
+    pub fn remember(&mut self, d: &crate::core::hub::Delivery) {
+        let ts = self.stamp.text().to_string();
+        if !self.hub.remember(d, &ts) || self.history.is_none() {
+            return;
+        }
+        let msgid = match &d.event.msgid {
+            Some(m) => m.clone(),
+            None => self.msgid(),
+        };
+        let kind = match d.event.kind {
+            crate::core::wire::EventKind::Join => super::history::Kind::Join,
+            crate::core::wire::EventKind::Leave => super::history::Kind::Leave,
+            _ => super::history::Kind::Message,
+        };
+        let stored = super::history::Stored {
+            seq: 0,
+            room: self.hub.room_name(d.room).unwrap_or("").to_string(),
+            msgid,
+            kind,
+            name: d.event.username.clone(),
+            body: d.event.message.clone(),
+            at_ms: self.unix() as i64 * 1000,
+        };
+        if let Some(h) = &mut self.history {
+            h.keep(stored);
+        }
+    }
+
+    /// Stores what this pass kept, in one transaction: called before the
+    /// pass writes to any client, so what a client is sent is in the
+    /// operating system first. A failure (a full disk) is logged; chat
+    /// goes on.
+    pub fn commit_history(&mut self) {
+        let Some(h) = &mut self.history else {
+            return;
+        };
+        let hub = &self.hub;
+        if let Err(e) = h.commit(|room| hub.history_len(room)) {
+            let n = h.failures;
+            if n.is_power_of_two() {
+                self.log
+                    .error(format!("history: {e} ({n} failed commit(s) so far)"));
+            }
+        }
     }
 
     /// The pass's wall-clock time as events carry it.
@@ -244,6 +302,7 @@ pub mod testing {
             now: Instant::now(),
             stamp: Default::default(),
             ids: Default::default(),
+            history: None,
         };
         sh.start_pass();
         sh

@@ -395,6 +395,7 @@ fn history_replayed(d: &Daemon, user: &str, room: &str) -> usize {
         let ev = c.event();
         match ev["type"].as_str() {
             Some("message") if ev["history"] == true => n += 1,
+            Some("join" | "leave") if ev["history"] == true => {}
             Some("join") => return n,
             _ => panic!("{ev}"),
         }

@@ -549,13 +549,24 @@ fn history_is_replayed_before_the_join_to_those_that_ask() {
     let mut plain = d.joined("Caio", "Teste");
     plain.expect_silence(Duration::from_millis(200));
     let mut bia = join_with_features(&d, "Bia", "Teste", &["history"]);
-    for i in 2..5 {
+    // The last 3 events: two messages and Caio's join, marked as history.
+    for i in 3..5 {
         let ev = bia.event();
         assert_eq!(ev["type"], "message", "{ev}");
         assert_eq!(ev["history"], true);
         assert_eq!(ev["message"], format!("msg {i}"));
         assert!(ev["ts"].is_string());
     }
+    let ev = bia.event();
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["username"].as_str(),
+            ev["history"].as_bool()
+        ),
+        (Some("join"), Some("Caio"), Some(true)),
+        "{ev}"
+    );
     let join = bia.event();
     assert_eq!(
         (join["type"].as_str(), join["username"].as_str()),

@@ -14,6 +14,7 @@ mod control;
 mod faults;
 mod flood;
 mod hardening;
+mod history;
 mod irc;
 mod oidc;
 mod operator;

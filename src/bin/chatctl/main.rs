@@ -171,6 +171,15 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             since: since.as_deref().map(parse_since).transpose()?,
             priority: priority.as_deref().and_then(Level::parse),
         },
+        Command::Room(RoomCommand::History { name, lines, since }) => Request::History {
+            room: name.clone(),
+            limit: *lines,
+            since: since.as_deref().map(parse_since).transpose()?,
+        },
+        Command::Room(RoomCommand::Purge { name, before }) => Request::Purge {
+            room: name.clone(),
+            before: before.as_deref().map(parse_since).transpose()?,
+        },
         Command::Status => Request::Status {},
         Command::Stats => Request::Stats {},
         Command::Shell => return Err(Failure::Usage("the shell is not a request".into())),
@@ -390,7 +399,7 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
             printable(&room.name),
             room.limit,
             if room.history > 0 {
-                format!("; keeps its last {} messages for joiners", room.history)
+                format!("; keeps its last {} events for joiners", room.history)
             } else {
                 String::new()
             }
@@ -460,6 +469,26 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
             out,
             "removed '{}' from room '{}'",
             printable(username),
+            printable(room)
+        ),
+        Reply::History { room, history } => {
+            if history.is_empty() {
+                return writeln!(out, "room '{}' has no kept events", printable(room));
+            }
+            for e in history {
+                writeln!(
+                    out,
+                    "{} {} > {}",
+                    printable(&e.ts),
+                    printable(&e.username),
+                    printable(&e.message)
+                )?;
+            }
+            Ok(())
+        }
+        Reply::Purged { room, removed } => writeln!(
+            out,
+            "removed {removed} event(s) from the history of room '{}'",
             printable(room)
         ),
         Reply::Logs { logs } => {

@@ -10,6 +10,7 @@ use super::inbox::{Inbox, Waiting};
 use super::{Chat, ChatOut};
 use crate::core::hub::{ConnId, Delivery, RoomId};
 use crate::core::session::Phase;
+use crate::core::wire::EventKind;
 use crate::daemon::shared::Shared;
 
 impl Chat {
@@ -23,6 +24,11 @@ impl Chat {
 
     pub(super) fn deliver_here(&mut self, sh: &mut Shared, d: &Delivery) {
         self.monitor_membership(sh, &d.event);
+        if matches!(d.event.kind, EventKind::Join | EventKind::Leave) {
+            // (A message is kept where it is said: join.rs, irc_messages.rs,
+            // and the cluster's for another node's.)
+            sh.remember(d);
+        }
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
         if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line, &d.event) {
@@ -36,7 +42,6 @@ impl Chat {
     /// MONITOR hears of the chat port's people through their rooms: a
     /// name's first join brings it, the leave that frees it takes it.
     fn monitor_membership(&mut self, sh: &mut Shared, event: &crate::core::wire::Event) {
-        use crate::core::wire::EventKind;
         if !self.monitors.any() {
             return;
         }

@@ -452,6 +452,7 @@ impl Chat {
             dep.notice.event.departed = Departed::Quit(why.to_string());
             let (irc, prototype): (Vec<ConnId>, Vec<ConnId>) =
                 dep.notice.to.iter().partition(|&&m| self.irc(m).is_some());
+            sh.remember(&dep.notice);
             let bytes = sh.encode(&dep.notice.event);
             self.deliver_line(sh, &prototype, &bytes);
             let fresh: Vec<ConnId> = irc.into_iter().filter(|m| !told.contains(m)).collect();

@@ -114,7 +114,7 @@ impl Chat {
         };
         delivery.event.msgid = Some(sh.msgid());
         delivery.event.client_tags = tags.to_vec();
-        sh.hub.remember(&delivery, sh.stamp.text());
+        sh.remember(&delivery);
         sh.counters.messages_relayed += 1;
         if sh.cfg.log_messages {
             let who = self.describe(sh, id);

@@ -292,7 +292,7 @@ impl Chat {
             return;
         };
         delivery.event.msgid = Some(sh.msgid());
-        sh.hub.remember(&delivery, sh.stamp.text());
+        sh.remember(&delivery);
         sh.counters.messages_relayed += 1;
         if sh.cfg.log_messages {
             let who = self.describe(sh, id);

@@ -283,7 +283,7 @@ impl Cluster {
             event,
             to: sh.hub.member_conns(room_id).collect(),
         };
-        sh.hub.remember(&delivery, sh.stamp.text());
+        sh.remember(&delivery);
         sh.counters.messages_relayed += 1;
         self.out.push(ClusterOut::FromElsewhere(delivery));
     }

@@ -9,8 +9,8 @@
 //! (deliveries, closings) comes back as [`Effect`]s for the event loop.
 
 use crate::core::control::{
-    Change, ErrorCode, Level, LogEntry, Participant, Reply, Request, Response, RoomView, Stats,
-    StatusView, UserView,
+    Change, ErrorCode, HistoryEntry, Level, LogEntry, Participant, Reply, Request, Response,
+    RoomView, Stats, StatusView, UserView,
 };
 use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, Kick, RoomInfo};
 use crate::core::wire::Event;
@@ -27,6 +27,8 @@ pub struct Ctx<'a> {
     pub log: &'a mut Logbook,
     pub stats: Stats,
     pub status: StatusView,
+    /// The history file, when chatd has one.
+    pub history: Option<&'a mut crate::daemon::history::History>,
 }
 
 /// What the event loop must do after a command.
@@ -167,7 +169,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 "room"
             };
             let kept = if room.history > 0 {
-                format!(", keeping its last {} messages for joiners", room.history)
+                format!(", keeping its last {} events for joiners", room.history)
             } else {
                 String::new()
             };
@@ -326,6 +328,58 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             }
             Ok(Reply::Logs { logs })
         }
+        Request::History { room, limit, since } => {
+            ctx.hub.room_id_of(room).ok_or_else(|| no_room(room))?;
+            let since_ms = match since {
+                Some(t) => ms_of(t, "since")?,
+                None => i64::MIN,
+            };
+            let hub = &*ctx.hub;
+            let h = ctx.history.as_deref_mut().ok_or_else(no_history_file)?;
+            let rows = h
+                .read(room, (*limit).min(10_000), since_ms, |r| hub.history_len(r))
+                .map_err(|e| Response::error(ErrorCode::Failed, &e))?;
+            Ok(Reply::History {
+                room: room.clone(),
+                history: rows
+                    .iter()
+                    .map(|s| {
+                        let e = s.event();
+                        HistoryEntry {
+                            kind: e.kind.as_str().to_string(),
+                            username: e.username,
+                            message: e.message,
+                            ts: e.ts.unwrap_or_default(),
+                            msgid: s.msgid.clone(),
+                        }
+                    })
+                    .collect(),
+            })
+        }
+        Request::Purge { room, before } => {
+            let id = ctx.hub.room_id_of(room).ok_or_else(|| no_room(room))?;
+            let before_ms = match before {
+                Some(t) => ms_of(t, "before")?,
+                None => i64::MAX,
+            };
+            let hub = &*ctx.hub;
+            let h = ctx.history.as_deref_mut().ok_or_else(no_history_file)?;
+            let removed = h
+                .purge(room, before_ms, |r| hub.history_len(r))
+                .map_err(|e| Response::error(ErrorCode::Failed, &e))?;
+            ctx.hub.purge_history(id, before.as_deref());
+            let what = match before {
+                Some(t) => format!("events before {t}"),
+                None => "all events".to_string(),
+            };
+            ctx.log.info(format!(
+                "control: purge of room '{room}' ({what}): {removed} removed from the history file"
+            ));
+            Ok(Reply::Purged {
+                room: room.clone(),
+                removed,
+            })
+        }
         Request::Stats {} => Ok(Reply::Stats {
             stats: ctx.stats.clone(),
         }),
@@ -469,6 +523,26 @@ fn view(r: &RoomInfo) -> RoomView {
     }
 }
 
+fn no_room(room: &str) -> Response {
+    Response::error(ErrorCode::NotFound, &format!("no room named '{room}'"))
+}
+
+fn no_history_file() -> Response {
+    Response::error(ErrorCode::Failed, "this chatd has no history file")
+}
+
+/// An RFC 3339 time given as `--{flag}`, in Unix milliseconds.
+fn ms_of(t: &str, flag: &str) -> Result<i64, Response> {
+    crate::timefmt::parse_rfc3339(t)
+        .map(|s| s as i64 * 1000)
+        .ok_or_else(|| {
+            Response::error(
+                ErrorCode::Invalid,
+                &format!("{flag} '{t}' is not an RFC 3339 time such as 2026-11-24T10:00:00Z"),
+            )
+        })
+}
+
 fn hub_error(e: &HubError) -> Response {
     let code = match e {
         HubError::NotFound(_) => ErrorCode::NotFound,
@@ -541,6 +615,7 @@ mod tests {
                 log: &mut self.log,
                 stats: Stats::default(),
                 status: StatusView::default(),
+                history: None,
             };
             let (response, effects) = execute(&mut ctx, &req, "test");
             let changes = effects

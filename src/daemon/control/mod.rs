@@ -182,6 +182,7 @@ impl Control {
                     log: &mut sh.log,
                     stats: facts.stats,
                     status: facts.status,
+                    history: sh.history.as_mut(),
                 };
                 commands::execute(&mut ctx, &req, &who)
             }

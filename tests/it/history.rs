@@ -1,0 +1,168 @@
+//! Persistent history (issue #25): what a room keeps survives restarts,
+//! and every message chatd delivered to anyone survives kill -9.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// Room Teste (limit 5) keeping its last `history` events.
+fn create_teste(d: &Daemon, history: usize) {
+    let n = history.to_string();
+    let out = d.ctl(&["room", "create", "Teste", "--limit", "5", "--history", &n]);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The room's replay, as a joiner asking for history gets it.
+fn replay(d: &Daemon, who: &str) -> Vec<Value> {
+    let mut c = Client::connect(d.addr);
+    let hs = serde_json::json!({"username": who, "room": "Teste", "features": ["history"]});
+    c.send_frame(hs.to_string().as_bytes());
+    let mut got = Vec::new();
+    loop {
+        let ev = c.event();
+        if ev["history"] != true {
+            assert_eq!(ev["type"], "join", "{ev}");
+            return got;
+        }
+        got.push(ev);
+    }
+}
+
+#[test]
+fn every_delivered_message_survives_kill_9_in_a_loop() {
+    let flags = ["--flood-rate", "0"];
+    let mut d = Daemon::start(&flags);
+    create_teste(&d, 1000);
+    let mut seen_by_anyone: Vec<String> = Vec::new();
+    for round in 0..5 {
+        let mut reader = d.joined(&format!("leitora{round}"), "Teste");
+        let mut sender = d.joined(&format!("fala{round}"), "Teste");
+        reader.event(); // the sender's join
+        // The sender sends 150 as fast as it can; the reader reads some;
+        // chatd is killed mid-stream. (Five rounds stay within the room's
+        // 1000 kept events.)
+        for i in 0..150 {
+            sender.say(&format!("r{round} m{i}"));
+        }
+        let wanted = 50 + round * 20;
+        let mut seen = 0;
+        while seen < wanted {
+            let ev = reader.event();
+            if ev["type"] == "message" {
+                seen_by_anyone.push(ev["message"].as_str().unwrap().to_string());
+                seen += 1;
+            }
+        }
+        d.child.kill().unwrap();
+        // Whatever else the reader had been sent before the kill counts too.
+        while let Some(ev) = reader.event_within(Duration::from_millis(200)) {
+            if ev["type"] == "message" {
+                seen_by_anyone.push(ev["message"].as_str().unwrap().to_string());
+            }
+        }
+        let dir = d.into_dir();
+        d = Daemon::start_in(dir, &flags);
+        let kept: HashSet<String> = replay(&d, &format!("olhe{round}"))
+            .iter()
+            .filter(|e| e["type"] == "message")
+            .map(|e| e["message"].as_str().unwrap().to_string())
+            .collect();
+        let lost: Vec<&String> = seen_by_anyone
+            .iter()
+            .filter(|m| !kept.contains(*m))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: delivered, then lost: {lost:?}"
+        );
+    }
+}
+
+#[test]
+fn the_replay_keeps_joins_and_leaves_in_order_and_marks_everything_as_history() {
+    let d = Daemon::start(&[]);
+    create_teste(&d, 10);
+    let mut ana = d.joined("Ana", "Teste");
+    let mut bia = d.joined("Bia", "Teste");
+    ana.event();
+    ana.say("oi Bia");
+    bia.event();
+    drop(bia);
+    ana.event(); // Bia's leave
+    drop(ana);
+    let mut d = d;
+    d.wait_log("'Ana' left room 'Teste'", Duration::from_secs(5));
+    d.signal("TERM");
+    let dir = d.into_dir();
+    let d = Daemon::start_in(dir, &[]);
+    let got: Vec<(String, String)> = replay(&d, "Caio")
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["username"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("join", "Ana"),
+        ("join", "Bia"),
+        ("message", "Ana"),
+        ("leave", "Bia"),
+        ("leave", "Ana"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, want);
+    // The file is private, like the state file.
+    let meta = std::fs::metadata(d.dir().join("state").join("history.sqlite3")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640, "{meta:?}");
+}
+
+#[test]
+fn chatctl_shows_and_purges_a_rooms_history() {
+    let d = Daemon::start(&[]);
+    create_teste(&d, 100);
+    let mut ana = d.joined("Ana", "Teste");
+    for i in 0..3 {
+        ana.say(&format!("fala {i}"));
+    }
+    let out = d.ctl(&["room", "history", "Teste", "-n", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].ends_with("Ana > fala 1") && lines[1].ends_with("Ana > fala 2"),
+        "{text}"
+    );
+    let out = d.ctl(&["--json", "room", "history", "Teste", "--since", "1h"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["join", "message", "message", "message"]);
+    assert!(v["history"][1]["msgid"].is_string());
+    // A time in the future keeps everything; no time purges it all, from
+    // the file and from memory.
+    let out = d.ctl(&["room", "purge", "Teste", "--before", "2000-01-01T00:00:00Z"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 0 event(s)"));
+    let out = d.ctl(&["room", "purge", "Teste"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed 4 event(s)"),
+        "{out:?}"
+    );
+    assert!(replay(&d, "Bia").is_empty());
+    let out = d.ctl(&["room", "history", "Nada"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no room named 'Nada'"));
+}
