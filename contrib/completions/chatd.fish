@@ -44,6 +44,7 @@ warn\t''
 info\t''"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
 complete -c chatd -l history-memory -d 'Memory all rooms\' histories may take together, in MiB; when it is reached, the room keeping the most gives up its oldest messages' -r
+complete -c chatd -l history-age -d 'Kept events older than this are forgotten (history file and memory), checked every minute: an age such as 30d, 12h, 90m, or 0 for no age limit (rooms keep their last --history N in any case)' -r
 complete -c chatd -l flood-burst -d 'Flood control: messages a connection may send at once, on either protocol, before --flood-rate paces it (room operators and IRC operators are exempt)' -r
 complete -c chatd -l flood-rate -d 'Messages a second after the burst; beyond, messages are delayed, and refused after --flood-lag seconds of delays in a row. 0 turns flood control off' -r
 complete -c chatd -l flood-bytes-rate -d 'Message bytes a second after a burst of 8 seconds\' worth (at least one --max-frame); 0 limits messages only' -r

@@ -259,6 +259,12 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(0..=65536))]
     pub history_memory: u32,
 
+    /// Kept events older than this are forgotten (history file and
+    /// memory), checked every minute: an age such as 30d, 12h, 90m, or
+    /// 0 for no age limit (rooms keep their last --history N in any case).
+    #[arg(long, value_name = "AGE", default_value = "0", value_parser = parse_age)]
+    pub history_age: Duration,
+
     /// Flood control: messages a connection may send at once, on either
     /// protocol, before --flood-rate paces it (room operators and IRC
     /// operators are exempt).
@@ -413,6 +419,27 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// An age: a whole number with a unit (s, m, h, d), or 0 for none.
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let bad = || format!("'{s}' is not an age such as 30d, 12h, 90m or 45s (or 0 for none)");
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(bad()),
+    };
+    if n == 0 || secs > 100 * 365 * 86_400 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Who may create a room by joining it.

@@ -96,6 +96,8 @@ pub struct Config {
     pub log_capacity: usize,
     /// What all rooms' histories may hold together, in bytes.
     pub history_memory: usize,
+    /// `--history-age` (zero: no age limit).
+    pub history_age: Duration,
     /// Flood control (`--flood-*`).
     pub flood: crate::core::flood::Rule,
 }
@@ -193,6 +195,7 @@ impl Config {
             log_messages,
             log_capacity,
             history_memory,
+            history_age,
             flood_burst,
             flood_rate,
             flood_bytes_rate,
@@ -276,6 +279,7 @@ impl Config {
             log_messages,
             log_capacity,
             history_memory: (history_memory as usize) << 20,
+            history_age,
             flood: crate::core::flood::Rule {
                 refuse_after: flood_lag,
                 ..crate::core::flood::Rule::new(

@@ -150,6 +150,8 @@ impl Server {
     pub fn run(&mut self) -> Result<(), String> {
         self.host.ready();
         self.sh.start_pass();
+        // --history-age applies before anyone can join.
+        self.sh.commit_history();
         self.host.tick(self.sh.now, self.counts());
         let mut ready = Vec::new();
         loop {

@@ -369,6 +369,8 @@ pub struct History {
     /// Commits that failed (a full disk, say): their events are lost to
     /// the file (memory still has them), and logged.
     pub failures: u64,
+    /// When `--history-age` is next applied (the first pass: at once).
+    pub expire_at: Option<std::time::Instant>,
 }
 
 /// A room is trimmed to its length after this many more events.
@@ -386,6 +388,7 @@ impl History {
             since_trim: HashMap::new(),
             syncer: Some(syncer),
             failures: 0,
+            expire_at: None,
         })
     }
 
@@ -432,6 +435,16 @@ impl History {
     /// A room's newest `n` events, oldest first.
     pub fn latest(&self, room: &str, n: usize) -> Result<Vec<Stored>, String> {
         self.store.latest(room, n)
+    }
+
+    /// `--history-age`: each of `rooms` (name, length) forgets what is
+    /// older than `oldest_ms`; returns how many events went.
+    pub fn expire(&mut self, rooms: &[(String, usize)], oldest_ms: i64) -> Result<usize, String> {
+        let mut gone = 0;
+        for (room, keep) in rooms {
+            gone += self.store.trim(room, *keep, oldest_ms)?;
+        }
+        Ok(gone)
     }
 
     /// `chatctl room history`: a room's newest `n` events at or after

@@ -84,6 +84,7 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         dbg(&old.flood.bytes.per_sec),
         dbg(&new.flood.bytes.per_sec),
     );
+    live("history-age", secs(old.history_age), secs(new.history_age));
     live(
         "flood-lag",
         secs(old.flood.refuse_after),
@@ -506,6 +507,7 @@ mod tests {
             log_messages: false,
             log_capacity: 1000,
             history_memory: 64 << 20,
+            history_age: Duration::ZERO,
             flood: crate::core::flood::Rule::new(10, 2.0, 4096.0, 16384),
         }
     }

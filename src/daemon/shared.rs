@@ -189,6 +189,42 @@ impl Shared {
                     .error(format!("history: {e} ({n} failed commit(s) so far)"));
             }
         }
+        self.expire_history();
+    }
+
+    /// `--history-age`, once a minute (and on the first pass): what is
+    /// older goes from the history file and from memory.
+    fn expire_history(&mut self) {
+        let age = self.cfg.history_age;
+        let cutoff = self.unix().saturating_sub(age.as_secs());
+        let Some(h) = &mut self.history else {
+            return;
+        };
+        if age.is_zero() || h.expire_at.is_some_and(|t| self.now < t) {
+            return;
+        }
+        h.expire_at = Some(self.now + std::time::Duration::from_secs(60));
+        let rooms: Vec<(String, usize)> = self
+            .hub
+            .list()
+            .into_iter()
+            .filter(|r| r.history > 0)
+            .map(|r| (r.name, r.history))
+            .collect();
+        let gone = h.expire(&rooms, cutoff as i64 * 1000);
+        let before = timefmt::rfc3339(cutoff);
+        for (room, _) in &rooms {
+            if let Some(id) = self.hub.room_id_of(room) {
+                self.hub.purge_history(id, Some(&before));
+            }
+        }
+        match gone {
+            Ok(0) => {}
+            Ok(n) => self.log.info(format!(
+                "history: {n} event(s) older than --history-age ({before}) forgotten"
+            )),
+            Err(e) => self.log.error(format!("history: --history-age: {e}")),
+        }
     }
 
     /// The pass's wall-clock time as events carry it.

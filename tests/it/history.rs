@@ -166,3 +166,43 @@ fn chatctl_shows_and_purges_a_rooms_history() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no room named 'Nada'"));
 }
+
+#[test]
+fn history_age_forgets_what_is_older_at_start_and_keeps_the_rest() {
+    let d = Daemon::start(&[]);
+    create_teste(&d, 100);
+    let mut ana = d.joined("Ana", "Teste");
+    for i in 0..4 {
+        ana.say(&format!("fala {i}"));
+    }
+    drop(ana);
+    let mut d = d;
+    d.wait_log("'Ana' left room 'Teste'", Duration::from_secs(5));
+    d.signal("TERM");
+    let dir = d.into_dir();
+    // Make Ana's join and first two messages three days old.
+    let db = rusqlite::Connection::open(dir.path().join("state").join("history.sqlite3")).unwrap();
+    let aged = db
+        .execute(
+            "UPDATE events SET at_ms = at_ms - 3 * 86400000 WHERE seq IN \
+             (SELECT seq FROM events ORDER BY seq LIMIT 3)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(aged, 3);
+    drop(db);
+    let mut d = Daemon::start_in(dir, &["--history-age", "2d"]);
+    d.wait_log(
+        "3 event(s) older than --history-age",
+        Duration::from_secs(5),
+    );
+    let left: Vec<String> = replay(&d, "Bia")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["fala 2", "fala 3", "*** SAIU DA SALA ***"]);
+    // The file agrees (Bia's own join and leave came since).
+    let out = d.ctl(&["room", "history", "Teste"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("fala 1") && text.contains("fala 2"), "{text}");
+}
