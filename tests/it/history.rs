@@ -204,5 +204,8 @@ fn history_age_forgets_what_is_older_at_start_and_keeps_the_rest() {
     // The file agrees (Bia's own join and leave came since).
     let out = d.ctl(&["room", "history", "Teste"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!text.contains("fala 1") && text.contains("fala 2"), "{text}");
+    assert!(
+        !text.contains("fala 1") && text.contains("fala 2"),
+        "{text}"
+    );
 }

@@ -197,17 +197,13 @@ fn parse_since(s: &str) -> Result<String, Failure> {
             "--since {s}: give an RFC 3339 time (2026-11-24T10:00:00Z) or an age such as 30s, 10m, 2h, 1d"
         ))
     };
-    let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(bad()),
-    };
+    // The same ages as chatd's --history-age.
+    let age = chatd::cli::chatd::parse_age(s)
+        .ok()
+        .filter(|a| !a.is_zero())
+        .ok_or_else(bad)?;
     let now = chatd::timefmt::unix_now();
-    Ok(chatd::timefmt::rfc3339(now.saturating_sub(secs)))
+    Ok(chatd::timefmt::rfc3339(now.saturating_sub(age.as_secs())))
 }
 
 /// Uptime in words: "3 d 2 h", "5 h 12 min", "4 min 9 s".
