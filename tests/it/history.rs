@@ -209,3 +209,55 @@ fn history_age_forgets_what_is_older_at_start_and_keeps_the_rest() {
         "{text}"
     );
 }
+
+#[test]
+fn an_irc_joiner_gets_the_kept_messages_played_back_in_a_batch() {
+    use crate::irc::{Irc, irc_daemon};
+    let (d, irc_addr) = irc_daemon(&[]);
+    create_teste(&d, 10);
+    let mut ana = d.joined("Ana", "Teste");
+    ana.say("antes de todos");
+    ana.say("/me acena");
+    // With batch and server-time: a chathistory batch of the messages
+    // (no joins), each with its own time.
+    let mut yan = Irc::connect(irc_addr);
+    yan.send("CAP LS 302");
+    yan.send("NICK yan");
+    yan.send("USER yan 0 * :yan");
+    yan.send("CAP REQ :batch server-time");
+    yan.expect("ACK", |l| l.contains("ACK"));
+    yan.send("CAP END");
+    yan.expect("registered", |l| l.contains(" 376 "));
+    yan.send("JOIN #Teste");
+    yan.expect("NAMES", |l| l.contains(" 366 "));
+    let open = yan.expect("the batch", |l| l.contains("BATCH +"));
+    assert!(open.ends_with("chathistory #Teste"), "{open}");
+    let reference = open
+        .split('+')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let first = yan.expect("the first message", |l| l.contains("PRIVMSG #Teste"));
+    assert!(
+        first.starts_with(&format!("@batch={reference};time=")),
+        "{first}"
+    );
+    assert!(first.ends_with(":antes de todos"), "{first}");
+    let second = yan.expect("the ACTION", |l| l.contains("PRIVMSG #Teste"));
+    assert!(second.contains("\u{1}ACTION acena\u{1}"), "{second}");
+    yan.expect("the batch's end", |l| {
+        l.contains(&format!("BATCH -{reference}"))
+    });
+    // Without capabilities: the same messages, plain, after the names.
+    let mut plain = Irc::register(irc_addr, "simples");
+    plain.send("JOIN #Teste");
+    plain.expect("NAMES", |l| l.contains(" 366 "));
+    let l = plain.expect("the message", |l| l.contains("PRIVMSG #Teste"));
+    assert!(
+        l.starts_with(":Ana!") && l.ends_with(":antes de todos"),
+        "{l}"
+    );
+}
