@@ -492,8 +492,8 @@ pub fn snapshot(frame: &OwnedFrame) -> Result<Snapshot, String> {
 ///   name in `chatd:people`: shared by members spelling it the same,
 ///   refused when an IRC nick or another spelling holds it (returns the
 ///   holder's spelling).
-/// - `nick_free`/`nicks_gone`: one nick of a node, or all of a node's
-///   nicks, are free again.
+/// - `nick_take`: `node` holds the nick; `nick_free`/`nicks_gone`: one
+///   nick of a node, or all of a node's nicks, are free again.
 /// - `remove`: removes one member entry (if `node` holds it), gives its
 ///   name back, and publishes its leave; returns 1 if removed.
 const LUA_SHARED: &str = r#"
@@ -520,6 +520,10 @@ local function unclaim(key)
     redis.call('HSET', 'chatd:people', key, cjson.encode(d))
   end
 end
+local function nick_take(key, name, node)
+  redis.call('HSET', 'chatd:people', key, cjson.encode({name = name, nick = node}))
+  redis.call('SADD', 'chatd:nodenicks:' .. node, key)
+end
 local function nick_free(key, node)
   local p = redis.call('HGET', 'chatd:people', key)
   if p and cjson.decode(p).nick == node then redis.call('HDEL', 'chatd:people', key) end
@@ -527,10 +531,8 @@ local function nick_free(key, node)
 end
 local function nicks_gone(node)
   for _, key in ipairs(redis.call('SMEMBERS', 'chatd:nodenicks:' .. node)) do
-    local p = redis.call('HGET', 'chatd:people', key)
-    if p and cjson.decode(p).nick == node then redis.call('HDEL', 'chatd:people', key) end
+    nick_free(key, node)
   end
-  redis.call('DEL', 'chatd:nodenicks:' .. node)
 end
 local function remove(room, key, node, why)
   local mkey = 'chatd:members:' .. room
@@ -597,8 +599,7 @@ if p then
   if not (d.nick == node and key == old) then return {'taken', d.name} end
 end
 if old ~= '' and old ~= key then nick_free(old, node) end
-redis.call('HSET', 'chatd:people', key, cjson.encode({name = name, nick = node}))
-redis.call('SADD', 'chatd:nodenicks:' .. node, key)
+nick_take(key, name, node)
 redis.call('SADD', 'chatd:nodes', node)
 return {'ok'}
 "#
@@ -783,8 +784,7 @@ for i = at + 1, at + 2 * nnicks, 2 do
     table.insert(failed, ''); table.insert(failed, key); table.insert(failed, 'nick')
   else
     mynicks[key] = true
-    redis.call('HSET', 'chatd:people', key, cjson.encode({name = name, nick = node}))
-    redis.call('SADD', 'chatd:nodenicks:' .. node, key)
+    nick_take(key, name, node)
   end
 end
 for _, key in ipairs(redis.call('SMEMBERS', 'chatd:nodenicks:' .. node)) do
