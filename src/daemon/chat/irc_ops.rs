@@ -434,8 +434,13 @@ impl Chat {
         let their = ircmap::nick_of(&their_nick);
         self.numeric(sh, id, "341", &[&their, &channel]);
         let source = self.my_source(sh, id);
-        let line = Message::new(Some(&source), "INVITE", &[&their, &channel]).encode();
-        self.irc_send(sh, to, &line);
+        let mut invite = Message::new(Some(&source), "INVITE", &[&their, &channel]);
+        // account-tag: the inviter's account, to a recipient that asked.
+        let account = self.irc(id).and_then(|c| c.account.clone());
+        if let Some(a) = account.filter(|_| self.irc(to).is_some_and(|c| c.has("account-tag"))) {
+            invite.tags.push(("account".into(), Some(a)));
+        }
+        self.irc_send(sh, to, &invite.encode());
     }
 
     fn on_kick(&mut self, sh: &mut Shared, id: ConnId, msg: &Message) {

@@ -48,12 +48,24 @@ impl Chat {
         let Some(c) = self.irc_mut(id) else {
             return;
         };
-        if c.registered || c.account.is_some() {
+        // Logging in (or switching accounts) after registration is not
+        // offered: a registered name is held only by its account's owner,
+        // and the nick and rooms a connection has were taken under the
+        // account it had then.
+        if c.account.is_some() {
             return self.numeric(
                 sh,
                 id,
                 "907",
                 &["You have already authenticated using SASL"],
+            );
+        }
+        if c.registered {
+            return self.numeric(
+                sh,
+                id,
+                "462",
+                &["You may not reregister (SASL is offered before registration only)"],
             );
         }
         if !c.has("sasl") {
@@ -83,12 +95,21 @@ impl Chat {
             let line = Message::new(None, "AUTHENTICATE", &["+"]).encode();
             return self.irc_send(sh, id, &line);
         };
+        if arg.len() > CHUNK {
+            c.sasl = None;
+            return self.numeric(sh, id, "905", &["SASL message too long"]);
+        }
         if arg != "+" {
             exchange.buffer.push_str(arg);
         }
         if exchange.buffer.len() > MAX_PAYLOAD * 4 / 3 + 4 {
             c.sasl = None;
-            return self.numeric(sh, id, "905", &["SASL message too long"]);
+            return self.numeric(
+                sh,
+                id,
+                "904",
+                &["SASL authentication failed: the message is too long"],
+            );
         }
         if arg.len() == CHUNK {
             return; // More follows.
