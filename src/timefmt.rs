@@ -24,6 +24,37 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
+/// Milliseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (IRCv3
+/// server-time).
+pub fn rfc3339_ms(ms: u64) -> String {
+    let secs = rfc3339(ms / 1000);
+    format!("{}.{:03}Z", &secs[..secs.len() - 1], ms % 1000)
+}
+
+/// Reads `YYYY-MM-DDTHH:MM:SSZ` or with a fraction of a second
+/// (`...:SS.123Z`, as IRCv3 server-time and CHATHISTORY write it) into
+/// Unix milliseconds (digits past the millisecond are dropped); None for
+/// anything else.
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let Some((whole, fraction)) = s.split_once('.') else {
+        return parse_rfc3339(s).map(|secs| secs * 1000);
+    };
+    let digits = fraction.strip_suffix('Z')?;
+    if digits.is_empty() || digits.len() > 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: u64 = format!("{digits:0<3}")[..3].parse().ok()?;
+    Some(parse_rfc3339(&format!("{whole}Z"))? * 1000 + ms)
+}
+
 /// Reads `YYYY-MM-DDTHH:MM:SSZ` (as [`rfc3339`] writes it) back into Unix
 /// seconds; None for anything else.
 pub fn parse_rfc3339(s: &str) -> Option<u64> {
@@ -86,5 +117,29 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-24 10:00:00Z"), None);
         assert_eq!(parse_rfc3339("2026-13-24T10:00:00Z"), None);
         assert_eq!(parse_rfc3339("soon"), None);
+    }
+
+    #[test]
+    fn milliseconds_both_ways() {
+        assert_eq!(rfc3339_ms(1_795_514_400_042), "2026-11-24T10:00:00.042Z");
+        for ms in [0, 1_795_514_400_042, 4_107_542_399_999] {
+            assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-24T10:00:00Z"),
+            Some(1_795_514_400_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-24T10:00:00.5Z"),
+            Some(1_795_514_400_500)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2026-11-24T10:00:00.123456Z"),
+            Some(1_795_514_400_123)
+        );
+        assert!(parse_rfc3339_ms("2262-01-01T00:00:00.000Z").is_some());
+        assert_eq!(parse_rfc3339_ms("2026-11-24T10:00:00.Z"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-24T10:00:00.12x4Z"), None);
+        assert_eq!(parse_rfc3339_ms("2026-11-24T10:00:00.123"), None);
     }
 }

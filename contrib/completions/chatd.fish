@@ -44,7 +44,11 @@ warn\t''
 info\t''"
 complete -c chatd -l log-capacity -d 'Log entries kept in memory for `chatctl logs`' -r
 complete -c chatd -l history-memory -d 'Memory all rooms\' histories may take together, in MiB; when it is reached, the room keeping the most gives up its oldest messages' -r
-complete -c chatd -l history-age -d 'Kept events older than this are forgotten (history file and memory), checked every minute: an age such as 30d, 12h, 90m, or 0 for no age limit (rooms keep their last --history N in any case)' -r
+complete -c chatd -l history-age -d 'Kept events older than this are forgotten (history file and memory), checked every minute: an age such as 30d, 12h, 90m, or 0 for no age limit (rooms keep their last --history N in any case). A room made with its own `--history-age` follows that instead' -r
+complete -c chatd -l password-min -d 'The shortest password (and private room key) `chatctl user add`, `user passwd` and `room create --key` accept, in bytes' -r
+complete -c chatd -l history -d 'Events (messages, joins, leaves) a room keeps in the history file when it was made without its own `--history`: rooms made by joining them, by `--room`, and by `chatctl room create` without it (0: none; at most 1000)' -r
+complete -c chatd -l direct-history -d 'Direct messages (IRC) kept in the history file per account and conversation, for CHATHISTORY: a copy for each side that is logged in to an account, shown only to that account (0: none are kept)' -r
+complete -c chatd -l history-size -d 'The most the history file\'s events may take, in MiB: past it, the oldest events of all rooms go first (checked every minute; 0: no limit)' -r
 complete -c chatd -l flood-burst -d 'Flood control: messages a connection may send at once, on either protocol, before --flood-rate paces it (room operators and IRC operators are exempt)' -r
 complete -c chatd -l flood-rate -d 'Messages a second after the burst; beyond, messages are delayed, and refused after --flood-lag seconds of delays in a row. 0 turns flood control off' -r
 complete -c chatd -l flood-bytes-rate -d 'Message bytes a second after a burst of 8 seconds\' worth (at least one --max-frame); 0 limits messages only' -r

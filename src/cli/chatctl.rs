@@ -149,9 +149,14 @@ pub enum RoomCommand {
         key: bool,
         /// Keep the room's last N events (messages, joins, leaves; at most
         /// 1000) in the history file and show them to joiners that ask
-        /// (the `chat` client does).
-        #[arg(long, value_name = "N", default_value_t = 0)]
-        history: usize,
+        /// (the `chat` client does, and IRC clients on JOIN and with
+        /// CHATHISTORY). Without it: chatd's `--history` (0 unless set).
+        #[arg(long, value_name = "N")]
+        history: Option<usize>,
+        /// Forget the room's kept events older than this: an age such as
+        /// 30d, 12h or 90m. Without it: chatd's `--history-age`.
+        #[arg(long, value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
+        history_age: Option<std::time::Duration>,
     },
     /// Let a (logged-in) user into a private room.
     Allow {

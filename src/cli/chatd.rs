@@ -262,8 +262,37 @@ pub struct Args {
     /// Kept events older than this are forgotten (history file and
     /// memory), checked every minute: an age such as 30d, 12h, 90m, or
     /// 0 for no age limit (rooms keep their last --history N in any case).
+    /// A room made with its own `--history-age` follows that instead.
     #[arg(long, value_name = "AGE", default_value = "0", value_parser = parse_age)]
     pub history_age: Duration,
+
+    /// The shortest password (and private room key) `chatctl user add`,
+    /// `user passwd` and `room create --key` accept, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub password_min: u16,
+
+    /// Events (messages, joins, leaves) a room keeps in the history file
+    /// when it was made without its own `--history`: rooms made by
+    /// joining them, by `--room`, and by `chatctl room create` without it
+    /// (0: none; at most 1000).
+    #[arg(long = "history", value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub history_default: u16,
+
+    /// Direct messages (IRC) kept in the history file per account and
+    /// conversation, for CHATHISTORY: a copy for each side that is logged
+    /// in to an account, shown only to that account (0: none are kept).
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub direct_history: u32,
+
+    /// The most the history file's events may take, in MiB: past it, the
+    /// oldest events of all rooms go first (checked every minute; 0: no
+    /// limit).
+    #[arg(long, value_name = "MIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(0..=1_048_576))]
+    pub history_size: u32,
 
     /// Flood control: messages a connection may send at once, on either
     /// protocol, before --flood-rate paces it (room operators and IRC
@@ -440,6 +469,17 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// An age in seconds as [`parse_age`] reads it: the largest whole unit.
+pub fn show_age(secs: u64) -> String {
+    match secs {
+        0 => "0".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// Who may create a room by joining it.

@@ -83,6 +83,10 @@ pub fn channel_room(channel: &str) -> Option<&str> {
     channel.strip_prefix("chatd:room:")
 }
 
+fn no_age(secs: &u64) -> bool {
+    *secs == 0
+}
+
 /// A room as the cluster shares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,6 +94,9 @@ pub struct RoomDef {
     pub limit: usize,
     #[serde(default)]
     pub history: usize,
+    /// Seconds (0: each node's `--history-age`).
+    #[serde(default, skip_serializing_if = "no_age")]
+    pub history_age: u64,
     #[serde(default)]
     pub private: bool,
     #[serde(default)]

@@ -64,9 +64,14 @@ pub enum Request {
         /// The private room's key (a password; stored hashed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
-        /// Messages kept for joiners that ask (0: none).
-        #[serde(default, skip_serializing_if = "is_zero")]
-        history: usize,
+        /// Events kept for joiners that ask (0: none; absent: the
+        /// server's `--history`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history: Option<usize>,
+        /// The oldest a kept event may be, in seconds (absent: the
+        /// server's `--history-age`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_age: Option<u64>,
     },
     List {},
     Participants {
@@ -235,6 +240,13 @@ pub struct RoomView {
     /// Messages kept for joiners (0: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub history: usize,
+    /// The oldest a kept event may be, in seconds (0: the server's).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub history_age: u64,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 fn is_false(b: &bool) -> bool {
@@ -587,6 +599,7 @@ mod tests {
             private: false,
             allowed: Vec::new(),
             history: 0,
+            history_age: 0,
         };
         let cases = [
             (
@@ -595,7 +608,8 @@ mod tests {
                     limit: 2,
                     private: false,
                     key: None,
-                    history: 0,
+                    history: None,
+                    history_age: None,
                 },
                 Response::Ok(Reply::Room { room: room.clone() }),
                 r#"{"ok":true,"room":{"name":"Teste","limit":2,"members":0}}"#,
@@ -682,7 +696,8 @@ mod tests {
                 limit: 2,
                 private: false,
                 key: None,
-                history: 0,
+                history: None,
+                history_age: None,
             })
         );
         assert_eq!(

@@ -80,6 +80,9 @@ struct Room {
     keys: HashMap<String, ConnId>,
     /// How many recent messages to keep for joiners who ask (0: none).
     history_len: usize,
+    /// The oldest a kept event may be, in seconds (0: the server's
+    /// `--history-age`).
+    history_age: u64,
     /// The newest messages, oldest first, each marked `history`.
     history: VecDeque<Event>,
     /// What `history` counts as ([`kept_size`]).
@@ -100,6 +103,8 @@ pub struct RoomInfo {
     pub access: Access,
     /// Messages kept for joiners (0: none).
     pub history: usize,
+    /// The oldest a kept event may be, in seconds (0: the server's).
+    pub history_age: u64,
     /// Made by joining it: not saved, gone when empty.
     pub temporary: bool,
 }
@@ -248,6 +253,7 @@ impl Hub {
                 members: Vec::new(),
                 keys: HashMap::new(),
                 history_len: 0,
+                history_age: 0,
                 history: VecDeque::new(),
                 history_bytes: 0,
                 temporary: false,
@@ -261,6 +267,7 @@ impl Hub {
             members: 0,
             access: Access::default(),
             history: 0,
+            history_age: 0,
             temporary: false,
         })
     }
@@ -322,6 +329,14 @@ impl Hub {
         }
         let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
         Ok(std::mem::replace(&mut room.history_len, len))
+    }
+
+    /// The oldest, in seconds, a room's kept events may be (0: the
+    /// server's `--history-age`); returns the previous setting.
+    pub fn set_history_age(&mut self, name: &str, secs: u64) -> Result<u64, HubError> {
+        let id = self.room_id(name)?;
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        Ok(std::mem::replace(&mut room.history_age, secs))
     }
 
     /// Keeps a delivered message, join or leave, stamped `ts` (when it
@@ -853,6 +868,7 @@ fn info(room: &Room) -> RoomInfo {
         access: room.access.clone(),
         members: room.members.len(),
         history: room.history_len,
+        history_age: room.history_age,
         temporary: room.temporary,
     }
 }

@@ -14,6 +14,8 @@
 //! - [`people`]: who holds a name server-wide, across protocols.
 //! - [`modes`]: a room's IRC-style modes (operators, flags, key, bans, topic).
 //! - [`codec`], [`irc`], [`ircmap`]: protocols as codecs; IRC messages; chatd as IRC sees it.
+//! - [`chathistory`]: what an IRC `CHATHISTORY` command asks for.
+//! - [`flood`]: flood control's rule and verdicts (fakelag, then refusal).
 //! - [`text`]: terminal- and log-safe rendering of untrusted text.
 //! - [`lines`]: a bounded line splitter (control requests, event lines).
 //! - [`fair`]: fair shares per source address: address keys (IPv6 per /64),
@@ -21,6 +23,7 @@
 //! - [`cluster`]: cluster mode's RESP framing, shared keys, Lua scripts and events.
 
 pub mod access;
+pub mod chathistory;
 pub mod cluster;
 pub mod codec;
 pub mod control;

@@ -98,6 +98,14 @@ pub struct Config {
     pub history_memory: usize,
     /// `--history-age` (zero: no age limit).
     pub history_age: Duration,
+    /// `--password-min`.
+    pub password_min: usize,
+    /// `--history`: what rooms made without their own keep.
+    pub history_default: usize,
+    /// `--direct-history`: direct messages kept per account and peer.
+    pub direct_history: usize,
+    /// `--history-size`, in bytes (0: no limit).
+    pub history_size: u64,
     /// Flood control (`--flood-*`).
     pub flood: crate::core::flood::Rule,
 }
@@ -196,6 +204,10 @@ impl Config {
             log_capacity,
             history_memory,
             history_age,
+            password_min,
+            history_default,
+            direct_history,
+            history_size,
             flood_burst,
             flood_rate,
             flood_bytes_rate,
@@ -280,6 +292,10 @@ impl Config {
             log_capacity,
             history_memory: (history_memory as usize) << 20,
             history_age,
+            password_min: usize::from(password_min),
+            history_default: usize::from(history_default),
+            direct_history: direct_history as usize,
+            history_size: u64::from(history_size) << 20,
             flood: crate::core::flood::Rule {
                 refuse_after: flood_lag,
                 ..crate::core::flood::Rule::new(

@@ -116,6 +116,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
         hub.create_room(&r.name, r.limit)
             .and_then(|_| hub.set_access(&r.name, access))
             .and_then(|_| hub.set_history(&r.name, r.history))
+            .and_then(|_| hub.set_history_age(&r.name, r.history_age))
             .map_err(|e| {
             format!(
                 "state: {}: room '{}': {}; fix or move the file away, chatd will not overwrite it",
@@ -141,6 +142,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             continue;
         }
         hub.create_room(name, *limit)
+            .and_then(|_| hub.set_history(name, cfg.history_default))
             .map_err(|e| format!("--room {name}:{limit}: {}", e.message()))?;
         from_flags.push(name.clone());
     }
@@ -181,7 +183,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let control = net::bind_control(&cfg.control)?;
     // The history file (and its sync thread) once everything is bound,
     // before the descriptor budget counts what chatd holds.
-    let history = history::History::open(&cfg.state_dir)?;
+    let mut history = history::History::open(&cfg.state_dir)?;
+    history.direct_keep = cfg.direct_history;
     let replayable = seed_history(&mut hub, &history)?;
     let notifier = host::Notifier::from_env();
     // Control connections get the descriptors that chat clients can never

@@ -86,6 +86,26 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
     );
     live("history-age", secs(old.history_age), secs(new.history_age));
     live(
+        "password-min",
+        dbg(&old.password_min),
+        dbg(&new.password_min),
+    );
+    live(
+        "history",
+        dbg(&old.history_default),
+        dbg(&new.history_default),
+    );
+    live(
+        "direct-history",
+        dbg(&old.direct_history),
+        dbg(&new.direct_history),
+    );
+    live(
+        "history-size",
+        dbg(&(old.history_size >> 20)),
+        dbg(&(new.history_size >> 20)),
+    );
+    live(
         "flood-lag",
         secs(old.flood.refuse_after),
         secs(new.flood.refuse_after),
@@ -330,6 +350,9 @@ pub fn apply(sh: &mut Shared, max_clients_ceiling: usize) {
     sh.log.set_min_level(new.log_level);
     sh.log.set_capacity(new.log_capacity);
     sh.hub.set_history_budget(new.history_memory);
+    if let Some(h) = &mut sh.history {
+        h.direct_keep = new.direct_history;
+    }
     sh.limits = session_limits(&new);
     let tls_paths = plan.changes("tls-cert") || plan.changes("tls-key");
     let oidc_settings = [
@@ -508,6 +531,10 @@ mod tests {
             log_capacity: 1000,
             history_memory: 64 << 20,
             history_age: Duration::ZERO,
+            password_min: 8,
+            history_default: 0,
+            direct_history: 0,
+            history_size: 1 << 30,
             flood: crate::core::flood::Rule::new(10, 2.0, 4096.0, 16384),
         }
     }

@@ -89,11 +89,18 @@ pub struct Shared {
     pub history: Option<super::history::History>,
 }
 
-/// Events' `ts` (RFC 3339 UTC, to the second), as of the pass: the second
-/// it was formatted for, and the text; and how many message ids were
-/// given out.
+/// The pass's wall-clock time: in milliseconds (IRCv3 server-time and
+/// the history file's `at_ms`), and as events' `ts` (RFC 3339 UTC, to the
+/// second, formatted once a second); and the message ids given out.
 #[derive(Debug, Default)]
-pub struct Stamp(u64, String, u64, u64);
+pub struct Stamp {
+    ms: u64,
+    secs: u64,
+    text: String,
+    /// Message ids given out, and the process's start in ms (their prefix).
+    msgids: u64,
+    started_ms: u64,
+}
 
 /// The next poller token for a connection; tokens are never reused.
 #[derive(Debug)]
@@ -102,7 +109,7 @@ pub struct Ids(u64);
 impl Stamp {
     /// The text: RFC 3339 UTC, to the second.
     pub fn text(&self) -> &str {
-        &self.1
+        &self.text
     }
 }
 
@@ -117,29 +124,45 @@ impl Shared {
     /// second changed (formatted once a second).
     pub fn start_pass(&mut self) {
         self.now = Instant::now();
-        if self.stamp.3 == 0 {
+        let ms = timefmt::unix_now_ms();
+        let st = &mut self.stamp;
+        if st.started_ms == 0 {
             // The process's start, for message ids (once).
-            self.stamp.3 = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_millis() as u64);
+            st.started_ms = ms.max(1);
         }
-        let wall = timefmt::unix_now();
-        if self.stamp.0 != wall || self.stamp.1.is_empty() {
-            self.stamp = Stamp(wall, timefmt::rfc3339(wall), self.stamp.2, self.stamp.3);
+        // Never backwards within a run (a clock step): history's order
+        // by time follows its order by arrival.
+        st.ms = st.ms.max(ms);
+        let wall = st.ms / 1000;
+        if st.secs != wall || st.text.is_empty() {
+            st.secs = wall;
+            st.text = timefmt::rfc3339(wall);
         }
     }
 
     /// The pass's wall-clock time, in Unix seconds.
     pub fn unix(&self) -> u64 {
-        self.stamp.0
+        self.stamp.secs
+    }
+
+    /// The pass's wall-clock time, in Unix milliseconds.
+    pub fn unix_ms(&self) -> u64 {
+        self.stamp.ms
+    }
+
+    /// The pass's time as IRCv3 server-time (`...T10:00:00.042Z`).
+    pub fn irc_ts(&self) -> String {
+        timefmt::rfc3339_ms(self.stamp.ms)
     }
 
     /// A message id no other message of this chatd has had, before or
     /// after a restart (IRCv3 `msgid`; the history file's key): the
     /// process's start in Unix milliseconds and a counter, in hex.
     pub fn msgid(&mut self) -> String {
-        self.stamp.2 += 1;
-        format!("{:x}-{:x}", self.stamp.3, self.stamp.2)
+        self.stamp.msgids += 1;
+        // Fixed width: ids sort as they were given, so the history file's
+        // index on them grows at its end.
+        format!("{:x}-{:08x}", self.stamp.started_ms, self.stamp.msgids)
     }
 
     /// Keeps a delivered message, join or leave in its room's history,
@@ -166,7 +189,8 @@ impl Shared {
             kind,
             name: d.event.username.clone(),
             body: d.event.message.clone(),
-            at_ms: self.unix() as i64 * 1000,
+            at_ms: self.unix_ms() as i64,
+            target: String::new(),
         };
         if let Some(h) = &mut self.history {
             h.keep(stored);
@@ -192,28 +216,55 @@ impl Shared {
         self.expire_history();
     }
 
-    /// `--history-age`, once a minute (and on the first pass): what is
-    /// older goes from the history file and from memory.
+    /// Retention by age, once a minute (and on the first pass): each
+    /// room's own age (`room create --history-age`) or else the server's
+    /// `--history-age`; what is older goes from the history file and from
+    /// memory (direct messages follow the server's).
     fn expire_history(&mut self) {
-        let age = self.cfg.history_age;
-        let cutoff = self.unix().saturating_sub(age.as_secs());
+        let server_age = self.cfg.history_age.as_secs();
+        let now = self.unix();
         let Some(h) = &mut self.history else {
             return;
         };
-        if age.is_zero() || h.expire_at.is_some_and(|t| self.now < t) {
+        if h.expire_at.is_some_and(|t| self.now < t) {
             return;
         }
         h.expire_at = Some(self.now + std::time::Duration::from_secs(60));
-        let rooms: Vec<(String, usize)> = self
-            .hub
-            .list()
+        let listed = self.hub.list();
+        let own_age: Vec<String> = listed
+            .iter()
+            .filter(|r| r.history_age > 0)
+            .map(|r| r.name.clone())
+            .collect();
+        let rooms: Vec<(String, usize, i64)> = listed
             .into_iter()
             .filter(|r| r.history > 0)
-            .map(|r| (r.name, r.history))
+            .filter_map(|r| {
+                let age = if r.history_age > 0 {
+                    r.history_age
+                } else {
+                    server_age
+                };
+                (age > 0).then(|| (r.name, r.history, now.saturating_sub(age) as i64 * 1000))
+            })
             .collect();
-        let gone = h.expire(&rooms, cutoff as i64 * 1000);
-        let before = timefmt::rfc3339(cutoff);
-        for (room, _) in &rooms {
+        match h.bound_size(self.cfg.history_size) {
+            Ok(0) => {}
+            Ok(n) => self.log.warn(format!(
+                "history: the file reached --history-size ({} MiB): its {n} oldest event(s) were forgotten",
+                self.cfg.history_size >> 20
+            )),
+            Err(e) => self.log.error(format!("history: --history-size: {e}")),
+        }
+        let direct = (server_age > 0).then(|| now.saturating_sub(server_age) as i64 * 1000);
+        // (Direct messages, and rooms without their own limit, follow the
+        // server's.)
+        if rooms.is_empty() && direct.is_none() {
+            return;
+        }
+        let gone = h.expire(&rooms, &own_age, direct);
+        for (room, _, oldest_ms) in &rooms {
+            let before = timefmt::rfc3339(*oldest_ms as u64 / 1000);
             if let Some(id) = self.hub.room_id_of(room) {
                 self.hub.purge_history(id, Some(&before));
             }
@@ -221,20 +272,20 @@ impl Shared {
         match gone {
             Ok(0) => {}
             Ok(n) => self.log.info(format!(
-                "history: {n} event(s) older than --history-age ({before}) forgotten"
+                "history: {n} event(s) older than their room's age limit forgotten"
             )),
-            Err(e) => self.log.error(format!("history: --history-age: {e}")),
+            Err(e) => self.log.error(format!("history: age limit: {e}")),
         }
     }
 
     /// The pass's wall-clock time as events carry it.
     pub fn ts(&self) -> &str {
-        &self.stamp.1
+        &self.stamp.text
     }
 
     /// An event as bytes for one or more clients, stamped now.
     pub fn encode(&self, event: &Event) -> Vec<u8> {
-        codec::encode(event, &self.stamp.1)
+        codec::encode(event, &self.stamp.text)
     }
 
     /// A poller token no connection has had.

@@ -52,9 +52,17 @@ pub struct SavedRoom {
     /// live in memory only).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub history: usize,
+    /// The oldest a kept event may be, in seconds (0: the server's
+    /// `--history-age`).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub history_age: u64,
 }
 
 fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -166,6 +174,7 @@ impl Store {
                     allow: r.access.allowed.iter().cloned().collect(),
                     key_hash: r.access.key_hash.clone(),
                     history: r.history,
+                    history_age: r.history_age,
                 })
                 .collect(),
         };

@@ -11,9 +11,12 @@ directory, rooms made by joining them (--room-creation anyone), as an
 ircd's channels are.
 """
 
+import ctypes
 import os
+import secrets
 from pathlib import Path
 import shutil
+import signal
 import subprocess
 import time
 from typing import Optional, Set, Type
@@ -22,6 +25,17 @@ from irctest.basecontrollers import BaseServerController, DirectoryBasedControll
 from irctest.runner import NotImplementedByController
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _own_group_and_die_with_parent() -> None:
+    """In the child before exec: its own process group (as irctest's
+    execute() makes by default), and SIGTERM when the pytest worker that
+    started it ends. A test whose setUp raises after the server started
+    (bot_mode.py's, for a server without BOT) never reaches tearDown, and
+    would leave chatd running after the suite."""
+    os.setsid()
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def chatd_binary() -> str:
@@ -58,8 +72,6 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             raise NotImplementedByController("Websocket")
         if ssl:
             raise NotImplementedByController("TLS")
-        if run_services:
-            raise NotImplementedByController("services")
         assert self.proc is None
         self.port = port
         self.hostname = hostname
@@ -70,6 +82,11 @@ class ChatdController(BaseServerController, DirectoryBasedController):
             with self.open_file("server-password") as fd:
                 fd.write(password + "\n")
             password_args = ["--irc-password-file", str(self.directory / "server-password")]
+        # irctest's chathistory tests ask for history: every channel keeps
+        # its last 1000 events, and each account its direct messages.
+        history_args = []
+        if self.test_config.chathistory:
+            history_args = ["--history", "1000", "--direct-history", "1000"]
         faketime_cmd = []
         if faketime and shutil.which("faketime"):
             faketime_cmd = ["faketime", "-f", faketime]
@@ -96,14 +113,23 @@ class ChatdController(BaseServerController, DirectoryBasedController):
                 OPER_NAME,
                 "--log-level",
                 "warn",
+                # irctest's accounts have passwords such as "bar".
+                "--password-min",
+                "1",
                 *password_args,
+                *history_args,
             ],
+            preexec_fn=_own_group_and_die_with_parent,
         )
         self.add_account(OPER_NAME, OPER_PASSWORD)
 
+    def wait_for_services(self) -> None:
+        """Accounts are chatd's own (chatctl user add), as Ergo's are
+        built in: there are no services to wait for."""
+
     def registerUser(self, case, username: str, password: Optional[str] = None) -> None:
         """irctest's account registration: a chatd account."""
-        self.add_account(username, password or "")
+        self.add_account(username, password or secrets.token_hex(8))
 
     def add_account(self, name: str, password: str) -> None:
         """chatctl user add, once the control socket answers."""

@@ -124,6 +124,7 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             private,
             key,
             history,
+            history_age,
         }) => Request::CreateRoom {
             name: name.clone(),
             limit: *limit,
@@ -134,6 +135,7 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
                 None
             },
             history: *history,
+            history_age: history_age.map(|a| a.as_secs()).filter(|&s| s > 0),
         },
         Command::Room(RoomCommand::Allow { name, user }) => Request::RoomAllow {
             room: name.clone(),

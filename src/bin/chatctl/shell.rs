@@ -275,7 +275,8 @@ fn menu(rl: &mut Prompt, socket: Option<&Path>, m: Menu) -> Result<(), Failure> 
                 limit,
                 private: false,
                 key: None,
-                history: 0,
+                history: None,
+                history_age: None,
             };
             request(socket, &req)?;
             writeln!(out, "Sala {} criada.", printable(&name))?;

@@ -46,6 +46,7 @@ pub const CAPS: &[(&str, u16)] = &[
     ("sasl", 256),
     ("batch", 512),
     ("labeled-response", 1024),
+    ("draft/chathistory", 2048),
 ];
 
 pub fn cap_bit(name: &str) -> Option<u16> {
@@ -179,7 +180,10 @@ impl Chat {
                 tag(&mut open, "label", label);
                 out.extend_from_slice(&open.encode());
                 for mut m in lines {
-                    tag(&mut m, "batch", &reference);
+                    // A line of a batch inside (chathistory) stays in it.
+                    if !m.tags.iter().any(|(k, _)| k == "batch") {
+                        tag(&mut m, "batch", &reference);
+                    }
                     out.extend_from_slice(&m.encode());
                 }
                 let close = Message::new(Some(&server), "BATCH", &[&format!("-{reference}")]);
@@ -264,7 +268,10 @@ impl Chat {
             _ => self.source_of(sh, &event.username),
         };
         let account = sender.and_then(|c| self.irc(c)?.account.clone());
-        let time = ircmap::server_time(event.ts.as_deref().unwrap_or(sh.ts()));
+        let time = match event.ts.as_deref() {
+            Some(ts) => ircmap::server_time(ts),
+            None => sh.irc_ts(),
+        };
         let (time_bit, account_bit, tags_bit) = (
             cap_bit("server-time").unwrap_or(0),
             cap_bit("account-tag").unwrap_or(0),
@@ -408,6 +415,7 @@ impl Chat {
             "PART" => self.on_part(sh, id, &msg),
             "PRIVMSG" | "NOTICE" => self.on_privmsg(sh, id, &msg, cmd == "NOTICE"),
             "TAGMSG" => self.on_tagmsg(sh, id, &msg),
+            "CHATHISTORY" => self.on_chathistory(sh, id, &msg),
             "MONITOR" => self.on_monitor(sh, id, &msg),
             // One server, no links to show.
             "LINKS" => self.numeric(sh, id, "365", &["*", "End of /LINKS list"]),

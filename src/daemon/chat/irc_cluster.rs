@@ -266,7 +266,7 @@ impl Chat {
         }
         // As other nodes' people are shown in rooms (name!name@chat).
         let source = self.source_of(sh, &msg.name);
-        let ts = sh.ts().to_string();
+        let ts = sh.irc_ts();
         let msgid = sh.msgid();
         let texts = ircmap::irc_texts(&msg.text, source.len() + nick.len() + 12);
         let direct = Direct {
@@ -281,6 +281,21 @@ impl Chat {
         };
         let line = self.direct_lines(to, &direct);
         self.irc_send(sh, to, &line);
+        let kept = crate::daemon::history::Stored {
+            seq: 0,
+            room: String::new(),
+            msgid: msgid.clone(),
+            kind: if msg.command == "NOTICE" {
+                crate::daemon::history::Kind::Notice
+            } else {
+                crate::daemon::history::Kind::Message
+            },
+            name: msg.name.clone(),
+            body: msg.text.clone(),
+            at_ms: sh.unix_ms() as i64,
+            target: ircmap::nick_of(&nick),
+        };
+        self.keep_direct(sh, to, &ircmap::nick_of(&msg.name), &kept);
         sh.counters.messages_relayed += 1;
         self.drop_doomed(sh);
     }

@@ -10,6 +10,7 @@ use crate::core::hub::{ConnId, RoomId};
 use crate::core::irc::Message;
 use crate::core::ircmap;
 use crate::core::wire;
+use crate::daemon::history::{Kind, Stored};
 use crate::daemon::shared::Shared;
 
 /// A message's client-only tags (`+name`), which message-tags relays.
@@ -197,7 +198,7 @@ impl Chat {
         };
         let source = self.source_of(sh, &me);
         let account = self.account_of(sh, &me);
-        let ts = sh.ts().to_string();
+        let ts = sh.irc_ts();
         let msgid = sh.msgid();
         let texts = ircmap::irc_texts(text, source.len() + nick.len() + 12);
         let direct = Direct {
@@ -223,6 +224,21 @@ impl Chat {
             } else {
                 self.irc_send(sh, r, &out);
             }
+        }
+        let kept = Stored {
+            seq: 0,
+            room: String::new(),
+            msgid: msgid.clone(),
+            kind: if notice { Kind::Notice } else { Kind::Message },
+            name: me.clone(),
+            body: text.to_string(),
+            at_ms: sh.unix_ms() as i64,
+            target: ircmap::nick_of(&nick),
+        };
+        // A copy for each side's account (one, to oneself).
+        self.keep_direct(sh, id, &nick, &kept);
+        if let Some(to) = to.filter(|&t| t != id) {
+            self.keep_direct(sh, to, &me, &kept);
         }
         let Some(to) = to else {
             return; // counted by the node that delivers it
@@ -259,7 +275,7 @@ impl Chat {
         let echo = self.irc(id).is_some_and(|c| c.has("echo-message"));
         let source = self.my_source(sh, id);
         let msgid = sh.msgid();
-        let ts = sh.ts().to_string();
+        let ts = sh.irc_ts();
         let to: Vec<(ConnId, bool)> = recipients
             .into_iter()
             .map(|r| (r, false))

@@ -242,77 +242,6 @@ impl Chat {
         self.play_back(sh, id, delivery.room);
     }
 
-    /// History playback on JOIN: a room that keeps a history shows the
-    /// joiner its kept messages (not joins and leaves), oldest first, with
-    /// their own server-time and msgid, in a `chathistory` batch when the
-    /// client takes batches; as many of the newest as fit in half its
-    /// `--sendq`, like the chat port's replay.
-    fn play_back(&mut self, sh: &mut Shared, id: ConnId, room: RoomId) {
-        let budget = sh.cfg.sendq / 2;
-        let mut used = 0;
-        let mut lines: Vec<Vec<u8>> = Vec::new();
-        let kept: Vec<crate::core::wire::Event> = sh
-            .hub
-            .history(room)
-            .rev()
-            .filter(|e| e.kind == crate::core::wire::EventKind::Message)
-            .cloned()
-            .collect();
-        for event in &kept {
-            let source = self.source_of(sh, &event.username);
-            let tags = self.tags_for(id, event.ts.as_deref().unwrap_or(sh.ts()), None);
-            let line = ircmap::room_event(event, &source, &tags, false);
-            used += line.len();
-            if used > budget {
-                break;
-            }
-            lines.push(line);
-        }
-        if lines.is_empty() {
-            return;
-        }
-        let Some(channel) = sh.hub.room_name(room).and_then(ircmap::channel_of) else {
-            return;
-        };
-        let labeled = self.capture.as_ref().is_some_and(|(c, _)| *c == id);
-        let batch = self.irc(id).is_some_and(|c| c.has("batch")) && !labeled;
-        let server = sh.cfg.irc_server_name.clone();
-        let mut out = Vec::new();
-        let reference = if batch {
-            self.batches += 1;
-            let r = format!("H{}", self.batches);
-            let open = Message::new(
-                Some(&server),
-                "BATCH",
-                &[&format!("+{r}"), "chathistory", &channel],
-            );
-            out.extend_from_slice(&open.encode());
-            Some(r)
-        } else {
-            None
-        };
-        for line in lines.iter().rev() {
-            match &reference {
-                None => out.extend_from_slice(line),
-                Some(r) => {
-                    for raw in line.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        let Ok(mut m) = crate::core::irc::parse(raw) else {
-                            continue;
-                        };
-                        m.tags.insert(0, ("batch".into(), Some(r.clone())));
-                        out.extend_from_slice(&m.encode());
-                    }
-                }
-            }
-        }
-        if let Some(r) = reference {
-            out.extend_from_slice(
-                &Message::new(Some(&server), "BATCH", &[&format!("-{r}")]).encode(),
-            );
-        }
-        self.irc_send(sh, id, &out);
-    }
-
     /// A room's own modes' refusal of a joiner (invite-only 473, banned
     /// 474, a wrong MODE +k key 475), if any.
     pub(super) fn modes_refuse(
@@ -386,6 +315,7 @@ impl Chat {
         }
         sh.hub
             .create_temporary_room(room, sh.cfg.room_limit, sh.unix())
+            .and_then(|_| sh.hub.set_history(room, sh.cfg.history_default))
             .map_err(|e| format!("No such channel ({})", e.message()))?;
         sh.log.info(format!(
             "room '{room}' made by joining it, by '{who}' (limit {})",

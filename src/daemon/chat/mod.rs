@@ -36,6 +36,7 @@ pub mod inbox;
 mod io;
 pub mod irc;
 mod irc_cluster;
+mod irc_history;
 mod irc_messages;
 mod irc_monitor;
 mod irc_ops;
@@ -261,7 +262,7 @@ impl Chat {
             EventKind::Shutdown => closing("the server is shutting down"),
             _ => {
                 let source = self.source_of(sh, &event.username);
-                let tags = self.tags_for(id, sh.ts(), None);
+                let tags = self.tags_for(id, &sh.irc_ts(), None);
                 ircmap::room_event(event, &source, &tags, false)
             }
         }

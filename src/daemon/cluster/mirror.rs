@@ -390,6 +390,9 @@ impl Cluster {
                 if info.history != def.history {
                     r = r.and(sh.hub.set_history(room, def.history).map(|_| ()));
                 }
+                if info.history_age != def.history_age {
+                    r = r.and(sh.hub.set_history_age(room, def.history_age).map(|_| ()));
+                }
                 r
             }
             Err(_) => sh
@@ -397,6 +400,7 @@ impl Cluster {
                 .create_room(room, def.limit)
                 .and_then(|_| sh.hub.set_access(room, access))
                 .and_then(|_| sh.hub.set_history(room, def.history))
+                .and_then(|_| sh.hub.set_history_age(room, def.history_age))
                 .map(|_| ()),
         };
         if let Err(e) = result {
@@ -522,6 +526,7 @@ pub(super) fn room_def_json(info: &RoomInfo) -> String {
     serde_json::to_string(&RoomDef {
         limit: info.limit,
         history: info.history,
+        history_age: info.history_age,
         private: info.access.private,
         allowed: info.access.allowed.iter().cloned().collect(),
         key_hash: info.access.key_hash.clone(),

@@ -590,6 +590,7 @@ fn record_frames_from_a_real_redis() {
         serde_json::to_string(&shared::RoomDef {
             limit,
             history: 0,
+            history_age: 0,
             private: false,
             allowed: Vec::new(),
             key_hash: None,

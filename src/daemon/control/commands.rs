@@ -29,6 +29,10 @@ pub struct Ctx<'a> {
     pub status: StatusView,
     /// The history file, when chatd has one.
     pub history: Option<&'a mut crate::daemon::history::History>,
+    /// `--history`: what a room made without its own length keeps.
+    pub history_default: usize,
+    /// `--password-min`: the shortest password (and room key) accepted.
+    pub password_min: usize,
 }
 
 /// What the event loop must do after a command.
@@ -136,6 +140,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             private,
             key,
             history,
+            history_age,
         } => {
             if key.is_some() && !private {
                 return Err(Response::error(
@@ -145,11 +150,12 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             }
             let key_hash = match key {
                 Some(k) => {
-                    check_password(k)?;
+                    check_password(k, ctx.password_min)?;
                     Some(accounts::hash(k).map_err(|e| failed(&e))?)
                 }
                 None => None,
             };
+            let default_history = ctx.history_default;
             let room = commit(ctx, |hub, _| {
                 let mut info = hub.create_room(name, *limit)?;
                 let access = Access {
@@ -158,9 +164,12 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                     key_hash,
                 };
                 hub.set_access(name, access.clone())?;
-                hub.set_history(name, *history)?;
+                let history = history.unwrap_or(default_history);
+                hub.set_history(name, history)?;
+                hub.set_history_age(name, history_age.unwrap_or(0))?;
                 info.access = access;
-                info.history = *history;
+                info.history = history;
+                info.history_age = history_age.unwrap_or(0);
                 Ok((info, Undo::Create { name: name.clone() }))
             })?;
             let kind = if room.access.private {
@@ -168,10 +177,13 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             } else {
                 "room"
             };
-            let kept = if room.history > 0 {
-                format!(", keeping its last {} events for joiners", room.history)
-            } else {
-                String::new()
+            let kept = match (room.history, room.history_age) {
+                (0, _) => String::new(),
+                (n, 0) => format!(", keeping its last {n} events for joiners"),
+                (n, age) => format!(
+                    ", keeping its last {n} events for joiners, for at most {}",
+                    crate::cli::chatd::show_age(age)
+                ),
             };
             ctx.log.info(format!(
                 "{kind} '{}' created with limit {}{kept}",
@@ -255,8 +267,28 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 let closure = hub.close_room(room)?;
                 Ok((closure.clone(), Undo::Close(Box::new(closure))))
             })?;
+            // Its conversation goes with it (a room made again by the
+            // same name starts afresh).
+            let forgotten = match ctx.history.as_deref_mut() {
+                Some(h) => {
+                    let hub = &*ctx.hub;
+                    h.purge(&closure.room, i64::MAX, |r| hub.history_len(r))
+                }
+                None => Ok(0),
+            };
+            let forgotten = match forgotten {
+                Ok(0) => String::new(),
+                Ok(n) => format!("; its {n} kept event(s) forgotten"),
+                Err(e) => {
+                    ctx.log.error(format!(
+                        "history: room '{}' closed, its kept events stay: {e}",
+                        closure.room
+                    ));
+                    String::new()
+                }
+            };
             ctx.log.info(format!(
-                "room '{}' closed; {} member(s) disconnected",
+                "room '{}' closed; {} member(s) disconnected{forgotten}",
                 closure.room,
                 closure.members.len()
             ));
@@ -387,7 +419,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             status: Box::new(ctx.status.clone()),
         }),
         Request::UserAdd { name, password } => {
-            check_password(password)?;
+            check_password(password, ctx.password_min)?;
             let hash = accounts::hash(password).map_err(|e| failed(&e))?;
             commit(ctx, |_, accounts| {
                 accounts.add(name, hash)?;
@@ -421,7 +453,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             })
         }
         Request::UserPasswd { name, password } => {
-            check_password(password)?;
+            check_password(password, ctx.password_min)?;
             let hash = accounts::hash(password).map_err(|e| failed(&e))?;
             commit(ctx, |_, accounts| {
                 let old = accounts
@@ -452,7 +484,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
     }
 }
 
-/// Passwords: 8 to 1024 bytes (the reason never echoes the password).
+/// Passwords: `--password-min` (8) to 1024 bytes (the reason never echoes the password).
 /// Carries out a member's removal: the leave line (`why` ends it), the
 /// room's notice and the connection's close. Returns the member's name.
 fn removed(log: &mut Logbook, kick: Kick, why: &str, effects: &mut Vec<Effect>) -> String {
@@ -469,13 +501,13 @@ fn removed(log: &mut Logbook, kick: Kick, why: &str, effects: &mut Vec<Effect>) 
     dep.member.username
 }
 
-fn check_password(password: &str) -> Result<(), Response> {
+fn check_password(password: &str, min: usize) -> Result<(), Response> {
     let n = password.len();
-    if !(8..=crate::core::wire::MAX_PASSWORD_BYTES).contains(&n) {
+    if !(min..=crate::core::wire::MAX_PASSWORD_BYTES).contains(&n) {
         return Err(Response::error(
             ErrorCode::Invalid,
             &format!(
-                "a password must be 8 to {} bytes long",
+                "a password must be {min} to {} bytes long",
                 crate::core::wire::MAX_PASSWORD_BYTES
             ),
         ));
@@ -520,6 +552,7 @@ fn view(r: &RoomInfo) -> RoomView {
         private: r.access.private,
         allowed: r.access.allowed.iter().cloned().collect(),
         history: r.history,
+        history_age: r.history_age,
     }
 }
 
@@ -616,6 +649,8 @@ mod tests {
                 stats: Stats::default(),
                 status: StatusView::default(),
                 history: None,
+                history_default: 0,
+                password_min: 8,
             };
             let (response, effects) = execute(&mut ctx, &req, "test");
             let changes = effects

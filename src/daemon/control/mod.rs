@@ -183,6 +183,8 @@ impl Control {
                     stats: facts.stats,
                     status: facts.status,
                     history: sh.history.as_mut(),
+                    history_default: sh.cfg.history_default,
+                    password_min: sh.cfg.password_min,
                 };
                 commands::execute(&mut ctx, &req, &who)
             }
