@@ -83,6 +83,59 @@ pub fn channel_room(channel: &str) -> Option<&str> {
     channel.strip_prefix("chatd:room:")
 }
 
+/// The stream that keeps a history room's recent messages (the same
+/// payloads as its channel), for a node that missed some to catch up.
+pub fn log_key(room: &str) -> String {
+    format!("chatd:log:{room}")
+}
+
+/// `XADD` of a message to a room's log, trimmed to about `keep` entries.
+pub fn log_append(room: &str, keep: usize, payload: &[u8]) -> Vec<u8> {
+    let key = log_key(room);
+    let keep = keep.to_string();
+    command(&[
+        b"XADD",
+        key.as_bytes(),
+        b"MAXLEN",
+        b"~",
+        keep.as_bytes(),
+        b"*",
+        b"m",
+        payload,
+    ])
+}
+
+/// `XREVRANGE` of a room's newest `n` logged messages.
+pub fn log_read(room: &str, n: usize) -> Vec<u8> {
+    let key = log_key(room);
+    let n = n.to_string();
+    command(&[
+        b"XREVRANGE",
+        key.as_bytes(),
+        b"+",
+        b"-",
+        b"COUNT",
+        n.as_bytes(),
+    ])
+}
+
+/// The payloads of an `XREVRANGE` reply (`[[id, [field, value, ...]], ...]`),
+/// oldest first; entries of another shape are left out.
+pub fn log_entries(frame: &OwnedFrame) -> Vec<&[u8]> {
+    let mut out: Vec<&[u8]> = items(frame)
+        .iter()
+        .filter_map(|entry| match items(entry) {
+            [_id, fields] => match items(fields) {
+                [field, value] if bytes(field) == Some(b"m") => bytes(value),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    out.reverse();
+    out
+}
+
 fn no_age(secs: &u64) -> bool {
     *secs == 0
 }
@@ -158,6 +211,12 @@ pub enum ClusterEvent {
     Close {
         room: String,
     },
+    /// A room's history was purged on one node: before a time in Unix ms
+    /// (as text), or "all".
+    Purge {
+        room: String,
+        before: String,
+    },
     /// An account registered or changed (`hash` empty: deleted).
     User {
         name: String,
@@ -192,6 +251,13 @@ pub struct ChatMessage {
     pub name: String,
     pub node: String,
     pub text: String,
+    /// The id the sending node gave it, and when it was sent (Unix ms):
+    /// every node keeps and shows it under the same id and time. (Absent
+    /// from a node of before 2026-12-05: the receiver gives its own.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
 }
 
 impl ChatMessage {
@@ -203,6 +269,14 @@ impl ChatMessage {
         check_node(&self.node)?;
         if self.text.len() > max_text {
             return Err(format!("a message of {} bytes", self.text.len()));
+        }
+        if let Some(id) = &self.msgid {
+            let fine = !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !fine {
+                return Err("a msgid that is not 1-64 letters, digits or '-'".into());
+            }
         }
         crate::core::wire::validate_message(self.text.as_bytes())
             .map(|_| ())
@@ -656,6 +730,40 @@ return 1
     )
 }
 
+/// ARGV: room, a time in Unix ms or 'all'. Forgets a room's logged
+/// messages from before it (the stream's ids are the times Redis logged
+/// them, a moment after they were sent), and tells every node to purge
+/// its own.
+pub const PURGE: &str = r#"
+local room, before = ARGV[1], ARGV[2]
+local log = 'chatd:log:' .. room
+if before == 'all' then
+  redis.call('DEL', log)
+else
+  redis.call('XTRIM', log, 'MINID', before)
+end
+redis.call('PUBLISH', 'chatd:events', cjson.encode({t='purge', room=room, before=before}))
+return 1
+"#;
+
+/// What a purge's `before` says: a time in Unix ms, or "all".
+pub fn purge_before(before_ms: i64) -> String {
+    if before_ms == i64::MAX {
+        "all".to_string()
+    } else {
+        before_ms.to_string()
+    }
+}
+
+/// A purge event's `before`, as Unix ms (`i64::MAX`: all).
+pub fn purge_before_ms(before: &str) -> Option<i64> {
+    if before == "all" {
+        Some(i64::MAX)
+    } else {
+        before.parse().ok()
+    }
+}
+
 /// ARGV: room, definition (JSON), '1' to create (refused when it exists:
 /// returns {'exists', definition}) or '0' to update (refused when it does
 /// not: {'404'}; but into an emptied store, where the room is missing
@@ -693,6 +801,7 @@ for i = 1, #all, 2 do
   if not m.irc then unclaim(all[i]) end
 end
 redis.call('DEL', mkey)
+redis.call('DEL', 'chatd:log:' .. room)
 redis.call('PUBLISH', 'chatd:events', cjson.encode({t='close', room=room}))
 return 1
 "#
@@ -884,6 +993,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rooms_log_reads_back_oldest_first_and_skips_odd_entries() {
+        let blob = |b: &[u8]| OwnedFrame::BlobString {
+            data: b.to_vec(),
+            attributes: None,
+        };
+        let array = |data: Vec<OwnedFrame>| OwnedFrame::Array {
+            data,
+            attributes: None,
+        };
+        let entry = |id: &[u8], field: &[u8], value: &[u8]| {
+            array(vec![blob(id), array(vec![blob(field), blob(value)])])
+        };
+        // XREVRANGE: newest first.
+        let reply = array(vec![
+            entry(b"2-0", b"m", b"two"),
+            entry(b"1-5", b"x", b"not ours"),
+            blob(b"garbage"),
+            entry(b"1-0", b"m", b"one"),
+        ]);
+        assert_eq!(log_entries(&reply), [&b"one"[..], &b"two"[..]]);
+        assert!(log_entries(&blob(b"not an array")).is_empty());
+        assert_eq!(
+            log_append("R", 50, b"{}"),
+            command(&[
+                b"XADD",
+                b"chatd:log:R",
+                b"MAXLEN",
+                b"~",
+                b"50",
+                b"*",
+                b"m",
+                b"{}"
+            ])
+        );
+        assert_eq!(purge_before_ms(&purge_before(i64::MAX)), Some(i64::MAX));
+        assert_eq!(purge_before_ms(&purge_before(42)), Some(42));
+        assert_eq!(purge_before_ms("soon"), None);
+    }
+
+    #[test]
     fn commands_are_arrays_of_blob_strings() {
         assert_eq!(
             command(&[b"PUBLISH", b"chatd:room:Teste", b"oi"]),
@@ -958,8 +1107,22 @@ mod tests {
             name: name.into(),
             node: "a".into(),
             text: text.into(),
+            msgid: None,
+            at_ms: None,
         };
         assert_eq!(msg("Yan", "oi").check(100), Ok(()));
+        let with_id = |id: &str| ChatMessage {
+            msgid: Some(id.into()),
+            ..msg("Yan", "oi")
+        };
+        assert_eq!(with_id("19ae0-00000001").check(100), Ok(()));
+        assert!(with_id("").check(100).is_err());
+        assert!(with_id("a b").check(100).is_err());
+        assert!(with_id(&"a".repeat(65)).check(100).is_err());
+        // A node of before msgids is understood.
+        let old: ChatMessage =
+            serde_json::from_str(r#"{"name":"Yan","node":"a","text":"oi"}"#).unwrap();
+        assert_eq!(old.msgid, None);
         assert!(msg("Sistema", "*** SALA ENCERRADA ***").check(100).is_err());
         assert!(msg("Yan", "bell\u{7}").check(100).is_err());
         assert!(msg("Yan", &"x".repeat(101)).check(100).is_err());

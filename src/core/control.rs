@@ -48,6 +48,12 @@ pub enum Change {
         room: String,
         username: String,
     },
+    /// A room's history before `before_ms` (Unix ms; `i64::MAX`: all of
+    /// it) was purged: on every node, and from the cluster's log.
+    Purged {
+        room: String,
+        before_ms: i64,
+    },
 }
 
 /// One control request. Unknown commands and unknown fields are refused
@@ -180,6 +186,7 @@ impl Request {
                 | Request::UserPasswd { .. }
                 | Request::RoomAllow { .. }
                 | Request::RoomDeny { .. }
+                | Request::Purge { .. }
         )
     }
 

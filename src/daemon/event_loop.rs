@@ -270,7 +270,7 @@ impl Server {
             }
             for o in out {
                 match o {
-                    ChatOut::Said(event) => cluster.publish(&event),
+                    ChatOut::Said(event) => cluster.publish(&self.sh, &event),
                     ChatOut::Left(dep, why) => cluster.left(&self.sh, &self.chat, &dep, &why),
                     ChatOut::Hold(room, on) => cluster.hold(&self.sh, room, on),
                     ChatOut::Join(req) => cluster.join(&mut self.sh, req),

@@ -169,7 +169,17 @@ impl Shared {
     /// when the room keeps one: in memory, and in the history file with
     /// this pass's commit ([`Shared::commit_history`]).
     pub fn remember(&mut self, d: &crate::core::hub::Delivery) {
-        let ts = self.stamp.text().to_string();
+        self.remember_at(d, self.unix_ms());
+    }
+
+    /// [`Shared::remember`] for an event sent at `at_ms` (Unix ms): another
+    /// node's message, kept at the time its node gave it.
+    pub fn remember_at(&mut self, d: &crate::core::hub::Delivery, at_ms: u64) {
+        let ts = if at_ms / 1000 == self.stamp.secs {
+            self.stamp.text().to_string()
+        } else {
+            timefmt::rfc3339(at_ms / 1000)
+        };
         if !self.hub.remember(d, &ts) || self.history.is_none() {
             return;
         }
@@ -189,7 +199,7 @@ impl Shared {
             kind,
             name: d.event.username.clone(),
             body: d.event.message.clone(),
-            at_ms: self.unix_ms() as i64,
+            at_ms: at_ms as i64,
             target: String::new(),
         };
         if let Some(h) = &mut self.history {

@@ -917,3 +917,111 @@ fn an_irc_member_is_kicked_by_another_nodes_admin_and_its_nick_survives_a_flushe
     twin.expect("433 for the re-claimed nick", |l| l.contains(" 433 "));
     drop(b);
 }
+
+/// A node's kept messages of a room, from `chatctl room history --json`:
+/// (msgid, ts, who, text), joins and leaves left out (each node keeps
+/// those as it saw them).
+fn kept_messages(d: &Daemon, room: &str) -> Vec<(String, String, String, String)> {
+    let out = ctl_ok(d, &["--json", "room", "history", room, "-n", "1000"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("msgid"), s("ts"), s("username"), s("message"))
+        })
+        .collect()
+}
+
+fn texts(kept: &[(String, String, String, String)]) -> Vec<&str> {
+    kept.iter().map(|k| k.3.as_str()).collect()
+}
+
+#[test]
+fn every_node_keeps_the_same_history_and_catches_up_after_being_away() {
+    let redis = Redis::start();
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
+    ctl_ok(
+        &a,
+        &[
+            "room",
+            "create",
+            "Teste",
+            "--limit",
+            "10",
+            "--history",
+            "50",
+        ],
+    );
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&b, &["list"])
+        .contains("Teste")));
+    // Nobody is in the room on b, and b keeps what is said on a anyway,
+    // under the same msgids and times.
+    let mut ana = a.joined("Ana", "Teste");
+    ana.say("um");
+    ana.say("dois");
+    assert!(
+        eventually(Duration::from_secs(5), || texts(&kept_messages(
+            &b, "Teste"
+        )) == ["um", "dois"]),
+        "b kept {:?}",
+        kept_messages(&b, "Teste")
+    );
+    assert_eq!(kept_messages(&a, "Teste"), kept_messages(&b, "Teste"));
+
+    // b goes away; what is said meanwhile reaches it from the room's log
+    // in Redis once it is back.
+    b.signal("TERM");
+    let dir = b.into_dir();
+    ana.say("três, com b fora");
+    let url = redis.url();
+    let mut b = Daemon::start_in(dir, &["--cluster", &url, "--node-id", "b"]);
+    b.wait_log("cluster: in sync", Duration::from_secs(10));
+    b.wait_log("kept from the cluster's log", Duration::from_secs(5));
+    assert_eq!(
+        texts(&kept_messages(&b, "Teste")),
+        ["um", "dois", "três, com b fora"]
+    );
+    assert_eq!(kept_messages(&a, "Teste"), kept_messages(&b, "Teste"));
+    // A joiner on b who asks for history gets it too.
+    let mut bia = Client::connect(b.addr);
+    let hs = serde_json::json!({"username": "Bia", "room": "Teste", "features": ["history"]});
+    bia.send_frame(hs.to_string().as_bytes());
+    let replayed: Vec<String> = std::iter::from_fn(|| {
+        let ev = bia.event();
+        (ev["history"] == true).then(|| ev["message"].as_str().unwrap_or("").to_string())
+    })
+    .filter(|m| !m.is_empty())
+    .collect();
+    assert!(
+        replayed.contains(&"três, com b fora".to_string()),
+        "{replayed:?}"
+    );
+
+    // A purge on one node purges every node, and the log: a node that
+    // comes back later does not bring the messages back.
+    let out = ctl_ok(&b, &["room", "purge", "Teste"]);
+    assert!(out.contains("removed"), "{out}");
+    assert!(
+        eventually(Duration::from_secs(5), || kept_messages(&a, "Teste")
+            .is_empty()),
+        "a kept {:?}",
+        kept_messages(&a, "Teste")
+    );
+    assert_eq!(redis.cli(&["XLEN", "chatd:log:Teste"]).trim(), "0");
+    // Closing the room drops its log.
+    ana.say("depois da limpeza");
+    assert!(eventually(Duration::from_secs(5), || redis
+        .cli(&["XLEN", "chatd:log:Teste"])
+        .trim()
+        == "1"));
+    ctl_ok(&a, &["room", "close", "Teste"]);
+    assert!(eventually(Duration::from_secs(5), || redis
+        .cli(&["EXISTS", "chatd:log:Teste"])
+        .trim()
+        == "0"));
+}

@@ -181,9 +181,22 @@ impl Cluster {
         }
     }
 
+    /// A room that keeps a history is followed whether or not it has
+    /// members here, so that this node keeps what is said in it too.
+    pub(super) fn follow_room(&mut self, sh: &Shared, here: &dyn Here, room: &str) {
+        if sh.hub.history_len(room) > 0 {
+            self.subscribe_room(room);
+        } else {
+            self.unsubscribe_if_unused(sh, here, room);
+        }
+    }
+
     /// A room channel is dropped when no local member (joined or joining)
-    /// is left in the room.
+    /// is left in the room, and the room keeps no history.
     pub(super) fn unsubscribe_if_unused(&mut self, sh: &Shared, here: &dyn Here, room: &str) {
+        if sh.hub.history_len(room) > 0 {
+            return;
+        }
         let local_member = sh
             .hub
             .participants(room)
@@ -203,7 +216,10 @@ impl Cluster {
 
     /// A local member's message, already delivered here, goes once to the
     /// room's channel.
-    pub fn publish(&mut self, event: &Event) {
+    /// With its msgid and time, so every node keeps it alike; a room that
+    /// keeps a history also logs it in its stream, for nodes that were
+    /// away (history.rs in this directory).
+    pub fn publish(&mut self, sh: &Shared, event: &Event) {
         let Some(room) = &event.room else { return };
         if !self.link.connected() {
             self.unpublished += 1;
@@ -213,8 +229,15 @@ impl Cluster {
             name: event.username.clone(),
             node: self.node.clone(),
             text: event.message.clone(),
+            msgid: event.msgid.clone(),
+            at_ms: Some(sh.unix_ms()),
         })
         .expect("plain strings serialise");
+        let keep = sh.hub.history_len(room);
+        if keep > 0 {
+            self.link
+                .send(Purpose::Ignore, &shared::log_append(room, keep, &payload));
+        }
         let channel = shared::room_channel(room);
         self.link.send(
             Purpose::Ignore,
@@ -271,11 +294,13 @@ impl Cluster {
             self.drop_item(sh, "a message", why);
             return;
         }
+        let at_ms = sent_at(sh, m.at_ms);
         let event = Event {
             kind: EventKind::Message,
             username: m.name,
             message: m.text,
             room: Some(room.to_string()),
+            msgid: m.msgid,
             ..Event::default()
         };
         let delivery = Delivery {
@@ -283,7 +308,7 @@ impl Cluster {
             event,
             to: sh.hub.member_conns(room_id).collect(),
         };
-        sh.remember(&delivery);
+        sh.remember_at(&delivery, at_ms);
         sh.counters.messages_relayed += 1;
         self.out.push(ClusterOut::FromElsewhere(delivery));
     }
@@ -336,5 +361,16 @@ impl Cluster {
             node: from.to_string(),
             until,
         });
+    }
+}
+
+/// When another node's message was sent, as this node keeps it: the
+/// sender's time, unless it is absent or more than a minute from this
+/// node's clock (then this node's: history stays in order of arrival).
+fn sent_at(sh: &Shared, theirs: Option<u64>) -> u64 {
+    let ours = sh.unix_ms();
+    match theirs {
+        Some(t) if t.abs_diff(ours) <= 60_000 => t,
+        _ => ours,
     }
 }

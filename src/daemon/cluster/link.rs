@@ -62,6 +62,8 @@ pub enum Purpose {
     /// A direct message from an IRC connection to a nick (`PUBLISH`
     /// answering 0: nobody holds it).
     Direct(ConnId, String),
+    /// A history room's log, read after a sync (history.rs).
+    Backfill(String),
 }
 
 /// What happened on the link, for the cluster part.

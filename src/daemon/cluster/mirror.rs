@@ -239,6 +239,7 @@ impl Cluster {
         }
         self.synced = true;
         self.syncing = false;
+        self.catch_up(sh, here);
         let unpublished = std::mem::take(&mut self.unpublished);
         if unpublished > 0 {
             sh.log.warn(format!(
@@ -312,7 +313,10 @@ impl Cluster {
                 }
                 self.out.push(ClusterOut::Deliver(kick.departure.notice));
             }
-            ClusterEvent::Room { room, def } => self.apply_room_def(sh, &room, &def),
+            ClusterEvent::Room { room, def } => {
+                self.apply_room_def(sh, &room, &def);
+                self.follow_room(sh, here, &room);
+            }
             ClusterEvent::Hold {
                 room,
                 node: from,
@@ -324,6 +328,7 @@ impl Cluster {
                 }
                 self.apply_hold(sh, &room, &from, on);
             }
+            ClusterEvent::Purge { room, before } => self.apply_purge(sh, &room, &before),
             ClusterEvent::Close { room } => {
                 self.close_mirrored_room(sh, here, &room, "closed by an admin")
             }
@@ -487,6 +492,13 @@ impl Cluster {
                 shared::eval(shared::USER_PUT, &[name.as_bytes(), b""]),
             ),
             Change::Kicked { room, username } => (Purpose::Ignore, kick(room, username)),
+            Change::Purged { room, before_ms } => {
+                let before = shared::purge_before(*before_ms);
+                (
+                    Purpose::Ignore,
+                    shared::eval(shared::PURGE, &[room.as_bytes(), before.as_bytes()]),
+                )
+            }
         };
         self.link.send(purpose, &msg);
     }

@@ -31,6 +31,8 @@
 //! - joins.rs: joins and their verdicts, leaves, subscriptions, messages
 //!   both ways, holds.
 //! - nicks.rs: IRC nicks claimed and freed, direct messages both ways.
+//! - history.rs: history rooms followed by every node, and caught up
+//!   from the rooms' logs after a sync.
 //! - mirror.rs: sync and snapshot, other nodes' events, admin changes.
 //! - link.rs: the connection to Redis; target.rs: where Redis is.
 
@@ -42,6 +44,7 @@ use crate::core::cluster::{self as shared, DirectMessage, Frame, MemberRecord, N
 use crate::core::hub::{ConnId, Delivery, IdMap, RoomId};
 use crate::core::wire::{ErrorCode, Event, Handshake};
 
+mod history;
 mod joins;
 mod link;
 mod mirror;
@@ -362,6 +365,7 @@ impl Cluster {
             Purpose::Join(id) => self.on_join_verdict(sh, here, id, frame),
             Purpose::RoomCreate(room) => self.on_room_created(sh, &room, frame),
             Purpose::Nick(id) => self.on_nick_verdict(sh, id, frame),
+            Purpose::Backfill(room) => self.on_backfill(sh, &room, frame),
             Purpose::Direct(id, target) => {
                 // PUBLISH answers how many subscribers heard it.
                 if matches!(frame, Frame::Number { data: 0, .. }) {

@@ -407,6 +407,10 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             ctx.log.info(format!(
                 "control: purge of room '{room}' ({what}): {removed} removed from the history file"
             ));
+            effects.push(Effect::Changed(Change::Purged {
+                room: room.clone(),
+                before_ms,
+            }));
             Ok(Reply::Purged {
                 room: room.clone(),
                 removed,
