@@ -3,7 +3,7 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only SERVER[,SERVER]] [--scenario NAME]
-//!         [--baseline PATH] [--tls] [--irc] [--epoll] [--cluster]
+//!         [--baseline PATH] [--tls] [--irc] [--epoll] [--cluster] [--history]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
@@ -15,7 +15,9 @@
 //! it runs. `--irc` adds chatd's IRC door (`chatd+irc`), driven by the same
 //! IRC client as ngircd. `--cluster` adds one room of 900 members, on one chatd and on
 //! three chatd nodes in cluster mode (300 each, one Redis): the cost of
-//! the hop, with the CPU of all four processes counted.
+//! the hop, with the CPU of all four processes counted. `--history` adds
+//! chatd with every room keeping its last 1000 events in the history file
+//! (`chatd+history`: each message committed before it is delivered).
 //!
 //! Server CPU per delivery (utime+stime of the server process over the
 //! run, divided by deliveries) is the headline: on a 2-core machine the
@@ -497,6 +499,8 @@ struct Args {
     epoll: bool,
     /// Also measure three chatd nodes in cluster mode against one.
     cluster: bool,
+    /// Also measure chatd with every room keeping its history on disk.
+    history: bool,
 }
 
 fn parse_args() -> Args {
@@ -510,6 +514,7 @@ fn parse_args() -> Args {
         irc: false,
         epoll: false,
         cluster: false,
+        history: false,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -526,6 +531,7 @@ fn parse_args() -> Args {
             "--irc" => args.irc = true,
             "--epoll" => args.epoll = true,
             "--cluster" => args.cluster = true,
+            "--history" => args.history = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -573,6 +579,7 @@ fn main() {
         "chatd+epoll",
         "chatd+tls",
         "chatd+irc",
+        "chatd+history",
         "baseline",
         "ngircd",
         "redis",
@@ -583,6 +590,7 @@ fn main() {
     .filter(|s| *s != "baseline" || args.baseline.is_some())
     .filter(|s| *s != "chatd+tls" || args.tls)
     .filter(|s| *s != "chatd+irc" || args.irc)
+    .filter(|s| *s != "chatd+history" || args.history)
     .filter(|s| *s != "chatd+epoll" || args.epoll)
     .filter(|s| {
         // --only chatd,redis: those servers (and the ones other flags add).
@@ -593,6 +601,7 @@ fn main() {
                     "chatd+tls",
                     "chatd+epoll",
                     "chatd+irc",
+                    "chatd+history",
                     "cluster",
                 ]
                 .contains(s)
@@ -622,6 +631,14 @@ fn main() {
         "chatd+epoll" => start_chatd(Path::new(CHATD), rooms, None, true),
         "chatd+tls" => start_chatd(Path::new(CHATD), rooms, pki.as_ref(), false),
         "chatd+irc" => start_chatd_irc(rooms),
+        "chatd+history" => start_chatd_with(
+            Path::new(CHATD),
+            rooms,
+            None,
+            false,
+            &["--history".to_string(), "1000".to_string()],
+            "listening",
+        ),
         "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
         "redis" => start_redis(redis.as_deref().unwrap()),
         "cluster" => start_cluster(redis.as_deref().unwrap(), rooms, false),
