@@ -206,6 +206,25 @@ pub struct History {
 /// A room is trimmed to its length after this many more events.
 const TRIM_EVERY: usize = 256;
 
+/// Counts the events of a pass per conversation (`keys`), and returns the
+/// conversations that reached [`TRIM_EVERY`] since they were last
+/// trimmed (their counts start again).
+fn due<K: std::hash::Hash + Eq + Clone>(
+    since_trim: &mut HashMap<K, usize>,
+    keys: impl Iterator<Item = K>,
+) -> Vec<K> {
+    let mut due = Vec::new();
+    for k in keys {
+        let n = since_trim.entry(k.clone()).or_default();
+        *n += 1;
+        if *n >= TRIM_EVERY {
+            *n = 0;
+            due.push(k);
+        }
+    }
+    due
+}
+
 impl History {
     /// Opens the history file in `dir` (see [`HistoryStore::open`]) and
     /// starts the Syncer.
@@ -242,47 +261,39 @@ impl History {
         }
     }
 
-    /// Stores what this pass kept, in one transaction, then trims the
-    /// rooms that grew by [`TRIM_EVERY`] to `keep(room)` events. An error
-    /// is returned for the log; the events stay in memory.
+    /// Stores what this pass kept and trims the rooms (and direct
+    /// conversations) that grew by [`TRIM_EVERY`] to their length, all in
+    /// one transaction: one write to the log per pass. An error is
+    /// returned for the log; the events stay in memory.
     pub fn commit(&mut self, keep: impl Fn(&str) -> usize) -> Result<(), String> {
         if self.pending.is_empty() && self.pending_direct.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
         let direct = std::mem::take(&mut self.pending_direct);
-        if let Err(e) = self.store.append_all(&batch, &direct) {
+        let rooms_due = due(&mut self.since_trim, batch.iter().map(|s| s.room.clone()));
+        let direct_due = due(
+            &mut self.direct_since_trim,
+            direct.iter().map(|d| (d.owner.clone(), d.peer.clone())),
+        );
+        let direct_keep = self.direct_keep;
+        let done = self.store.atomically(|store| {
+            store.insert_all(&batch, &direct)?;
+            for room in &rooms_due {
+                store.trim_in(room, keep(room), i64::MIN)?;
+            }
+            for (owner, peer) in &direct_due {
+                store.trim_direct(owner, peer, direct_keep, 0)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = done {
             self.failures += 1;
             return Err(format!(
                 "{e}; {} event(s) and {} direct message(s) not stored (events stay in memory)",
                 batch.len(),
                 direct.len()
             ));
-        }
-        for d in &direct {
-            let n = self
-                .direct_since_trim
-                .entry((d.owner.clone(), d.peer.clone()))
-                .or_default();
-            *n += 1;
-            if *n >= TRIM_EVERY {
-                *n = 0;
-                self.store
-                    .trim_direct(&d.owner, &d.peer, self.direct_keep, 0)?;
-            }
-        }
-        for s in &batch {
-            *self.since_trim.entry(s.room.clone()).or_default() += 1;
-        }
-        let due: Vec<String> = self
-            .since_trim
-            .iter()
-            .filter(|(_, n)| **n >= TRIM_EVERY)
-            .map(|(r, _)| r.clone())
-            .collect();
-        for room in due {
-            self.since_trim.remove(&room);
-            self.store.trim(&room, keep(&room), i64::MIN)?;
         }
         Ok(())
     }

@@ -247,7 +247,34 @@ impl HistoryStore {
     /// Stores rooms' events (one chunk per room) and direct messages'
     /// copies in one transaction.
     pub fn append_all(&mut self, batch: &[Stored], direct: &[DirectCopy]) -> Result<(), String> {
-        let tx = self.db.transaction().map_err(err)?;
+        self.atomically(|s| s.insert_all(batch, direct))
+    }
+
+    /// Runs `f` in one transaction: committed if it succeeds, rolled back
+    /// if it fails. BEGIN and COMMIT are prepared once (rusqlite's
+    /// `transaction()` parses them on every call, a cost on every pass).
+    pub fn atomically<T>(
+        &mut self,
+        f: impl FnOnce(&mut HistoryStore) -> Result<T, String>,
+    ) -> Result<T, String> {
+        self.run_cached("BEGIN")?;
+        let done = f(self).and_then(|t| self.run_cached("COMMIT").map(|_| t));
+        if done.is_err() && !self.db.is_autocommit() {
+            let _ = self.run_cached("ROLLBACK");
+        }
+        done
+    }
+
+    fn run_cached(&self, sql: &str) -> Result<(), String> {
+        self.db
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    /// [`HistoryStore::append_all`] inside a transaction already begun.
+    pub fn insert_all(&mut self, batch: &[Stored], direct: &[DirectCopy]) -> Result<(), String> {
         let mut rooms: Vec<&str> = Vec::new();
         for s in batch {
             if !rooms.contains(&s.room.as_str()) {
@@ -256,34 +283,36 @@ impl HistoryStore {
         }
         for room in rooms {
             let events: Vec<&Stored> = batch.iter().filter(|s| s.room == room).collect();
-            insert_chunk(&tx, room, &events).map_err(err)?;
+            insert_chunk(&self.db, room, &events).map_err(err)?;
         }
-        if !direct.is_empty() {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO direct \
-                     (owner, peer, peer_name, msgid, kind, name, target, body, at_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(err)?;
-            for d in direct {
-                let s = &d.event;
-                insert
-                    .execute(params![
-                        d.owner,
-                        d.peer,
-                        d.peer_name,
-                        s.msgid,
-                        s.kind.code(),
-                        s.name,
-                        s.target,
-                        s.body,
-                        s.at_ms
-                    ])
-                    .map_err(|e| format!("history: storing {}: {e}", s.msgid))?;
-            }
+        if direct.is_empty() {
+            return Ok(());
         }
-        tx.commit().map_err(err)
+        let mut insert = self
+            .db
+            .prepare_cached(
+                "INSERT OR IGNORE INTO direct \
+                 (owner, peer, peer_name, msgid, kind, name, target, body, at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .map_err(err)?;
+        for d in direct {
+            let s = &d.event;
+            insert
+                .execute(params![
+                    d.owner,
+                    d.peer,
+                    d.peer_name,
+                    s.msgid,
+                    s.kind.code(),
+                    s.name,
+                    s.target,
+                    s.body,
+                    s.at_ms
+                ])
+                .map_err(|e| format!("history: storing {}: {e}", s.msgid))?;
+        }
+        Ok(())
     }
 
     /// Every event a room keeps, oldest first (by time; the order kept
@@ -342,9 +371,15 @@ impl HistoryStore {
     }
 
     /// Keeps a room's newest `keep` events and none older than
-    /// `oldest_ms`; returns how many went. Whole chunks go with one
-    /// delete; the one chunk across the line is written again.
+    /// `oldest_ms`, in one transaction; returns how many went.
     pub fn trim(&mut self, room: &str, keep: usize, oldest_ms: i64) -> Result<usize, String> {
+        self.atomically(|s| s.trim_in(room, keep, oldest_ms))
+    }
+
+    /// [`HistoryStore::trim`] inside a transaction already begun. Whole
+    /// chunks go with one delete; the one chunk across the line is
+    /// written again.
+    pub fn trim_in(&mut self, room: &str, keep: usize, oldest_ms: i64) -> Result<usize, String> {
         let heads = self.heads(room)?;
         let total: usize = heads.iter().map(|h| h.n).sum();
         let mut extra = total.saturating_sub(keep);
@@ -366,9 +401,8 @@ impl HistoryStore {
             // Across the line: its newest events stay.
             let bytes: Vec<u8> = self
                 .db
-                .query_row("SELECT events FROM chunks WHERE seq = ?1", [h.seq], |r| {
-                    r.get(0)
-                })
+                .prepare_cached("SELECT events FROM chunks WHERE seq = ?1")
+                .and_then(|mut st| st.query_row([h.seq], |r| r.get(0)))
                 .map_err(err)?;
             let events = chunk::decode(room, first_seq(h.seq), &bytes)
                 .map_err(|e| format!("history: room '{room}': {e}"))?;
@@ -389,17 +423,26 @@ impl HistoryStore {
         if stay.is_empty() {
             return self
                 .db
-                .execute("DELETE FROM chunks WHERE seq = ?1", [seq])
+                .prepare_cached("DELETE FROM chunks WHERE seq = ?1")
+                .and_then(|mut st| st.execute([seq]))
                 .map(|_| ())
                 .map_err(err);
         }
         let first = stay.iter().map(|e| e.at_ms).min().unwrap_or(0);
         let last = stay.iter().map(|e| e.at_ms).max().unwrap_or(0);
         self.db
-            .execute(
+            .prepare_cached(
                 "UPDATE chunks SET n = ?2, first_ms = ?3, last_ms = ?4, events = ?5 WHERE seq = ?1",
-                params![seq, stay.len() as i64, first, last, chunk::encode(stay)],
             )
+            .and_then(|mut st| {
+                st.execute(params![
+                    seq,
+                    stay.len() as i64,
+                    first,
+                    last,
+                    chunk::encode(stay)
+                ])
+            })
             .map(|_| ())
             .map_err(err)
     }
@@ -419,17 +462,19 @@ impl HistoryStore {
         oldest_ms: i64,
     ) -> Result<usize, String> {
         self.db
-            .execute(
+            .prepare_cached(
                 "DELETE FROM direct WHERE owner = ?1 AND peer = ?2 AND (at_ms < ?3 OR seq <= \
                  (SELECT seq FROM direct WHERE owner = ?1 AND peer = ?2 \
                   ORDER BY seq DESC LIMIT 1 OFFSET ?4))",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     owner,
                     peer,
                     oldest_ms,
                     i64::try_from(keep).unwrap_or(i64::MAX)
-                ],
-            )
+                ])
+            })
             .map_err(err)
     }
 
