@@ -26,6 +26,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -131,15 +133,18 @@ pub const WAL_RESTART_AT: u64 = 16 << 20;
 
 /// The thread that makes the history durable: it opens its own
 /// connection and checkpoints the WAL into the database (fsyncing both)
-/// every [`SYNC_EVERY`], and once more when told to stop. It writes no
-/// event and the loop never waits for it.
+/// every [`SYNC_EVERY`] when the loop committed since its last one (an
+/// idle chatd's file is left alone, so an idle chatd uses no CPU), and
+/// once more when told to stop. It writes no event and the loop never
+/// waits for it.
 pub struct Syncer {
     stop: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl Syncer {
-    fn start(path: &Path) -> Result<Syncer, String> {
+    /// `commits`: how many commits the loop has made (it only grows).
+    fn start(path: &Path, commits: Arc<AtomicU64>) -> Result<Syncer, String> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
@@ -155,7 +160,13 @@ impl Syncer {
                 let checkpoint = |mode: &str| {
                     let _ = db.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
                 };
+                let mut synced = 0;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = told.recv_timeout(SYNC_EVERY) {
+                    let now = commits.load(Ordering::Relaxed);
+                    if now == synced {
+                        continue;
+                    }
+                    synced = now;
                     checkpoint("PASSIVE");
                     // Under steady traffic the loop commits while each
                     // checkpoint runs, so the log is never wholly copied
@@ -196,6 +207,9 @@ pub struct History {
     /// Events stored per room since it was last trimmed.
     since_trim: HashMap<String, usize>,
     syncer: Option<Syncer>,
+    /// Commits made, for the Syncer (which skips its checkpoint when
+    /// there was none since its last).
+    commits: Arc<AtomicU64>,
     /// Commits that failed (a full disk, say): their events are lost to
     /// the file (memory still has them), and logged.
     pub failures: u64,
@@ -230,8 +244,10 @@ impl History {
     /// starts the Syncer.
     pub fn open(dir: &Path) -> Result<History, String> {
         let store = HistoryStore::open(dir)?;
-        let syncer = Syncer::start(store.path())?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let syncer = Syncer::start(store.path(), Arc::clone(&commits))?;
         Ok(History {
+            commits,
             store,
             pending: Vec::new(),
             pending_direct: Vec::new(),
@@ -295,6 +311,7 @@ impl History {
                 direct.len()
             ));
         }
+        self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -322,12 +339,22 @@ impl History {
             gone += self.store.expire_direct(oldest)?;
             gone += self.store.expire_others(oldest, own_age)?;
         }
+        self.wrote(gone);
         Ok(gone)
     }
 
     /// `--history-size` (see [`HistoryStore::bound_size`]).
     pub fn bound_size(&mut self, limit: u64) -> Result<usize, String> {
-        self.store.bound_size(limit)
+        let gone = self.store.bound_size(limit)?;
+        self.wrote(gone);
+        Ok(gone)
+    }
+
+    /// Tells the Syncer the file changed, when `n` events went from it.
+    fn wrote(&self, n: usize) {
+        if n > 0 {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// CHATHISTORY on one conversation (what this pass kept included).
@@ -377,7 +404,9 @@ impl History {
         keep: impl Fn(&str) -> usize,
     ) -> Result<usize, String> {
         self.commit(keep)?;
-        self.store.purge(room, before_ms)
+        let gone = self.store.purge(room, before_ms)?;
+        self.wrote(gone);
+        Ok(gone)
     }
 
     /// At exit: what is pending is committed, the Syncer checkpoints a
