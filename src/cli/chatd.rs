@@ -68,6 +68,36 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub irc_tls_listen: Vec<SocketAddr>,
 
+    /// Address to serve the web port on (repeatable; off by default): the
+    /// web client at /, WebSockets (the chat port's protocol as `chatd`,
+    /// IRC as text.ircv3.net or binary.ircv3.net), /metrics and /healthz.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub web_listen: Vec<SocketAddr>,
+
+    /// Address to serve the web port over TLS on (repeatable; off by
+    /// default); needs --tls-cert and --tls-key, as --tls-listen does.
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub web_tls_listen: Vec<SocketAddr>,
+
+    /// An origin a browser page may open a WebSocket from
+    /// (`https://chat.example.org`; repeatable; `*` for any). Without it,
+    /// only the page chatd serves itself (the Origin matches the Host).
+    #[arg(long, value_name = "ORIGIN")]
+    pub web_origin: Vec<String>,
+
+    /// A reverse proxy's address (repeatable): its X-Forwarded-For names
+    /// the client in logs and limits; anyone else's is ignored.
+    #[arg(long, value_name = "IP")]
+    pub web_proxy: Vec<std::net::IpAddr>,
+
+    /// Serve no /metrics on the web port.
+    #[arg(long)]
+    pub no_metrics: bool,
+
+    /// Serve no /healthz on the web port.
+    #[arg(long)]
+    pub no_healthz: bool,
+
     /// The server's name on the IRC door (the source of its replies).
     #[arg(long, value_name = "NAME", default_value = "chatd", value_parser = parse_server_name)]
     pub irc_server_name: String,

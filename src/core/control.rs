@@ -402,6 +402,11 @@ pub struct StatusView {
     pub irc_listen: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub irc_tls_listen: Vec<String>,
+    /// The web port's addresses (none when it is closed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_listen: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub web_tls_listen: Vec<String>,
     pub control: String,
     pub state_file: String,
     pub clients: usize,

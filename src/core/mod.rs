@@ -29,6 +29,7 @@ pub mod codec;
 pub mod control;
 pub mod fair;
 pub mod flood;
+pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod irc;

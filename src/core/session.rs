@@ -181,6 +181,21 @@ impl Session {
         }
     }
 
+    /// Liveness for a transport with pings of its own (a WebSocket), for
+    /// either protocol: pinged after `ping` of silence, gone after as long
+    /// again.
+    pub fn with_pings(mut self, now: Instant) -> Session {
+        self.liveness = Some((now, false));
+        self
+    }
+
+    /// The peer was heard from below the codec (a WebSocket ping or pong).
+    pub fn heard(&mut self, now: Instant) {
+        if let Some(heard) = &mut self.liveness {
+            *heard = (now, false);
+        }
+    }
+
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -165,6 +165,8 @@ pub struct Accounts {
     checked_this_pass: bool,
     /// What an unknown name's password is checked against (same cost).
     dummy: String,
+    /// Failed logins since start (the metrics).
+    pub failures_total: u64,
 }
 
 impl Default for Accounts {
@@ -183,6 +185,7 @@ impl Accounts {
             budget: None,
             checked_this_pass: false,
             dummy: hash("chatd: no such account").expect("hashing works"),
+            failures_total: 0,
         };
         for u in saved {
             a.keys
@@ -422,6 +425,7 @@ impl Accounts {
     }
 
     fn record_key_failure(&mut self, now: Instant, key: AddressKey) {
+        self.failures_total += 1;
         let record = self.addresses.entry(key, || AddressRecord::new(now));
         if now.saturating_duration_since(record.window.0) >= FAILURE_WINDOW {
             record.window = (now, 0);

@@ -41,6 +41,13 @@ pub struct Config {
     /// IRC listeners, plain and TLS.
     pub irc_listen: Vec<SocketAddr>,
     pub irc_tls_listen: Vec<SocketAddr>,
+    /// Web ports, plain and TLS, and what they allow.
+    pub web_listen: Vec<SocketAddr>,
+    pub web_tls_listen: Vec<SocketAddr>,
+    pub web_origin: Vec<String>,
+    pub web_proxy: Vec<std::net::IpAddr>,
+    pub no_metrics: bool,
+    pub no_healthz: bool,
     /// The IRC door's server name, and how long a silent IRC client
     /// waits for a PING (and then for its answer).
     pub irc_server_name: String,
@@ -166,6 +173,12 @@ impl Config {
             tls_listen,
             irc_listen,
             irc_tls_listen,
+            web_listen,
+            web_tls_listen,
+            web_origin,
+            web_proxy,
+            no_metrics,
+            no_healthz,
             irc_server_name,
             irc_ping,
             irc_oper,
@@ -239,6 +252,12 @@ impl Config {
             tls_listen,
             irc_listen,
             irc_tls_listen,
+            web_listen,
+            web_tls_listen,
+            web_origin,
+            web_proxy,
+            no_metrics,
+            no_healthz,
             irc_server_name,
             irc_ping,
             irc_oper,
@@ -326,6 +345,8 @@ impl Config {
             && self.tls_listen.is_empty()
             && self.irc_listen.is_empty()
             && self.irc_tls_listen.is_empty()
+            && self.web_listen.is_empty()
+            && self.web_tls_listen.is_empty()
         {
             return Err(
                 "nothing to listen on: give a --listen, --tls-listen, --irc-listen or --irc-tls-listen address"
@@ -344,7 +365,9 @@ impl Config {
                     .into(),
             );
         }
-        let no_tls_listener = self.tls_listen.is_empty() && self.irc_tls_listen.is_empty();
+        let no_tls_listener = self.tls_listen.is_empty()
+            && self.irc_tls_listen.is_empty()
+            && self.web_tls_listen.is_empty();
         match (&self.tls_cert, &self.tls_key, no_tls_listener) {
             (Some(_), Some(_), false) | (None, None, true) => {}
             (_, _, false) => {

@@ -39,6 +39,9 @@ const JOIN_RATES_TRACKED: usize = 4096;
 pub struct Entry {
     pub tls: bool,
     pub protocol: Protocol,
+    /// A web port: HTTP, then a WebSocket carrying `protocol` (chosen by
+    /// the subprotocol; `Prototype` until then).
+    pub web: bool,
 }
 
 /// What one accept(2) on a listener gave.
@@ -304,6 +307,7 @@ mod tests {
     const PLAIN: Entry = Entry {
         tls: false,
         protocol: Protocol::Prototype,
+        web: false,
     };
 
     fn no_exemption() -> Exempt {

@@ -206,6 +206,7 @@ impl Server {
     /// Acts on one wait's results.
     fn dispatch(&mut self, ready: &[Ready]) {
         self.sh.start_pass();
+        self.sh.counters.cluster_up = self.cluster.as_ref().map(Cluster::is_up);
         for r in ready {
             match r.token {
                 SIGNALS => self.on_signals(),
@@ -329,8 +330,18 @@ impl Server {
     }
 
     fn status(&self, uptime_secs: u64) -> StatusView {
-        let addrs =
-            |tls: bool, protocol: Protocol| self.sh.door.addresses(door::Entry { tls, protocol });
+        let addrs = |tls: bool, protocol: Protocol| {
+            let web = false;
+            self.sh.door.addresses(door::Entry { tls, protocol, web })
+        };
+        let web = |tls: bool| {
+            let entry = door::Entry {
+                tls,
+                protocol: Protocol::Prototype,
+                web: true,
+            };
+            self.sh.door.addresses(entry)
+        };
         StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
@@ -339,6 +350,8 @@ impl Server {
             tls_listen: addrs(true, Protocol::Prototype),
             irc_listen: addrs(false, Protocol::Irc),
             irc_tls_listen: addrs(true, Protocol::Irc),
+            web_listen: web(false),
+            web_tls_listen: web(true),
             control: self.control.path(),
             state_file: self.store.path().display().to_string(),
             clients: self.chat.len(),

@@ -14,6 +14,7 @@ pub mod history;
 mod host;
 pub mod logbook;
 mod logsink;
+mod metrics;
 mod net;
 mod oidc;
 mod poller;
@@ -169,15 +170,41 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let mut listeners = Vec::new();
     let kinds = [
-        ("listen", &cfg.listen, false, Protocol::Prototype),
-        ("tls-listen", &cfg.tls_listen, true, Protocol::Prototype),
-        ("irc-listen", &cfg.irc_listen, false, Protocol::Irc),
-        ("irc-tls-listen", &cfg.irc_tls_listen, true, Protocol::Irc),
+        ("listen", &cfg.listen, false, Protocol::Prototype, false),
+        (
+            "tls-listen",
+            &cfg.tls_listen,
+            true,
+            Protocol::Prototype,
+            false,
+        ),
+        ("irc-listen", &cfg.irc_listen, false, Protocol::Irc, false),
+        (
+            "irc-tls-listen",
+            &cfg.irc_tls_listen,
+            true,
+            Protocol::Irc,
+            false,
+        ),
+        (
+            "web-listen",
+            &cfg.web_listen,
+            false,
+            Protocol::Prototype,
+            true,
+        ),
+        (
+            "web-tls-listen",
+            &cfg.web_tls_listen,
+            true,
+            Protocol::Prototype,
+            true,
+        ),
     ];
-    for (flag, addrs, tls, protocol) in kinds {
+    for (flag, addrs, tls, protocol, web) in kinds {
         for addr in addrs {
             let l = net::listen_tcp(*addr).map_err(|e| format!("{flag} {addr}: {e}"))?;
-            listeners.push((l, door::Entry { tls, protocol }));
+            listeners.push((l, door::Entry { tls, protocol, web }));
         }
     }
     let control = net::bind_control(&cfg.control)?;

@@ -54,6 +54,10 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
     let mut live = |key, a, b| note(&mut p.live, key, a, b);
     live("log-target", word(&old.log_target), word(&new.log_target));
     live("log-level", word(&old.log_level), word(&new.log_level));
+    live("web-origin", dbg(&old.web_origin), dbg(&new.web_origin));
+    live("web-proxy", dbg(&old.web_proxy), dbg(&new.web_proxy));
+    live("no-metrics", dbg(&old.no_metrics), dbg(&new.no_metrics));
+    live("no-healthz", dbg(&old.no_healthz), dbg(&new.no_healthz));
     live(
         "log-messages",
         dbg(&old.log_messages),
@@ -210,6 +214,12 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         dbg(&old.irc_tls_listen),
         dbg(&new.irc_tls_listen),
     );
+    restart("web-listen", dbg(&old.web_listen), dbg(&new.web_listen));
+    restart(
+        "web-tls-listen",
+        dbg(&old.web_tls_listen),
+        dbg(&new.web_tls_listen),
+    );
     restart(
         "irc-server-name",
         dbg(&old.irc_server_name),
@@ -253,6 +263,8 @@ pub fn running(old: &Config, mut new: Config, plan: &Plan) -> Config {
             "tls-listen" => new.tls_listen = old.tls_listen.clone(),
             "irc-listen" => new.irc_listen = old.irc_listen.clone(),
             "irc-tls-listen" => new.irc_tls_listen = old.irc_tls_listen.clone(),
+            "web-listen" => new.web_listen = old.web_listen.clone(),
+            "web-tls-listen" => new.web_tls_listen = old.web_tls_listen.clone(),
             "irc-server-name" => new.irc_server_name = old.irc_server_name.clone(),
             "control" => new.control = old.control.clone(),
             "state-dir" => new.state_dir = old.state_dir.clone(),
@@ -493,6 +505,12 @@ mod tests {
             tls_listen: vec![],
             irc_listen: vec![],
             irc_tls_listen: vec![],
+            web_listen: vec![],
+            web_tls_listen: vec![],
+            web_origin: vec![],
+            web_proxy: vec![],
+            no_metrics: false,
+            no_healthz: false,
             irc_server_name: "chatd".into(),
             irc_ping: Duration::from_secs(90),
             irc_oper: vec![],

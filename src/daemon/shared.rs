@@ -64,6 +64,9 @@ pub struct Counters {
     pub inbox_overflows: u64,
     /// Messages flood control refused.
     pub flood_refusals: u64,
+    /// Cluster mode: whether the link was up and synchronised at the
+    /// pass's start (the loop sets it; the metrics read it).
+    pub cluster_up: Option<bool>,
 }
 
 pub struct Shared {

@@ -527,6 +527,8 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
                 ("listening (TLS)", list(&status.tls_listen)),
                 ("listening (IRC)", list(&status.irc_listen)),
                 ("listening (IRCS)", list(&status.irc_tls_listen)),
+                ("listening (web)", list(&status.web_listen)),
+                ("listening (web, TLS)", list(&status.web_tls_listen)),
                 ("control socket", printable(&status.control)),
                 ("state file", printable(&status.state_file)),
                 ("clients", status.clients.to_string()),

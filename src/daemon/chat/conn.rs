@@ -19,6 +19,7 @@ use std::time::Instant;
 use rustls::{ServerConfig, ServerConnection};
 
 use super::irc::IrcClient;
+use super::web::{Fed, Web};
 use crate::core::hub::RoomId;
 use crate::core::session::{Action, Input, Session};
 use crate::daemon::door::Seat;
@@ -42,6 +43,8 @@ pub struct Received {
     pub closed: bool,
     /// The TLS layer failed (garbage, a bad handshake): why.
     pub tls_error: Option<String>,
+    /// The web layer's news (a web port's connection only).
+    pub web: Fed,
 }
 
 /// What one write did.
@@ -99,6 +102,12 @@ pub struct Conn {
     /// message delayed until a time, its later frames waiting with it.
     pub flood: Option<crate::core::flood::Flood>,
     pub lagged: Option<(std::time::Instant, crate::core::codec::Decoded)>,
+    /// A web port's connection: HTTP, then a WebSocket, between the
+    /// transport and the session (web.rs).
+    pub web: Option<Box<Web>>,
+    /// Web: a close frame is queued; the transport's close follows once
+    /// the layer's output is out.
+    web_fin: bool,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -165,6 +174,8 @@ impl Conn {
             counted_user: false,
             flood: None,
             lagged: None,
+            web: None,
+            web_fin: false,
         })
     }
 
@@ -189,6 +200,9 @@ impl Conn {
         if self.session.read_budget() == 0 {
             return false;
         }
+        if !self.session.is_closing() && self.input_budget() == 0 {
+            return false;
+        }
         match &self.transport {
             Transport::Tls(c) if !self.session.is_closing() => c.wants_read(),
             _ => true,
@@ -197,7 +211,17 @@ impl Conn {
 
     /// Decrypted input waits inside rustls for the session to take it.
     pub fn has_buffered_input(&self) -> bool {
-        self.tls_plaintext > 0
+        self.tls_plaintext > 0 || self.web.as_ref().is_some_and(|w| w.has_input())
+    }
+
+    /// How many bytes the transport may hand in now: what the session may
+    /// take, or what the web layer may.
+    fn input_budget(&self) -> usize {
+        match &self.web {
+            None => self.session.read_budget(),
+            Some(w) if self.session.read_budget() > 0 => w.read_budget(),
+            Some(_) => 0,
+        }
     }
 
     /// Output to write now (the socket was not full).
@@ -211,6 +235,9 @@ impl Conn {
     }
 
     fn has_output(&self) -> bool {
+        if self.web_fin || self.web.as_ref().is_some_and(|w| !w.pending().is_empty()) {
+            return true;
+        }
         match &self.transport {
             Transport::Plain => self.session.pending() > 0,
             Transport::Tls(c) => self.session.pending() > 0 || c.wants_write() || self.fin_pending,
@@ -226,14 +253,20 @@ impl Conn {
             got.closed = read_some(&mut self.stream, scratch)? == ReadOutcome::Eof;
             return Ok(got);
         }
+        let budget = self.input_budget();
         let Transport::Tls(tls) = &mut self.transport else {
-            let want = self.session.read_budget().min(scratch.len());
+            let want = budget.min(scratch.len());
             if want > 0 {
                 match read_some(&mut self.stream, &mut scratch[..want])? {
                     ReadOutcome::Data(n) => got.plaintext = n,
                     ReadOutcome::Eof => got.closed = true,
                     ReadOutcome::WouldBlock => {}
                 }
+            }
+            if let Some(web) = &mut self.web {
+                got.web = web.feed(&scratch[..got.plaintext]);
+                got.closed |= got.web.closed;
+                got.plaintext = web.drain_into(scratch, self.session.read_budget());
             }
             return Ok(got);
         };
@@ -255,10 +288,58 @@ impl Conn {
                 }
             }
         }
-        got.plaintext = self.pull_plaintext(scratch);
+        if self.web.is_some() {
+            got.web = self.pull_web(scratch);
+            got.closed |= got.web.closed;
+            got.plaintext = self.drain_web(scratch);
+        } else {
+            got.plaintext = self.pull_plaintext(scratch);
+        }
         // Closed only once everything decrypted has been taken.
         got.closed &= self.tls_plaintext == 0;
         Ok(got)
+    }
+
+    /// Web over TLS: decrypted input rustls holds, into the web layer (as
+    /// much as it may take now).
+    fn pull_web(&mut self, scratch: &mut [u8]) -> Fed {
+        let want = self
+            .input_budget()
+            .min(scratch.len())
+            .min(self.tls_plaintext);
+        let (Transport::Tls(tls), Some(web)) = (&mut self.transport, &mut self.web) else {
+            return Fed::default();
+        };
+        if want == 0 {
+            return Fed::default();
+        }
+        match tls.reader().read(&mut scratch[..want]) {
+            Ok(n) => {
+                self.tls_plaintext -= n;
+                web.feed(&scratch[..n])
+            }
+            Err(_) => Fed::default(),
+        }
+    }
+
+    /// Web: input waiting in rustls into the layer (when the layer has
+    /// nothing left for the session), then decoded input to the front of
+    /// `scratch`; with the layer's news.
+    pub fn pull_web_input(&mut self, scratch: &mut [u8]) -> (usize, Fed) {
+        let mut fed = Fed::default();
+        if self.web.as_ref().is_some_and(|w| !w.has_input()) {
+            fed = self.pull_web(scratch);
+        }
+        (self.drain_web(scratch), fed)
+    }
+
+    /// Web: decoded input to the front of `scratch`, what the session may
+    /// take.
+    fn drain_web(&mut self, scratch: &mut [u8]) -> usize {
+        let budget = self.session.read_budget();
+        self.web
+            .as_mut()
+            .map_or(0, |w| w.drain_into(scratch, budget))
     }
 
     /// TLS: moves decrypted input from rustls to the front of `scratch`, at
@@ -288,6 +369,9 @@ impl Conn {
     /// the session's output as rustls takes, encrypted, then one write of
     /// what rustls has for the socket.
     pub fn write_once(&mut self) -> io::Result<Sent> {
+        if self.web.is_some() {
+            return self.write_web();
+        }
         let mut sent = Sent::default();
         match &mut self.transport {
             Transport::Plain => {
@@ -320,8 +404,69 @@ impl Conn {
         Ok(sent)
     }
 
-    /// Ends our side: FIN, after TLS's close_notify when there is TLS.
+    /// The web layer's write: the session's output framed into the layer,
+    /// then one write of the layer's bytes (through rustls with TLS).
+    fn write_web(&mut self) -> io::Result<Sent> {
+        let mut sent = Sent::default();
+        let web = self.web.as_mut().expect("a web connection");
+        sent.taken = web.take(self.session.output());
+        match &mut self.transport {
+            Transport::Plain => {
+                let n = write_some(&mut self.stream, web.pending())?;
+                web.consumed(n);
+                sent.written = n;
+                sent.blocked = !web.pending().is_empty();
+            }
+            Transport::Tls(tls) => {
+                if !web.pending().is_empty() {
+                    let n = tls.writer().write(web.pending())?;
+                    web.consumed(n);
+                }
+                if tls.wants_write() {
+                    match tls.write_tls(&mut self.stream) {
+                        Ok(n) => sent.written = n,
+                        Err(e) if would_block(&e) || interrupted(&e) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                sent.blocked = tls.wants_write() || !web.pending().is_empty();
+            }
+        }
+        if self.web_fin && web.pending().is_empty() {
+            self.web_fin = false;
+            self.end_transport();
+            sent.blocked &= !self.fin_pending;
+        }
+        if let Transport::Tls(tls) = &mut self.transport
+            && self.fin_pending
+            && !tls.wants_write()
+        {
+            self.fin_pending = false;
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+        self.blocked = sent.blocked;
+        Ok(sent)
+    }
+
+    /// Ends our side: FIN, after TLS's close_notify when there is TLS
+    /// (and a WebSocket's close frame before both).
     pub fn shutdown_write(&mut self) {
+        if let Some(web) = &mut self.web {
+            web.close(tungstenite::protocol::frame::coding::CloseCode::Normal, "");
+            self.web_fin = true;
+            self.blocked = false;
+            let _ = self.write_once();
+            return;
+        }
+        self.end_transport();
+        if self.fin_pending {
+            let _ = self.write_once();
+        }
+    }
+
+    /// The transport's own end: the FIN, or (TLS) close_notify, the FIN
+    /// following once it is out.
+    fn end_transport(&mut self) {
         match &mut self.transport {
             Transport::Plain => {
                 let _ = self.stream.shutdown(Shutdown::Write);
@@ -330,7 +475,6 @@ impl Conn {
                 tls.send_close_notify();
                 self.fin_pending = true;
                 self.blocked = false;
-                let _ = self.write_once();
             }
         }
     }
@@ -338,10 +482,15 @@ impl Conn {
     /// Bytes still on their way to the peer: held by rustls, or by the
     /// kernel unacknowledged (SIOCOUTQ).
     pub fn unacknowledged(&self) -> usize {
-        let tls = match &self.transport {
-            Transport::Tls(c) => usize::from(c.wants_write()) + usize::from(self.fin_pending),
-            Transport::Plain => 0,
-        };
+        let web = self
+            .web
+            .as_ref()
+            .map_or(0, |w| w.pending().len() + usize::from(self.web_fin));
+        let tls = web
+            + match &self.transport {
+                Transport::Tls(c) => usize::from(c.wants_write()) + usize::from(self.fin_pending),
+                Transport::Plain => 0,
+            };
         let mut n: nix::libc::c_int = 0;
         // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer,
         // which points at a live c_int; the descriptor is our open socket.

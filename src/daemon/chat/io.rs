@@ -95,7 +95,9 @@ impl Chat {
         };
         match Conn::new(stream, peer, seat, session, config) {
             Ok(mut conn) => {
-                if entry.protocol == Protocol::Irc {
+                if entry.web {
+                    conn.web = Some(Box::default());
+                } else if entry.protocol == Protocol::Irc {
                     conn.irc = Some(Box::default());
                 }
                 self.conns.insert(id, conn);
@@ -133,6 +135,7 @@ impl Chat {
     ) {
         let why_full = format!("server at capacity: {why}");
         let line = match entry.protocol {
+            _ if entry.web => crate::core::http::refusal(503, &why_full, false),
             Protocol::Prototype => {
                 sh.encode(&Event::error(ErrorCode::Unavailable, None, &why_full))
             }
@@ -176,7 +179,7 @@ impl Chat {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let got = match c.read_once(&mut self.scratch) {
+        let mut got = match c.read_once(&mut self.scratch) {
             Ok(got) => got,
             Err(e) => {
                 let closing = c.session.is_closing();
@@ -196,6 +199,13 @@ impl Chat {
             self.tls_failed(sh, id, &why);
             return;
         }
+        if c.web.is_some() && self.web_news(sh, id, std::mem::take(&mut got.web)) {
+            self.touch(sh, id);
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if got.plaintext > 0 {
             let action = c
                 .session
@@ -282,12 +292,22 @@ impl Chat {
             self.touch(sh, id);
             match next {
                 Next::Nothing => {
-                    // Decrypted input may still wait inside rustls.
+                    // Decrypted input may still wait inside rustls (or
+                    // decoded input in the web layer).
                     let c = self.conns.get_mut(&id).expect("checked");
-                    let n = c.pull_plaintext(&mut self.scratch);
+                    let n = if c.web.is_some() {
+                        let (n, fed) = c.pull_web_input(&mut self.scratch);
+                        if self.web_news(sh, id, fed) {
+                            return;
+                        }
+                        n
+                    } else {
+                        c.pull_plaintext(&mut self.scratch)
+                    };
                     if n == 0 {
                         return;
                     }
+                    let c = self.conns.get_mut(&id).expect("checked");
                     let action = c
                         .session
                         .handle(sh.now, Input::Received(&self.scratch[..n]));

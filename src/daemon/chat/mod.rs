@@ -47,6 +47,8 @@ mod irc_sasl;
 mod join;
 #[cfg(test)]
 mod tests;
+pub mod web;
+mod web_requests;
 
 use conn::Conn;
 use flow::Flow;
@@ -240,10 +242,14 @@ impl Chat {
     /// its own. For IRC: an error or the shutdown is `ERROR`, a room's
     /// event its lines.
     fn encode_for(&self, sh: &Shared, id: ConnId, event: &Event) -> Vec<u8> {
-        let protocol = self
-            .conns
-            .get(&id)
-            .map_or(Protocol::Prototype, |c| c.session.protocol());
+        let c = self.conns.get(&id);
+        if c.is_some_and(|c| c.web.as_ref().is_some_and(|w| w.is_http())) {
+            // Before the upgrade, a web connection speaks HTTP.
+            let status = event.message.parse().unwrap_or(400);
+            let why = event.reason.as_deref().unwrap_or(&event.message);
+            return crate::core::http::refusal(status, why, false);
+        }
+        let protocol = c.map_or(Protocol::Prototype, |c| c.session.protocol());
         match protocol {
             Protocol::Prototype => codec::encode(event, sh.ts()),
             Protocol::Irc => self.irc_line_for(sh, id, event),
@@ -354,6 +360,21 @@ impl Chat {
                     let n = c.unacknowledged();
                     self.feed(sh, id, Input::Unacknowledged(n));
                 }
+            }
+            Action::Ping if self.conns.get(&id).is_some_and(|c| c.web.is_some()) => {
+                if let Some(w) = self.conns.get_mut(&id).and_then(|c| c.web.as_mut()) {
+                    w.ping();
+                }
+                self.touch(sh, id);
+            }
+            Action::PingTimeout
+                if self
+                    .conns
+                    .get(&id)
+                    .is_some_and(|c| c.session.protocol() == Protocol::Prototype) =>
+            {
+                let why = format!("ping timeout: {} seconds", 2 * sh.cfg.irc_ping.as_secs());
+                self.close_with_error(sh, id, ErrorCode::Timeout, &why, None);
             }
             Action::Ping => {
                 let server = sh.cfg.irc_server_name.clone();

@@ -62,6 +62,7 @@ impl Pair {
         let plain = crate::daemon::door::Entry {
             tls: false,
             protocol: crate::core::codec::Protocol::Prototype,
+            web: false,
         };
         self.chat.admit(&mut self.sh, stream, peer, plain);
         assert_eq!(self.chat.len(), before + 1, "admitted");

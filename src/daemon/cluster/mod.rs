@@ -207,6 +207,11 @@ impl Cluster {
     }
 
     /// For `chatctl status`.
+    /// The link is up and this node synchronised (the metrics).
+    pub fn is_up(&self) -> bool {
+        self.link.connected() && self.synced
+    }
+
     pub fn status(&self) -> String {
         let state = if self.link.connected() && !self.synced {
             "synchronising"

@@ -213,6 +213,8 @@ pub struct History {
     /// Commits that failed (a full disk, say): their events are lost to
     /// the file (memory still has them), and logged.
     pub failures: u64,
+    /// Events (and direct-message copies) stored since start.
+    pub stored: u64,
     /// When `--history-age` is next applied (the first pass: at once).
     pub expire_at: Option<std::time::Instant>,
 }
@@ -256,6 +258,7 @@ impl History {
             since_trim: HashMap::new(),
             syncer: Some(syncer),
             failures: 0,
+            stored: 0,
             expire_at: None,
         })
     }
@@ -312,6 +315,7 @@ impl History {
             ));
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
+        self.stored += (batch.len() + direct.len()) as u64;
         Ok(())
     }
 
