@@ -259,6 +259,13 @@ pub fn run(cfg: Config) -> Result<(), String> {
     }
     for (l, entry) in &listeners {
         let addr = l.local_addr().map_err(|e| format!("listener: {e}"))?;
+        if entry.web {
+            let scheme = if entry.tls { "https" } else { "http" };
+            log.info(format!(
+                "web port on {scheme}://{addr}/ (the web client, WebSockets, /metrics, /healthz)"
+            ));
+            continue;
+        }
         let what = match (entry.protocol, entry.tls) {
             (Protocol::Prototype, false) => "listening on",
             (Protocol::Prototype, true) => "listening for TLS on",

@@ -22,3 +22,4 @@ mod private_rooms;
 mod service;
 mod support;
 mod tls;
+mod web;

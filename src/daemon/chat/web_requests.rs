@@ -5,9 +5,9 @@
 //! are one response through the session's `Finish`, so they close like any
 //! last line: sent, FIN, lingered, released.
 
+use super::Chat;
 use super::conn::Conn;
 use super::web::Fed;
-use super::{Chat, Closing};
 use crate::core::codec::Protocol;
 use crate::core::http::{self, Answer, Request, WsKind};
 use crate::core::hub::ConnId;
@@ -45,7 +45,12 @@ impl Chat {
             c.session.heard(sh.now);
         }
         if let Some(why) = fed.error {
-            self.doom(id, Closing::Failed(why));
+            // The close frame (1002, or 1009 for a message too large) is
+            // queued: it goes out before the FIN, like any last line.
+            let who = self.describe(sh, id);
+            self.id_log(sh, id, Level::Warn, format!("{why} from {who}; closing"));
+            self.leave_room(sh, id, "closed after a WebSocket error");
+            self.feed(sh, id, Input::Finish(None));
             return true;
         }
         match fed.request {
