@@ -68,8 +68,6 @@ class ChatdController(BaseServerController, DirectoryBasedController):
         websocket_hostname: Optional[str],
         websocket_port: Optional[int],
     ) -> None:
-        if websocket_hostname is not None or websocket_port is not None:
-            raise NotImplementedByController("Websocket")
         if ssl:
             raise NotImplementedByController("TLS")
         assert self.proc is None
@@ -87,6 +85,10 @@ class ChatdController(BaseServerController, DirectoryBasedController):
         history_args = []
         if self.test_config.chathistory:
             history_args = ["--history", "1000", "--direct-history", "1000"]
+        # The IRCv3 WebSocket transport: chatd's web port.
+        web_args = []
+        if websocket_port is not None:
+            web_args = ["--web-listen", f"{websocket_hostname}:{websocket_port}"]
         faketime_cmd = []
         if faketime and shutil.which("faketime"):
             faketime_cmd = ["faketime", "-f", faketime]
@@ -118,6 +120,7 @@ class ChatdController(BaseServerController, DirectoryBasedController):
                 "1",
                 *password_args,
                 *history_args,
+                *web_args,
             ],
             preexec_fn=_own_group_and_die_with_parent,
         )

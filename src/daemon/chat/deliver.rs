@@ -226,7 +226,7 @@ impl Chat {
             }
             if flows && (c.session.frame_ready() || c.has_buffered_input()) && !c.on_run_list {
                 c.on_run_list = true;
-                self.runnable.push(m);
+                self.runnable.push_back(m);
             }
         }
     }

@@ -121,7 +121,7 @@ impl Chat {
             };
             if !c.on_run_list {
                 c.on_run_list = true;
-                self.runnable.push(id);
+                self.runnable.push_back(id);
             }
         }
         if !due.is_empty() {

@@ -251,7 +251,7 @@ impl Chat {
     /// Decodes and acts on the frames waiting in the runnable connections;
     /// a member whose room is backed up waits for it to flow again.
     pub fn process_runnable(&mut self, sh: &mut Shared) {
-        while let Some(id) = self.runnable.pop() {
+        while let Some(id) = self.runnable.pop_front() {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.on_run_list = false;
             }

@@ -106,8 +106,10 @@ pub struct Chat {
     touched: Vec<ConnId>,
     /// Connections with output to write this pass.
     writes: Vec<ConnId>,
-    /// Connections with frames (or an end of input) to process.
-    runnable: Vec<ConnId>,
+    /// Connections with frames (or an end of input) to process, first
+    /// read first processed (so lines sent in order by two clients are
+    /// acted on in that order when one pass reads both).
+    runnable: std::collections::VecDeque<ConnId>,
     /// Connections to drop once the current delivery is done, and why.
     doomed: Vec<(ConnId, Closing)>,
     /// Session timers, earliest first; an entry whose time is no longer the
@@ -149,7 +151,7 @@ impl Chat {
             conns: IdMap::default(),
             touched: Vec::new(),
             writes: Vec::new(),
-            runnable: Vec::new(),
+            runnable: std::collections::VecDeque::new(),
             doomed: Vec::new(),
             timers: BinaryHeap::new(),
             flow: Flow::default(),
@@ -433,7 +435,7 @@ impl Chat {
             && !c.on_run_list
         {
             c.on_run_list = true;
-            self.runnable.push(id);
+            self.runnable.push_back(id);
         }
     }
 
