@@ -3,7 +3,7 @@
 //!
 //!     scripts/bench                      # installs ngircd if missing, then this
 //!     cargo bench --bench fanout -- [--runs N] [--only SERVER[,SERVER]] [--scenario NAME]
-//!         [--baseline PATH] [--tls] [--irc] [--epoll] [--cluster] [--history]
+//!         [--baseline PATH] [--tls] [--irc] [--epoll] [--cluster] [--history] [--ws]
 //!
 //! `--baseline PATH` adds another chatd binary (an older build, say) as a
 //! third server, alternated with the others: before/after comparisons of a
@@ -18,6 +18,9 @@
 //! the hop, with the CPU of all four processes counted. `--history` adds
 //! chatd with every room keeping its last 1000 events in the history file
 //! (`chatd+history`: each message committed before it is delivered).
+//! `--ws` adds chatd's web port (`chatd+ws`: the same protocol over a
+//! WebSocket) and, beside it, a Node.js server written with the `ws`
+//! package (`node-ws`, tests/web/bench-ws-server.mjs), same generator.
 //!
 //! Server CPU per delivery (utime+stime of the server process over the
 //! run, divided by deliveries) is the headline: on a 2-core machine the
@@ -297,6 +300,10 @@ fn start_chatd_with(
         {
             addr = Some(a.trim().parse().map_err(|e| format!("{e}"))?);
         }
+        if let Some(a) = line.split("web port on http://").nth(1) {
+            let a = a.split('/').next().unwrap_or("");
+            addr = Some(a.parse().map_err(|e| format!("{e}"))?);
+        }
         if let Some(a) = addr
             && line.contains(ready)
         {
@@ -316,6 +323,39 @@ fn start_chatd_with(
         child,
         _dir: dir,
     })
+}
+
+/// chatd with only its web port open, for the WebSocket client.
+fn start_chatd_ws(rooms: usize) -> Result<Server, String> {
+    let extra: Vec<String> = ["--listen", "none", "--web-listen", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut server = start_chatd_with(Path::new(CHATD), rooms, None, false, &extra, "web port")?;
+    server.target.proto = Proto::Ws;
+    Ok(server)
+}
+
+/// The Node.js `ws` broadcast server (tests/web/bench-ws-server.mjs), if
+/// node and tests/web/node_modules/ws are there (`cd tests/web && npm ci`).
+fn ws_server_script() -> Option<PathBuf> {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web");
+    let node = Command::new("node").arg("--version").output().is_ok();
+    (node && web.join("node_modules/ws").exists()).then(|| web.join("bench-ws-server.mjs"))
+}
+
+fn start_node_ws(script: &Path) -> Result<Server, String> {
+    let dir = TempDir::new("node-ws");
+    let port = free_port();
+    let child = Command::new("node")
+        .arg(script)
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("start node: {e}"))?;
+    listening(child, dir, Proto::Ws, port, "node ws")
 }
 
 fn free_port() -> u16 {
@@ -501,6 +541,9 @@ struct Args {
     cluster: bool,
     /// Also measure chatd with every room keeping its history on disk.
     history: bool,
+    /// Also measure chatd's web port (WebSocket, subprotocol chatd)
+    /// beside a Node.js `ws` broadcast server.
+    ws: bool,
 }
 
 fn parse_args() -> Args {
@@ -515,6 +558,7 @@ fn parse_args() -> Args {
         epoll: false,
         cluster: false,
         history: false,
+        ws: false,
     };
     let mut attach_addr: Option<SocketAddr> = None;
     let mut attach_pid: Option<u32> = None;
@@ -532,6 +576,7 @@ fn parse_args() -> Args {
             "--epoll" => args.epoll = true,
             "--cluster" => args.cluster = true,
             "--history" => args.history = true,
+            "--ws" => args.ws = true,
             // cargo bench passes --bench to harness=false targets.
             "--bench" => {}
             other => {
@@ -574,12 +619,20 @@ fn main() {
     let ngircd = ngircd_binary();
     let redis = redis_binary();
     let pki = args.tls.then(make_pki);
+    let ws_script = ws_server_script();
+    if args.ws && ws_script.is_none() {
+        eprintln!(
+            "fanout: node or tests/web/node_modules/ws missing; measuring chatd+ws alone (cd tests/web && npm ci)"
+        );
+    }
     let all_servers: Vec<&str> = [
         "chatd",
         "chatd+epoll",
         "chatd+tls",
         "chatd+irc",
         "chatd+history",
+        "chatd+ws",
+        "node-ws",
         "baseline",
         "ngircd",
         "redis",
@@ -591,6 +644,8 @@ fn main() {
     .filter(|s| *s != "chatd+tls" || args.tls)
     .filter(|s| *s != "chatd+irc" || args.irc)
     .filter(|s| *s != "chatd+history" || args.history)
+    .filter(|s| !s.ends_with("ws") || args.ws)
+    .filter(|s| *s != "node-ws" || ws_script.is_some())
     .filter(|s| *s != "chatd+epoll" || args.epoll)
     .filter(|s| {
         // --only chatd,redis: those servers (and the ones other flags add).
@@ -602,6 +657,8 @@ fn main() {
                     "chatd+epoll",
                     "chatd+irc",
                     "chatd+history",
+                    "chatd+ws",
+                    "node-ws",
                     "cluster",
                 ]
                 .contains(s)
@@ -640,6 +697,8 @@ fn main() {
             "listening",
         ),
         "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
+        "chatd+ws" => start_chatd_ws(rooms),
+        "node-ws" => start_node_ws(ws_script.as_deref().unwrap()),
         "redis" => start_redis(redis.as_deref().unwrap()),
         "cluster" => start_cluster(redis.as_deref().unwrap(), rooms, false),
         _ => start_ngircd(ngircd.as_deref().unwrap()),

@@ -30,6 +30,10 @@ pub enum Proto {
     /// room's channel and publishes to it, so it also gets its own
     /// messages back (counted: they cost the server a delivery too).
     Redis,
+    /// chatd's protocol over a WebSocket (subprotocol `chatd`): chatd's
+    /// web port, or the Node.js `ws` server that mimics it
+    /// (tests/web/bench-ws-server.mjs).
+    Ws,
 }
 
 impl Proto {
@@ -150,6 +154,9 @@ struct Peer {
     out: Vec<u8>,
     joined: bool,
     sent: usize,
+    /// WebSocket: the 101 has come; the frames' payloads, one line each.
+    ws_open: bool,
+    ws_lines: Vec<u8>,
 }
 
 pub fn rss_kib(pid: u32) -> u64 {
@@ -166,9 +173,78 @@ pub fn rss_kib(pid: u32) -> u64 {
 
 pub fn room_name(proto: Proto, r: usize) -> String {
     match proto {
-        Proto::Chatd | Proto::Redis => format!("bench{r}"),
+        Proto::Chatd | Proto::Redis | Proto::Ws => format!("bench{r}"),
         Proto::Irc => format!("#bench{r}"),
     }
+}
+
+/// A client's WebSocket text frame: masked (RFC 6455 requires it), with
+/// the all-zero key, so the payload goes as it is.
+fn ws_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Moves what a WebSocket peer received into `ws_lines`: the 101's head
+/// dropped, then each text or binary frame's payload as one line.
+fn ws_decode(p: &mut Peer) -> Result<(), String> {
+    if !p.ws_open {
+        let Some(end) = find(&p.inbuf, b"\r\n\r\n") else {
+            return Ok(());
+        };
+        if !p.inbuf.starts_with(b"HTTP/1.1 101") {
+            let head = String::from_utf8_lossy(&p.inbuf[..end]).into_owned();
+            return Err(format!("{}: no WebSocket: {head}", p.nick));
+        }
+        p.inbuf.drain(..end + 4);
+        p.ws_open = true;
+    }
+    let mut at = 0;
+    loop {
+        let rest = &p.inbuf[at..];
+        if rest.len() < 2 {
+            break;
+        }
+        let (len, head) = match rest[1] & 0x7f {
+            126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+            127 if rest.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&rest[2..10]);
+                (u64::from_be_bytes(n) as usize, 10)
+            }
+            126 | 127 => break,
+            n => (n as usize, 2),
+        };
+        if rest.len() < head + len {
+            break;
+        }
+        match rest[0] & 0x0f {
+            1 | 2 => {
+                p.ws_lines.extend_from_slice(&rest[head..head + len]);
+                p.ws_lines.push(b'\n');
+            }
+            8 => {
+                let why = String::from_utf8_lossy(&rest[head..head + len]).into_owned();
+                return Err(format!(
+                    "{}: the server closed the WebSocket: {why:?}",
+                    p.nick
+                ));
+            }
+            _ => {}
+        }
+        at += head + len;
+    }
+    p.inbuf.drain(..at);
+    Ok(())
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -206,6 +282,20 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
                 Proto::Redis => {
                     format!("HELLO 3\r\nSUBSCRIBE {}\r\n", room_name(Proto::Redis, r)).into_bytes()
                 }
+                Proto::Ws => {
+                    let mut out = format!(
+                        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+                         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chatd\r\n\r\n"
+                    )
+                    .into_bytes();
+                    let hello = format!(
+                        "{{\"username\": \"{nick}\", \"room\": \"{}\"}}",
+                        room_name(Proto::Ws, r)
+                    );
+                    out.extend_from_slice(&ws_frame(hello.as_bytes()));
+                    out
+                }
             };
             peers.push(Peer {
                 stream,
@@ -216,6 +306,8 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
                 out,
                 joined: false,
                 sent: 0,
+                ws_open: false,
+                ws_lines: Vec::new(),
             });
         }
     }
@@ -400,6 +492,7 @@ fn queue_message(p: &mut Peer, idx: usize, proto: Proto, payload: usize, t_us: u
     }
     match proto {
         Proto::Chatd => p.out.extend_from_slice(&frame(text.as_bytes())),
+        Proto::Ws => p.out.extend_from_slice(&ws_frame(text.as_bytes())),
         Proto::Irc => {
             p.out.extend_from_slice(
                 format!("PRIVMSG {} :{text}\r\n", room_name(Proto::Irc, p.room)).as_bytes(),
@@ -464,9 +557,17 @@ fn pump(
         if readable {
             read_peer(p, &mut buf)?;
             let t = now_us();
+            if proto == Proto::Ws {
+                ws_decode(p)?;
+            }
+            let input = if proto == Proto::Ws {
+                &mut p.ws_lines
+            } else {
+                &mut p.inbuf
+            };
             let mut start = 0;
-            while let Some(nl) = find_byte(&p.inbuf[start..], b'\n') {
-                let line = &p.inbuf[start..start + nl];
+            while let Some(nl) = find_byte(&input[start..], b'\n') {
+                let line = &input[start..start + nl];
                 start += nl + 1;
                 handle_line(
                     p.nick.as_str(),
@@ -478,7 +579,7 @@ fn pump(
                     t,
                 )?;
             }
-            p.inbuf.drain(..start);
+            input.drain(..start);
         }
     }
     stats.buf = buf;
@@ -584,7 +685,7 @@ fn handle_line(
     t_us: u64,
 ) -> Result<(), String> {
     match proto {
-        Proto::Chatd => {
+        Proto::Chatd | Proto::Ws => {
             if let Some(text) = chatd_message(line) {
                 record(text, stats, t_us);
             } else if find(line, b"\"type\":\"join\"").is_some() {

@@ -210,6 +210,29 @@ fn websockets_carry_the_chat_protocol_and_irc_into_one_room() {
     };
     assert_eq!(left["username"], "Ana");
 
+    // A client that sends its handshake with the upgrade request, in one
+    // write (masked with the all-zero key), is joined all the same.
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hello = br#"{"username":"Dora","room":"Teste"}"#;
+    let mut req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: chatd\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
+    req.extend_from_slice(hello);
+    raw.write_all(&req).unwrap();
+    let joined = loop {
+        let e = tcp.event();
+        if e["type"] == "join" {
+            break e;
+        }
+    };
+    assert_eq!(joined["username"], "Dora");
+    drop(raw);
+
     // Refusals at the upgrade.
     let evil = ws(addr, Some("chatd"), Some("http://evil.example")).unwrap_err();
     assert!(evil.contains("403"), "{evil}");

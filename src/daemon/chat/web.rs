@@ -36,8 +36,9 @@ const AFTER_HEAD: usize = 4096;
 enum Phase {
     /// Reading the request head.
     Head(Vec<u8>),
-    /// The head is in and answered (a page that closes, or a refusal).
-    Answered,
+    /// The head is in and answered (a page that closes, a refusal, or
+    /// the upgrade to come), with what followed the head.
+    Answered(Vec<u8>),
     /// A WebSocket carrying `kind`.
     Ws(Box<Ws>),
 }
@@ -128,7 +129,7 @@ impl Web {
     pub fn read_budget(&self) -> usize {
         match &self.phase {
             Phase::Head(h) => (http::MAX_HEAD + 1).saturating_sub(h.len()),
-            Phase::Answered => AFTER_HEAD,
+            Phase::Answered(_) => AFTER_HEAD,
             Phase::Ws(ws) if self.inbound.len() < WEB_BUFFER && ws.raw_in.len() < WEB_BUFFER => {
                 WEB_BUFFER
             }
@@ -145,7 +146,11 @@ impl Web {
     pub fn feed(&mut self, bytes: &[u8]) -> Fed {
         let mut fed = Fed::default();
         match &mut self.phase {
-            Phase::Answered => {}
+            Phase::Answered(early) => {
+                if early.len() < AFTER_HEAD {
+                    early.extend_from_slice(bytes);
+                }
+            }
             Phase::Head(head) => {
                 head.extend_from_slice(bytes);
                 match http::parse(head) {
@@ -153,13 +158,12 @@ impl Web {
                     Head::Complete(req, used) => {
                         // Whatever follows the head (a client that sends its
                         // first frames at once) waits for the upgrade.
-                        let rest = head.split_off(used);
-                        self.phase = Phase::Answered;
-                        self.inbound = rest;
+                        let early = head.split_off(used);
+                        self.phase = Phase::Answered(early);
                         fed.request = Some(Ok(req));
                     }
                     Head::Bad(status, why) => {
-                        self.phase = Phase::Answered;
+                        self.phase = Phase::Answered(Vec::new());
                         fed.request = Some(Err((status, why)));
                     }
                 }
@@ -180,7 +184,10 @@ impl Web {
             .write_buffer_size(0)
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_MESSAGE));
-        let early = std::mem::take(&mut self.inbound);
+        let early = match std::mem::replace(&mut self.phase, Phase::Answered(Vec::new())) {
+            Phase::Answered(early) => early,
+            _ => Vec::new(),
+        };
         self.phase = Phase::Ws(Box::new(Ws {
             kind,
             ctx: WebSocketContext::new(Role::Server, Some(config)),
