@@ -385,3 +385,58 @@ fn the_web_client_in_a_real_browser() {
     let _ = chat.kill();
     let _ = chat.wait();
 }
+
+#[test]
+fn the_web_port_over_tls_serves_pages_and_websockets() {
+    let pki = crate::tls::Pki::new();
+    let (cert, key) = pki.server("web");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut d = Daemon::start(&[
+        "--web-tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--room",
+        "Teste:5",
+    ]);
+    let line = d.wait_log("web port on https://", Duration::from_secs(5));
+    let rest = line.rsplit("https://").next().unwrap();
+    let addr: SocketAddr = rest.split('/').next().unwrap().parse().unwrap();
+    let tls = |addr: SocketAddr| {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let conn = rustls::ClientConnection::new(pki.client_config(), name).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    let mut s = tls(addr);
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut page = Vec::new();
+    let _ = s.read_to_end(&mut page);
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.starts_with("HTTP/1.1 200 OK") && page.ends_with("\r\n\r\nok\n"), "{page}");
+
+    let mut req = format!("wss://{addr}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "chatd".parse().unwrap());
+    let (mut ws, _) = tungstenite::client(req, tls(addr)).unwrap();
+    ws.send(Message::Text(r#"{"username":"Ana","room":"Teste"}"#.into()))
+        .unwrap();
+    let mut read = || loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            return serde_json::from_str::<Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(read()["type"], "join");
+    let mut tcp = d.joined("Bia", "Teste");
+    tcp.say("oi");
+    let e = loop {
+        let e = read();
+        if e["type"] == "message" {
+            break e;
+        }
+    };
+    assert_eq!(e["message"], "oi");
+}
