@@ -357,6 +357,13 @@ pub const JOIN_RATE: Rate = Rate {
     burst: 10.0,
 };
 
+/// Web requests (pages, metrics, WebSocket upgrades) one address may
+/// make: 60 at once (a few page loads), then 10 a second.
+pub const REQUEST_RATE: Rate = Rate {
+    per_sec: 10.0,
+    burst: 60.0,
+};
+
 /// Who holds what at the door: connections and unfinished handshakes per
 /// address. The loop calls [`Occupancy::admit`] at accept,
 /// [`Occupancy::joined`] when a handshake becomes a member, and

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use super::poller::{Interest, Poller, Token};
 use crate::core::codec::Protocol;
-use crate::core::fair::{AddressKey, Bucket, DoorLimits, Exempt, JOIN_RATE, Lru, Occupancy};
+use crate::core::fair::{
+    AddressKey, Bucket, DoorLimits, Exempt, JOIN_RATE, Lru, Occupancy, REQUEST_RATE,
+};
 use crate::core::hub::ConnId;
 use crate::sys::nonblock::{interrupted, would_block, write_some};
 
@@ -71,6 +73,8 @@ pub struct Door {
     /// Connections still in their handshake, oldest first (ids grow).
     handshaking: BTreeSet<ConnId>,
     join_rates: Lru<AddressKey, Bucket>,
+    /// Web requests per address (`REQUEST_RATE`).
+    request_rates: Lru<AddressKey, Bucket>,
     /// A descriptor kept in reserve: when accept(2) fails with EMFILE, it
     /// is closed so the pending connection can be accepted, refused, and
     /// closed.
@@ -90,6 +94,7 @@ impl Door {
             seats: Occupancy::default(),
             handshaking: BTreeSet::new(),
             join_rates: Lru::new(JOIN_RATES_TRACKED),
+            request_rates: Lru::new(JOIN_RATES_TRACKED),
             spare: File::open("/dev/null").ok(),
             paused_until: None,
             last_fd_warning: None,
@@ -202,6 +207,20 @@ impl Door {
         bucket.take(now, JOIN_RATE).map_err(|wait| {
             format!(
                 "too many joins from {key}; try again in {} s",
+                wait.as_secs().max(1)
+            )
+        })
+    }
+
+    /// A web request from `key` (60 at once, then 10 a second), or the
+    /// reason it must wait.
+    pub fn take_request(&mut self, key: AddressKey, now: Instant) -> Result<(), String> {
+        let bucket = self
+            .request_rates
+            .entry(key, || Bucket::full(now, REQUEST_RATE));
+        bucket.take(now, REQUEST_RATE).map_err(|wait| {
+            format!(
+                "too many requests from {key}; try again in {} s",
                 wait.as_secs().max(1)
             )
         })

@@ -123,6 +123,22 @@ fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
     // Half a head, then silence: 408 after the handshake timeout.
     let slow = http(addr, "GET / HTTP/1.1\r\nHost: x\r\n");
     assert!(slow.starts_with("HTTP/1.1 408 "), "{slow}");
+    // Requests per address are bounded (60, then 10 a second); loopback
+    // is exempt unless told otherwise.
+    let mut strict = Daemon::start(&[
+        "--web-listen",
+        "127.0.0.1:0",
+        "--address-limit-exempt",
+        "none",
+    ]);
+    let strict_addr = web_addr(&mut strict);
+    let answers: Vec<String> = (0..70).map(|_| get(strict_addr, "/healthz")).collect();
+    assert!(answers[0].starts_with("HTTP/1.1 200 "));
+    let last = answers.last().unwrap();
+    assert!(
+        last.starts_with("HTTP/1.1 429 ") && last.contains("too many requests"),
+        "{last}"
+    );
     // A chatd with them turned off.
     let mut off = Daemon::start(&[
         "--web-listen",
@@ -412,11 +428,15 @@ fn the_web_port_over_tls_serves_pages_and_websockets() {
         rustls::StreamOwned::new(conn, tcp)
     };
     let mut s = tls(addr);
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut page = Vec::new();
     let _ = s.read_to_end(&mut page);
     let page = String::from_utf8_lossy(&page);
-    assert!(page.starts_with("HTTP/1.1 200 OK") && page.ends_with("\r\n\r\nok\n"), "{page}");
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK") && page.ends_with("\r\n\r\nok\n"),
+        "{page}"
+    );
 
     let mut req = format!("wss://{addr}/").into_client_request().unwrap();
     req.headers_mut()

@@ -74,6 +74,12 @@ impl Chat {
             irc: true,
         };
         let head_only = req.method == "HEAD";
+        if let Some(seat) = self.conns.get(&id).map(|c| c.seat)
+            && seat.limited
+            && let Err(why) = sh.door.take_request(seat.key, sh.now)
+        {
+            return self.http_refuse(sh, id, 429, &why, head_only);
+        }
         if let Some(c) = self.conns.get_mut(&id)
             && let Some(real) = forwarded(c, req, &sh.cfg.web_proxy)
         {
