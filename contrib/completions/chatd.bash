@@ -23,7 +23,7 @@ _chatd() {
 
     case "${cmd}" in
         chatd)
-            opts="-h -V --config --listen --tls-listen --irc-listen --irc-tls-listen --irc-server-name --irc-ping --irc-password-file --irc-oper --room-creation --room-limit --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --cluster --cluster-password-file --cluster-ca --node-id --max-clients-per-address --max-handshakes-per-address --max-handshakes --address-limit-exempt --tcp-keepalive --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --history-memory --history-age --password-min --history --direct-history --history-size --flood-burst --flood-rate --flood-bytes-rate --flood-lag --help --version"
+            opts="-h -V --config --listen --tls-listen --irc-listen --irc-tls-listen --web-listen --web-tls-listen --web-origin --web-proxy --no-metrics --no-healthz --irc-server-name --irc-ping --irc-password-file --irc-oper --room-creation --room-limit --tls-cert --tls-key --room --control --state-dir --max-frame --max-clients --poller --cluster --cluster-password-file --cluster-ca --node-id --max-clients-per-address --max-handshakes-per-address --max-handshakes --address-limit-exempt --tcp-keepalive --handshake-timeout --sendq --write-timeout --control-timeout --require-login --oidc-issuer --oidc-audience --oidc-jwks --oidc-username-claim --log-target --log-level --log-messages --log-capacity --history-memory --history-age --password-min --history --direct-history --history-size --flood-burst --flood-rate --flood-bytes-rate --flood-lag --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -46,6 +46,22 @@ _chatd() {
                     return 0
                     ;;
                 --irc-tls-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-tls-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --web-proxy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -3,6 +3,10 @@ complete -c chatd -l listen -d 'Address to accept plaintext chat clients on (rep
 complete -c chatd -l tls-listen -d 'Address to accept TLS chat clients on (repeatable; off by default); needs --tls-cert and --tls-key' -r
 complete -c chatd -l irc-listen -d 'Address to accept IRC clients on (repeatable; off by default): the same rooms and people as the chat port, spoken as IRC (docs/PROTOCOL.md)' -r
 complete -c chatd -l irc-tls-listen -d 'Address to accept IRC clients over TLS on (repeatable; off by default); needs --tls-cert and --tls-key, as --tls-listen does' -r
+complete -c chatd -l web-listen -d 'Address to serve the web port on (repeatable; off by default): the web client at /, WebSockets (the chat port\'s protocol as `chatd`, IRC as text.ircv3.net or binary.ircv3.net), /metrics and /healthz' -r
+complete -c chatd -l web-tls-listen -d 'Address to serve the web port over TLS on (repeatable; off by default); needs --tls-cert and --tls-key, as --tls-listen does' -r
+complete -c chatd -l web-origin -d 'An origin a browser page may open a WebSocket from (`https://chat.example.org`; repeatable; `*` for any). Without it, only the page chatd serves itself (the Origin matches the Host)' -r
+complete -c chatd -l web-proxy -d 'A reverse proxy\'s address (repeatable): its X-Forwarded-For names the client in logs and limits; anyone else\'s is ignored' -r
 complete -c chatd -l irc-server-name -d 'The server\'s name on the IRC door (the source of its replies)' -r
 complete -c chatd -l irc-ping -d 'Seconds an IRC client may be silent before chatd sends it a PING; one that stays silent as long again is disconnected (ping timeout)' -r
 complete -c chatd -l irc-password-file -d 'A file whose first line is the IRC door\'s server password: PASS must give it (accounts then log in with SASL); without it, PASS is the password of the account the nick names' -r -F
@@ -53,6 +57,8 @@ complete -c chatd -l flood-burst -d 'Flood control: messages a connection may se
 complete -c chatd -l flood-rate -d 'Messages a second after the burst; beyond, messages are delayed, and refused after --flood-lag seconds of delays in a row. 0 turns flood control off' -r
 complete -c chatd -l flood-bytes-rate -d 'Message bytes a second after a burst of 8 seconds\' worth (at least one --max-frame); 0 limits messages only' -r
 complete -c chatd -l flood-lag -d 'How long a flooder\'s messages are delayed in a row before they are refused instead (429 on the chat port, a NOTICE on IRC)' -r
+complete -c chatd -l no-metrics -d 'Serve no /metrics on the web port'
+complete -c chatd -l no-healthz -d 'Serve no /healthz on the web port'
 complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
 complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'
