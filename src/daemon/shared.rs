@@ -178,12 +178,13 @@ impl Shared {
     /// [`Shared::remember`] for an event sent at `at_ms` (Unix ms): another
     /// node's message, kept at the time its node gave it.
     pub fn remember_at(&mut self, d: &crate::core::hub::Delivery, at_ms: u64) {
-        let ts = if at_ms / 1000 == self.stamp.secs {
-            self.stamp.text().to_string()
+        // The pass's own second (nearly always) is borrowed, not copied.
+        let kept = if at_ms / 1000 == self.stamp.secs {
+            self.hub.remember(d, self.stamp.text())
         } else {
-            timefmt::rfc3339(at_ms / 1000)
+            self.hub.remember(d, &timefmt::rfc3339(at_ms / 1000))
         };
-        if !self.hub.remember(d, &ts) || self.history.is_none() {
+        if !kept || self.history.is_none() {
             return;
         }
         let msgid = match &d.event.msgid {

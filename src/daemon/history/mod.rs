@@ -222,23 +222,40 @@ pub struct History {
 /// A room is trimmed to its length after this many more events.
 const TRIM_EVERY: usize = 256;
 
-/// Counts the events of a pass per conversation (`keys`), and returns the
+/// Counts the events of a pass per conversation (`counts`: a
+/// conversation and how many events it got), and returns the
 /// conversations that reached [`TRIM_EVERY`] since they were last
 /// trimmed (their counts start again).
 fn due<K: std::hash::Hash + Eq + Clone>(
     since_trim: &mut HashMap<K, usize>,
-    keys: impl Iterator<Item = K>,
+    counts: impl Iterator<Item = (K, usize)>,
 ) -> Vec<K> {
     let mut due = Vec::new();
-    for k in keys {
+    for (k, count) in counts {
         let n = since_trim.entry(k.clone()).or_default();
-        *n += 1;
+        *n += count;
         if *n >= TRIM_EVERY {
             *n = 0;
             due.push(k);
         }
     }
     due
+}
+
+/// A pass's events per room, in the order the rooms first appear (a pass
+/// holds few rooms: a linear search, and each name copied once).
+fn per_room(batch: &[Stored]) -> Vec<(String, usize)> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for s in batch {
+        match counts.iter_mut().find(|(r, _)| *r == s.room) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&s.room, 1)),
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), n))
+        .collect()
 }
 
 impl History {
@@ -290,10 +307,12 @@ impl History {
         }
         let batch = std::mem::take(&mut self.pending);
         let direct = std::mem::take(&mut self.pending_direct);
-        let rooms_due = due(&mut self.since_trim, batch.iter().map(|s| s.room.clone()));
+        let rooms_due = due(&mut self.since_trim, per_room(&batch).into_iter());
         let direct_due = due(
             &mut self.direct_since_trim,
-            direct.iter().map(|d| (d.owner.clone(), d.peer.clone())),
+            direct
+                .iter()
+                .map(|d| ((d.owner.clone(), d.peer.clone()), 1)),
         );
         let direct_keep = self.direct_keep;
         let done = self.store.atomically(|store| {
