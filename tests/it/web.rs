@@ -139,6 +139,15 @@ fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
         last.starts_with("HTTP/1.1 429 ") && last.contains("too many requests"),
         "{last}"
     );
+    // X-Forwarded-For names the client only when it comes from a proxy.
+    let xff = "GET /nope HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n\r\n";
+    assert!(http(addr, xff).starts_with("HTTP/1.1 404 "));
+    let mut proxied = Daemon::start(&["--web-listen", "127.0.0.1:0", "--web-proxy", "127.0.0.1"]);
+    let proxied_addr = web_addr(&mut proxied);
+    assert!(http(proxied_addr, xff).starts_with("HTTP/1.1 404 "));
+    proxied.wait_log("web: 404 to 203.0.113.9:0", Duration::from_secs(5));
+    d.wait_log("web: 404 to 127.0.0.1:", Duration::from_secs(5));
+    assert!(!d.log_lines().iter().any(|l| l.contains("203.0.113.9")));
     // A chatd with them turned off.
     let mut off = Daemon::start(&[
         "--web-listen",
@@ -344,7 +353,7 @@ fn the_web_client_in_a_real_browser() {
     );
 
     let shots = TempDir::new("shots");
-    let keep = std::env::temp_dir().join("chatd-web-screenshots");
+    let keep = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots");
     let mut node = Command::new("node")
         .arg(web_dir.join("browser.mjs"))
         .env("WEB_URL", format!("http://{web}/"))
