@@ -8,7 +8,7 @@ complete -c chatd -l web-tls-listen -d 'Address to serve the web port over TLS o
 complete -c chatd -l web-origin -d 'An origin a browser page may open a WebSocket from (`https://chat.example.org`; repeatable; `*` for any). Without it, only the page chatd serves itself (the Origin matches the Host)' -r
 complete -c chatd -l web-proxy -d 'A reverse proxy\'s address (repeatable): its X-Forwarded-For names the client in logs and limits; anyone else\'s is ignored' -r
 complete -c chatd -l irc-server-name -d 'The server\'s name on the IRC door (the source of its replies)' -r
-complete -c chatd -l irc-ping -d 'Seconds an IRC client may be silent before chatd sends it a PING; one that stays silent as long again is disconnected (ping timeout)' -r
+complete -c chatd -l irc-ping -d 'Seconds an IRC client may be silent before chatd sends it a PING; one that stays silent as long again is disconnected (ping timeout). WebSocket clients on the web port get a ping frame on the same schedule, whatever they speak' -r
 complete -c chatd -l irc-password-file -d 'A file whose first line is the IRC door\'s server password: PASS must give it (accounts then log in with SASL); without it, PASS is the password of the account the nick names' -r -F
 complete -c chatd -l irc-oper -d 'A registered account that may become an IRC operator with OPER NAME PASSWORD (its own password) on the IRC door (repeatable): it may KILL and WALLOPS' -r
 complete -c chatd -l room-creation -d 'Who creates a room by joining one that does not exist: `admin` (nobody: rooms come from chatctl, as in the prototype), `accounts` (logged-in users) or `anyone`; a room made so has --room-limit' -r -f -a "admin\t'Only chatctl creates rooms (the prototype\'s rule)'

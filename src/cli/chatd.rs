@@ -104,6 +104,8 @@ pub struct Args {
 
     /// Seconds an IRC client may be silent before chatd sends it a PING;
     /// one that stays silent as long again is disconnected (ping timeout).
+    /// WebSocket clients on the web port get a ping frame on the same
+    /// schedule, whatever they speak.
     #[arg(long, value_name = "SECS", default_value = "90", value_parser = parse_secs)]
     pub irc_ping: Duration,
 
