@@ -29,6 +29,16 @@ fn web_addr(d: &mut Daemon) -> SocketAddr {
     rest.split('/').next().unwrap().parse().unwrap()
 }
 
+/// chatd with a web port on 127.0.0.1:0 and `extra` flags, and the
+/// web port's address.
+fn web_daemon(extra: &[&str]) -> (Daemon, SocketAddr) {
+    let mut args = vec!["--web-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut d = Daemon::start(&args);
+    let addr = web_addr(&mut d);
+    (d, addr)
+}
+
 /// One HTTP request, the whole answer (chatd closes after it).
 fn http(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -86,21 +96,9 @@ fn event(ws: &mut WebSocket<TcpStream>) -> Value {
 
 #[test]
 fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
-    let mut d = Daemon::start(&[
-        "--web-listen",
-        "127.0.0.1:0",
-        "--room",
-        "Teste:5",
-        "--handshake-timeout",
-        "2",
-    ]);
-    let addr = web_addr(&mut d);
-    let page = get(addr, "/");
-    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
-    assert!(page.contains("Content-Security-Policy: default-src 'self'"));
-    assert!(page.contains("<script src=\"/app.js\""));
-    assert!(get(addr, "/app.js").contains("new WebSocket(url, \"chatd\")"));
-    assert!(get(addr, "/healthz").ends_with("\r\n\r\nok\n"));
+    let (mut d, addr) = web_daemon(&["--room", "Teste:5", "--handshake-timeout", "2"]);
+    // The metrics first, while the scrape is the only connection (an
+    // answered request lingers a moment while it closes).
     let metrics = get(addr, "/metrics");
     assert!(metrics.contains("chatd_rooms 1\n"), "{metrics}");
     assert!(
@@ -108,6 +106,12 @@ fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
         "{metrics}"
     );
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    let page = get(addr, "/");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(page.contains("Content-Security-Policy: default-src 'self'"));
+    assert!(page.contains("<script src=\"/app.js\""));
+    assert!(get(addr, "/app.js").contains("new WebSocket(url, \"chatd\")"));
+    assert!(get(addr, "/healthz").ends_with("\r\n\r\nok\n"));
     let missing = get(addr, "/nope");
     assert!(missing.starts_with("HTTP/1.1 404 Not Found\r\n"));
     assert!(missing.ends_with("404 Not Found: nothing at /nope\n"));
@@ -125,13 +129,7 @@ fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
     assert!(slow.starts_with("HTTP/1.1 408 "), "{slow}");
     // Requests per address are bounded (60, then 10 a second); loopback
     // is exempt unless told otherwise.
-    let mut strict = Daemon::start(&[
-        "--web-listen",
-        "127.0.0.1:0",
-        "--address-limit-exempt",
-        "none",
-    ]);
-    let strict_addr = web_addr(&mut strict);
+    let (_strict, strict_addr) = web_daemon(&["--address-limit-exempt", "none"]);
     let answers: Vec<String> = (0..70).map(|_| get(strict_addr, "/healthz")).collect();
     assert!(answers[0].starts_with("HTTP/1.1 200 "));
     let last = answers.last().unwrap();
@@ -142,35 +140,20 @@ fn the_web_port_serves_the_client_health_metrics_and_words_for_refusals() {
     // X-Forwarded-For names the client only when it comes from a proxy.
     let xff = "GET /nope HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n\r\n";
     assert!(http(addr, xff).starts_with("HTTP/1.1 404 "));
-    let mut proxied = Daemon::start(&["--web-listen", "127.0.0.1:0", "--web-proxy", "127.0.0.1"]);
-    let proxied_addr = web_addr(&mut proxied);
+    let (mut proxied, proxied_addr) = web_daemon(&["--web-proxy", "127.0.0.1"]);
     assert!(http(proxied_addr, xff).starts_with("HTTP/1.1 404 "));
     proxied.wait_log("web: 404 to 203.0.113.9:0", Duration::from_secs(5));
     d.wait_log("web: 404 to 127.0.0.1:", Duration::from_secs(5));
     assert!(!d.log_lines().iter().any(|l| l.contains("203.0.113.9")));
     // A chatd with them turned off.
-    let mut off = Daemon::start(&[
-        "--web-listen",
-        "127.0.0.1:0",
-        "--no-metrics",
-        "--no-healthz",
-    ]);
-    let addr = web_addr(&mut off);
+    let (_off, addr) = web_daemon(&["--no-metrics", "--no-healthz"]);
     assert!(get(addr, "/metrics").starts_with("HTTP/1.1 404 "));
     assert!(get(addr, "/healthz").starts_with("HTTP/1.1 404 "));
 }
 
 #[test]
 fn websockets_carry_the_chat_protocol_and_irc_into_one_room() {
-    let mut d = Daemon::start(&[
-        "--web-listen",
-        "127.0.0.1:0",
-        "--room",
-        "Teste:5",
-        "--handshake-timeout",
-        "2",
-    ]);
-    let addr = web_addr(&mut d);
+    let (d, addr) = web_daemon(&["--room", "Teste:5", "--handshake-timeout", "2"]);
     let mut ana = ws(addr, Some("chatd"), Some(&format!("http://{addr}"))).unwrap();
     ana.send(Message::Text(
         r#"{"username":"Ana","room":"Teste","features":["members"]}"#.into(),
