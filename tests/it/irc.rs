@@ -422,6 +422,36 @@ fn a_silent_irc_client_is_pinged_then_dropped() {
     awake.expect("still there", |l| l.contains("PONG") && l.ends_with(" x"));
 }
 
+/// PING is a barrier: a client's PONG comes after every message that
+/// reached chatd before its PING, whichever descriptor is read first
+/// (select(2) reports readiness in descriptor order, not arrival order).
+/// chatd is stopped while both arrive, so they are read in one pass.
+#[test]
+fn a_pong_comes_after_what_others_sent_before_the_ping() {
+    for poller in ["select", "epoll"] {
+        let (d, irc_addr) = irc_daemon(&["--poller", poller]);
+        // `first` has the lower descriptor, so it is read first.
+        let mut first = Irc::register(irc_addr, "primeiro");
+        let mut second = Irc::register(irc_addr, "segundo");
+        d.signal("STOP");
+        second.send("PRIVMSG primeiro :antes do ping");
+        std::thread::sleep(Duration::from_millis(50));
+        first.send("PING barreira");
+        std::thread::sleep(Duration::from_millis(50));
+        d.signal("CONT");
+        let next = first.expect("the message or the PONG", |l| {
+            l.contains("PRIVMSG primeiro") || l.contains("PONG")
+        });
+        assert!(
+            next.contains("PRIVMSG primeiro :antes do ping"),
+            "{poller}: the PONG overtook the message: {next}"
+        );
+        first.expect("the PONG after it", |l| {
+            l.contains("PONG") && l.ends_with("barreira")
+        });
+    }
+}
+
 #[test]
 fn a_hostile_irc_client_gets_answers_not_a_crash() {
     let (d, irc_addr) = irc_daemon(&["--room", "Teste:5", "--handshake-timeout", "0.5"]);

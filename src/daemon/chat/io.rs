@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 
 use super::conn::Conn;
 use super::{Chat, Closing};
-use crate::core::codec::Protocol;
+use crate::core::codec::{Decoded, Protocol};
 use crate::core::hub::ConnId;
 use crate::core::session::{Input, Next, Phase, Session};
 use crate::core::wire::{ErrorCode, Event};
@@ -327,12 +327,35 @@ impl Chat {
                     return;
                 }
                 Next::Decoded(decoded) => {
-                    if let Some(decoded) = self.flood_gate(sh, id, decoded) {
-                        self.on_decoded(sh, id, decoded);
-                    }
+                    let Some(decoded) = self.flood_gate(sh, id, decoded) else {
+                        continue;
+                    };
+                    let Some(decoded) = self.ping_barrier(sh, id, decoded) else {
+                        return;
+                    };
+                    self.on_decoded(sh, id, decoded);
                 }
             }
         }
+    }
+
+    /// An IRC PING is answered after everything else read in the same
+    /// pass: while other connections wait on the runnable list, the PING
+    /// waits behind them (held as a message due now, so it runs first on
+    /// its connection's next turn, and waits once only). Readiness comes
+    /// in descriptor order, not arrival order, so without this a client's
+    /// PING could overtake another client's message sent before it, and
+    /// PING would not be the barrier clients (and irctest) use it as.
+    fn ping_barrier(&mut self, sh: &mut Shared, id: ConnId, decoded: Decoded) -> Option<Decoded> {
+        let is_ping = matches!(&decoded, Decoded::Irc(Ok(m)) if m.command == "PING");
+        if !is_ping || self.runnable.is_empty() {
+            return Some(decoded);
+        }
+        let c = self.conns.get_mut(&id)?;
+        c.lagged = Some((sh.now, decoded));
+        c.on_run_list = true;
+        self.runnable.push_back(id);
+        None
     }
 
     // -- writing --------------------------------------------------------------
