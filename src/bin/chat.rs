@@ -224,7 +224,7 @@ fn scripted_outcome(ending: Ending, rejected: usize, addr: SocketAddr, opts: Opt
         Ending::Refused { code, reason } => {
             Outcome::Failed(format!("join refused ({code}): {}", printable(&reason)))
         }
-        Ending::Ended(by) => Outcome::Failed(by.say().to_string()),
+        Ending::Ended(by, why) => Outcome::Failed(by.say_why(why.as_deref())),
         Ending::Lost(why) => Outcome::Failed(why),
         Ending::NoAnswer => Outcome::Unreachable(no_answer(addr, opts)),
         Ending::TlsFailed(why) => Outcome::Unreachable(tls_failed(addr, &why)),
@@ -423,7 +423,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 Err(e) => return Outcome::Failed(format!("terminal: {e}")),
             };
             let lister = || dialer.rooms();
-            let session = session.with_features(&["members", "history"]);
+            let session = session.with_features(&["members", "history", "topic", "commands"]);
             Stay::new(
                 transport,
                 session,
@@ -518,8 +518,8 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                     password = None;
                 }
             },
-            Ending::Ended(by) => {
-                println!("{}\n", by.say());
+            Ending::Ended(by, why) => {
+                println!("{}\n", by.say_why(why.as_deref()));
                 if by == EndedBy::Shutdown {
                     return Outcome::Done;
                 }

@@ -57,7 +57,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Rooms: create, list, members, kick, close, set-limit, allow, deny.
+    /// Rooms: create, list, members, kick, close, set-limit, allow, deny,
+    /// topic, ban, mute, op, moderated.
     #[command(subcommand)]
     Room(RoomCommand),
     /// List rooms (same as `room list`).
@@ -78,6 +79,25 @@ pub enum Command {
         /// Username of the member.
         user: String,
     },
+    /// Ban from every room (members it matches are removed).
+    Ban {
+        /// Whom: a name (and its look-alikes), account:NAME, an address
+        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
+        target: String,
+        /// For a while: an age such as 10m, 1h, 7d (for good without it).
+        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
+        for_: Option<std::time::Duration>,
+        /// Why (shown to whom it keeps out or quiet).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a server-wide ban.
+    Unban {
+        /// As banned.
+        target: String,
+    },
+    /// List the server-wide bans.
+    Bans,
     /// Show the daemon's recent log entries, oldest first.
     Logs {
         /// How many entries.
@@ -191,6 +211,94 @@ pub enum RoomCommand {
         name: String,
         /// Username of the member.
         user: String,
+        /// Why (shown to the member and the room).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show a room's topic, or set it ("" clears it).
+    Topic {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// The new topic.
+        text: Option<String>,
+    },
+    /// Ban from a room (members it matches are removed).
+    Ban {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// Whom: a name (and its look-alikes), account:NAME, an address
+        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
+        target: String,
+        /// For a while: an age such as 10m, 1h, 7d (for good without it).
+        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
+        for_: Option<std::time::Duration>,
+        /// Why (shown to whom it keeps out or quiet).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a room's ban.
+    Unban {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// As banned.
+        target: String,
+    },
+    /// Show a room's moderation: topic, operators, bans, mutes, +m.
+    Bans {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+    },
+    /// Mute in a room: may read, not speak.
+    Mute {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// Whom: a name (and its look-alikes), account:NAME, an address
+        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
+        target: String,
+        /// For a while: an age such as 10m, 1h, 7d (for good without it).
+        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
+        for_: Option<std::time::Duration>,
+        /// Why (shown to whom it keeps out or quiet).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a mute.
+    Unmute {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// As muted.
+        target: String,
+    },
+    /// Make an account an operator of a room: it may kick, ban, mute and
+    /// set the topic from IRC, and is never flood-limited there.
+    Op {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        /// The account (chatctl user add).
+        account: String,
+    },
+    /// Take an account's operator rights in a room away.
+    Deop {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        account: String,
+    },
+    /// Moderate a room (on: only operators and voiced members speak) or
+    /// stop (off).
+    Moderated {
+        /// Room name.
+        #[arg(add = ArgValueCompleter::new(rooms))]
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
     /// Close a room: its members are told and disconnected.
     Close {

@@ -290,8 +290,15 @@ impl<'a> Stay<'a> {
                         text: text.clone(),
                         kind: Kind::Own,
                     });
-                    self.session.send(text.as_bytes());
+                    // chatd reads a leading `/` as a command (the
+                    // "commands" feature): `//` sends one as it is.
+                    let wire = match text.starts_with('/') {
+                        true => format!("/{text}"),
+                        false => text,
+                    };
+                    self.session.send(wire.as_bytes());
                 }
+                Command::Moderate(text) => self.session.send(text.as_bytes()),
                 Command::Help => {
                     for line in super::screen::HELP {
                         t.screen.note(&now, line);

@@ -47,6 +47,7 @@ const PALETTE: [Color; 10] = [
 pub const HELP: &[&str] = &[
     "Comandos: /help esta ajuda · /who quem está na sala · /salas salas públicas",
     "/SAIR sai da sala e escolhe outra · /quit fecha o chat · //texto envia \"/texto\"",
+    "Operadores da sala: /kick nome [motivo] · /ban nome [1h] [motivo] · /unban nome · /mute nome [10m] [motivo] · /unmute nome · /topic [texto] · /limit N · /moderated on|off",
     "Teclas: ←/→ Home/End Ctrl-A/E/W/U/K editam · ↑/↓ linhas enviadas · PgUp/PgDn rolam · F2 membros · Ctrl-L redesenha",
 ];
 
@@ -64,8 +65,28 @@ pub enum Command {
     Leave,
     /// `/quit`: close the client.
     Quit,
+    /// A room operator's command (`/kick`, `/ban`, `/topic`, ...): sent
+    /// as it is, for chatd to carry out or refuse.
+    Moderate(String),
     /// A `/word` that is not a command: not sent.
     Unknown(String),
+}
+
+/// The room operators' commands chatd carries out (its `"commands"`
+/// feature; docs/PROTOCOL.md).
+fn is_moderation(word: &str) -> bool {
+    let verb = word.split_whitespace().next().unwrap_or("").to_lowercase();
+    [
+        "kick",
+        "ban",
+        "unban",
+        "mute",
+        "unmute",
+        "topic",
+        "limit",
+        "moderated",
+    ]
+    .contains(&verb.as_str())
 }
 
 /// Reads a typed line. Commands are words after a `/`; `//text` sends
@@ -86,6 +107,7 @@ pub fn command(line: &str) -> Command {
         "salas" | "rooms" => Command::Rooms,
         "sair" => Command::Leave,
         "quit" => Command::Quit,
+        _ if is_moderation(word) => Command::Moderate(line.trim().to_string()),
         _ => Command::Unknown(line.trim().to_string()),
     }
 }
@@ -212,15 +234,22 @@ impl Screen {
             }
             EventKind::Message if event.history => Kind::History,
             EventKind::Message => Kind::Message,
-            EventKind::Error | EventKind::Closed | EventKind::Kicked | EventKind::Shutdown => {
-                Kind::Notice
-            }
+            EventKind::Error
+            | EventKind::Closed
+            | EventKind::Kicked
+            | EventKind::Shutdown
+            | EventKind::Topic
+            | EventKind::Notice => Kind::Notice,
         };
         self.push(Entry {
             time: time.to_string(),
             who: Some(event.username.clone()),
             text: match (&event.kind, &event.reason) {
-                (EventKind::Error, Some(reason)) => format!("{} ({reason})", event.message),
+                (EventKind::Topic, _) if event.message.is_empty() => "(sem tópico)".to_string(),
+                (EventKind::Topic, _) => format!("Tópico: {}", event.message),
+                (EventKind::Error | EventKind::Kicked | EventKind::Leave, Some(reason)) => {
+                    format!("{} ({reason})", event.message)
+                }
                 _ => event.message.clone(),
             },
             kind,
@@ -473,6 +502,11 @@ mod tests {
         assert_eq!(command("/WHO"), Command::Who);
         assert_eq!(command("/salas"), Command::Rooms);
         assert_eq!(command("/SAIR"), Command::Leave);
+        assert_eq!(
+            command("/ban yan 1h spam"),
+            Command::Moderate("/ban yan 1h spam".into())
+        );
+        assert_eq!(command("/Topic"), Command::Moderate("/Topic".into()));
         assert_eq!(command("/sair"), Command::Leave);
         assert_eq!(command("/quit"), Command::Quit);
         assert_eq!(command("/shrug"), Command::Unknown("/shrug".into()));

@@ -17,8 +17,9 @@ pub enum Ending {
     Quit,
     /// The server refused the join with this error event.
     Refused { code: String, reason: String },
-    /// A `closed`, `kicked` or `shutdown` event (how to say it).
-    Ended(EndedBy),
+    /// A `closed`, `kicked` or `shutdown` event (how to say it), and the
+    /// reason it gave, if any.
+    Ended(EndedBy, Option<String>),
     /// The connection dropped without an event.
     Lost(String),
     /// The server accepted the connection but did not answer the join in
@@ -37,6 +38,18 @@ pub enum EndedBy {
 }
 
 impl EndedBy {
+    /// As the prototype would say it (Portuguese), with the reason the
+    /// server gave.
+    pub fn say_why(self, reason: Option<&str>) -> String {
+        match reason {
+            Some(r) if !r.is_empty() => {
+                let text = self.say().trim_end_matches('.');
+                format!("{text}: {}", crate::core::text::printable(r))
+            }
+            _ => self.say().to_string(),
+        }
+    }
+
     /// As the prototype would say it (Portuguese).
     pub fn say(self) -> &'static str {
         match self {
@@ -218,9 +231,9 @@ impl ClientSession {
 /// After an event has been shown: whether it ends the stay.
 pub fn ending_after(event: &Event) -> Option<Ending> {
     match event.kind {
-        EventKind::Closed => Some(Ending::Ended(EndedBy::Closed)),
-        EventKind::Kicked => Some(Ending::Ended(EndedBy::Kicked)),
-        EventKind::Shutdown => Some(Ending::Ended(EndedBy::Shutdown)),
+        EventKind::Closed => Some(Ending::Ended(EndedBy::Closed, None)),
+        EventKind::Kicked => Some(Ending::Ended(EndedBy::Kicked, event.reason.clone())),
+        EventKind::Shutdown => Some(Ending::Ended(EndedBy::Shutdown, None)),
         _ => None,
     }
 }
@@ -304,7 +317,10 @@ mod tests {
         let Update::Show { event, .. } = &all[0] else {
             unreachable!()
         };
-        assert_eq!(ending_after(event), Some(Ending::Ended(EndedBy::Closed)));
+        assert_eq!(
+            ending_after(event),
+            Some(Ending::Ended(EndedBy::Closed, None))
+        );
         assert_eq!(kinds(&s.received(b"raw \x1b[2J\n")), ["garbage"]);
         let long = vec![b'x'; MAX_LINE + 10];
         assert_eq!(

@@ -156,6 +156,13 @@ pub struct RoomDef {
     pub allowed: Vec<String>,
     #[serde(default)]
     pub key_hash: Option<String>,
+    /// Topic, operator accounts, bans, mutes, `+m`.
+    #[serde(default, skip_serializing_if = "no_moderation")]
+    pub moderation: crate::core::moderation::Moderation,
+}
+
+fn no_moderation(m: &crate::core::moderation::Moderation) -> bool {
+    *m == crate::core::moderation::Moderation::default()
 }
 
 /// A member as the cluster shares it.
@@ -221,6 +228,10 @@ pub enum ClusterEvent {
     User {
         name: String,
         hash: String,
+    },
+    /// The server-wide bans, as they now are.
+    Bans {
+        bans: Vec<crate::core::moderation::Rule>,
     },
     /// Back-pressure between nodes: `node` has a member of `room` backed
     /// up (`on`), so every node stops reading its members of that room,
@@ -359,6 +370,8 @@ pub struct Snapshot {
     pub rooms: Vec<RoomSnapshot>,
     /// (name, hash) of every account.
     pub users: Vec<(String, String)>,
+    /// The server-wide bans.
+    pub bans: Vec<crate::core::moderation::Rule>,
 }
 
 /// A room and its members as a snapshot lists them.
@@ -562,7 +575,14 @@ pub fn snapshot(frame: &OwnedFrame) -> Result<Snapshot, String> {
             members,
         });
     }
-    Ok(Snapshot { rooms, users })
+    // An older snapshot (a node mid-upgrade) has no bans: none.
+    let bans = match parts.get(2).and_then(text) {
+        Some(json) => {
+            serde_json::from_str(json).map_err(|e| format!("the server-wide bans: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Snapshot { rooms, users, bans })
 }
 
 // -- scripts ----------------------------------------------------------------------
@@ -961,7 +981,7 @@ for _, room in ipairs(redis.call('ZRANGE', 'chatd:roomorder', 0, -1)) do
     table.insert(out, {room, def, redis.call('HVALS', 'chatd:members:' .. room)})
   end
 end
-return {out, redis.call('HGETALL', 'chatd:users')}
+return {out, redis.call('HGETALL', 'chatd:users'), redis.call('GET', 'chatd:bans') or '[]'}
 "#;
 
 /// ARGV: account name, its hash ('' deletes it). Records and announces an
@@ -974,6 +994,22 @@ else
   redis.call('HSET', 'chatd:users', name, hash)
 end
 redis.call('PUBLISH', 'chatd:events', cjson.encode({t='user', name=name, hash=hash}))
+return 1
+"#;
+
+/// ARGV: the server-wide bans (a JSON list), kept in `chatd:bans` and
+/// published to every node.
+pub const BANS_PUT: &str = r#"
+redis.call('SET', 'chatd:bans', ARGV[1])
+redis.call('PUBLISH', 'chatd:events', '{"t":"bans","bans":' .. ARGV[1] .. '}')
+return 1
+"#;
+
+/// ARGV: the node's server-wide bans (JSON). When the shared state was
+/// never seeded, they seed it (as USERS_SEED does for accounts).
+pub const BANS_SEED: &str = r#"
+if redis.call('EXISTS', 'chatd:epoch') == 1 then return 0 end
+redis.call('SET', 'chatd:bans', ARGV[1])
 return 1
 "#;
 

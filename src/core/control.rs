@@ -48,6 +48,8 @@ pub enum Change {
         room: String,
         username: String,
     },
+    /// The server-wide bans changed.
+    ServerBans,
     /// A room's history before `before_ms` (Unix ms; `i64::MAX`: all of
     /// it) was purged: on every node, and from the cluster's log.
     Purged {
@@ -93,7 +95,75 @@ pub enum Request {
     Kick {
         room: String,
         username: String,
+        /// Shown to the kicked and the room.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
+    /// Sets a room's topic (an empty one clears it).
+    RoomTopic {
+        room: String,
+        topic: String,
+    },
+    /// Bans a target (a name, `account:NAME`, an address or range, an
+    /// IRC mask) from a room, for a while or for good; members it
+    /// matches are removed.
+    RoomBan {
+        room: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    RoomUnban {
+        room: String,
+        target: String,
+    },
+    /// Mutes a target in a room: it may read, not speak.
+    RoomMute {
+        room: String,
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    RoomUnmute {
+        room: String,
+        target: String,
+    },
+    /// Makes an account an operator of a room.
+    RoomOp {
+        room: String,
+        account: String,
+    },
+    RoomDeop {
+        room: String,
+        account: String,
+    },
+    /// Turns a room's `+m` on or off: only its operators and voiced
+    /// members speak.
+    RoomModerated {
+        room: String,
+        on: bool,
+    },
+    /// A room's moderation: topic, operators, bans, mutes, `+m`.
+    RoomModeration {
+        room: String,
+    },
+    /// Bans a target from every room.
+    Ban {
+        target: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Unban {
+        target: String,
+    },
+    /// The server-wide bans.
+    Bans {},
     Logs {
         #[serde(default = "default_log_limit")]
         limit: usize,
@@ -187,6 +257,16 @@ impl Request {
                 | Request::RoomAllow { .. }
                 | Request::RoomDeny { .. }
                 | Request::Purge { .. }
+                | Request::RoomTopic { .. }
+                | Request::RoomBan { .. }
+                | Request::RoomUnban { .. }
+                | Request::RoomMute { .. }
+                | Request::RoomUnmute { .. }
+                | Request::RoomOp { .. }
+                | Request::RoomDeop { .. }
+                | Request::RoomModerated { .. }
+                | Request::Ban { .. }
+                | Request::Unban { .. }
         )
     }
 
@@ -370,6 +450,13 @@ pub enum Reply {
     Closed { room: String, disconnected: usize },
     /// `kick`.
     Kicked { room: String, username: String },
+    /// The moderation commands: a room's (or, `room` absent, the
+    /// server's bans), as it now is.
+    Moderation {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        moderation: Box<crate::core::moderation::Moderation>,
+    },
     /// `logs` (oldest first).
     Logs { logs: Vec<LogEntry> },
     /// `history` (oldest first).
@@ -575,6 +662,21 @@ impl Response {
             Request::UserList {} => Reply::Users {
                 users: serde_json::from_value(field("users")).map_err(bad)?,
             },
+            Request::RoomTopic { .. }
+            | Request::RoomBan { .. }
+            | Request::RoomUnban { .. }
+            | Request::RoomMute { .. }
+            | Request::RoomUnmute { .. }
+            | Request::RoomOp { .. }
+            | Request::RoomDeop { .. }
+            | Request::RoomModerated { .. }
+            | Request::RoomModeration { .. }
+            | Request::Ban { .. }
+            | Request::Unban { .. }
+            | Request::Bans {} => Reply::Moderation {
+                room: serde_json::from_value(field("room")).map_err(bad)?,
+                moderation: serde_json::from_value(field("moderation")).map_err(bad)?,
+            },
         };
         Ok(Response::Ok(reply))
     }
@@ -645,6 +747,7 @@ mod tests {
                 Request::Kick {
                     room: "Teste".into(),
                     username: "Yan".into(),
+                    reason: None,
                 },
                 Response::Ok(Reply::Kicked {
                     room: "Teste".into(),

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use crate::core::moderation::{Moderation, Rule};
 use crate::core::modes::RoomModes;
 use crate::core::names;
 use crate::core::people::People;
@@ -90,8 +91,12 @@ struct Room {
     /// Made by joining it (`--room-creation`): never saved, and gone when
     /// its last member leaves, like an IRC channel.
     temporary: bool,
-    /// Its IRC-style modes (core/modes.rs): operators, flags, topic.
+    /// Its IRC-style modes (core/modes.rs): operators by connection,
+    /// flags, key.
     modes: RoomModes,
+    /// Its lasting rules (core/moderation.rs): topic, operator accounts,
+    /// bans, mutes, `+m`; saved and shared like its limit.
+    moderation: Moderation,
 }
 
 /// A room as the control protocol shows it.
@@ -107,6 +112,7 @@ pub struct RoomInfo {
     pub history_age: u64,
     /// Made by joining it: not saved, gone when empty.
     pub temporary: bool,
+    pub moderation: Moderation,
 }
 
 /// Why an admin operation was refused.
@@ -182,6 +188,8 @@ pub struct Hub {
     /// Rooms with kept messages, by the bytes they keep: the largest
     /// gives up its oldest message first when the budget is reached.
     by_history: BTreeSet<(usize, RoomId)>,
+    /// Bans from every room (`chatctl ban`).
+    server_bans: Vec<Rule>,
 }
 
 impl Hub {
@@ -258,6 +266,7 @@ impl Hub {
                 history_bytes: 0,
                 temporary: false,
                 modes: RoomModes::default(),
+                moderation: Moderation::default(),
             },
         );
         self.by_name.insert(name.to_string(), id);
@@ -269,6 +278,7 @@ impl Hub {
             history: 0,
             history_age: 0,
             temporary: false,
+            moderation: Moderation::default(),
         })
     }
 
@@ -447,6 +457,55 @@ impl Hub {
         let id = self.room_id(name)?;
         let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
         Ok(std::mem::replace(&mut room.access, access))
+    }
+
+    /// Replaces a room's moderation; the old one.
+    pub fn set_moderation(&mut self, name: &str, m: Moderation) -> Result<Moderation, HubError> {
+        let id = self.room_id(name)?;
+        let room = self.rooms.get_mut(&id).expect("by_name and rooms agree");
+        Ok(std::mem::replace(&mut room.moderation, m))
+    }
+
+    /// A room's moderation.
+    pub fn moderation(&self, id: RoomId) -> Option<&Moderation> {
+        Some(&self.rooms.get(&id)?.moderation)
+    }
+
+    pub fn moderation_mut(&mut self, id: RoomId) -> Option<&mut Moderation> {
+        Some(&mut self.rooms.get_mut(&id)?.moderation)
+    }
+
+    /// The server-wide bans.
+    pub fn server_bans(&self) -> &[Rule] {
+        &self.server_bans
+    }
+
+    /// Replaces the server-wide bans; the old ones.
+    pub fn set_server_bans(&mut self, bans: Vec<Rule>) -> Vec<Rule> {
+        std::mem::replace(&mut self.server_bans, bans)
+    }
+
+    /// Drops lapsed bans and mutes everywhere at `now` (Unix seconds);
+    /// the rooms whose rules changed, and whether the server's did.
+    pub fn expire_rules(&mut self, now: u64) -> (Vec<String>, bool) {
+        let mut rooms = Vec::new();
+        for r in self.rooms.values_mut() {
+            if r.moderation.expire(now) {
+                rooms.push(r.name.clone());
+            }
+        }
+        let before = self.server_bans.len();
+        self.server_bans.retain(|b| b.live(now));
+        (rooms, before != self.server_bans.len())
+    }
+
+    /// The soonest time a ban or mute lapses, anywhere.
+    pub fn next_rule_expiry(&self) -> Option<u64> {
+        self.rooms
+            .values()
+            .filter_map(|r| r.moderation.next_expiry())
+            .chain(crate::core::moderation::next_expiry(&self.server_bans))
+            .min()
     }
 
     /// Who may enter a room.
@@ -790,6 +849,17 @@ impl Hub {
     /// Removes a member by name (or by a name that looks like it, as for
     /// 409): it gets `kicked`, the room gets `leave`.
     pub fn kick(&mut self, room_name: &str, username: &str) -> Result<Kick, HubError> {
+        self.kick_with(room_name, username, "")
+    }
+
+    /// [`Hub::kick`] with a reason (may be empty), which the kicked and
+    /// the room are told (`reason` on `kicked` and `leave`).
+    pub fn kick_with(
+        &mut self,
+        room_name: &str,
+        username: &str,
+        reason: &str,
+    ) -> Result<Kick, HubError> {
         let id = self.room_id(room_name)?;
         let conn = self.rooms[&id]
             .keys
@@ -801,10 +871,14 @@ impl Hub {
                 ))
             })?;
         let mut departure = self.leave_room(conn, id).expect("member was just found");
-        departure.notice.event.departed = wire::Departed::Kicked(String::new());
+        departure.notice.event.departed = wire::Departed::Kicked(reason.to_string());
+        let reason = (!reason.is_empty()).then(|| reason.to_string());
+        departure.notice.event.reason = reason.clone();
+        let mut event = Event::system(EventKind::Kicked, wire::KICKED, Some(room_name));
+        event.reason = reason;
         Ok(Kick {
             conn,
-            event: Event::system(EventKind::Kicked, wire::KICKED, Some(room_name)),
+            event,
             departure,
         })
     }
@@ -870,6 +944,7 @@ fn info(room: &Room) -> RoomInfo {
         history: room.history_len,
         history_age: room.history_age,
         temporary: room.temporary,
+        moderation: room.moderation.clone(),
     }
 }
 

@@ -12,6 +12,8 @@
 //!   shared by chatd and chatctl.
 //! - [`names`]: canonical usernames and look-alike comparison.
 //! - [`people`]: who holds a name server-wide, across protocols.
+//! - [`moderation`]: a room's lasting rules (topic, operator accounts, bans,
+//!   mutes, +m) and server-wide bans: targets, matching, expiry.
 //! - [`modes`]: a room's IRC-style modes (operators, flags, key, bans, topic).
 //! - [`codec`], [`irc`], [`ircmap`]: protocols as codecs; IRC messages; chatd as IRC sees it.
 //! - [`chathistory`]: what an IRC `CHATHISTORY` command asks for.
@@ -35,6 +37,7 @@ pub mod ids;
 pub mod irc;
 pub mod ircmap;
 pub mod lines;
+pub mod moderation;
 pub mod modes;
 pub mod names;
 pub mod people;

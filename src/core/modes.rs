@@ -2,13 +2,14 @@
 //! when it is moderated (`+v`), its flags (`+i` invite-only, `+m`
 //! moderated, `+n` no messages from outside, `+s` secret, `+t` topic set
 //! by operators), its key (`+k`), bans (`+b`, masks on `nick!user@host`),
-//! invitations and topic; and the parser for a MODE change string.
+//! and invitations; and the parser for a MODE change string. These live
+//! as long as the room's members: what lasts (the topic, `+m`, operator
+//! accounts, bans and mutes with expiry) is core/moderation.rs.
 //!
-//! Who may change them is the caller's business: today a room made by
-//! joining it (`--room-creation`) has its first member as operator, as an
-//! IRC channel does; rooms an administrator made have none (issue #27
-//! brings named room operators). A room's limit (`+l`) is the hub's own
-//! participant limit.
+//! Who may change them is the caller's business: a room made by joining
+//! it (`--room-creation`) has its first member as operator, as an IRC
+//! channel does; an account named with `chatctl room op` gets `+o` when
+//! it joins. A room's limit (`+l`) is the hub's own participant limit.
 
 use std::collections::BTreeSet;
 
@@ -18,14 +19,6 @@ use super::ids::ConnId;
 pub const KEY_LEN: usize = 23;
 /// Most bans per room.
 pub const MAX_BANS: usize = 100;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topic {
-    pub text: String,
-    /// Who set it (a source or a name) and when (Unix seconds).
-    pub setter: String,
-    pub at: u64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
@@ -39,20 +32,17 @@ pub struct RoomModes {
     pub ops: BTreeSet<ConnId>,
     pub voiced: BTreeSet<ConnId>,
     pub invite_only: bool,
-    pub moderated: bool,
     pub no_external: bool,
     pub secret: bool,
     pub topic_lock: bool,
     /// A key set with MODE +k (kept as given: it is shown to members, as
     /// IRC does; an administrator's room key is a hash in `Access`).
     pub key: Option<String>,
-    pub bans: Vec<Ban>,
     /// Ban exceptions (`+e`) and invite exceptions (`+I`), masks too.
     pub exceptions: Vec<Ban>,
     pub invex: Vec<Ban>,
     /// Connections invited past `+i` (and bans) until they join.
     pub invited: BTreeSet<ConnId>,
-    pub topic: Option<Topic>,
     /// When it was made (Unix seconds), when known.
     pub created: Option<u64>,
 }
@@ -63,16 +53,13 @@ impl Default for RoomModes {
             ops: BTreeSet::new(),
             voiced: BTreeSet::new(),
             invite_only: false,
-            moderated: false,
             no_external: true,
             secret: false,
             topic_lock: true,
             key: None,
-            bans: Vec::new(),
             exceptions: Vec::new(),
             invex: Vec::new(),
             invited: BTreeSet::new(),
-            topic: None,
             created: None,
         }
     }
@@ -88,12 +75,18 @@ impl RoomModes {
 
     /// The flags as `+inst` (with `k` for a key and `l` for a limit, if
     /// any), and their arguments (the key shown only to members).
-    pub fn describe(&self, limit: Option<usize>, member: bool) -> (String, Vec<String>) {
+    /// `moderated` is the room's lasting `+m` (core/moderation.rs).
+    pub fn describe(
+        &self,
+        limit: Option<usize>,
+        member: bool,
+        moderated: bool,
+    ) -> (String, Vec<String>) {
         let mut flags = String::from("+");
         let mut args = Vec::new();
         for (on, c) in [
             (self.invite_only, 'i'),
-            (self.moderated, 'm'),
+            (moderated, 'm'),
             (self.no_external, 'n'),
             (self.secret, 's'),
             (self.topic_lock, 't'),
@@ -113,11 +106,10 @@ impl RoomModes {
         (flags, args)
     }
 
-    /// Whether `conn` (whose source is `source`) is banned: a ban
-    /// matches, no exception does, and it was not invited.
-    pub fn banned(&self, conn: ConnId, source: &str) -> bool {
-        let matches = |list: &[Ban]| list.iter().any(|b| glob(&b.mask, source));
-        !self.invited.contains(&conn) && matches(&self.bans) && !matches(&self.exceptions)
+    /// Whether `conn` (whose source is `source`) is exempt from the
+    /// room's bans: invited, or a ban exception (`+e`) matches.
+    pub fn excepted(&self, conn: ConnId, source: &str) -> bool {
+        self.invited.contains(&conn) || self.exceptions.iter().any(|b| glob(&b.mask, source))
     }
 
     /// Whether `+i` lets `conn` in: invited, or an invite exception matches.
@@ -127,12 +119,12 @@ impl RoomModes {
             || self.invex.iter().any(|b| glob(&b.mask, source))
     }
 
-    /// The mask list a letter names (`b`, `e`, `I`).
+    /// The mask list a letter names (`e`, `I`; bans are lasting rules,
+    /// core/moderation.rs).
     pub fn list_mut(&mut self, c: char) -> &mut Vec<Ban> {
         match c {
             'e' => &mut self.exceptions,
-            'I' => &mut self.invex,
-            _ => &mut self.bans,
+            _ => &mut self.invex,
         }
     }
 }
@@ -287,37 +279,32 @@ mod tests {
     fn describe_bans_keys_and_globs() {
         let mut m = RoomModes::default();
         assert_eq!(
-            m.describe(Some(10), true),
+            m.describe(Some(10), true, false),
             ("+ntl".into(), vec!["10".into()])
         );
         m.key = Some("beer".into());
         m.invite_only = true;
         assert_eq!(
-            m.describe(Some(3), false),
-            ("+intkl".into(), vec!["*".into(), "3".into()])
+            m.describe(Some(3), false, true),
+            ("+imntkl".into(), vec!["*".into(), "3".into()])
         );
         assert!(glob("*!*@irc", "Yan!yan@irc"));
         assert!(glob("y?n*", "YAN!x@chat"));
         assert!(!glob("bar!*@*", "barry!x@irc"));
-        m.bans.push(Ban {
-            mask: "bar!*@*".into(),
-            setter: "op".into(),
-            at: 0,
-        });
-        assert!(m.banned(7, "bar!u@irc"));
+        assert!(!m.excepted(7, "bar!u@irc"));
         m.exceptions.push(Ban {
             mask: "*!u@*".into(),
             setter: "op".into(),
             at: 0,
         });
-        assert!(!m.banned(7, "bar!u@irc"), "an exception matches");
+        assert!(m.excepted(7, "bar!u@irc"), "an exception matches");
         m.exceptions.clear();
         m.invite_only = false;
         assert!(m.may_enter(7, "bar!u@irc"), "not +i");
         m.invite_only = true;
         assert!(!m.may_enter(8, "x!y@irc"));
         m.invited.insert(7);
-        assert!(!m.banned(7, "bar!u@irc"), "an invitation overrides");
+        assert!(m.excepted(7, "bar!u@irc"), "an invitation overrides");
         assert!(
             valid_key("beer") && !valid_key("a b") && !valid_key("") && !valid_key(&"x".repeat(24))
         );

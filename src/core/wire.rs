@@ -280,6 +280,13 @@ pub struct Handshake {
     /// chatd: `"features": ["history"]`: replay the room's recent
     /// messages before the join.
     pub history: bool,
+    /// chatd: `"features": ["topic"]`: the room's topic after the join,
+    /// and each change (`topic` events).
+    pub topic: bool,
+    /// chatd: `"features": ["commands"]`: a message that starts with `/`
+    /// (not `//`) is a room operator's command, answered with `notice`
+    /// or `error` events.
+    pub commands: bool,
 }
 
 /// What a connection's first frame asks for.
@@ -421,6 +428,8 @@ pub fn parse_hello(payload: &[u8]) -> Result<Hello, HandshakeError> {
         key,
         members: wants("members"),
         history: wants("history"),
+        topic: wants("topic"),
+        commands: wants("commands"),
     }))
 }
 
@@ -484,6 +493,11 @@ pub enum EventKind {
     Members,
     /// chatd: the public rooms, to a `{"list": "rooms"}` handshake.
     Rooms,
+    /// chatd: a room's topic (the text; `reason` names who set it), to
+    /// members that asked (`"topic"` feature), on join and on change.
+    Topic,
+    /// chatd: what a command did, to the member that sent it.
+    Notice,
 }
 
 impl EventKind {
@@ -497,6 +511,8 @@ impl EventKind {
             EventKind::Kicked => "kicked",
             EventKind::Shutdown => "shutdown",
             EventKind::Members => "members",
+            EventKind::Topic => "topic",
+            EventKind::Notice => "notice",
             EventKind::Rooms => "rooms",
         }
     }
@@ -512,6 +528,8 @@ impl EventKind {
             "shutdown" => EventKind::Shutdown,
             "members" => EventKind::Members,
             "rooms" => EventKind::Rooms,
+            "topic" => EventKind::Topic,
+            "notice" => EventKind::Notice,
             _ => return None,
         })
     }

@@ -117,6 +117,18 @@ impl Door {
             .collect()
     }
 
+    /// The addresses of every kind of entry, into `status`'s fields.
+    pub fn fill_addresses(&self, v: &mut crate::core::control::StatusView) {
+        let of =
+            |tls: bool, protocol: Protocol, web: bool| self.addresses(Entry { tls, protocol, web });
+        v.listen = of(false, Protocol::Prototype, false);
+        v.tls_listen = of(true, Protocol::Prototype, false);
+        v.irc_listen = of(false, Protocol::Irc, false);
+        v.irc_tls_listen = of(true, Protocol::Irc, false);
+        v.web_listen = of(false, Protocol::Prototype, true);
+        v.web_tls_listen = of(true, Protocol::Prototype, true);
+    }
+
     /// One accept(2) on listener `index` (an interrupted or aborted one is
     /// retried).
     pub fn knock(&self, index: usize) -> Knock {

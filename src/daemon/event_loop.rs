@@ -20,7 +20,7 @@ use super::accounts::Accounts;
 use super::chat::{Chat, ChatOut};
 use super::cluster::{Cluster, ClusterOut, Here};
 use super::config::Config;
-use super::control::{Accepted, Control, Effect, Facts};
+use super::control::{Accepted, Control, Effect, Facts, moderate};
 use super::door::{self, Door, FIRST_LISTENER};
 use super::host::{Counts, Host, Notifier};
 use super::logbook::Logbook;
@@ -31,7 +31,6 @@ use super::reload;
 use super::shared::{Shared, session_limits};
 use super::store::Store;
 use super::tls::TlsSetup;
-use crate::core::codec::Protocol;
 use crate::core::control::StatusView;
 use crate::core::hub::{ConnId, Hub, RoomId};
 use crate::core::wire::{self, Event, EventKind};
@@ -234,6 +233,8 @@ impl Server {
             }
         }
         self.chat.process_runnable(&mut self.sh);
+        self.run_member_requests();
+        self.save_moderation();
         self.chat.drain_inboxes(&mut self.sh);
         self.exchange();
         self.control.forward_logs(&mut self.sh);
@@ -252,6 +253,16 @@ impl Server {
             c.flush(&mut self.sh, &self.chat);
         }
         self.exchange();
+    }
+
+    /// What moderation changed outside a request (an IRC operator's
+    /// TOPIC, `+m`, `+b`; and, once a second, rules that lapsed) saved
+    /// and shared.
+    fn save_moderation(&mut self) {
+        let rooms = self.chat.take_changed_rooms();
+        let prune = self.control.prune_due(self.sh.now);
+        let effects = moderate::save_changes(&mut self.sh, &self.store, rooms, prune);
+        self.apply_effects(effects);
     }
 
     /// Chat and cluster mode hear what the other did (messages said,
@@ -311,54 +322,58 @@ impl Server {
             let effects =
                 self.control
                     .answer(&mut self.sh, &self.store, id, request, facts, cluster_down);
-            for effect in effects {
-                match effect {
-                    Effect::Deliver(d) => self.chat.deliver(&mut self.sh, &d),
-                    Effect::Changed(change) => {
-                        if let Some(c) = &mut self.cluster {
-                            c.forward(&self.sh, &change);
-                        }
+            self.apply_effects(effects);
+        }
+    }
+
+    /// Room operators' commands from chat and IRC members, run as
+    /// chatctl's are; each member is told what came of its own.
+    fn run_member_requests(&mut self) {
+        for (conn, req, actor) in self.chat.take_requests() {
+            let down = self.cluster.as_ref().is_some_and(|c| !c.ready());
+            let (outcome, effects) =
+                moderate::run_for_member(&mut self.sh, &self.store, &req, &actor, down);
+            self.chat.answer_command(&mut self.sh, conn, outcome);
+            self.apply_effects(effects);
+        }
+    }
+
+    /// What a command needs done to chat and the cluster.
+    fn apply_effects(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Deliver(d) => self.chat.deliver(&mut self.sh, &d),
+                Effect::Changed(change) => {
+                    if let Some(c) = &mut self.cluster {
+                        c.forward(&self.sh, &change);
                     }
-                    Effect::Close { conn, event } => {
-                        self.chat.finish(&mut self.sh, conn, Some(&event));
-                    }
-                    // Served by the control part itself.
-                    Effect::Follow { .. } => {}
                 }
+                Effect::Close { conn, event } => {
+                    self.chat.finish(&mut self.sh, conn, Some(&event));
+                }
+                Effect::Topic(room, event) => self.chat.tell_topic(&mut self.sh, &room, &event),
+                Effect::Enforce(room) => self.chat.enforce(&mut self.sh, room.as_deref()),
+                // Served by the control part itself.
+                Effect::Follow { .. } => {}
             }
         }
     }
 
     fn status(&self, uptime_secs: u64) -> StatusView {
-        let addrs = |tls: bool, protocol: Protocol| {
-            let web = false;
-            self.sh.door.addresses(door::Entry { tls, protocol, web })
-        };
-        let web = |tls: bool| {
-            let entry = door::Entry {
-                tls,
-                protocol: Protocol::Prototype,
-                web: true,
-            };
-            self.sh.door.addresses(entry)
-        };
-        StatusView {
+        let mut v = StatusView {
             version: env!("CARGO_PKG_VERSION").to_string(),
             pid: std::process::id(),
             uptime_secs,
-            listen: addrs(false, Protocol::Prototype),
-            tls_listen: addrs(true, Protocol::Prototype),
-            irc_listen: addrs(false, Protocol::Irc),
-            irc_tls_listen: addrs(true, Protocol::Irc),
-            web_listen: web(false),
-            web_tls_listen: web(true),
             control: self.control.path(),
             state_file: self.store.path().display().to_string(),
             clients: self.chat.len(),
             members: self.sh.hub.member_count(),
             rooms: self.sh.hub.room_count(),
             cluster: self.cluster.as_ref().map(Cluster::status),
-        }
+            ..StatusView::default()
+        };
+        self.sh.door.fill_addresses(&mut v);
+        v
     }
 
     // -- what the poller watches besides chat connections ---------------------
@@ -514,6 +529,7 @@ fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
         ClusterOut::NickVerdict { id, nick, verdict } => chat.nick_verdict(sh, id, &nick, verdict),
         ClusterOut::Direct(msg) => chat.direct_from_elsewhere(sh, &msg),
         ClusterOut::NoSuchNick { id, target } => chat.no_such_nick(sh, id, &target),
+        ClusterOut::Enforce(room) => chat.enforce(sh, room.as_deref()),
     }
 }
 

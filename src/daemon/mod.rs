@@ -108,7 +108,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let mut hub = Hub::new();
     hub.set_history_budget(cfg.history_memory);
-    for r in &saved {
+    hub.set_server_bans(saved.bans.clone());
+    for r in &saved.rooms {
         let access = crate::core::hub::Access {
             private: r.private,
             allowed: r.allow.iter().cloned().collect(),
@@ -118,6 +119,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
             .and_then(|_| hub.set_access(&r.name, access))
             .and_then(|_| hub.set_history(&r.name, r.history))
             .and_then(|_| hub.set_history_age(&r.name, r.history_age))
+            .and_then(|_| hub.set_moderation(&r.name, r.moderation.clone()))
             .map_err(|e| {
             format!(
                 "state: {}: room '{}': {}; fix or move the file away, chatd will not overwrite it",
@@ -246,7 +248,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     // Only now that everything is bound: a chatd that fails to start never
     // writes the state file (nor creates the history file).
     if !from_flags.is_empty() {
-        store.save(&hub.list())?;
+        store.save(&hub.list(), hub.server_bans())?;
     }
     log.info(format!(
         "chatd {} started (pid {})",
@@ -308,7 +310,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     ));
     log.info(format!(
         "state: {} room(s) loaded from {}",
-        saved.len(),
+        saved.rooms.len(),
         store.path().display()
     ));
     log.info(format!(

@@ -1,4 +1,5 @@
-//! The state file: the rooms (name and limit, in creation order) in
+//! The state file: the rooms (name and limit, access, history settings
+//! and moderation, in creation order) and the server-wide bans in
 //! `rooms.json` inside the state directory.
 //!
 //! One chatd per state directory: [`Store::open`] takes an exclusive
@@ -26,6 +27,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::core::hub::RoomInfo;
+use crate::core::moderation::{Moderation, Rule};
 
 pub const STATE_FILE: &str = "rooms.json";
 /// The accounts: names and Argon2id password hashes.
@@ -56,6 +58,13 @@ pub struct SavedRoom {
     /// `--history-age`).
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub history_age: u64,
+    /// Its topic, operator accounts, bans, mutes and `+m`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub moderation: Moderation,
+}
+
+fn is_default(m: &Moderation) -> bool {
+    *m == Moderation::default()
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -90,6 +99,16 @@ struct UsersFile {
 struct StateFile {
     version: u32,
     rooms: Vec<SavedRoom>,
+    /// Bans from every room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bans: Vec<Rule>,
+}
+
+/// What rooms.json holds.
+#[derive(Debug, Default)]
+pub struct State {
+    pub rooms: Vec<SavedRoom>,
+    pub bans: Vec<Rule>,
 }
 
 pub struct Store {
@@ -140,14 +159,18 @@ impl Store {
         self.dir.join(STATE_FILE)
     }
 
-    /// The saved rooms; none when there is no file yet.
-    pub fn load(&self) -> Result<Vec<SavedRoom>, String> {
+    /// The saved rooms and server-wide bans; none when there is no file
+    /// yet.
+    pub fn load(&self) -> Result<State, String> {
         let file: Option<StateFile> = self.load_file(STATE_FILE)?;
         let Some(file) = file else {
-            return Ok(Vec::new());
+            return Ok(State::default());
         };
         self.check_version(STATE_FILE, file.version)?;
-        Ok(file.rooms)
+        Ok(State {
+            rooms: file.rooms,
+            bans: file.bans,
+        })
     }
 
     /// The saved accounts; none when there is no file yet.
@@ -160,8 +183,8 @@ impl Store {
         Ok(file.users)
     }
 
-    /// Replaces the state file atomically with `rooms`.
-    pub fn save(&self, rooms: &[RoomInfo]) -> Result<(), String> {
+    /// Replaces the state file atomically with `rooms` and `bans`.
+    pub fn save(&self, rooms: &[RoomInfo], bans: &[Rule]) -> Result<(), String> {
         let file = StateFile {
             version: FORMAT_VERSION,
             rooms: rooms
@@ -175,8 +198,10 @@ impl Store {
                     key_hash: r.access.key_hash.clone(),
                     history: r.history,
                     history_age: r.history_age,
+                    moderation: r.moderation.clone(),
                 })
                 .collect(),
+            bans: bans.to_vec(),
         };
         self.save_file(STATE_FILE, &file)
     }

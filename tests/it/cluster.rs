@@ -1025,3 +1025,48 @@ fn every_node_keeps_the_same_history_and_catches_up_after_being_away() {
         .trim()
         == "0"));
 }
+
+#[test]
+fn bans_mutes_and_topics_set_on_one_node_hold_on_every_node() {
+    let redis = Redis::start();
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
+    ctl_ok(&a, &["room", "create", "Sala", "--limit", "10"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&b, &["list"])
+        .contains("Sala")));
+    let mut yan = joined_soon(&b, "Yan", "Sala");
+    let mut ana = joined_soon(&b, "Ana", "Sala");
+    // A room ban set on node a removes the member node b holds, and
+    // keeps the name out of both nodes.
+    ctl_ok(&a, &["room", "ban", "Sala", "yan", "--reason", "spam"]);
+    let kicked = wait_for(&mut yan, "kicked", |e| e["type"] == "kicked");
+    assert_eq!(kicked["reason"], "banned from room 'Sala': spam");
+    wait_for(&mut ana, "Yan's leave", is("leave", "Yan"));
+    for d in [&a, &b] {
+        let mut c = Client::connect(d.addr);
+        c.handshake("Yan", "Sala");
+        assert_eq!(c.event()["message"], "403");
+    }
+    // A mute and a topic set on node b hold on node a.
+    ctl_ok(&b, &["room", "mute", "Sala", "ana"]);
+    ctl_ok(&b, &["room", "topic", "Sala", "Pauta"]);
+    assert!(eventually(Duration::from_secs(5), || {
+        let shown = ctl_ok(&a, &["room", "bans", "Sala"]);
+        shown.contains("muted: ana") && shown.contains("topic: Pauta")
+    }));
+    ana.say("oi");
+    assert_eq!(
+        wait_for(&mut ana, "403", |e| e["type"] == "error")["message"],
+        "403"
+    );
+    // A server-wide ban set on node b holds on node a, and a node that
+    // starts later finds it in the store.
+    ctl_ok(&b, &["ban", "account:zeca", "--reason", "bot"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&a, &["bans"])
+        .contains("account:zeca (bot)")));
+    let mut c = node(&redis, "c");
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&c, &["bans"])
+        .contains("account:zeca")));
+    c.signal("TERM");
+    c.wait_exit(Duration::from_secs(10));
+}

@@ -16,6 +16,7 @@ mod flood;
 mod hardening;
 mod history;
 mod irc;
+mod moderation;
 mod oidc;
 mod operator;
 mod private_rooms;

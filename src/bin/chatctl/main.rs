@@ -154,14 +154,82 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
         Command::Participants { room } | Command::Room(RoomCommand::Members { name: room }) => {
             Request::Participants { room: room.clone() }
         }
-        Command::Room(RoomCommand::Kick { name, user }) => Request::Kick {
+        Command::Room(RoomCommand::Kick { name, user, reason }) => Request::Kick {
             room: name.clone(),
             username: user.clone(),
+            reason: reason.clone(),
         },
         Command::Kick { room, user } => Request::Kick {
             room: room.clone(),
             username: user.clone(),
+            reason: None,
         },
+        Command::Room(RoomCommand::Topic { name, text: None })
+        | Command::Room(RoomCommand::Bans { name }) => {
+            Request::RoomModeration { room: name.clone() }
+        }
+        Command::Room(RoomCommand::Topic {
+            name,
+            text: Some(text),
+        }) => Request::RoomTopic {
+            room: name.clone(),
+            topic: text.clone(),
+        },
+        Command::Room(RoomCommand::Ban {
+            name,
+            target,
+            for_,
+            reason,
+        }) => Request::RoomBan {
+            room: name.clone(),
+            target: target.clone(),
+            for_secs: for_.map(|d| d.as_secs()),
+            reason: reason.clone(),
+        },
+        Command::Room(RoomCommand::Mute {
+            name,
+            target,
+            for_,
+            reason,
+        }) => Request::RoomMute {
+            room: name.clone(),
+            target: target.clone(),
+            for_secs: for_.map(|d| d.as_secs()),
+            reason: reason.clone(),
+        },
+        Command::Room(RoomCommand::Unban { name, target }) => Request::RoomUnban {
+            room: name.clone(),
+            target: target.clone(),
+        },
+        Command::Room(RoomCommand::Unmute { name, target }) => Request::RoomUnmute {
+            room: name.clone(),
+            target: target.clone(),
+        },
+        Command::Room(RoomCommand::Op { name, account }) => Request::RoomOp {
+            room: name.clone(),
+            account: account.clone(),
+        },
+        Command::Room(RoomCommand::Deop { name, account }) => Request::RoomDeop {
+            room: name.clone(),
+            account: account.clone(),
+        },
+        Command::Room(RoomCommand::Moderated { name, state }) => Request::RoomModerated {
+            room: name.clone(),
+            on: state == "on",
+        },
+        Command::Ban {
+            target,
+            for_,
+            reason,
+        } => Request::Ban {
+            target: target.clone(),
+            for_secs: for_.map(|d| d.as_secs()),
+            reason: reason.clone(),
+        },
+        Command::Unban { target } => Request::Unban {
+            target: target.clone(),
+        },
+        Command::Bans => Request::Bans {},
         Command::Logs {
             lines,
             follow,
@@ -372,6 +440,133 @@ fn read_line(reader: &mut impl BufRead, shown: &str) -> Result<String, Failure> 
     }
 }
 
+/// What a moderation change did, in one line (None for the requests
+/// that show the moderation: `room bans`, `room topic`, `bans`).
+fn moderation_done(req: &Request, m: &chatd::core::moderation::Moderation) -> Option<String> {
+    use chatd::core::moderation::{List, Rule, Target};
+    let p = |s: &str| printable(s);
+    let terms = |r: Option<&Rule>| {
+        let Some(r) = r else {
+            return String::new();
+        };
+        let mut s = String::new();
+        if !r.reason.is_empty() {
+            s.push_str(&format!(" ({})", p(&r.reason)));
+        }
+        s.push_str(&match r.until {
+            Some(t) => format!(" until {}", chatd::timefmt::rfc3339(t)),
+            None => " for good".to_string(),
+        });
+        s
+    };
+    // The rule as the daemon now holds it (its expiry, its reason).
+    let held = |list: &[Rule], target: &str| {
+        let t = Target::parse(target).ok()?;
+        list.iter().find(|r| r.target.same(&t)).cloned()
+    };
+    Some(match req {
+        Request::RoomTopic { room, topic } if topic.is_empty() => {
+            format!("cleared the topic of room '{}'", p(room))
+        }
+        Request::RoomTopic { room, topic } => {
+            format!("topic of room '{}' is now: {}", p(room), p(topic))
+        }
+        Request::RoomBan { room, target, .. } => format!(
+            "banned '{}' from room '{}'{}",
+            p(target),
+            p(room),
+            terms(held(m.list(List::Bans), target).as_ref())
+        ),
+        Request::RoomMute { room, target, .. } => format!(
+            "muted '{}' in room '{}'{}",
+            p(target),
+            p(room),
+            terms(held(m.list(List::Mutes), target).as_ref())
+        ),
+        Request::RoomUnban { room, target } => {
+            format!("lifted the ban on '{}' in room '{}'", p(target), p(room))
+        }
+        Request::RoomUnmute { room, target } => {
+            format!("lifted the mute on '{}' in room '{}'", p(target), p(room))
+        }
+        Request::RoomOp { room, account } => {
+            format!("'{}' now operates room '{}'", p(account), p(room))
+        }
+        Request::RoomDeop { room, account } => {
+            format!("'{}' no longer operates room '{}'", p(account), p(room))
+        }
+        Request::RoomModerated { room, on: true } => format!(
+            "room '{}' is moderated: only its operators and voiced members speak",
+            p(room)
+        ),
+        Request::RoomModerated { room, on: false } => {
+            format!("room '{}' is no longer moderated", p(room))
+        }
+        Request::Ban { target, .. } => format!(
+            "banned '{}' from every room{}",
+            p(target),
+            terms(held(&m.bans, target).as_ref())
+        ),
+        Request::Unban { target } => format!("lifted the server-wide ban on '{}'", p(target)),
+        _ => return None,
+    })
+}
+
+/// A room's moderation (or, `room` None, the server's bans), one fact a
+/// line.
+fn print_moderation(
+    out: &mut impl Write,
+    room: Option<&str>,
+    m: &chatd::core::moderation::Moderation,
+) -> io::Result<()> {
+    let rule = |r: &chatd::core::moderation::Rule| {
+        let mut s = printable(&r.target.to_string());
+        if !r.reason.is_empty() {
+            s.push_str(&format!(" ({})", printable(&r.reason)));
+        }
+        s.push_str(&match r.until {
+            Some(t) => format!(" until {}", chatd::timefmt::rfc3339(t)),
+            None => " for good".to_string(),
+        });
+        s.push_str(&format!(", by {}", printable(&r.by)));
+        s
+    };
+    let Some(room) = room else {
+        if m.bans.is_empty() {
+            return writeln!(out, "no server-wide bans");
+        }
+        for b in &m.bans {
+            writeln!(out, "banned everywhere: {}", rule(b))?;
+        }
+        return Ok(());
+    };
+    let room = printable(room);
+    match &m.topic {
+        Some(t) => writeln!(
+            out,
+            "room '{room}' topic: {} (set by {} at {})",
+            printable(&t.text),
+            printable(&t.by),
+            chatd::timefmt::rfc3339(t.at)
+        )?,
+        None => writeln!(out, "room '{room}' has no topic")?,
+    }
+    if m.moderated {
+        writeln!(out, "moderated: only operators and voiced members speak")?;
+    }
+    if !m.ops.is_empty() {
+        let ops: Vec<String> = m.ops.iter().map(|o| printable(o)).collect();
+        writeln!(out, "operators: {}", ops.join(", "))?;
+    }
+    for b in &m.bans {
+        writeln!(out, "banned: {}", rule(b))?;
+    }
+    for b in &m.mutes {
+        writeln!(out, "muted: {}", rule(b))?;
+    }
+    Ok(())
+}
+
 fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result<()> {
     match reply {
         // create-room and set-limit both answer with the room.
@@ -463,6 +658,10 @@ fn print_human(out: &mut impl Write, req: &Request, reply: &Reply) -> io::Result
             }
             print_table(out, &header, &rows)
         }
+        Reply::Moderation { room, moderation } => match moderation_done(req, moderation) {
+            Some(line) => writeln!(out, "{line}"),
+            None => print_moderation(out, room.as_deref(), moderation),
+        },
         Reply::Kicked { room, username } => writeln!(
             out,
             "removed '{}' from room '{}'",

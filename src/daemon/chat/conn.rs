@@ -108,6 +108,14 @@ pub struct Conn {
     /// Web: a close frame is queued; the transport's close follows once
     /// the layer's output is out.
     web_fin: bool,
+    /// The prototype's protocol: the account it logged in as (IRC keeps
+    /// its own in `irc`).
+    pub account: Option<String>,
+    /// It asked for `topic` events.
+    pub wants_topic: bool,
+    /// It asked for `"commands"`: a message starting with `/` is a room
+    /// operator's command.
+    pub wants_commands: bool,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -176,6 +184,9 @@ impl Conn {
             lagged: None,
             web: None,
             web_fin: false,
+            account: None,
+            wants_topic: false,
+            wants_commands: false,
         })
     }
 

@@ -69,7 +69,7 @@ impl Chat {
         sh.hub
             .rooms_of(id)
             .iter()
-            .any(|&r| sh.hub.modes(r).is_some_and(|m| m.ops.contains(&id)))
+            .any(|&r| self.operates(sh, id, r))
     }
 
     /// A refused message: 429 on the chat port, a NOTICE on IRC; the

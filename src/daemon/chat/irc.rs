@@ -502,10 +502,10 @@ impl Chat {
             EventKind::Kicked | EventKind::Closed => {
                 let channel = event.room.as_deref().and_then(ircmap::channel_of);
                 if let Some(channel) = channel {
-                    let why = if event.kind == EventKind::Closed {
-                        "the room was closed"
-                    } else {
-                        "removed by an administrator"
+                    let why = match (event.kind, event.reason.as_deref()) {
+                        (EventKind::Closed, _) => "the room was closed",
+                        (_, Some(reason)) if !reason.is_empty() => reason,
+                        _ => "removed by an administrator",
                     };
                     let line =
                         Message::new(Some(&server), "KICK", &[&channel, &nick, why]).encode();

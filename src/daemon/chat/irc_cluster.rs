@@ -145,6 +145,8 @@ impl Chat {
             key: None,
             members: false,
             history: false,
+            topic: false,
+            commands: false,
         };
         let channel = ircmap::channel_of(room).unwrap_or_else(|| room.to_string());
         if let Some(c) = self.irc_mut(id) {

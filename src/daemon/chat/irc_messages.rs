@@ -152,8 +152,17 @@ impl Chat {
         if !member && modes.no_external {
             return Err("Cannot send to channel (+n: you are not in it)");
         }
-        if modes.moderated && !modes.ops.contains(&id) && !modes.voiced.contains(&id) {
-            return Err("Cannot send to channel (+m: moderated)");
+        let name = self
+            .irc(id)
+            .map(|c| crate::core::ircmap::name_of(c.target()))
+            .unwrap_or_default();
+        if self.mute_refusal(sh, id, &name, room).is_some() {
+            let moderated = sh.hub.moderation(room).is_some_and(|m| m.moderated);
+            return Err(if moderated {
+                "Cannot send to channel (+m: moderated)"
+            } else {
+                "Cannot send to channel (you are muted)"
+            });
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use super::{Chat, Parked};
 use crate::core::hub::{ConnId, RoomId};
 use crate::core::irc::Message;
 use crate::core::ircmap;
-use crate::core::modes::{self, Ban, Change, Topic};
+use crate::core::modes::{self, Ban, Change};
 use crate::core::wire::{Departed, Event, EventKind};
 use crate::daemon::accounts::Verdict;
 use crate::daemon::logbook::Level;
@@ -78,7 +78,8 @@ impl Chat {
                 .map(|r| r.limit)
                 .filter(|&l| l < crate::core::hub::MAX_LIMIT);
             let modes = sh.hub.modes(rid).cloned().unwrap_or_default();
-            let (mut flags, args) = modes.describe(limit, member);
+            let moderated = sh.hub.moderation(rid).is_some_and(|m| m.moderated);
+            let (mut flags, args) = modes.describe(limit, member, moderated);
             if sh.hub.access(&room).is_some_and(|a| a.private) && !flags.contains('i') {
                 flags.insert(1, 'i');
             }
@@ -143,7 +144,16 @@ impl Chat {
                 let m = sh.hub.modes_mut(rid)?;
                 let slot = match c {
                     'i' => &mut m.invite_only,
-                    'm' => &mut m.moderated,
+                    'm' => {
+                        let room = sh.hub.room_name(rid)?.to_string();
+                        let m = sh.hub.moderation_mut(rid)?;
+                        if m.moderated == on {
+                            return None;
+                        }
+                        m.moderated = on;
+                        self.changed_room(&room);
+                        return Some((on, c, None));
+                    }
                     'n' => &mut m.no_external,
                     's' => &mut m.secret,
                     _ => &mut m.topic_lock,
@@ -223,6 +233,17 @@ impl Chat {
                 sh.hub.set_limit(&room, crate::core::hub::MAX_LIMIT).ok()?;
                 Some((false, 'l', None))
             }
+            Change::Mask('b', on, mask) => self.ban_mask(sh, id, rid, channel, on, mask),
+            Change::List('b') => {
+                let bans = sh.hub.moderation(rid)?.bans.clone();
+                let now = sh.unix();
+                for b in bans.iter().filter(|b| b.live(now)) {
+                    let mask = b.target.as_mask();
+                    self.numeric(sh, id, "367", &[channel, &mask, &b.by, &b.at.to_string()]);
+                }
+                self.numeric(sh, id, "368", &[channel, "End of channel ban list"]);
+                None
+            }
             Change::Mask(c, on, mask) => {
                 let setter = self.my_source(sh, id);
                 let at = sh.unix();
@@ -282,6 +303,53 @@ impl Chat {
                 None
             }
         }
+    }
+
+    /// `+b` / `-b`: a lasting ban (core/moderation.rs), saved and shared
+    /// like chatctl's; as on IRC, it keeps out who joins next and removes
+    /// no one.
+    fn ban_mask(
+        &mut self,
+        sh: &mut Shared,
+        id: ConnId,
+        rid: RoomId,
+        channel: &str,
+        on: bool,
+        mask: String,
+    ) -> Option<(bool, char, Option<String>)> {
+        let target = match crate::core::moderation::Target::parse(&mask) {
+            Ok(t) => t,
+            Err(why) => {
+                self.numeric(sh, id, "696", &[channel, "b", &mask, &why]);
+                return None;
+            }
+        };
+        let rule = crate::core::moderation::Rule {
+            target: target.clone(),
+            reason: String::new(),
+            by: self.my_source(sh, id),
+            at: sh.unix(),
+            until: None,
+        };
+        let room = sh.hub.room_name(rid)?.to_string();
+        let bans = &mut sh.hub.moderation_mut(rid)?.bans;
+        let had = bans.iter().any(|b| b.target.same(&target));
+        let changed = match (on, had) {
+            (true, false) => match crate::core::moderation::put(bans, rule) {
+                Ok(_) => true,
+                Err(_) => {
+                    self.numeric(sh, id, "478", &[channel, &mask, "Channel list is full"]);
+                    return None;
+                }
+            },
+            (false, true) => crate::core::moderation::take(bans, &target).is_some(),
+            _ => false,
+        };
+        if !changed {
+            return None;
+        }
+        self.changed_room(&room);
+        Some((on, 'b', Some(mask)))
     }
 
     /// MODE on a nick: only one's own; `+i` and `+w` are kept.
@@ -356,10 +424,10 @@ impl Chat {
         let Some(channel) = sh.hub.room_name(room).and_then(ircmap::channel_of) else {
             return;
         };
-        match sh.hub.modes(room).and_then(|m| m.topic.clone()) {
+        match sh.hub.moderation(room).and_then(|m| m.topic.clone()) {
             Some(t) => {
                 self.numeric(sh, id, "332", &[&channel, &t.text]);
-                self.numeric(sh, id, "333", &[&channel, &t.setter, &t.at.to_string()]);
+                self.numeric(sh, id, "333", &[&channel, &t.by, &t.at.to_string()]);
             }
             None if asked => self.numeric(sh, id, "331", &[&channel, "No topic is set"]),
             None => {}
@@ -389,18 +457,31 @@ impl Chat {
         if locked && !Chat::is_op(sh, id, rid) {
             return self.numeric(sh, id, "482", &[&channel, NOT_OP]);
         }
-        let text: String = text.chars().take(390).collect();
+        let text: String = text
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(crate::core::moderation::TOPIC_LEN)
+            .collect();
         let setter = self.my_source(sh, id);
         let at = sh.unix();
-        if let Some(m) = sh.hub.modes_mut(rid) {
-            m.topic = (!text.is_empty()).then(|| Topic {
+        if let Some(m) = sh.hub.moderation_mut(rid) {
+            m.topic = (!text.is_empty()).then(|| crate::core::moderation::Topic {
                 text: text.clone(),
-                setter: setter.clone(),
+                by: setter.clone(),
                 at,
             });
         }
-        let line = Message::new(Some(&setter), "TOPIC", &[&channel, &text]).encode();
-        self.tell_room_irc(sh, rid, &line);
+        self.changed_room(&room);
+        let mut event = Event::system(crate::core::wire::EventKind::Topic, &text, Some(&room));
+        event.reason = Some(setter);
+        self.tell_topic(sh, &room, &event);
+        let who = self.describe(sh, id);
+        self.id_log(
+            sh,
+            id,
+            Level::Info,
+            format!("room '{room}': topic set by {who}: {text}"),
+        );
     }
 
     fn on_invite(&mut self, sh: &mut Shared, id: ConnId, msg: &Message) {
@@ -481,6 +562,7 @@ impl Chat {
             );
             self.id_log(sh, id, Level::Info, line);
             dep.notice.event.departed = Departed::Kicked(reason.clone());
+            dep.notice.event.reason = Some(reason.clone());
             // The kicker's source, for the others and the kicked.
             let source = self.my_source(sh, id);
             let kick = Message::new(
@@ -503,8 +585,9 @@ impl Chat {
             if self.irc(conn).is_none() {
                 // The prototype's member is kicked as chatctl kicks: told,
                 // then closed.
-                let kicked =
+                let mut kicked =
                     Event::system(EventKind::Kicked, crate::core::wire::KICKED, Some(&room));
+                kicked.reason = Some(reason.clone());
                 self.finish(sh, conn, Some(&kicked));
             }
         }

@@ -264,7 +264,7 @@ impl Chat {
             let topic = sh
                 .hub
                 .room_id_of(&r.name)
-                .and_then(|rid| sh.hub.modes(rid))
+                .and_then(|rid| sh.hub.moderation(rid))
                 .and_then(|m| m.topic.as_ref())
                 .map_or(String::new(), |t| t.text.clone());
             self.numeric(sh, id, "322", &[&channel, &r.members.to_string(), &topic]);

@@ -237,6 +237,7 @@ impl Chat {
         );
         self.deliver_here(sh, delivery);
         self.away_on_join(sh, id, delivery.room);
+        self.grant_op(sh, id, delivery.room);
         self.send_topic(sh, id, delivery.room, false);
         self.send_names(sh, id, room);
         self.play_back(sh, id, delivery.room);
@@ -258,7 +259,11 @@ impl Chat {
         if !modes.may_enter(id, &source) {
             return Some("473");
         }
-        if modes.banned(id, &source) {
+        if !modes.excepted(id, &source)
+            && self
+                .ban_refusal(sh, id, &ircmap::name_of(&nick), room)
+                .is_some()
+        {
             return Some("474");
         }
         if let Some(k) = &modes.key

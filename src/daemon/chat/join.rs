@@ -124,6 +124,18 @@ impl Chat {
             self.finish_here(sh, id, Some(&line));
             return;
         }
+        if let Some(why) = self.ban_refusal(sh, id, &username, &hs.room) {
+            sh.counters.refusals += 1;
+            sh.log
+                .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
+            let line = self.encode_for(
+                sh,
+                id,
+                &Event::error(ErrorCode::Forbidden, Some(&hs.room), &why),
+            );
+            self.finish_here(sh, id, Some(&line));
+            return;
+        }
         if self.clustered {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.awaiting_verdict = true;
@@ -227,8 +239,11 @@ impl Chat {
             return self.drop_doomed(sh);
         }
         let peer = self.conns[&id].peer;
-        if let Some(c) = self.conns.get(&id) {
+        if let Some(c) = self.conns.get_mut(&id) {
             sh.door.joined(id, c.seat);
+            c.account = (login == " (logged in)").then(|| username.to_string());
+            c.wants_topic = hs.topic;
+            c.wants_commands = hs.commands;
         }
         self.feed(sh, id, Input::Joined);
         self.count_user(id);
@@ -252,6 +267,9 @@ impl Chat {
         self.deliver_here(sh, delivery);
         if hs.members {
             self.send_members(sh, id, &hs.room);
+        }
+        if hs.topic {
+            self.send_room_topic(sh, id, delivery.room);
         }
         self.drop_doomed(sh);
     }
@@ -288,6 +306,19 @@ impl Chat {
 
     /// A chat message from a member.
     fn on_message(&mut self, sh: &mut Shared, id: ConnId, text: &str) {
+        let text = match self.conns.get(&id) {
+            Some(c) if c.wants_commands && text.starts_with("//") => &text[1..],
+            Some(c) if c.wants_commands && text.starts_with('/') => {
+                return self.member_command(sh, id, text);
+            }
+            _ => text,
+        };
+        if let Some(room) = sh.hub.room_of(id)
+            && let Some(name) = sh.hub.member(id).map(|(_, m)| m.username.clone())
+            && let Some(why) = self.mute_refusal(sh, id, &name, room)
+        {
+            return self.refuse_said(sh, id, &why);
+        }
         let Some(mut delivery) = sh.hub.say(id, text) else {
             return;
         };

@@ -45,6 +45,7 @@ mod irc_register;
 mod irc_rooms;
 mod irc_sasl;
 mod join;
+mod moderation;
 #[cfg(test)]
 mod tests;
 pub mod web;
@@ -127,6 +128,11 @@ pub struct Chat {
     /// here goes to the outbox.
     clustered: bool,
     out: Vec<ChatOut>,
+    /// Rooms whose lasting settings (moderation) an IRC operator changed:
+    /// the event loop saves them and tells the cluster.
+    changed_rooms: Vec<String>,
+    /// Room operators' commands for the event loop to run (moderation.rs).
+    requests: Vec<(ConnId, crate::core::control::Request, String)>,
     /// SIGINT/SIGTERM arrived: every connection is finishing.
     stopping: bool,
     /// Clients closed during shutdown with output they never received.
@@ -159,6 +165,8 @@ impl Chat {
             scratch: vec![0; READ_CHUNK],
             clustered,
             out: Vec::new(),
+            changed_rooms: Vec::new(),
+            requests: Vec::new(),
             stopping: false,
             cut_off: 0,
             was: VecDeque::new(),

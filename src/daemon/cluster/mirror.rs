@@ -83,6 +83,11 @@ impl Cluster {
             seed.push(u.hash.as_bytes());
         }
         link.send(Purpose::Ignore, &shared::eval(shared::USERS_SEED, &seed));
+        let bans = serde_json::to_string(sh.hub.server_bans()).expect("rules serialise");
+        link.send(
+            Purpose::Ignore,
+            &shared::eval(shared::BANS_SEED, &[bans.as_bytes()]),
+        );
         let mut subscribe: Vec<&[u8]> = vec![b"SUBSCRIBE"];
         subscribe.extend(channels.iter().map(|c| c.as_bytes()));
         link.send_no_reply(&shared::command(&subscribe));
@@ -182,7 +187,11 @@ impl Cluster {
     /// closed; other nodes' members added and removed (with the notices
     /// this node's members would have seen).
     pub(super) fn apply_snapshot(&mut self, sh: &mut Shared, here: &dyn Here, snapshot: Snapshot) {
-        let Snapshot { rooms, users } = snapshot;
+        let Snapshot { rooms, users, bans } = snapshot;
+        if sh.hub.server_bans() != bans.as_slice() {
+            sh.hub.set_server_bans(bans);
+            self.out.push(ClusterOut::Enforce(None));
+        }
         for name in sh.accounts.names() {
             if !users.iter().any(|(n, _)| *n == name) {
                 sh.accounts.remove(&name);
@@ -332,6 +341,14 @@ impl Cluster {
             ClusterEvent::Close { room } => {
                 self.close_mirrored_room(sh, here, &room, "closed by an admin")
             }
+            ClusterEvent::Bans { bans } => {
+                if sh.hub.server_bans() != bans.as_slice() {
+                    sh.hub.set_server_bans(bans);
+                    sh.log
+                        .info("cluster: the server-wide bans changed on another node".to_string());
+                    self.out.push(ClusterOut::Enforce(None));
+                }
+            }
             ClusterEvent::User { name, hash } => {
                 if hash.is_empty() {
                     if sh.accounts.remove(&name).is_some() {
@@ -398,6 +415,14 @@ impl Cluster {
                 if info.history_age != def.history_age {
                     r = r.and(sh.hub.set_history_age(room, def.history_age).map(|_| ()));
                 }
+                if info.moderation != def.moderation {
+                    r = r.and(
+                        sh.hub
+                            .set_moderation(room, def.moderation.clone())
+                            .map(|_| ()),
+                    );
+                    self.out.push(ClusterOut::Enforce(Some(room.to_string())));
+                }
                 r
             }
             Err(_) => sh
@@ -406,6 +431,7 @@ impl Cluster {
                 .and_then(|_| sh.hub.set_access(room, access))
                 .and_then(|_| sh.hub.set_history(room, def.history))
                 .and_then(|_| sh.hub.set_history_age(room, def.history_age))
+                .and_then(|_| sh.hub.set_moderation(room, def.moderation.clone()))
                 .map(|_| ()),
         };
         if let Err(e) = result {
@@ -492,6 +518,13 @@ impl Cluster {
                 shared::eval(shared::USER_PUT, &[name.as_bytes(), b""]),
             ),
             Change::Kicked { room, username } => (Purpose::Ignore, kick(room, username)),
+            Change::ServerBans => {
+                let bans = serde_json::to_string(sh.hub.server_bans()).expect("rules serialise");
+                (
+                    Purpose::Ignore,
+                    shared::eval(shared::BANS_PUT, &[bans.as_bytes()]),
+                )
+            }
             Change::Purged { room, before_ms } => {
                 let before = shared::purge_before(*before_ms);
                 (
@@ -542,6 +575,7 @@ pub(super) fn room_def_json(info: &RoomInfo) -> String {
         private: info.access.private,
         allowed: info.access.allowed.iter().cloned().collect(),
         key_hash: info.access.key_hash.clone(),
+        moderation: info.moderation.clone(),
     })
     .expect("plain values serialise")
 }

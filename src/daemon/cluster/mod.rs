@@ -74,6 +74,9 @@ pub trait Here {
 /// What the chat part must do because of the cluster, in order.
 #[derive(Debug)]
 pub enum ClusterOut {
+    /// A room's bans or operators changed elsewhere (None: the server's
+    /// bans): this node's members now banned leave.
+    Enforce(Option<String>),
     /// A delivery to this node's members (another node's member joined or
     /// left, a room closed).
     Deliver(Delivery),

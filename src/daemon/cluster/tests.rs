@@ -156,6 +156,8 @@ impl Node {
             key: None,
             members: false,
             history: false,
+            topic: false,
+            commands: false,
         };
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let req = shared::JoinRequest {
@@ -185,6 +187,8 @@ fn script_name(script: &str) -> &'static str {
         (shared::SNAPSHOT.to_string(), "SNAPSHOT"),
         (shared::USER_PUT.to_string(), "USER_PUT"),
         (shared::USERS_SEED.to_string(), "USERS_SEED"),
+        (shared::BANS_SEED.to_string(), "BANS_SEED"),
+        (shared::BANS_PUT.to_string(), "BANS_PUT"),
     ];
     named
         .into_iter()
@@ -210,18 +214,26 @@ fn connecting_says_hello_and_the_first_heartbeat_starts_the_sync() {
     assert_eq!(purposes, [Purpose::Hello, Purpose::Heartbeat]);
     n.reply(Purpose::Hello, HELLO);
     assert!(n.sent().0.is_empty(), "a good HELLO needs nothing more");
-    // Redis was never seeded: this node's rooms and accounts seed it.
+    // Redis was never seeded: this node's rooms, accounts and bans seed it.
     n.reply(Purpose::Heartbeat, HEARTBEAT_UNSEEDED);
     let (commands, purposes) = n.sent();
     let names: Vec<&str> = commands
         .iter()
         .map(|c| if c[0] == "EVAL" { &c[1] } else { &c[0] }.as_str())
         .collect();
-    assert_eq!(names, ["USERS_SEED", "SUBSCRIBE", "SYNC", "SNAPSHOT"]);
-    assert_eq!(words(&commands[1]), ["SUBSCRIBE", shared::EVENTS]);
+    assert_eq!(
+        names,
+        ["USERS_SEED", "BANS_SEED", "SUBSCRIBE", "SYNC", "SNAPSHOT"]
+    );
+    assert_eq!(words(&commands[2]), ["SUBSCRIBE", shared::EVENTS]);
     assert_eq!(
         purposes,
-        [Purpose::Ignore, Purpose::Sync, Purpose::Snapshot],
+        [
+            Purpose::Ignore,
+            Purpose::Ignore,
+            Purpose::Sync,
+            Purpose::Snapshot
+        ],
         "SUBSCRIBE has no reply of its own in RESP3"
     );
     assert!(!n.cluster.ready(), "not before the snapshot");
@@ -594,6 +606,7 @@ fn record_frames_from_a_real_redis() {
             private: false,
             allowed: Vec::new(),
             key_hash: None,
+            moderation: Default::default(),
         })
         .unwrap()
     };

@@ -13,6 +13,7 @@ use crate::core::control::{
     RoomView, Stats, StatusView, UserView,
 };
 use crate::core::hub::{Access, Closure, ConnId, Delivery, Hub, HubError, Kick, RoomInfo};
+use crate::core::moderation::{self, Moderation, Rule};
 use crate::core::wire::Event;
 use crate::daemon::accounts::{self, Accounts};
 use crate::daemon::logbook::Logbook;
@@ -33,6 +34,11 @@ pub struct Ctx<'a> {
     pub history_default: usize,
     /// `--password-min`: the shortest password (and room key) accepted.
     pub password_min: usize,
+    /// Now, in Unix seconds (when a ban was set, when it lapses).
+    pub now_unix: u64,
+    /// Who a rule names as its setter: `admin` on the control socket, a
+    /// room operator's name.
+    pub actor: String,
 }
 
 /// What the event loop must do after a command.
@@ -51,10 +57,15 @@ pub enum Effect {
     },
     /// Shared state changed: cluster mode tells the other nodes.
     Changed(Change),
+    /// A room's topic changed: its members who follow topics are told.
+    Topic(String, Event),
+    /// Bans or operators changed in a room (None: the server's bans):
+    /// members now banned are removed, operators get their rights.
+    Enforce(Option<String>),
 }
 
 /// How to take a change back when it could not be saved.
-enum Undo {
+pub(super) enum Undo {
     Create { name: String },
     Limit { room: String, limit: usize },
     Close(Box<Closure>),
@@ -62,15 +73,20 @@ enum Undo {
     UserRemoved { name: String, hash: String },
     UserHash { name: String, hash: String },
     Access { room: String, access: Access },
+    Moderation { room: String, old: Moderation },
+    ServerBans(Vec<Rule>),
 }
 
 impl Undo {
     /// Which file the change lives in.
     fn file(&self) -> Saved {
         match self {
-            Undo::Create { .. } | Undo::Limit { .. } | Undo::Close(_) | Undo::Access { .. } => {
-                Saved::Rooms
-            }
+            Undo::Create { .. }
+            | Undo::Limit { .. }
+            | Undo::Close(_)
+            | Undo::Access { .. }
+            | Undo::Moderation { .. }
+            | Undo::ServerBans(_) => Saved::Rooms,
             _ => Saved::Users,
         }
     }
@@ -95,6 +111,12 @@ impl Undo {
             }
             Undo::Access { room, access } => {
                 let _ = hub.set_access(&room, access);
+            }
+            Undo::Moderation { room, old } => {
+                let _ = hub.set_moderation(&room, old);
+            }
+            Undo::ServerBans(old) => {
+                hub.set_server_bans(old);
             }
         }
     }
@@ -305,19 +327,46 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 disconnected,
             })
         }
-        Request::Kick { room, username } => {
-            let kick = ctx.hub.kick(room, username).map_err(|e| hub_error(&e))?;
+        Request::Kick {
+            room,
+            username,
+            reason,
+        } => {
+            let reason = reason.as_deref().unwrap_or("");
+            moderation::check_reason(reason)
+                .map_err(|e| Response::error(ErrorCode::Invalid, &e))?;
+            let kick = ctx
+                .hub
+                .kick_with(room, username, reason)
+                .map_err(|e| hub_error(&e))?;
             // The member's own name: the admin may have typed a look-alike.
             effects.push(Effect::Changed(Change::Kicked {
                 room: room.clone(),
                 username: username.clone(),
             }));
-            let username = removed(ctx.log, kick, " by an admin", effects);
+            let by = if ctx.actor == "admin" {
+                " by an admin".to_string()
+            } else {
+                format!(" by room operator '{}'", ctx.actor)
+            };
+            let username = removed(ctx.log, kick, &by, effects);
             Ok(Reply::Kicked {
                 room: room.clone(),
                 username,
             })
         }
+        Request::RoomTopic { .. }
+        | Request::RoomBan { .. }
+        | Request::RoomUnban { .. }
+        | Request::RoomMute { .. }
+        | Request::RoomUnmute { .. }
+        | Request::RoomOp { .. }
+        | Request::RoomDeop { .. }
+        | Request::RoomModerated { .. }
+        | Request::RoomModeration { .. }
+        | Request::Ban { .. }
+        | Request::Unban { .. }
+        | Request::Bans {} => super::moderate::run(ctx, req, effects),
         Request::List {} => Ok(Reply::Rooms {
             rooms: ctx.hub.list().iter().map(view).collect(),
         }),
@@ -491,7 +540,12 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
 /// Passwords: `--password-min` (8) to 1024 bytes (the reason never echoes the password).
 /// Carries out a member's removal: the leave line (`why` ends it), the
 /// room's notice and the connection's close. Returns the member's name.
-fn removed(log: &mut Logbook, kick: Kick, why: &str, effects: &mut Vec<Effect>) -> String {
+pub(super) fn removed(
+    log: &mut Logbook,
+    kick: Kick,
+    why: &str,
+    effects: &mut Vec<Effect>,
+) -> String {
     let dep = kick.departure;
     log.info(format!(
         "leave: '{}' removed from room '{}' ({}){why}",
@@ -526,13 +580,13 @@ fn failed(why: &str) -> Response {
 /// Save, then acknowledge, else undo: applies `change` to the hub, saves
 /// the rooms, and returns the change's result only if the save succeeded;
 /// otherwise takes the change back and refuses with `failed`.
-fn commit<T>(
+pub(super) fn commit<T>(
     ctx: &mut Ctx,
     change: impl FnOnce(&mut Hub, &mut Accounts) -> Result<(T, Undo), HubError>,
 ) -> Result<T, Response> {
     let (done, undo) = change(ctx.hub, ctx.accounts).map_err(|e| hub_error(&e))?;
     let saved = match undo.file() {
-        Saved::Rooms => ctx.store.save(&ctx.hub.list()),
+        Saved::Rooms => ctx.store.save(&ctx.hub.list(), ctx.hub.server_bans()),
         Saved::Users => ctx.store.save_users(&ctx.accounts.saved()),
     };
     match saved {
@@ -560,7 +614,7 @@ fn view(r: &RoomInfo) -> RoomView {
     }
 }
 
-fn no_room(room: &str) -> Response {
+pub(super) fn no_room(room: &str) -> Response {
     Response::error(ErrorCode::NotFound, &format!("no room named '{room}'"))
 }
 
@@ -580,7 +634,7 @@ fn ms_of(t: &str, flag: &str) -> Result<i64, Response> {
         })
 }
 
-fn hub_error(e: &HubError) -> Response {
+pub(super) fn hub_error(e: &HubError) -> Response {
     let code = match e {
         HubError::NotFound(_) => ErrorCode::NotFound,
         HubError::Exists(_) => ErrorCode::Exists,
@@ -590,7 +644,7 @@ fn hub_error(e: &HubError) -> Response {
 }
 
 /// A request as one log phrase.
-fn summarize(req: &Request) -> String {
+pub fn summarize(req: &Request) -> String {
     match req {
         Request::CreateRoom {
             name,
@@ -605,13 +659,67 @@ fn summarize(req: &Request) -> String {
         Request::RoomDeny { room, username } => format!("room-deny '{username}' in '{room}'"),
         Request::CloseRoom { room } => format!("close-room '{room}'"),
         Request::SetLimit { room, limit } => format!("set-limit '{room}' {limit}"),
-        Request::Kick { room, username } => format!("kick '{username}' from '{room}'"),
+        Request::Kick {
+            room,
+            username,
+            reason,
+        } => match reason {
+            Some(r) => format!("kick '{username}' from '{room}' ({r})"),
+            None => format!("kick '{username}' from '{room}'"),
+        },
         // Never the password.
         Request::UserAdd { name, .. } => format!("user-add '{name}'"),
         Request::UserDel { name } => format!("user-del '{name}'"),
         Request::UserPasswd { name, .. } => format!("user-passwd '{name}'"),
+        Request::RoomTopic { room, topic } if topic.is_empty() => {
+            format!("room-topic '{room}' cleared")
+        }
+        Request::RoomTopic { room, topic } => format!("room-topic '{room}': {topic}"),
+        Request::RoomBan {
+            room,
+            target,
+            for_secs,
+            reason,
+        } => format!(
+            "room-ban '{target}' from '{room}'{}",
+            terms(*for_secs, reason)
+        ),
+        Request::RoomMute {
+            room,
+            target,
+            for_secs,
+            reason,
+        } => format!(
+            "room-mute '{target}' in '{room}'{}",
+            terms(*for_secs, reason)
+        ),
+        Request::RoomUnban { room, target } => format!("room-unban '{target}' in '{room}'"),
+        Request::RoomUnmute { room, target } => format!("room-unmute '{target}' in '{room}'"),
+        Request::RoomOp { room, account } => format!("room-op '{account}' in '{room}'"),
+        Request::RoomDeop { room, account } => format!("room-deop '{account}' in '{room}'"),
+        Request::RoomModerated { room, on } => {
+            format!("room-moderated '{room}' {}", if *on { "on" } else { "off" })
+        }
+        Request::Ban {
+            target,
+            for_secs,
+            reason,
+        } => format!("ban '{target}' from every room{}", terms(*for_secs, reason)),
+        Request::Unban { target } => format!("unban '{target}'"),
         other => format!("{other:?}"),
     }
+}
+
+/// " for 3600 s (spam)", as a ban or mute's summary ends.
+fn terms(for_secs: Option<u64>, reason: &Option<String>) -> String {
+    let mut s = match for_secs {
+        Some(secs) => format!(" for {}", crate::cli::chatd::show_age(secs)),
+        None => String::new(),
+    };
+    if let Some(r) = reason {
+        s.push_str(&format!(" ({r})"));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -655,6 +763,8 @@ mod tests {
                 history: None,
                 history_default: 0,
                 password_min: 8,
+                now_unix: 1_000,
+                actor: "admin".into(),
             };
             let (response, effects) = execute(&mut ctx, &req, "test");
             let changes = effects
@@ -689,6 +799,88 @@ mod tests {
         for (json, change) in steps {
             assert_eq!(f.ok(json), [change], "{json}");
         }
+    }
+
+    #[test]
+    fn moderation_is_saved_named_and_refused_in_words() {
+        let mut f = Fixture::new("moderation");
+        let room = || Change::RoomChanged { room: s("Teste") };
+        f.ok(r#"{"cmd":"create-room","name":"Teste","limit":5}"#);
+        expect(
+            &mut f,
+            vec![
+                (
+                    r#"{"cmd":"room-topic","room":"Teste","topic":"Olá"}"#,
+                    room(),
+                ),
+                (
+                    r#"{"cmd":"room-ban","room":"Teste","target":"yan","for_secs":3600,"reason":"spam"}"#,
+                    room(),
+                ),
+                (
+                    r#"{"cmd":"room-mute","room":"Teste","target":"10.0.0.0/8"}"#,
+                    room(),
+                ),
+                (
+                    r#"{"cmd":"room-moderated","room":"Teste","on":true}"#,
+                    room(),
+                ),
+                (
+                    r#"{"cmd":"ban","target":"account:bot"}"#,
+                    Change::ServerBans,
+                ),
+            ],
+        );
+        let saved = f.store.load().unwrap();
+        let m = &saved.rooms[0].moderation;
+        assert_eq!(m.topic.as_ref().unwrap().text, "Olá");
+        assert_eq!(m.bans[0].until, Some(1_000 + 3600));
+        assert_eq!(m.bans[0].reason, "spam");
+        assert_eq!(m.mutes[0].target.to_string(), "10.0.0.0/8");
+        assert!(m.moderated);
+        assert_eq!(saved.bans[0].target.to_string(), "account:bot");
+        // Refusals say why, and change nothing.
+        for (json, words) in [
+            (
+                r#"{"cmd":"room-op","room":"Teste","account":"nobody"}"#,
+                "no account",
+            ),
+            (
+                r#"{"cmd":"room-unban","room":"Teste","target":"ana"}"#,
+                "is not banned",
+            ),
+            (
+                r#"{"cmd":"room-ban","room":"Teste","target":"10.0.0.0/40"}"#,
+                "prefix",
+            ),
+            (
+                r#"{"cmd":"room-ban","room":"Nada","target":"ana"}"#,
+                "no room",
+            ),
+        ] {
+            let (response, changes) = f.run(json);
+            let Response::Err(r) = response else {
+                panic!("{json} was accepted");
+            };
+            assert!(r.message.contains(words), "{json}: {}", r.message);
+            assert!(changes.is_empty());
+        }
+        expect(
+            &mut f,
+            vec![
+                (
+                    r#"{"cmd":"room-unban","room":"Teste","target":"YAN"}"#,
+                    room(),
+                ),
+                (
+                    r#"{"cmd":"unban","target":"account:bot"}"#,
+                    Change::ServerBans,
+                ),
+            ],
+        );
+        let saved = f.store.load().unwrap();
+        assert!(saved.rooms[0].moderation.bans.is_empty());
+        assert!(saved.bans.is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::sys::nonblock::{interrupted, would_block};
 
 pub mod commands;
 pub mod conn;
+pub mod moderate;
 
 pub use commands::Effect;
 use conn::{ControlConn, ControlConns, FOLLOWER_MAX_BACKLOG, NO_DESCRIPTORS};
@@ -47,6 +48,8 @@ pub struct Control {
     /// None once shutdown began (or when chatd runs without one).
     socket: Option<ControlSocket>,
     conns: ControlConns,
+    /// When lapsed bans and mutes are next dropped from the lists.
+    next_prune: Option<std::time::Instant>,
 }
 
 impl Control {
@@ -54,7 +57,17 @@ impl Control {
         Control {
             socket,
             conns: ControlConns::new(cap, timeout),
+            next_prune: None,
         }
+    }
+
+    /// Whether lapsed rules are due to leave their lists (once a second).
+    pub fn prune_due(&mut self, now: std::time::Instant) -> bool {
+        if self.next_prune.is_some_and(|at| now < at) {
+            return false;
+        }
+        self.next_prune = Some(now + Duration::from_secs(1));
+        true
     }
 
     /// The socket's path, for `status`.
@@ -175,6 +188,7 @@ impl Control {
                 Vec::new(),
             ),
             Ok(req) => {
+                let now_unix = sh.unix();
                 let mut ctx = commands::Ctx {
                     hub: &mut sh.hub,
                     accounts: &mut sh.accounts,
@@ -185,6 +199,8 @@ impl Control {
                     history: sh.history.as_mut(),
                     history_default: sh.cfg.history_default,
                     password_min: sh.cfg.password_min,
+                    now_unix,
+                    actor: "admin".to_string(),
                 };
                 commands::execute(&mut ctx, &req, &who)
             }

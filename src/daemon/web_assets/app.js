@@ -229,7 +229,7 @@ function onEvent(s, ev) {
       return;
     case "kicked":
       s.final = true;
-      line("sistema", "Sistema", "Você foi removido da sala.", ev.ts, false);
+      line("sistema", "Sistema", ev.reason ? "Você foi removido da sala: " + ev.reason : "Você foi removido da sala.", ev.ts, false);
       status("desconectado");
       return;
     case "closed":
