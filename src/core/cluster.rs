@@ -210,6 +210,9 @@ pub enum ClusterEvent {
         room: String,
         name: String,
         node: String,
+        /// The kick's reason ('' none; absent from an older node).
+        #[serde(default)]
+        why: String,
     },
     Room {
         room: String,
@@ -736,7 +739,7 @@ pub fn kick_script() -> String {
     format!(
         "{LUA_SHARED}\n{}",
         r#"
-local room, key = ARGV[1], ARGV[2]
+local room, key, why = ARGV[1], ARGV[2], ARGV[3] or ''
 local mkey = 'chatd:members:' .. room
 local held = redis.call('HGET', mkey, key)
 if not held then return 0 end
@@ -744,7 +747,7 @@ local m = cjson.decode(held)
 redis.call('HDEL', mkey, key)
 redis.call('SREM', 'chatd:nodemembers:' .. m.node, room .. '\n' .. key)
 if not m.irc then unclaim(key) end
-redis.call('PUBLISH', 'chatd:events', cjson.encode({t='kick', room=room, name=m.name, node=m.node}))
+redis.call('PUBLISH', 'chatd:events', cjson.encode({t='kick', room=room, name=m.name, node=m.node, why=why}))
 return 1
 "#
     )

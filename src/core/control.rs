@@ -47,6 +47,8 @@ pub enum Change {
     Kicked {
         room: String,
         username: String,
+        /// Told to the kicked and the room ('' none).
+        reason: String,
     },
     /// The server-wide bans changed.
     ServerBans,

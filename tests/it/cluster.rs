@@ -1036,6 +1036,15 @@ fn bans_mutes_and_topics_set_on_one_node_hold_on_every_node() {
         .contains("Sala")));
     let mut yan = joined_soon(&b, "Yan", "Sala");
     let mut ana = joined_soon(&b, "Ana", "Sala");
+    // An admin's kick on node a carries its reason to node b's member.
+    let mut caio = joined_soon(&b, "Caio", "Sala");
+    ctl_ok(&a, &["room", "kick", "Sala", "Caio", "--reason", "fora"]);
+    assert_eq!(
+        wait_for(&mut caio, "kicked", |e| e["type"] == "kicked")["reason"],
+        "fora"
+    );
+    let left = wait_for(&mut ana, "Caio's leave", is("leave", "Caio"));
+    assert_eq!(left["reason"], "fora");
     // A room ban set on node a removes the member node b holds, and
     // keeps the name out of both nodes.
     ctl_ok(&a, &["room", "ban", "Sala", "yan", "--reason", "spam"]);

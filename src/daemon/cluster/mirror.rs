@@ -304,6 +304,7 @@ impl Cluster {
                 room,
                 name,
                 node: at,
+                why,
             } => {
                 let Some((conn, m)) = sh.hub.conn_of(&room, &name) else {
                     return; // kicked here, or already gone
@@ -311,7 +312,7 @@ impl Cluster {
                 if m.node != at {
                     return;
                 }
-                let Ok(kick) = sh.hub.kick(&room, &name) else {
+                let Ok(kick) = sh.hub.kick_with(&room, &name, &why) else {
                     return;
                 };
                 if here.has(conn) {
@@ -469,10 +470,14 @@ impl Cluster {
     /// other nodes. Every kind of change is named here (no `_` arm): a new
     /// one does not compile until it is replicated.
     pub fn forward(&mut self, sh: &Shared, change: &Change) {
-        let kick = |room: &str, username: &str| {
+        let kick = |room: &str, username: &str, why: &str| {
             shared::eval(
                 &shared::kick_script(),
-                &[room.as_bytes(), comparison_key(username).as_bytes()],
+                &[
+                    room.as_bytes(),
+                    comparison_key(username).as_bytes(),
+                    why.as_bytes(),
+                ],
             )
         };
         let (purpose, msg) = match change {
@@ -490,7 +495,10 @@ impl Cluster {
             }
             Change::RoomDenied { room, username } => {
                 // A member by that name on another node is kicked by its node.
-                self.link.send(Purpose::Ignore, &kick(room, username));
+                self.link.send(
+                    Purpose::Ignore,
+                    &kick(room, username, "no longer allowed in this private room"),
+                );
                 let Some(put) = Self::room_update(sh, room) else {
                     return;
                 };
@@ -517,7 +525,11 @@ impl Cluster {
                 Purpose::Ignore,
                 shared::eval(shared::USER_PUT, &[name.as_bytes(), b""]),
             ),
-            Change::Kicked { room, username } => (Purpose::Ignore, kick(room, username)),
+            Change::Kicked {
+                room,
+                username,
+                reason,
+            } => (Purpose::Ignore, kick(room, username, reason)),
             Change::ServerBans => {
                 let bans = serde_json::to_string(sh.hub.server_bans()).expect("rules serialise");
                 (

@@ -511,6 +511,7 @@ fn admin_changes_go_to_redis_and_a_room_made_elsewhere_first_wins() {
         &Change::Kicked {
             room: "Teste".into(),
             username: "Ana".into(),
+            reason: "spam".into(),
         },
     );
     let (commands, purposes) = n.sent();

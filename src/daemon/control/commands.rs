@@ -343,6 +343,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             effects.push(Effect::Changed(Change::Kicked {
                 room: room.clone(),
                 username: username.clone(),
+                reason: reason.to_string(),
             }));
             let by = if ctx.actor == "admin" {
                 " by an admin".to_string()
@@ -927,6 +928,7 @@ mod tests {
         let kicked = Change::Kicked {
             room: s("Teste"),
             username: s("yan"),
+            reason: String::new(),
         };
         expect(
             &mut f,
