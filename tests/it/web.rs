@@ -303,10 +303,11 @@ fn the_web_client_in_a_real_browser() {
     ];
     let d = Daemon::start(&flags);
     for args in [
-        ["room", "create", "Teste", "--limit", "5"],
-        ["room", "create", "Cheia", "--limit", "1"],
+        &["room", "create", "Teste", "--limit", "5"][..],
+        &["room", "create", "Cheia", "--limit", "1"],
+        &["room", "topic", "Teste", "Pauta do dia"],
     ] {
-        assert!(d.ctl(&args).status.success());
+        assert!(d.ctl(args).status.success());
     }
     let out = d.ctl_with_stdin(&["user", "add", "conta"], "uma senha longa o bastante\n");
     assert!(out.status.success(), "{out:?}");

@@ -82,6 +82,7 @@ try {
   await connected(ana);
   await sees(ana, "-- histórico --");
   await sees(ana, "antes de todos");
+  await sees(ana, "Tópico: Pauta do dia");
   bia = await page(browser, 390, 844);
   await enter(bia, "Bia", "Teste");
   await connected(bia);

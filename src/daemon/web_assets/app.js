@@ -138,7 +138,7 @@ function connect() {
   s.joined = false;
   s.inHistory = false;
   ws.onopen = () => {
-    const hello = { username: s.name, room: s.room, features: ["history", "members"] };
+    const hello = { username: s.name, room: s.room, features: ["history", "members", "topic"] };
     if (s.password) hello.password = s.password;
     if (s.key) hello.key = s.key;
     ws.send(JSON.stringify(hello));
@@ -216,6 +216,9 @@ function onEvent(s, ev) {
     case "members":
       s.members = ev.members || [];
       renderMembers();
+      return;
+    case "topic":
+      line("topico", "Sistema", ev.message ? "Tópico: " + ev.message : "(sem tópico)", ev.ts, false);
       return;
     case "error":
       if (!s.joined) {
