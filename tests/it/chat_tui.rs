@@ -2,7 +2,7 @@
 //! resize to 40 columns: the room list at the prompt, history replay, the
 //! member list following joins and leaves, editing by grapheme, input
 //! history, status lines never mixed with typed text, client commands
-//! that stay local.
+//! that stay local, a room operator's commands.
 
 use std::process::Command;
 use std::time::Duration;
@@ -214,4 +214,48 @@ fn the_full_screen_exits_when_its_terminal_goes_away() {
                 .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')))
     });
     assert!(gone, "chat {pid} still runs after its terminal went away");
+}
+
+#[test]
+fn a_room_operator_moderates_from_the_full_screen() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let password = "correct horse battery";
+    let out = d.ctl_with_stdin(&["user", "add", "Ana"], &format!("{password}\n"));
+    assert!(out.status.success(), "{out:?}");
+    assert!(d.ctl(&["room", "op", "Teste", "Ana"]).status.success());
+    assert!(d.ctl(&["room", "topic", "Teste", "Pauta"]).status.success());
+    let dir = TempDir::new("tui-op");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    let t = Tmux::start_sized(
+        "tui-op",
+        &format!(
+            "sh -c '{CHAT} --server {} --user Ana --room Teste --password-file {}; sleep 30'",
+            d.addr,
+            pw.display()
+        ),
+        100,
+        24,
+    );
+    t.wait_for("Sistema > Tópico: Pauta");
+    let mut yan = d.joined("Yan", "Teste");
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    t.enter("/topic Nova pauta");
+    t.wait_for("done: room-topic 'Teste': Nova pauta");
+    t.wait_for("Sistema > Tópico: Nova pauta");
+    t.enter("/mute Yan 10m calma");
+    t.wait_for("done: room-mute 'Yan' in 'Teste' for 10m (calma)");
+    yan.say("oi?");
+    assert_eq!(yan.event()["message"], "403", "muted");
+    t.enter("//shrug");
+    assert_eq!(yan.event()["message"], "/shrug");
+    t.enter("/kick Yan tchau");
+    t.wait_for("Yan > *** SAIU DA SALA *** (tchau)");
+    assert!(
+        !t.screen().contains("oi?"),
+        "a muted message reached the room"
+    );
+    // /help names the operators' commands.
+    t.enter("/help");
+    t.wait_for("Operadores da sala: /kick");
 }
