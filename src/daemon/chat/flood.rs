@@ -41,7 +41,11 @@ impl Chat {
         let Some(len) = counted(&decoded).filter(|_| rule.on()) else {
             return Some(decoded);
         };
-        if self.irc(id).is_some_and(|c| !c.registered) || self.flood_exempt(sh, id) {
+        // A room operator's command (saved to disk before it is answered)
+        // is paced like anyone's message: operators are exempt for talk.
+        let command = matches!(&decoded, Decoded::Command(Command::Say(t)) if t.starts_with('/'))
+            && self.conns.get(&id).is_some_and(|c| c.wants_commands);
+        if self.irc(id).is_some_and(|c| !c.registered) || (!command && self.flood_exempt(sh, id)) {
             return Some(decoded);
         }
         let now = sh.now;
