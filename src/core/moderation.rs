@@ -337,6 +337,27 @@ impl Moderation {
         before != self.bans.len() + self.mutes.len()
     }
 
+    /// Whether it is within the bounds chatd itself keeps (what comes from
+    /// Redis is checked: a forged definition must not grow without end).
+    pub fn check(&self) -> Result<(), String> {
+        check_rules(&self.bans)?;
+        check_rules(&self.mutes)?;
+        if self.ops.len() > MAX_OPS {
+            return Err(format!("more than {MAX_OPS} operators"));
+        }
+        if let Some(bad) = self
+            .ops
+            .iter()
+            .find(|o| super::names::check_username(o).is_err())
+        {
+            return Err(format!("operator '{bad}' is no valid name"));
+        }
+        match &self.topic {
+            Some(t) => check_topic(&t.text),
+            None => Ok(()),
+        }
+    }
+
     /// The soonest time a rule lapses.
     pub fn next_expiry(&self) -> Option<u64> {
         next_expiry(&self.bans)
@@ -359,6 +380,15 @@ pub fn put(list: &mut Vec<Rule>, rule: Rule) -> Result<bool, String> {
     }
     list.push(rule);
     Ok(false)
+}
+
+/// A list within chatd's bounds: at most [`MAX_RULES`], each reason
+/// within [`check_reason`].
+pub fn check_rules(list: &[Rule]) -> Result<(), String> {
+    if list.len() > MAX_RULES {
+        return Err(format!("more than {MAX_RULES} rules"));
+    }
+    list.iter().try_for_each(|r| check_reason(&r.reason))
 }
 
 /// Takes the rule for `target` off `list`; whether there was one.

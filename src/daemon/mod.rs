@@ -108,8 +108,19 @@ pub fn run(cfg: Config) -> Result<(), String> {
     };
     let mut hub = Hub::new();
     hub.set_history_budget(cfg.history_memory);
+    let bad_state = |what: String| {
+        format!(
+            "state: {}: {what}; fix or move the file away, chatd will not overwrite it",
+            store.path().display()
+        )
+    };
+    crate::core::moderation::check_rules(&saved.bans)
+        .map_err(|e| bad_state(format!("server-wide bans: {e}")))?;
     hub.set_server_bans(saved.bans.clone());
     for r in &saved.rooms {
+        r.moderation
+            .check()
+            .map_err(|e| bad_state(format!("room '{}': moderation: {e}", r.name)))?;
         let access = crate::core::hub::Access {
             private: r.private,
             allowed: r.allow.iter().cloned().collect(),

@@ -630,6 +630,16 @@ fn what_comes_from_redis_is_checked_forgeries_are_dropped_and_counted() {
     let fake_join =
         r#"{"t":"join","room":"Teste","member":{"name":"Sistema","node":"z","addr":"x","at":"y"}}"#;
     redis.cli(&["PUBLISH", "chatd:events", fake_join]);
+    // A server-wide ban list past chatd's bound, and a room whose
+    // moderation is: dropped, the bans and the room as they were.
+    let rule = r#"{"target":"x","by":"a","at":1}"#;
+    let many = vec![rule; 101].join(",");
+    let bans = format!(r#"{{"t":"bans","bans":[{many}]}}"#);
+    redis.cli_with_last(&["PUBLISH", "chatd:events"], Some(&bans));
+    let room = format!(
+        r#"{{"t":"room","room":"Teste","def":{{"limit":5,"moderation":{{"bans":[{many}]}}}}}}"#
+    );
+    redis.cli_with_last(&["PUBLISH", "chatd:events"], Some(&room));
     // Redis hands pushes over in the order published: once Ana's real
     // message is through, every forgery before it was looked at.
     ana.say("real");
@@ -640,7 +650,9 @@ fn what_comes_from_redis_is_checked_forgeries_are_dropped_and_counted() {
         "{first}"
     );
     let stats = b.admin().request(serde_json::json!({"cmd": "stats"}));
-    assert_eq!(stats["stats"]["cluster_dropped"], 7, "{stats}");
+    assert_eq!(stats["stats"]["cluster_dropped"], 9, "{stats}");
+    assert!(ctl_ok(&b, &["bans"]).contains("no server-wide bans"));
+    assert!(!ctl_ok(&b, &["room", "bans", "Teste"]).contains("banned"));
     let mut p = participants(&b, "Teste");
     p.sort();
     assert_eq!(

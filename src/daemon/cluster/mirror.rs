@@ -188,7 +188,9 @@ impl Cluster {
     /// this node's members would have seen).
     pub(super) fn apply_snapshot(&mut self, sh: &mut Shared, here: &dyn Here, snapshot: Snapshot) {
         let Snapshot { rooms, users, bans } = snapshot;
-        if sh.hub.server_bans() != bans.as_slice() {
+        if let Err(why) = crate::core::moderation::check_rules(&bans) {
+            self.drop_item(sh, "the server-wide bans", why);
+        } else if sh.hub.server_bans() != bans.as_slice() {
             sh.hub.set_server_bans(bans);
             self.out.push(ClusterOut::Enforce(None));
         }
@@ -343,6 +345,10 @@ impl Cluster {
                 self.close_mirrored_room(sh, here, &room, "closed by an admin")
             }
             ClusterEvent::Bans { bans } => {
+                if let Err(why) = crate::core::moderation::check_rules(&bans) {
+                    self.drop_item(sh, "the server-wide bans", why);
+                    return;
+                }
                 if sh.hub.server_bans() != bans.as_slice() {
                     sh.hub.set_server_bans(bans);
                     sh.log
@@ -393,6 +399,11 @@ impl Cluster {
             .find(|n| crate::core::names::check_username(n).is_err())
         {
             let why = format!("room '{room}' allows '{bad}', which is no valid name");
+            self.drop_item(sh, "a room definition", why);
+            return;
+        }
+        if let Err(why) = def.moderation.check() {
+            let why = format!("room '{room}' moderation: {why}");
             self.drop_item(sh, "a room definition", why);
             return;
         }
