@@ -376,7 +376,11 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 println!("Salas disponíveis: {}", describe_rooms(rooms));
             }
         }
-        let Some(r) = room.clone().or_else(|| ask("Escolha a sala: ")) else {
+        let Some(r) = room.clone().or_else(|| {
+            let typed = ask("Escolha a sala: ")?;
+            let rooms = listed.as_deref().unwrap_or(&[]);
+            Some(chatd::client::tui::pick_room(&typed, rooms))
+        }) else {
             return Outcome::Done;
         };
         room = Some(r.clone());
@@ -398,6 +402,8 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 Err(e) => return Outcome::Failed(format!("terminal: {e}")),
             };
             let mut editor = LineEditor::new(&u);
+            // `members`, for /who; the event itself is not printed.
+            let session = session.with_features(&["members"]);
             let ending = Stay::new(
                 transport,
                 session,

@@ -21,6 +21,7 @@ use super::transport::{Incoming, Transport};
 use super::tui::{self, Tui};
 use crate::core::lines::{Line, LineBuffer};
 use crate::core::text::printable;
+use crate::core::wire::EventKind;
 use crate::sys::selfpipe::SelfPipe;
 
 /// How long, after our side is done, to wait for the server to close.
@@ -63,6 +64,9 @@ pub struct Stay<'a> {
     /// Our write side is shut down; waiting for the server to close.
     draining_since: Option<Instant>,
     join_deadline: Instant,
+    /// `--plain`: who is in the room (the `members` event, then joins and
+    /// leaves), for `/who`.
+    members: Vec<String>,
 }
 
 impl<'a> Stay<'a> {
@@ -83,6 +87,7 @@ impl<'a> Stay<'a> {
             stdin_done: false,
             draining_since: None,
             join_deadline: Instant::now() + opts.join_timeout,
+            members: Vec::new(),
         }
     }
 
@@ -196,8 +201,11 @@ impl<'a> Stay<'a> {
                         }
                         continue;
                     }
+                    self.follow_members(&event);
                     if self.opts.json {
                         self.show(&printable(&String::from_utf8_lossy(&line)));
+                    } else if event.kind == EventKind::Members {
+                        // Kept for /who, not a line to print.
                     } else {
                         self.show(&format!(
                             "{} > {}",
@@ -228,6 +236,18 @@ impl<'a> Stay<'a> {
 
     /// Prints an event line: above the line being typed when interactive,
     /// as a note of the client's on the full screen.
+    /// `--plain` keeps the member list for `/who`.
+    fn follow_members(&mut self, event: &crate::core::wire::Event) {
+        match event.kind {
+            EventKind::Members => self.members = event.members.clone().unwrap_or_default(),
+            EventKind::Join if !event.history && !self.members.contains(&event.username) => {
+                self.members.push(event.username.clone())
+            }
+            EventKind::Leave if !event.history => self.members.retain(|m| *m != event.username),
+            _ => {}
+        }
+    }
+
     fn show(&mut self, text: &str) {
         let mut out = io::stdout().lock();
         match &mut self.input {
@@ -345,6 +365,22 @@ impl<'a> Stay<'a> {
             }
             if line.is_empty() {
                 continue;
+            }
+            // The client's own commands stay local, as on the full screen.
+            match super::screen::command(&line) {
+                Command::Help => {
+                    for l in super::screen::HELP {
+                        self.show(l);
+                    }
+                    continue;
+                }
+                Command::Who => {
+                    let names: Vec<String> = self.members.iter().map(|m| printable(m)).collect();
+                    self.show(&format!("Na sala ({}): {}", names.len(), names.join(", ")));
+                    continue;
+                }
+                Command::Quit => return Some(Ending::Quit),
+                _ => {}
             }
             // Our own message is shown as the prototype did: on its line.
             let me = self.session.user().unwrap_or("?").to_string();

@@ -352,7 +352,8 @@ impl Screen {
             printable(&self.server)
         );
         if self.scroll > 0 {
-            text.push_str(&format!(" · ↑ rolado ({} novas)", self.unseen));
+            let news = if self.unseen == 1 { "nova" } else { "novas" };
+            text.push_str(&format!(" · ↑ rolado ({} {news})", self.unseen));
         }
         let style = Style::default().add_modifier(Modifier::REVERSED);
         let buf = frame.buffer_mut();
@@ -408,19 +409,55 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
     let mut current = head;
     let mut used = head_w;
     let mut chunk = String::new();
-    for g in text.graphemes(true) {
-        let w = width(g);
-        if used + w > columns && used > indent {
+    // Lines break between words; a word longer than a whole line breaks
+    // where the line ends; the space a line breaks at is not shown.
+    for word in words(&text) {
+        let w = width(word);
+        let blank = word.chars().all(char::is_whitespace);
+        let fits = used + w <= columns;
+        if !fits && used > indent && (blank || indent + w <= columns) {
             current.push((std::mem::take(&mut chunk), text_style));
             out.push(std::mem::take(&mut current));
             current.push((" ".repeat(indent), Style::default()));
             used = indent;
+            if blank {
+                continue;
+            }
         }
-        chunk.push_str(g);
-        used += w;
+        for g in word.graphemes(true) {
+            let w = width(g);
+            if used + w > columns && used > indent {
+                current.push((std::mem::take(&mut chunk), text_style));
+                out.push(std::mem::take(&mut current));
+                current.push((" ".repeat(indent), Style::default()));
+                used = indent;
+            }
+            chunk.push_str(g);
+            used += w;
+        }
     }
     current.push((chunk, text_style));
     out.push(current);
+    out
+}
+
+/// `text` as runs of spaces and runs of everything else: where a line
+/// may break.
+fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut blank = None;
+    for (i, c) in text.char_indices() {
+        let b = c.is_whitespace();
+        if blank.is_some_and(|was| was != b) {
+            out.push(&text[start..i]);
+            start = i;
+        }
+        blank = Some(b);
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
     out
 }
 
@@ -563,9 +600,28 @@ mod tests {
         let mut t = Terminal::new(TestBackend::new(40, 24)).unwrap();
         t.draw(|f| s.draw(f)).unwrap();
         let rows = text_of(&t);
-        assert_eq!(rows[20], "10:03 Buendia > uma linha bem comprida q");
-        assert_eq!(rows[21], "                ue não cabe");
+        // Between words; only a word longer than the line is cut.
+        assert_eq!(
+            rows[20].trim_end(),
+            "10:03 Buendia > uma linha bem comprida"
+        );
+        assert_eq!(rows[21], "                que não cabe");
         assert!(!rows.iter().any(|r| r.contains('│')), "{rows:?}");
+        s.on_event(
+            &event(
+                EventKind::Message,
+                "Buendia",
+                &format!("x {}", "y".repeat(30)),
+            ),
+            "10:04",
+        );
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert_eq!(rows[20], format!("10:04 Buendia > x {}", "y".repeat(22)));
+        assert_eq!(
+            rows[21].trim_end(),
+            format!("                {}", "y".repeat(8))
+        );
     }
 
     #[test]
@@ -618,7 +674,7 @@ mod tests {
         t.draw(|f| s.draw(f)).unwrap();
         let rows = text_of(&t);
         assert!(rows[9].contains("B > m40"), "{rows:?}");
-        assert!(rows[10].contains("↑ rolado (1 novas)") && rows[10].contains("TLS"));
+        assert!(rows[10].contains("↑ rolado (1 nova)") && rows[10].contains("TLS"));
         s.page_down(10);
         t.draw(|f| s.draw(f)).unwrap();
         assert!(text_of(&t)[9].contains("B > nova"));

@@ -191,9 +191,11 @@ fn restore() {
 pub fn describe_rooms(rooms: &[RoomEntry]) -> String {
     rooms
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             format!(
-                "{} ({}/{})",
+                "{}) {} ({}/{})",
+                i + 1,
                 crate::core::text::printable(&r.name),
                 r.members,
                 r.limit
@@ -201,6 +203,30 @@ pub fn describe_rooms(rooms: &[RoomEntry]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What a person typed at the room prompt, against the listed rooms: a
+/// number from the list, a listed name in any case (when only one
+/// matches), else the text as typed (a room that is not listed, a
+/// private one).
+pub fn pick_room(typed: &str, rooms: &[RoomEntry]) -> String {
+    let t = typed.trim();
+    if let Ok(n) = t.parse::<usize>()
+        && let Some(r) = n.checked_sub(1).and_then(|i| rooms.get(i))
+    {
+        return r.name.clone();
+    }
+    if rooms.iter().any(|r| r.name == t) {
+        return t.to_string();
+    }
+    let folded: Vec<&RoomEntry> = rooms
+        .iter()
+        .filter(|r| r.name.to_lowercase() == t.to_lowercase())
+        .collect();
+    match folded.as_slice() {
+        [one] => one.name.clone(),
+        _ => t.to_string(),
+    }
 }
 
 /// An event's time (RFC 3339 UTC) as local HH:MM; now when it has none
@@ -225,6 +251,45 @@ pub fn local_hhmm(ts: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_room_prompt_takes_a_number_or_a_name_in_any_case() {
+        let rooms = vec![
+            RoomEntry {
+                name: "Lobby".into(),
+                members: 0,
+                limit: 10,
+            },
+            RoomEntry {
+                name: "Teste".into(),
+                members: 1,
+                limit: 5,
+            },
+            RoomEntry {
+                name: "teste".into(),
+                members: 0,
+                limit: 5,
+            },
+            RoomEntry {
+                name: "Sala é 👍🏽".into(),
+                members: 0,
+                limit: 5,
+            },
+        ];
+        assert_eq!(pick_room("2", &rooms), "Teste");
+        assert_eq!(pick_room(" 1 ", &rooms), "Lobby");
+        assert_eq!(pick_room("LOBBY", &rooms), "Lobby");
+        assert_eq!(pick_room("sala É 👍🏽", &rooms), "Sala é 👍🏽");
+        // Two rooms differ only in case: as typed.
+        assert_eq!(pick_room("TESTE", &rooms), "TESTE");
+        assert_eq!(pick_room("teste", &rooms), "teste");
+        assert_eq!(pick_room("9", &rooms), "9");
+        assert_eq!(pick_room("Secreta", &rooms), "Secreta");
+        assert_eq!(
+            describe_rooms(&rooms[..2]),
+            "1) Lobby (0/10), 2) Teste (1/5)"
+        );
+    }
 
     #[test]
     fn local_time_follows_tz() {

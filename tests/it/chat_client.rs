@@ -395,6 +395,34 @@ fn interactive_client_says_when_the_server_stops() {
     t.wait_for("O servidor está encerrando.");
 }
 
+/// Bug: `--plain` sent `/help` and `/who` to the room as messages; they
+/// stay local, as on the full screen (README).
+#[test]
+fn plain_keeps_help_and_who_local() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut ana = d.joined("Ana", "Teste");
+    let t = Tmux::start(
+        "plain-local",
+        &format!("{CHAT} --plain --server {} --user Yan --room Teste", d.addr),
+    );
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    assert_eq!(ana.event()["username"], "Yan");
+    t.enter("/who");
+    t.wait_for("Na sala (2): Ana, Yan");
+    t.enter("/help");
+    t.wait_for("Comandos: /help");
+    assert!(
+        !t.screen().contains("Sistema >"),
+        "the members event is not printed"
+    );
+    t.enter("depois");
+    let ev = ana.event();
+    assert_eq!(
+        ev["message"], "depois",
+        "/who and /help never reached the room: {ev}"
+    );
+}
+
 /// A server that accepts connections (as many as come, for up to 30 s) and
 /// never answers: not a chatd, or a stuck one.
 fn silent_server() -> String {

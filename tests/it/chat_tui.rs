@@ -54,8 +54,9 @@ fn the_full_screen_at_80_columns_then_40() {
     t.wait_for("Username:");
     t.enter("Yan");
     // The room prompt offers the public rooms with occupancy and limit.
-    t.wait_for("Salas disponíveis: Lobby (0/10), Teste (0/5)");
-    t.enter("Teste");
+    t.wait_for("Salas disponíveis: 1) Lobby (0/10), 2) Teste (0/5)");
+    // A number from the list picks that room.
+    t.enter("2");
 
     // History first (before our join), then the join; the status bar
     // and the member list.
@@ -126,7 +127,7 @@ fn the_full_screen_at_80_columns_then_40() {
     t.enter("/who");
     t.wait_for("-- Na sala (2): Yan, Ana");
     t.enter("/salas");
-    t.wait_for("-- Salas: Lobby (0/10), Teste (2/5)");
+    t.wait_for("-- Salas: 1) Lobby (0/10), 2) Teste (2/5)");
     t.enter("/shrug");
     t.wait_for("-- Comando desconhecido: /shrug (nada foi enviado");
     t.enter("//shrug");
@@ -144,12 +145,13 @@ fn the_full_screen_at_80_columns_then_40() {
     t.resize(40, 24);
     t.wait("wrapped at 40 columns", |s| {
         s.lines()
-            .any(|l| l.trim_end().ends_with("Ana > uma mensagem comprida que ce"))
+            .any(|l| l.trim_end().ends_with("Ana > uma mensagem comprida que"))
     });
     let s = t.screen();
-    // Continuation rows start under the text (12 columns in).
+    // Continuation rows start under the text (12 columns in), and lines
+    // break between words.
     assert!(
-        s.contains("\n            rtamente passa de quarenta c"),
+        s.contains("\n            certamente passa de quarenta\n"),
         "{s}"
     );
     assert!(!s.contains('│'), "no member list at 40 columns:\n{s}");
