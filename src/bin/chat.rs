@@ -189,7 +189,7 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
             Err(outcome) => return outcome,
         };
         let session = match (&token, &args.user) {
-            (Some(t), _) => ClientSession::with_token(room, t),
+            (Some(t), user) => ClientSession::with_token(room, t, user.as_deref()),
             (None, Some(user)) => ClientSession::with_password(user, room, password.as_deref()),
             (None, None) => unreachable!("checked above"),
         }
@@ -389,7 +389,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             Err(outcome) => return outcome,
         };
         let session = match &token {
-            Some(t) => ClientSession::with_token(&r, t),
+            Some(t) => ClientSession::with_token(&r, t, args.user.as_deref()),
             None => ClientSession::with_password(&u, &r, password.as_deref()),
         }
         .with_room_key(room_key.as_deref());

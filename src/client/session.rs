@@ -99,9 +99,15 @@ impl ClientSession {
 
     /// A stay in `room` as whoever the bearer `token` names: the server
     /// says the name in our join notice (the first event it sends).
-    pub fn with_token(room: &str, token: &str) -> ClientSession {
-        let hs = serde_json::json!({ "room": room, "token": token });
-        ClientSession::from_handshake(None, &hs)
+    /// `user`, when given (`--user` beside `--token-file`), is sent too:
+    /// chatd refuses the join (401) unless it is the token's name, rather
+    /// than joining under a name the person did not ask for.
+    pub fn with_token(room: &str, token: &str, user: Option<&str>) -> ClientSession {
+        let mut hs = serde_json::json!({ "room": room, "token": token });
+        if let Some(u) = user {
+            hs["username"] = serde_json::Value::from(u);
+        }
+        ClientSession::from_handshake(user, &hs)
     }
 
     /// Adds a private room's key to the handshake.
@@ -291,7 +297,7 @@ mod tests {
 
     #[test]
     fn a_token_login_learns_its_name_from_the_first_join() {
-        let mut s = ClientSession::with_token("Teste", "a.b.c");
+        let mut s = ClientSession::with_token("Teste", "a.b.c", None);
         let hs = String::from_utf8(s.output().clone()).unwrap();
         assert!(
             hs.contains("\"token\":\"a.b.c\"") && !hs.contains("username"),

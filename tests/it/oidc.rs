@@ -242,6 +242,22 @@ fn tokens_are_verified_and_name_the_member() {
     assert_eq!(watcher.event()["message"], "entrei com token");
     assert_eq!(watcher.event()["type"], "leave");
 
+    // --user beside the token must be the token's name: refused, not
+    // silently joined under another.
+    let out = with_stdin(
+        Command::new(CHAT)
+            .args(["--server", &d.addr.to_string(), "--room", "Teste"])
+            .args(["--user", "outra", "--token-file"])
+            .arg(&token_file),
+        "não deve chegar\n",
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the username is not the token's ('ana.silva')"),
+        "{err}"
+    );
+
     // EdDSA, through $CHAT_TOKEN.
     let out = Command::new(CHAT)
         .args(["--server", &d.addr.to_string(), "--room", "Teste"])
