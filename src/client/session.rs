@@ -7,6 +7,35 @@ use crate::core::wire::{self, Event, EventKind};
 
 /// Longest event line accepted from the server.
 pub const MAX_LINE: usize = 1024 * 1024;
+/// Longest message sent in one frame: chatd's default `--max-frame`.
+pub const MAX_MESSAGE: usize = 16 * 1024;
+
+/// `text` in parts of at most `max` bytes (none empty): each cut at the
+/// last space in its second half, else at the last character boundary
+/// that fits.
+pub fn split_message(text: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        // Never inside a UTF-8 sequence (continuation bytes are 10xxxxxx).
+        while cut > 0 && rest[cut] & 0xC0 == 0x80 {
+            cut -= 1;
+        }
+        if let Some(space) = rest[max / 2..cut].iter().rposition(|&b| b == b' ') {
+            cut = max / 2 + space + 1;
+        }
+        if cut == 0 {
+            cut = max;
+        }
+        parts.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts
+}
 
 /// How a stay in a room ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,10 +199,13 @@ impl ClientSession {
 
     /// Queues one line as a message frame; a trailing CR is dropped and an
     /// empty line is not sent.
+    /// A message longer than chatd's default frame limit (a paste) goes
+    /// as several, cut at a space where one is near, else at a character
+    /// boundary, so the server never closes the session with 413.
     pub fn send(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !line.is_empty() {
-            self.out.extend_from_slice(&wire::encode_frame(line));
+        for part in split_message(line, MAX_MESSAGE) {
+            self.out.extend_from_slice(&wire::encode_frame(part));
         }
     }
 
@@ -247,6 +279,25 @@ pub fn ending_after(event: &Event) -> Option<Ending> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paste_past_the_frame_limit_goes_as_several_messages() {
+        let text = format!("{} {}", "a".repeat(10), "é".repeat(20));
+        let parts = split_message(text.as_bytes(), 16);
+        assert!(parts.iter().all(|p| p.len() <= 16 && !p.is_empty()));
+        assert_eq!(parts[0], "aaaaaaaaaa ".as_bytes(), "cut after the space");
+        assert!(
+            parts.iter().all(|p| std::str::from_utf8(p).is_ok()),
+            "never inside a character"
+        );
+        assert_eq!(parts.concat(), text.as_bytes());
+        assert_eq!(split_message(b"", 16), Vec::<&[u8]>::new());
+        assert_eq!(split_message(b"short", 16), vec![b"short".as_slice()]);
+        let mut s = ClientSession::new("Yan", "Teste");
+        s.output().clear();
+        s.send("x".repeat(MAX_MESSAGE * 2 + 5).as_bytes());
+        assert_eq!(s.output().len(), 3 * wire::HEADER_LEN + MAX_MESSAGE * 2 + 5);
+    }
 
     fn kinds(updates: &[Update]) -> Vec<String> {
         updates

@@ -160,6 +160,41 @@ fn invisible_characters_are_shown_not_hidden() {
     assert_eq!(bob.line(), "Ann > 👨\u{200d}👩\u{200d}👧 👍🏽");
 }
 
+/// Bug: a paste longer than the frame limit ended the session with 413.
+#[test]
+fn a_paste_past_the_frame_limit_arrives_in_parts() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let mut ana = d.joined("Ana", "Teste");
+    let paste = "palavra ".repeat(5000); // 40,000 bytes
+    let out = chat_with_stdin(&d, "Yan", "Teste", format!("{paste}\ndepois\n").as_bytes());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ana.event()["type"], "join");
+    let mut got = String::new();
+    let mut parts = 0;
+    loop {
+        let ev = ana.event();
+        assert_eq!(ev["type"], "message", "{ev}");
+        let text = ev["message"].as_str().unwrap().to_string();
+        got.push(' ');
+        if text == "depois" {
+            break;
+        }
+        assert!(text.len() <= 16384);
+        got.push_str(&text);
+        parts += 1;
+    }
+    assert_eq!(parts, 3);
+    // Cut at spaces: every word arrives whole.
+    let words: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(words.len(), 5000);
+    assert!(words.iter().all(|w| *w == "palavra"));
+}
+
 #[test]
 fn scripted_json_prints_event_lines_as_received() {
     let d = Daemon::start(&["--room", "Teste:5"]);
