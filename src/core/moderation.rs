@@ -232,6 +232,11 @@ pub struct Rule {
     /// When it lapses (Unix seconds); never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<u64>,
+    /// Set with IRC's `MODE +b`: as on ircds, it keeps out who joins
+    /// next and removes no one (chatctl's and `/ban` remove members it
+    /// matches), on every node alike.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub joins_only: bool,
 }
 
 impl Rule {
@@ -399,7 +404,17 @@ pub fn take(list: &mut Vec<Rule>, target: &Target) -> Option<Rule> {
 
 /// The live rule on `list` that matches `who`.
 pub fn find<'a>(list: &'a [Rule], who: &Who, now: u64) -> Option<&'a Rule> {
-    list.iter().find(|r| r.live(now) && r.target.matches(who))
+    find_all(list, who, now).next()
+}
+
+/// Every live rule on `list` that matches `who`.
+pub fn find_all<'a, 'w>(
+    list: &'a [Rule],
+    who: &'w Who<'w>,
+    now: u64,
+) -> impl Iterator<Item = &'a Rule> + use<'a, 'w> {
+    list.iter()
+        .filter(move |r| r.live(now) && r.target.matches(who))
 }
 
 pub fn next_expiry(list: &[Rule]) -> Option<u64> {
@@ -563,6 +578,7 @@ mod tests {
             by: "admin".into(),
             at: 100,
             until,
+            joins_only: false,
         }
     }
 

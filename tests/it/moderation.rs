@@ -315,6 +315,17 @@ fn a_room_operator_moderates_from_chat_and_from_irc() {
     ana.expect("+o", |l| l.contains("MODE #Teste +o Ana"));
     ana.send("MODE #Teste +b caio!*@*");
     ana.expect("the +b", |l| l.contains("MODE #Teste +b caio!*@*"));
+    // As on ircds, +b keeps out who joins next and removes no one.
+    ana.send("MODE #Teste +b bia!*@*");
+    ana.expect("the +b", |l| l.contains("MODE #Teste +b bia!*@*"));
+    bia.send("PING ainda");
+    let next = bia.expect("the PONG or a KICK", |l| {
+        l.contains("PONG") || l.contains("KICK")
+    });
+    assert!(next.contains("PONG"), "{next}");
+    bia.send("PART #Teste");
+    bia.send("JOIN #Teste");
+    bia.expect("474", |l| l.contains(" 474 "));
     let mut back = d.join("Caio", "Teste");
     assert_eq!(back.event()["message"], "403");
     let bans = ok(d.ctl(&["room", "bans", "Teste"]));

@@ -330,6 +330,7 @@ impl Chat {
             by: self.my_source(sh, id),
             at: sh.unix(),
             until: None,
+            joins_only: true,
         };
         let room = sh.hub.room_name(rid)?.to_string();
         let bans = &mut sh.hub.moderation_mut(rid)?.bans;

@@ -49,6 +49,23 @@ impl Chat {
         name: &str,
         room: &str,
     ) -> Option<String> {
+        self.banned(sh, id, name, room, true)
+    }
+
+    /// The same, for a member already in `room`: rules set with IRC's
+    /// `+b` (joins only) do not count.
+    fn ban_removing(&self, sh: &Shared, id: ConnId, name: &str, room: &str) -> Option<String> {
+        self.banned(sh, id, name, room, false)
+    }
+
+    fn banned(
+        &self,
+        sh: &Shared,
+        id: ConnId,
+        name: &str,
+        room: &str,
+        joining: bool,
+    ) -> Option<String> {
         let me = self.identity(sh, id, name)?;
         let who = Who {
             name,
@@ -57,11 +74,13 @@ impl Chat {
             source: &me.source,
         };
         let now = sh.unix();
-        if let Some(rule) = moderation::find(sh.hub.server_bans(), &who, now) {
+        let counts = |r: &&moderation::Rule| joining || !r.joins_only;
+        if let Some(rule) = moderation::find_all(sh.hub.server_bans(), &who, now).find(counts) {
             return Some(moderation::ban_words(rule, "this server"));
         }
         let rid = sh.hub.room_id_of(room)?;
-        let rule = sh.hub.moderation(rid)?.ban_of(&who, now)?;
+        let bans = &sh.hub.moderation(rid)?.bans;
+        let rule = moderation::find_all(bans, &who, now).find(counts)?;
         Some(moderation::ban_words(rule, &format!("room '{room}'")))
     }
 
@@ -144,7 +163,7 @@ impl Chat {
                 if !self.conns.contains_key(&conn) {
                     continue; // Another node's member: its node removes it.
                 }
-                if let Some(why) = self.ban_refusal(sh, conn, &name, &room) {
+                if let Some(why) = self.ban_removing(sh, conn, &name, &room) {
                     self.remove_banned(sh, &room, &name, &why);
                 } else {
                     self.grant_op(sh, conn, rid);

@@ -198,6 +198,7 @@ fn new_rule(
         by: ctx.actor.clone(),
         at: now,
         until: for_secs.filter(|&s| s > 0).map(|s| now.saturating_add(s)),
+        joins_only: false,
     })
 }
 
