@@ -196,6 +196,12 @@ impl<'a> Stay<'a> {
                         }
                         t.screen
                             .on_event(&event, &tui::local_hhmm(event.ts.as_deref()));
+                        if t.screen.take_bell() {
+                            // Someone named us: the terminal's bell (BEL).
+                            let mut out = io::stdout().lock();
+                            let _ = out.write_all(b"\x07");
+                            let _ = out.flush();
+                        }
                         if let Some(end) = ending_after(&event) {
                             return Some(end);
                         }

@@ -107,6 +107,8 @@ pub fn command(line: &str) -> Command {
         "salas" | "rooms" => Command::Rooms,
         "sair" => Command::Leave,
         "quit" => Command::Quit,
+        // `/me acena`: a message (an action), sent as it is.
+        w if w.starts_with("me ") => Command::Send(line.to_string()),
         _ if is_moderation(word) => Command::Moderate(line.trim().to_string()),
         _ => Command::Unknown(line.trim().to_string()),
     }
@@ -116,6 +118,8 @@ pub fn command(line: &str) -> Command {
 pub enum Kind {
     /// Someone's message.
     Message,
+    /// Someone's message that names us (highlighted; the bell rings).
+    Mention,
     /// Our own message, as we sent it.
     Own,
     /// A join, a leave, a notice from the server.
@@ -158,6 +162,8 @@ pub struct Screen {
     unseen: usize,
     /// The history replay is being shown (its marker is up).
     replaying: bool,
+    /// A message named us since the last [`Screen::take_bell`].
+    bell: bool,
 }
 
 impl Screen {
@@ -175,7 +181,13 @@ impl Screen {
             scroll: 0,
             unseen: 0,
             replaying: false,
+            bell: false,
         }
+    }
+
+    /// Whether to ring the terminal's bell (once per mention).
+    pub fn take_bell(&mut self) -> bool {
+        std::mem::take(&mut self.bell)
     }
 
     pub fn push(&mut self, entry: Entry) {
@@ -233,6 +245,12 @@ impl Screen {
                 Kind::Notice
             }
             EventKind::Message if event.history => Kind::History,
+            EventKind::Message
+                if event.username != self.user && mentions(&event.message, &self.user) =>
+            {
+                self.bell = true;
+                Kind::Mention
+            }
             EventKind::Message => Kind::Message,
             EventKind::Error
             | EventKind::Closed
@@ -388,7 +406,19 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
         Kind::Notice | Kind::History => dim,
         Kind::Local => Style::default().fg(Color::Yellow),
         Kind::Message | Kind::Own => Style::default(),
+        Kind::Mention => Style::default()
+            .fg(Color::LightYellow)
+            .add_modifier(Modifier::BOLD),
     };
+    // `/me acena` is an action: `* Yan acena`.
+    let said = matches!(
+        e.kind,
+        Kind::Message | Kind::Own | Kind::History | Kind::Mention
+    );
+    let action = e
+        .text
+        .strip_prefix("/me ")
+        .filter(|_| said && e.who.is_some());
     if let Some(who) = &e.who {
         let mut style = Style::default().fg(name_colour(who));
         if e.kind == Kind::Own {
@@ -397,14 +427,20 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
         if e.kind == Kind::History {
             style = style.add_modifier(Modifier::DIM);
         }
-        head.push((printable(who), style));
-        head.push((" > ".to_string(), dim));
+        if action.is_some() {
+            head.push(("* ".to_string(), dim));
+            head.push((printable(who), style));
+            head.push((" ".to_string(), dim));
+        } else {
+            head.push((printable(who), style));
+            head.push((" > ".to_string(), dim));
+        }
     } else {
         head.push(("-- ".to_string(), text_style));
     }
     let head_w: usize = head.iter().map(|(t, _)| width(t)).sum();
     let indent = if head_w * 2 > columns { 2 } else { head_w };
-    let text = printable(&e.text);
+    let text = printable(action.unwrap_or(&e.text));
     let mut out = Vec::new();
     let mut current = head;
     let mut used = head_w;
@@ -439,6 +475,21 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
     current.push((chunk, text_style));
     out.push(current);
     out
+}
+
+/// Whether `text` names `name` as a word (any case: "yan:", "@Yan", "Yan!"
+/// do; "Yanna" does not).
+pub fn mentions(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let (text, name) = (text.to_lowercase(), name.to_lowercase());
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(&name).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + name.len()..].chars().next();
+        !word(before) && !word(after)
+    })
 }
 
 /// `text` as runs of spaces and runs of everything else: where a line
@@ -548,6 +599,33 @@ mod tests {
         assert_eq!(command("/quit"), Command::Quit);
         assert_eq!(command("/shrug"), Command::Unknown("/shrug".into()));
         assert_eq!(command("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn a_message_naming_us_is_highlighted_once_with_the_bell_and_me_is_an_action() {
+        assert!(mentions("oi Yan, tudo bem?", "yan"));
+        assert!(mentions("@YAN!", "Yan"));
+        assert!(!mentions("Yanna chegou", "Yan"));
+        assert!(!mentions("anything", ""));
+        let mut s = Screen::new("Yan", "Teste", "srv", false);
+        s.on_event(&event(EventKind::Message, "Ana", "bom dia"), "10:00");
+        assert!(!s.take_bell());
+        s.on_event(&event(EventKind::Message, "Ana", "yan: viu isso?"), "10:01");
+        assert!(s.take_bell());
+        assert!(!s.take_bell(), "once");
+        assert_eq!(s.entries.last().map(|e| e.kind), Some(Kind::Mention));
+        // Our own words never ring.
+        s.on_event(&event(EventKind::Message, "Yan", "eu, Yan"), "10:02");
+        assert!(!s.take_bell());
+        assert_eq!(command("/me acena"), Command::Send("/me acena".into()));
+        s.on_event(&event(EventKind::Message, "Ana", "/me acena"), "10:03");
+        let mut t = Terminal::new(TestBackend::new(40, 10)).unwrap();
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert!(
+            rows.iter().any(|r| r.starts_with("10:03 * Ana acena")),
+            "{rows:?}"
+        );
     }
 
     #[test]

@@ -261,3 +261,33 @@ fn a_room_operator_moderates_from_the_full_screen() {
     t.enter("/help");
     t.wait_for("Operadores da sala: /kick");
 }
+
+#[test]
+fn me_is_an_action_and_a_mention_rings_the_bell() {
+    let d = Daemon::start(&["--room", "Teste:5"]);
+    let t = Tmux::start_sized(
+        "tui-me",
+        &format!("{CHAT} --server {} --user Yan --room Teste", d.addr),
+        80,
+        24,
+    );
+    t.wait_for("Yan > *** ENTROU NA SALA ***");
+    let mut ana = d.joined("Ana", "Teste");
+    t.wait_for("Ana > *** ENTROU NA SALA ***");
+    t.enter("/me acena");
+    t.wait_for("* Yan acena");
+    assert_eq!(ana.event()["message"], "/me acena", "sent as a message");
+    ana.say("/me sorri");
+    t.wait_for("* Ana sorri");
+    assert_eq!(
+        t.format("#{window_bell_flag}"),
+        "0",
+        "no bell before a mention"
+    );
+    ana.say("yan: viu?");
+    t.wait_for("Ana > yan: viu?");
+    // The bell: tmux marks the window that rang it.
+    assert!(eventually(Duration::from_secs(3), || t
+        .format("#{window_bell_flag}")
+        == "1"));
+}

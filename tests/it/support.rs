@@ -619,6 +619,15 @@ impl Tmux {
         Tmux { socket }
     }
 
+    /// A tmux format about the window (`#{window_bell_flag}`, say).
+    pub fn format(&self, format: &str) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "display-message", "-p", format])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn keys(&self, keys: &[&str]) {
         let st = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys"])
