@@ -20,6 +20,23 @@ pub struct InputLine {
     browsing: Option<(usize, String)>,
 }
 
+/// The longest start the names share (compared in any case; spelled as
+/// the first has it).
+fn shared_prefix(names: &[&String]) -> String {
+    let first = names[0];
+    let mut end = first.len();
+    for n in &names[1..] {
+        let common = first
+            .char_indices()
+            .zip(n.chars())
+            .take_while(|((_, a), b)| a.to_lowercase().eq(b.to_lowercase()))
+            .last()
+            .map_or(0, |((i, a), _)| i + a.len_utf8());
+        end = end.min(common);
+    }
+    first[..end].to_string()
+}
+
 impl InputLine {
     pub fn new() -> InputLine {
         InputLine::default()
@@ -40,6 +57,40 @@ impl InputLine {
         self.cursor += s.len();
         // A combining mark typed after the cursor's grapheme joins it.
         self.cursor = self.boundary_at_or_after(self.cursor);
+    }
+
+    /// Tab: completes the word before the cursor to one of `names` that
+    /// starts with it (in any case); ": " follows a name that starts the
+    /// line, " " one inside it. Several matches complete to what they
+    /// share; none leaves the line alone.
+    pub fn complete(&mut self, names: &[String]) {
+        let start = self.text[..self.cursor]
+            .rfind(char::is_whitespace)
+            .map_or(0, |i| {
+                i + self.text[i..].chars().next().map_or(1, char::len_utf8)
+            });
+        let word = self.text[start..self.cursor].to_lowercase();
+        if word.is_empty() {
+            return;
+        }
+        let found: Vec<&String> = names
+            .iter()
+            .filter(|n| n.to_lowercase().starts_with(&word))
+            .collect();
+        let completed = match found.as_slice() {
+            [] => return,
+            [one] => format!("{one}{}", if start == 0 { ": " } else { " " }),
+            many => {
+                let shared = shared_prefix(many);
+                if shared.chars().count() <= word.chars().count() {
+                    return;
+                }
+                shared
+            }
+        };
+        self.browsing = None;
+        self.text.replace_range(start..self.cursor, &completed);
+        self.cursor = start + completed.len();
     }
 
     /// Backspace: the grapheme before the cursor.
@@ -218,6 +269,41 @@ impl InputLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tab_completes_a_name_from_the_room() {
+        let names: Vec<String> = ["Úrsula", "Buendia", "Bia", "Ana Maria"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut l = InputLine::new();
+        l.insert("úr");
+        l.complete(&names);
+        assert_eq!(l.text(), "Úrsula: ");
+        let mut l = InputLine::new();
+        l.insert("oi b");
+        l.complete(&names);
+        assert_eq!(l.text(), "oi b", "two match and share no more than typed");
+        l.insert("u");
+        l.complete(&names);
+        assert_eq!(l.text(), "oi Buendia ");
+        let more: Vec<String> = vec!["Bianca".into(), "biancamaria".into()];
+        let mut l = InputLine::new();
+        l.insert("bi");
+        l.complete(&more);
+        assert_eq!(l.text(), "Bianca", "what they share, spelled as the first");
+        let mut l = InputLine::new();
+        l.insert("/kick an");
+        l.complete(&names);
+        assert_eq!(l.text(), "/kick Ana Maria ");
+        let mut l = InputLine::new();
+        l.insert("zz");
+        l.complete(&names);
+        assert_eq!(l.text(), "zz");
+        l.insert(" ");
+        l.complete(&names);
+        assert_eq!(l.text(), "zz ", "nothing before the cursor");
+    }
 
     fn typed(s: &str) -> InputLine {
         let mut l = InputLine::new();

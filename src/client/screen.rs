@@ -48,7 +48,7 @@ pub const HELP: &[&str] = &[
     "Comandos: /help esta ajuda · /who quem está na sala · /salas salas públicas",
     "/SAIR sai da sala e escolhe outra · /quit fecha o chat · //texto envia \"/texto\"",
     "Operadores da sala: /kick nome [motivo] · /ban nome [1h] [motivo] · /unban nome · /mute nome [10m] [motivo] · /unmute nome · /topic [texto] · /limit N · /moderated on|off",
-    "Teclas: ←/→ Home/End Ctrl-A/E/W/U/K editam · ↑/↓ linhas enviadas · PgUp/PgDn rolam · F2 membros · Ctrl-L redesenha",
+    "Teclas: ←/→ Home/End Ctrl-A/E/W/U/K editam · Tab completa nomes · ↑/↓ linhas enviadas · PgUp/PgDn rolam · F2 membros · Ctrl-L redesenha",
 ];
 
 /// What a line typed at the input means.

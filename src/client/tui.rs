@@ -135,6 +135,17 @@ impl Tui {
             KeyCode::PageUp => self.screen.page_up(page),
             KeyCode::PageDown => self.screen.page_down(page),
             KeyCode::F(2) => self.screen.show_members = !self.screen.show_members,
+            KeyCode::Tab => {
+                let me = self.screen.user.clone();
+                let others: Vec<String> = self
+                    .screen
+                    .members
+                    .iter()
+                    .filter(|m| **m != me)
+                    .cloned()
+                    .collect();
+                self.screen.input.complete(&others);
+            }
             KeyCode::Enter => {
                 let line = input.submit();
                 return Some(super::screen::command(&line));

@@ -263,7 +263,7 @@ fn a_room_operator_moderates_from_the_full_screen() {
 }
 
 #[test]
-fn me_is_an_action_and_a_mention_rings_the_bell() {
+fn tab_completes_names_me_is_an_action_and_a_mention_rings_the_bell() {
     let d = Daemon::start(&["--room", "Teste:5"]);
     let t = Tmux::start_sized(
         "tui-me",
@@ -274,6 +274,12 @@ fn me_is_an_action_and_a_mention_rings_the_bell() {
     t.wait_for("Yan > *** ENTROU NA SALA ***");
     let mut ana = d.joined("Ana", "Teste");
     t.wait_for("Ana > *** ENTROU NA SALA ***");
+    // Tab completes a name from the room.
+    t.type_text("an");
+    t.keys(&["Tab"]);
+    t.type_text("oi");
+    t.keys(&["Enter"]);
+    assert_eq!(ana.event()["message"], "Ana: oi");
     t.enter("/me acena");
     t.wait_for("* Yan acena");
     assert_eq!(ana.event()["message"], "/me acena", "sent as a message");
