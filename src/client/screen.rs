@@ -29,12 +29,13 @@ const SCROLLBACK: usize = 5000;
 /// The member list's width, border included.
 const MEMBERS_WIDTH: u16 = 20;
 
-/// Colours names are given, each name always the same one.
+/// Colours names are given, each name always the same one (no dark
+/// blue: it hardly shows on a black background; orange instead).
 const PALETTE: [Color; 10] = [
     Color::Cyan,
     Color::Green,
     Color::Yellow,
-    Color::Blue,
+    Color::Indexed(208),
     Color::Magenta,
     Color::LightRed,
     Color::LightCyan,
