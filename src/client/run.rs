@@ -179,6 +179,9 @@ impl<'a> Stay<'a> {
             Ok(Incoming::Nothing) => return None,
             Ok(Incoming::Closed) if self.draining_since.is_some() => return Some(Ending::Quit),
             Ok(Incoming::Closed) => {
+                if let Some(why) = self.session.closed_why() {
+                    return Some(Ending::Lost(why.into()));
+                }
                 return Some(Ending::Lost("Conexão encerrada pelo servidor.".into()));
             }
             Ok(Incoming::TlsFailed(why)) => return Some(Ending::TlsFailed(why)),

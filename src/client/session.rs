@@ -109,6 +109,8 @@ pub struct ClientSession {
     out: Vec<u8>,
     joined: bool,
     rejected: usize,
+    /// The first bytes the server sent (what kind of port it is).
+    first: Vec<u8>,
 }
 
 impl ClientSession {
@@ -174,6 +176,7 @@ impl ClientSession {
             out: wire::encode_frame(hs.as_bytes()),
             joined: false,
             rejected: 0,
+            first: Vec::new(),
         }
     }
 
@@ -209,8 +212,19 @@ impl ClientSession {
         }
     }
 
+    /// Why the server closed before the join, when its bytes tell: a TLS
+    /// record (an alert, 0x15 0x03) means plaintext reached a TLS port.
+    pub fn closed_why(&self) -> Option<&'static str> {
+        let tls = self.first.len() >= 2 && matches!(self.first[..2], [0x15, 0x03] | [0x16, 0x03]);
+        (!self.joined && tls).then_some("this port speaks TLS; add --tls")
+    }
+
     /// What the bytes received mean, line by line; stops at an ending.
     pub fn received(&mut self, bytes: &[u8]) -> Vec<Update> {
+        if self.first.len() < 2 {
+            let n = (2 - self.first.len()).min(bytes.len());
+            self.first.extend_from_slice(&bytes[..n]);
+        }
         self.lines.push(bytes);
         let mut updates = Vec::new();
         while let Some(line) = self.lines.next_line() {

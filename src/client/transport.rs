@@ -202,10 +202,21 @@ fn describe(e: &rustls::Error) -> String {
                     "it is not signed by a trusted CA (for a private CA, give --ca)".to_string()
                 }
                 C::Revoked => "it has been revoked".to_string(),
+                other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                    "it is a CA certificate used as the server's own (a self-signed `openssl req -x509` one); give chatd a certificate signed by a CA, and chat that CA with --ca".to_string()
+                }
                 other => format!("{other:?}"),
             };
+            if format!("{c:?}").contains("CaUsedAsEndEntity") {
+                // rustls's own words add nothing here.
+                return format!("the server's certificate was refused: {what}");
+            }
             format!("the server's certificate was refused: {what} ({e})")
         }
+        // What a plaintext port answers (a JSON line) is no TLS record.
+        rustls::Error::InvalidMessage(_) => format!(
+            "the server does not speak TLS there: this looks like the plaintext port (drop --tls, or give the TLS port) ({e})"
+        ),
         other => other.to_string(),
     }
 }

@@ -534,3 +534,67 @@ fn a_tls_close_sends_close_notify() {
     }
     assert!(String::from_utf8_lossy(&got).contains("REMOVIDO DA SALA"));
 }
+
+/// Mistakes a person makes on a LAN, each answered with the fix: the
+/// plaintext client on the TLS port, --tls on the plaintext port, and a
+/// self-signed `openssl req -x509` certificate given as its own CA.
+#[test]
+fn tls_mistakes_are_told_in_words_with_the_fix() {
+    let pki = Pki::new();
+    let (cert, key) = pki.server("lan");
+    let (d, tls_addr) = tls_daemon(&cert, &key, &["--room", "Teste:5"]);
+    let plain = |server: &str| {
+        with_stdin(
+            Command::new(CHAT).args([
+                "--server",
+                server,
+                "--user",
+                "u",
+                "--room",
+                "Teste",
+                "--connect-timeout",
+                "5",
+            ]),
+            b"oi\n",
+        )
+    };
+    let out = plain(&tls_addr.to_string());
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this port speaks TLS; add --tls"), "{err}");
+    let out = chat_tls(&d.addr.to_string(), &pki.ca(), "u", b"oi\n");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this looks like the plaintext port"), "{err}");
+    drop(d);
+
+    let dir = TempDir::new("selfsigned");
+    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "30", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .output()
+        .expect("openssl is installed (scripts/test installs it)");
+    assert!(made.status.success(), "{made:?}");
+    let (_d, addr) = tls_daemon(&c, &k, &["--room", "Teste:5"]);
+    let out = chat_tls(&addr.to_string(), &c, "u", b"oi\n");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a CA certificate used as the server's own"),
+        "{err}"
+    );
+    assert!(!err.contains("Other(OtherError"), "{err}");
+}
