@@ -429,7 +429,8 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 Err(e) => return Outcome::Failed(format!("terminal: {e}")),
             };
             let lister = || dialer.rooms();
-            let session = session.with_features(&["members", "history", "topic", "commands"]);
+            let session =
+                session.with_features(&["members", "history", "topic", "commands", "room"]);
             Stay::new(
                 transport,
                 session,

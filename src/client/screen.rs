@@ -151,8 +151,10 @@ pub struct Screen {
     pub room: String,
     pub server: String,
     pub tls: bool,
-    /// The room's limit, when the room list said.
+    /// The room's limit, when the room list (or a `room` event) said.
     pub limit: Option<usize>,
+    /// The room is private (a `room` event said).
+    pub private: bool,
     pub members: Vec<String>,
     pub show_members: bool,
     pub input: InputLine,
@@ -175,6 +177,7 @@ impl Screen {
             server: server.to_string(),
             tls,
             limit: None,
+            private: false,
             members: Vec::new(),
             show_members: true,
             input: InputLine::new(),
@@ -235,6 +238,14 @@ impl Screen {
                 return;
             }
             EventKind::Rooms => return,
+            // The status bar follows the room's limit and privacy.
+            EventKind::Room => {
+                if let Some(f) = event.facts {
+                    self.limit = Some(f.limit);
+                    self.private = f.private;
+                }
+                return;
+            }
             EventKind::Join => {
                 if !self.members.contains(&event.username) {
                     self.members.push(event.username.clone());
@@ -365,8 +376,9 @@ impl Screen {
             None => self.members.len().to_string(),
         };
         let security = if self.tls { "TLS" } else { "sem TLS" };
+        let private = if self.private { " (privada)" } else { "" };
         let mut text = format!(
-            " {} · {occupancy} · {} · {security} · /help",
+            " {}{private} · {occupancy} · {} · {security} · /help",
             printable(&self.room),
             printable(&self.server)
         );
@@ -600,6 +612,29 @@ mod tests {
         assert_eq!(command("/quit"), Command::Quit);
         assert_eq!(command("/shrug"), Command::Unknown("/shrug".into()));
         assert_eq!(command("   "), Command::Nothing);
+    }
+
+    #[test]
+    fn the_status_bar_follows_the_room_s_limit_and_privacy() {
+        let mut s = Screen::new("Yan", "Secreta", "srv", true);
+        let mut ev = event(EventKind::Room, "Sistema", "");
+        ev.facts = Some(crate::core::wire::RoomFacts {
+            limit: 3,
+            private: true,
+        });
+        s.on_event(&ev, "10:00");
+        let mut t = Terminal::new(TestBackend::new(60, 6)).unwrap();
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert!(
+            rows.iter()
+                .any(|r| r.contains("Secreta (privada) · 0/3 · srv · TLS")),
+            "{rows:?}"
+        );
+        assert!(
+            !rows.iter().any(|r| r.contains("Sistema")),
+            "no line for it: {rows:?}"
+        );
     }
 
     #[test]

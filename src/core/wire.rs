@@ -287,6 +287,9 @@ pub struct Handshake {
     /// (not `//`) is a room operator's command, answered with `notice`
     /// or `error` events.
     pub commands: bool,
+    /// chatd: `"features": ["room"]`: the room's limit and privacy after
+    /// the join, and each change (`room` events).
+    pub room_events: bool,
 }
 
 /// What a connection's first frame asks for.
@@ -430,6 +433,7 @@ pub fn parse_hello(payload: &[u8]) -> Result<Hello, HandshakeError> {
         history: wants("history"),
         topic: wants("topic"),
         commands: wants("commands"),
+        room_events: wants("room"),
     }))
 }
 
@@ -498,6 +502,9 @@ pub enum EventKind {
     Topic,
     /// chatd: what a command did, to the member that sent it.
     Notice,
+    /// chatd: a room's limit and privacy (`limit`, `private`), to members
+    /// that asked (`"room"` feature), on join and on change.
+    Room,
 }
 
 impl EventKind {
@@ -513,6 +520,7 @@ impl EventKind {
             EventKind::Members => "members",
             EventKind::Topic => "topic",
             EventKind::Notice => "notice",
+            EventKind::Room => "room",
             EventKind::Rooms => "rooms",
         }
     }
@@ -530,6 +538,7 @@ impl EventKind {
             "rooms" => EventKind::Rooms,
             "topic" => EventKind::Topic,
             "notice" => EventKind::Notice,
+            "room" => EventKind::Room,
             _ => return None,
         })
     }
@@ -563,6 +572,15 @@ pub struct Event {
     /// with tags.
     pub msgid: Option<String>,
     pub client_tags: Vec<(String, Option<String>)>,
+    /// chatd: `room`: the room's limit and whether it is private.
+    pub facts: Option<RoomFacts>,
+}
+
+/// What a `room` event tells of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomFacts {
+    pub limit: usize,
+    pub private: bool,
 }
 
 /// How a member came to leave a room (see [`Event::departed`]).
@@ -665,6 +683,11 @@ impl Event {
             }
             out.push(b']');
         }
+        if let Some(f) = &self.facts {
+            out.extend_from_slice(
+                format!(",\"limit\":{},\"private\":{}", f.limit, f.private).as_bytes(),
+            );
+        }
         if let Some(ts) = self.ts.as_deref().or(now) {
             out.extend_from_slice(b",\"ts\":");
             push_json_string(&mut out, ts);
@@ -733,6 +756,13 @@ impl Event {
             departed: Departed::Left,
             msgid: None,
             client_tags: Vec::new(),
+            facts: fields
+                .get("limit")
+                .and_then(serde_json::Value::as_u64)
+                .map(|limit| RoomFacts {
+                    limit: limit as usize,
+                    private: fields.get("private") == Some(&serde_json::Value::Bool(true)),
+                }),
         })
     }
 }

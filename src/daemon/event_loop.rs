@@ -353,6 +353,7 @@ impl Server {
                 }
                 Effect::Topic(room, event) => self.chat.tell_topic(&mut self.sh, &room, &event),
                 Effect::Enforce(room) => self.chat.enforce(&mut self.sh, room.as_deref()),
+                Effect::Facts(room) => self.chat.tell_room_facts(&mut self.sh, &room),
                 // Served by the control part itself.
                 Effect::Follow { .. } => {}
             }
@@ -530,6 +531,7 @@ fn apply_cluster_out(chat: &mut Chat, sh: &mut Shared, o: ClusterOut) {
         ClusterOut::Direct(msg) => chat.direct_from_elsewhere(sh, &msg),
         ClusterOut::NoSuchNick { id, target } => chat.no_such_nick(sh, id, &target),
         ClusterOut::Enforce(room) => chat.enforce(sh, room.as_deref()),
+        ClusterOut::Facts(room) => chat.tell_room_facts(sh, &room),
     }
 }
 

@@ -274,6 +274,10 @@ fn tab_completes_names_me_is_an_action_and_a_mention_rings_the_bell() {
     t.wait_for("Yan > *** ENTROU NA SALA ***");
     let mut ana = d.joined("Ana", "Teste");
     t.wait_for("Ana > *** ENTROU NA SALA ***");
+    // The status bar follows the room's limit.
+    t.wait_for(" Teste · 2/5 ·");
+    assert!(d.ctl(&["room", "set-limit", "Teste", "8"]).status.success());
+    t.wait_for(" Teste · 2/8 ·");
     // Tab completes a name from the room.
     t.type_text("an");
     t.keys(&["Tab"]);

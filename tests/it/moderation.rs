@@ -337,3 +337,61 @@ fn a_room_operator_moderates_from_chat_and_from_irc() {
     let logs = ok(d.ctl(&["logs", "-n", "200"]));
     assert!(logs.contains("by room operator 'Yan'"), "{logs}");
 }
+
+#[test]
+fn members_that_ask_hear_the_room_s_limit_and_privacy_and_each_change() {
+    let (d, irc_addr) = irc_daemon(&["--room", "Teste:5"]);
+    let mut ana = join_with(
+        &d,
+        "Ana",
+        "Teste",
+        serde_json::json!({"features": ["room"]}),
+    );
+    assert_eq!(ana.event()["type"], "join");
+    let ev = until(&mut ana, "room");
+    assert_eq!(
+        (ev["limit"].as_u64(), ev["private"].as_bool()),
+        (Some(5), Some(false)),
+        "{ev}"
+    );
+    ok(d.ctl(&["room", "set-limit", "Teste", "7"]));
+    assert_eq!(until(&mut ana, "room")["limit"], 7);
+    // An IRC operator's +l too, and it lasts.
+    ok(d.ctl_with_stdin(&["user", "add", "bia"], &format!("{PASSWORD}\n")));
+    ok(d.ctl(&["room", "op", "Teste", "bia"]));
+    let mut irc = Irc::connect(irc_addr);
+    irc.send(&format!("PASS :{PASSWORD}"));
+    irc.send("NICK bia");
+    irc.send("USER bia 0 * :Bia");
+    irc.send("JOIN #Teste");
+    irc.expect("+o", |l| l.contains("MODE #Teste +o bia"));
+    irc.send("MODE #Teste +l 9");
+    irc.expect("the +l", |l| l.contains("MODE #Teste +l 9"));
+    assert_eq!(until(&mut ana, "room")["limit"], 9);
+    assert!(eventually(Duration::from_secs(3), || {
+        std::fs::read_to_string(d.state_file()).is_ok_and(|s| s.contains("\"limit\": 9"))
+    }));
+    // A private room says so.
+    let out = d.ctl_with_stdin(
+        &[
+            "room",
+            "create",
+            "Secreta",
+            "--limit",
+            "3",
+            "--private",
+            "--key",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let extra = serde_json::json!({"features": ["room"], "key": PASSWORD});
+    let mut caio = join_with(&d, "Caio", "Secreta", extra);
+    assert_eq!(caio.event()["type"], "join");
+    let ev = until(&mut caio, "room");
+    assert_eq!(
+        (ev["limit"].as_u64(), ev["private"].as_bool()),
+        (Some(3), Some(true)),
+        "{ev}"
+    );
+}

@@ -116,6 +116,8 @@ pub struct Conn {
     /// It asked for `"commands"`: a message starting with `/` is a room
     /// operator's command.
     pub wants_commands: bool,
+    /// It asked for `room` events (limit and privacy).
+    pub wants_room: bool,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -187,6 +189,7 @@ impl Conn {
             account: None,
             wants_topic: false,
             wants_commands: false,
+            wants_room: false,
         })
     }
 

@@ -147,6 +147,7 @@ impl Chat {
             history: false,
             topic: false,
             commands: false,
+            room_events: false,
         };
         let channel = ircmap::channel_of(room).unwrap_or_else(|| room.to_string());
         if let Some(c) = self.irc_mut(id) {

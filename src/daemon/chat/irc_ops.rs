@@ -226,11 +226,16 @@ impl Chat {
                     );
                     return None;
                 };
+                // Saved and shared like chatctl's set-limit.
+                self.changed_room(&room);
+                self.tell_room_facts(sh, &room);
                 Some((true, 'l', Some(n.to_string())))
             }
             Change::Limit(None) => {
                 let room = sh.hub.room_name(rid)?.to_string();
                 sh.hub.set_limit(&room, crate::core::hub::MAX_LIMIT).ok()?;
+                self.changed_room(&room);
+                self.tell_room_facts(sh, &room);
                 Some((false, 'l', None))
             }
             Change::Mask('b', on, mask) => self.ban_mask(sh, id, rid, channel, on, mask),

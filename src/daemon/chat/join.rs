@@ -244,6 +244,7 @@ impl Chat {
             c.account = (login == " (logged in)").then(|| username.to_string());
             c.wants_topic = hs.topic;
             c.wants_commands = hs.commands;
+            c.wants_room = hs.room_events;
         }
         self.feed(sh, id, Input::Joined);
         self.count_user(id);
@@ -267,6 +268,9 @@ impl Chat {
         self.deliver_here(sh, delivery);
         if hs.members {
             self.send_members(sh, id, &hs.room);
+        }
+        if hs.room_events {
+            self.send_room_facts(sh, id, delivery.room);
         }
         if hs.topic {
             self.send_room_topic(sh, id, delivery.room);

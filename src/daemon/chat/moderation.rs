@@ -248,6 +248,46 @@ impl Chat {
         self.drop_doomed(sh);
     }
 
+    /// A room's `room` event: its limit and privacy.
+    fn room_facts_event(sh: &Shared, room: RoomId) -> Option<Event> {
+        let name = sh.hub.room_name(room)?.to_string();
+        let info = sh.hub.room(&name).ok()?;
+        let mut event = Event::system(EventKind::Room, "", Some(&name));
+        event.facts = Some(crate::core::wire::RoomFacts {
+            limit: info.limit,
+            private: info.access.private,
+        });
+        Some(event)
+    }
+
+    /// A joiner that asked hears its room's limit and privacy.
+    pub(super) fn send_room_facts(&mut self, sh: &mut Shared, id: ConnId, room: RoomId) {
+        let Some(event) = Chat::room_facts_event(sh, room) else {
+            return;
+        };
+        let line = self.encode_for(sh, id, &event);
+        self.feed(sh, id, Input::Deliver(&line));
+    }
+
+    /// A room's limit changed (chatctl, a room operator, IRC's `+l`, or
+    /// another node): the members that asked are told.
+    pub fn tell_room_facts(&mut self, sh: &mut Shared, room: &str) {
+        let Some(rid) = sh.hub.room_id_of(room) else {
+            return;
+        };
+        let Some(event) = Chat::room_facts_event(sh, rid) else {
+            return;
+        };
+        let members: Vec<ConnId> = sh.hub.member_conns(rid).collect();
+        for m in members {
+            if self.conns.get(&m).is_some_and(|c| c.wants_room) {
+                let line = self.encode_for(sh, m, &event);
+                self.feed(sh, m, Input::Deliver(&line));
+            }
+        }
+        self.drop_doomed(sh);
+    }
+
     /// A joiner that follows topics hears the room's, after its `join`.
     pub(super) fn send_room_topic(&mut self, sh: &mut Shared, id: ConnId, room: RoomId) {
         let Some(topic) = sh.hub.moderation(room).and_then(|m| m.topic.clone()) else {
@@ -260,8 +300,8 @@ impl Chat {
         self.feed(sh, id, Input::Deliver(&line));
     }
 
-    /// `room`'s moderation changed here (an IRC operator's TOPIC or
-    /// MODE): it is to be saved and shared.
+    /// `room`'s lasting settings changed here (an IRC operator's TOPIC,
+    /// `+m`, `+b` or `+l`): it is to be saved and shared.
     pub(super) fn changed_room(&mut self, room: &str) {
         if !self.changed_rooms.iter().any(|r| r == room) {
             self.changed_rooms.push(room.to_string());

@@ -417,6 +417,7 @@ impl Cluster {
                 let mut r = Ok(());
                 if info.limit != def.limit {
                     r = sh.hub.set_limit(room, def.limit).map(|_| ());
+                    self.out.push(ClusterOut::Facts(room.to_string()));
                 }
                 if info.access != access {
                     r = r.and(sh.hub.set_access(room, access).map(|_| ()));

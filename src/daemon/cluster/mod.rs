@@ -77,6 +77,8 @@ pub enum ClusterOut {
     /// A room's bans or operators changed elsewhere (None: the server's
     /// bans): this node's members now banned leave.
     Enforce(Option<String>),
+    /// A room's limit changed elsewhere: this node's members are told.
+    Facts(String),
     /// A delivery to this node's members (another node's member joined or
     /// left, a room closed).
     Deliver(Delivery),

@@ -59,6 +59,8 @@ pub enum Effect {
     Changed(Change),
     /// A room's topic changed: its members who follow topics are told.
     Topic(String, Event),
+    /// A room's limit changed: its members who follow it are told.
+    Facts(String),
     /// Bans or operators changed in a room (None: the server's bans):
     /// members now banned are removed, operators get their rights.
     Enforce(Option<String>),
@@ -282,6 +284,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
                 info.name, info.limit
             ));
             effects.push(Effect::Changed(Change::RoomChanged { room: room.clone() }));
+            effects.push(Effect::Facts(room.clone()));
             Ok(Reply::Room { room: view(&info) })
         }
         Request::CloseRoom { room } => {
