@@ -38,6 +38,17 @@ impl Irc {
         }
     }
 
+    /// Connects, logs in to the account `nick` with PASS and registers;
+    /// returns once the MOTD ended.
+    pub fn login(addr: SocketAddr, nick: &str, password: &str) -> Irc {
+        let mut c = Irc::connect(addr);
+        c.send(&format!("PASS :{password}"));
+        c.send(&format!("NICK {nick}"));
+        c.send(&format!("USER {nick} 0 * :{nick} of the tests"));
+        c.expect("the end of the MOTD", |l| l.contains(" 376 "));
+        c
+    }
+
     /// Connects and registers as `nick`; returns once the MOTD ended.
     pub fn register(addr: SocketAddr, nick: &str) -> Irc {
         let mut c = Irc::connect(addr);
@@ -357,11 +368,7 @@ fn who_may_make_a_room_by_joining_it_is_the_operators_choice() {
     anon.expect("403 for the unregistered", |l| {
         l.contains(" 403 anon #sala :") && l.contains("logged-in")
     });
-    let mut owner = Irc::connect(irc_addr);
-    owner.send("PASS senha-do-dono");
-    owner.send("NICK dono");
-    owner.send("USER dono 0 * :Dono");
-    owner.expect("the welcome", |l| l.contains(" 001 dono "));
+    let mut owner = Irc::login(irc_addr, "dono", "senha-do-dono");
     owner.send("JOIN #sala");
     owner.expect("its JOIN", |l| l.ends_with("JOIN #sala"));
 }

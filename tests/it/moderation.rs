@@ -192,10 +192,7 @@ fn topics_are_told_on_join_and_change_and_survive_a_restart() {
     assert_eq!(ana.event()["type"], "join");
     ok(d.ctl_with_stdin(&["user", "add", "bia"], &format!("{PASSWORD}\n")));
     ok(d.ctl(&["room", "op", "Teste", "bia"]));
-    let mut irc = Irc::connect(irc_addr);
-    irc.send(&format!("PASS :{PASSWORD}"));
-    irc.send("NICK bia");
-    irc.send("USER bia 0 * :Bia");
+    let mut irc = Irc::login(irc_addr, "bia", PASSWORD);
     irc.send("JOIN #Teste");
     irc.expect("the names", |l| l.contains(" 366 "));
     ok(d.ctl(&["room", "topic", "Teste", "Reunião às 10h"]));
@@ -306,11 +303,7 @@ fn a_room_operator_moderates_from_chat_and_from_irc() {
     bia.send("MODE #Teste +b caio!*@*");
     bia.expect("not an operator", |l| l.contains(" 482 "));
     ok(d.ctl(&["room", "op", "Teste", "Ana"]));
-    let mut ana = Irc::connect(irc_addr);
-    ana.send(&format!("PASS :{PASSWORD}"));
-    ana.send("NICK Ana");
-    ana.send("USER Ana 0 * :Ana");
-    ana.expect("the MOTD", |l| l.contains(" 376 "));
+    let mut ana = Irc::login(irc_addr, "Ana", PASSWORD);
     ana.send("JOIN #Teste");
     ana.expect("+o", |l| l.contains("MODE #Teste +o Ana"));
     ana.send("MODE #Teste +b caio!*@*");
@@ -359,10 +352,7 @@ fn members_that_ask_hear_the_room_s_limit_and_privacy_and_each_change() {
     // An IRC operator's +l too, and it lasts.
     ok(d.ctl_with_stdin(&["user", "add", "bia"], &format!("{PASSWORD}\n")));
     ok(d.ctl(&["room", "op", "Teste", "bia"]));
-    let mut irc = Irc::connect(irc_addr);
-    irc.send(&format!("PASS :{PASSWORD}"));
-    irc.send("NICK bia");
-    irc.send("USER bia 0 * :Bia");
+    let mut irc = Irc::login(irc_addr, "bia", PASSWORD);
     irc.send("JOIN #Teste");
     irc.expect("+o", |l| l.contains("MODE #Teste +o bia"));
     irc.send("MODE #Teste +l 9");
