@@ -105,26 +105,16 @@ impl Chat {
                 return;
             }
         };
-        if let Err(refused) = admit_to_room(sh, &hs, &username, !login.is_empty(), peer) {
-            let why = match refused {
-                Refused::Later => {
-                    self.park(id, Parked::Handshake(hs));
-                    return;
-                }
-                Refused::With(_, why) => why,
-            };
-            sh.counters.refusals += 1;
-            sh.log
-                .warn(format!("refused 403 to '{username}' from {peer}: {why}"));
-            let line = self.encode_for(
-                sh,
-                id,
-                &Event::error(ErrorCode::Forbidden, Some(&hs.room), &why),
-            );
-            self.finish_here(sh, id, Some(&line));
-            return;
-        }
-        if let Some(why) = self.ban_refusal(sh, id, &username, &hs.room) {
+        // The room's door (a private room's), then its bans and the server's.
+        let refused = match admit_to_room(sh, &hs, &username, !login.is_empty(), peer) {
+            Err(Refused::Later) => {
+                self.park(id, Parked::Handshake(hs));
+                return;
+            }
+            Err(Refused::With(_, why)) => Some(why),
+            Ok(()) => self.ban_refusal(sh, id, &username, &hs.room),
+        };
+        if let Some(why) = refused {
             sh.counters.refusals += 1;
             sh.log
                 .warn(format!("refused 403 to '{username}' from {peer}: {why}"));

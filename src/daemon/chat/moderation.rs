@@ -27,6 +27,24 @@ struct Identity {
 }
 
 impl Chat {
+    /// `f` of who connection `id` (going by `name`) is, for the rules.
+    fn as_who<T>(
+        &self,
+        sh: &Shared,
+        id: ConnId,
+        name: &str,
+        f: impl FnOnce(&Who) -> T,
+    ) -> Option<T> {
+        let me = self.identity(sh, id, name)?;
+        let who = Who {
+            name,
+            account: me.account.as_deref(),
+            ip: me.ip,
+            source: &me.source,
+        };
+        Some(f(&who))
+    }
+
     fn identity(&self, sh: &Shared, id: ConnId, name: &str) -> Option<Identity> {
         let c = self.conns.get(&id)?;
         let account = match &c.irc {
@@ -66,22 +84,20 @@ impl Chat {
         room: &str,
         joining: bool,
     ) -> Option<String> {
-        let me = self.identity(sh, id, name)?;
-        let who = Who {
-            name,
-            account: me.account.as_deref(),
-            ip: me.ip,
-            source: &me.source,
-        };
         let now = sh.unix();
         let counts = |r: &&moderation::Rule| joining || !r.joins_only;
-        if let Some(rule) = moderation::find_all(sh.hub.server_bans(), &who, now).find(counts) {
-            return Some(moderation::ban_words(rule, "this server"));
-        }
-        let rid = sh.hub.room_id_of(room)?;
-        let bans = &sh.hub.moderation(rid)?.bans;
-        let rule = moderation::find_all(bans, &who, now).find(counts)?;
-        Some(moderation::ban_words(rule, &format!("room '{room}'")))
+        let bans = sh
+            .hub
+            .room_id_of(room)
+            .and_then(|rid| sh.hub.moderation(rid))
+            .map_or(&[][..], |m| &m.bans);
+        self.as_who(sh, id, name, |who| {
+            if let Some(rule) = moderation::find_all(sh.hub.server_bans(), who, now).find(counts) {
+                return Some(moderation::ban_words(rule, "this server"));
+            }
+            let rule = moderation::find_all(bans, who, now).find(counts)?;
+            Some(moderation::ban_words(rule, &format!("room '{room}'")))
+        })?
     }
 
     /// Whether `id` operates `room`: an IRC `+o`, or an operator account.
@@ -121,14 +137,8 @@ impl Chat {
                 "room '{place}' is moderated: only its operators and voiced members speak"
             ));
         }
-        let me = self.identity(sh, id, name)?;
-        let who = Who {
-            name,
-            account: me.account.as_deref(),
-            ip: me.ip,
-            source: &me.source,
-        };
-        let rule = m.mute_of(&who, sh.unix())?;
+        let now = sh.unix();
+        let rule = self.as_who(sh, id, name, |who| m.mute_of(who, now).cloned())??;
         let mut why = format!("you are muted in room '{place}'");
         if !rule.reason.is_empty() {
             why.push_str(&format!(": {}", rule.reason));
