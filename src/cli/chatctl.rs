@@ -81,15 +81,8 @@ pub enum Command {
     },
     /// Ban from every room (members it matches are removed).
     Ban {
-        /// Whom: a name (and its look-alikes), account:NAME, an address
-        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
-        target: String,
-        /// For a while: an age such as 10m, 1h, 7d (for good without it).
-        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
-        for_: Option<std::time::Duration>,
-        /// Why (shown to whom it keeps out or quiet).
-        #[arg(long)]
-        reason: Option<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
     },
     /// Lift a server-wide ban.
     Unban {
@@ -228,15 +221,8 @@ pub enum RoomCommand {
         /// Room name.
         #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
-        /// Whom: a name (and its look-alikes), account:NAME, an address
-        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
-        target: String,
-        /// For a while: an age such as 10m, 1h, 7d (for good without it).
-        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
-        for_: Option<std::time::Duration>,
-        /// Why (shown to whom it keeps out or quiet).
-        #[arg(long)]
-        reason: Option<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
     },
     /// Lift a room's ban.
     Unban {
@@ -257,15 +243,8 @@ pub enum RoomCommand {
         /// Room name.
         #[arg(add = ArgValueCompleter::new(rooms))]
         name: String,
-        /// Whom: a name (and its look-alikes), account:NAME, an address
-        /// or CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
-        target: String,
-        /// For a while: an age such as 10m, 1h, 7d (for good without it).
-        #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
-        for_: Option<std::time::Duration>,
-        /// Why (shown to whom it keeps out or quiet).
-        #[arg(long)]
-        reason: Option<String>,
+        #[command(flatten)]
+        rule: RuleArgs,
     },
     /// Lift a mute.
     Unmute {
@@ -340,4 +319,18 @@ pub enum RoomCommand {
         #[arg(value_parser = crate::cli::chatd::parse_limit)]
         limit: usize,
     },
+}
+
+/// Whom a ban or mute is for, how long, and why.
+#[derive(Debug, clap::Args)]
+pub struct RuleArgs {
+    /// Whom: a name (and its look-alikes), account:NAME, an address or
+    /// CIDR range (203.0.113.0/24), or an IRC mask (nick!user@host).
+    pub target: String,
+    /// For a while: an age such as 10m, 1h, 7d (for good without it).
+    #[arg(long = "for", value_name = "AGE", value_parser = crate::cli::chatd::parse_age)]
+    pub for_: Option<std::time::Duration>,
+    /// Why (shown to whom it keeps out or quiet).
+    #[arg(long)]
+    pub reason: Option<String>,
 }

@@ -175,27 +175,17 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             room: name.clone(),
             topic: text.clone(),
         },
-        Command::Room(RoomCommand::Ban {
-            name,
-            target,
-            for_,
-            reason,
-        }) => Request::RoomBan {
+        Command::Room(RoomCommand::Ban { name, rule }) => Request::RoomBan {
             room: name.clone(),
-            target: target.clone(),
-            for_secs: for_.map(|d| d.as_secs()),
-            reason: reason.clone(),
+            target: rule.target.clone(),
+            for_secs: rule.for_.map(|d| d.as_secs()),
+            reason: rule.reason.clone(),
         },
-        Command::Room(RoomCommand::Mute {
-            name,
-            target,
-            for_,
-            reason,
-        }) => Request::RoomMute {
+        Command::Room(RoomCommand::Mute { name, rule }) => Request::RoomMute {
             room: name.clone(),
-            target: target.clone(),
-            for_secs: for_.map(|d| d.as_secs()),
-            reason: reason.clone(),
+            target: rule.target.clone(),
+            for_secs: rule.for_.map(|d| d.as_secs()),
+            reason: rule.reason.clone(),
         },
         Command::Room(RoomCommand::Unban { name, target }) => Request::RoomUnban {
             room: name.clone(),
@@ -217,14 +207,10 @@ fn request_for(cmd: &Command) -> Result<Request, Failure> {
             room: name.clone(),
             on: state == "on",
         },
-        Command::Ban {
-            target,
-            for_,
-            reason,
-        } => Request::Ban {
-            target: target.clone(),
-            for_secs: for_.map(|d| d.as_secs()),
-            reason: reason.clone(),
+        Command::Ban { rule } => Request::Ban {
+            target: rule.target.clone(),
+            for_secs: rule.for_.map(|d| d.as_secs()),
+            reason: rule.reason.clone(),
         },
         Command::Unban { target } => Request::Unban {
             target: target.clone(),
