@@ -307,7 +307,13 @@ impl Chat {
             }
             _ => text,
         };
+        // Most rooms are neither moderated nor muting anyone: then no
+        // name is looked up.
         if let Some(room) = sh.hub.room_of(id)
+            && sh
+                .hub
+                .moderation(room)
+                .is_some_and(|m| m.moderated || !m.mutes.is_empty())
             && let Some(name) = sh.hub.member(id).map(|(_, m)| m.username.clone())
             && let Some(why) = self.mute_refusal(sh, id, &name, room)
         {
