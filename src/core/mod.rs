@@ -1,6 +1,7 @@
 //! The core: everything that decides, and nothing that does. No module here
-//! touches a socket, a file, the logger or a clock: times come in as
-//! arguments, and what to send to whom goes out as values. That is what
+//! touches a socket, a file, the logger or a clock (std::net's address
+//! types appear as values only: fair.rs keys, a cluster join's peer):
+//! times come in as arguments, and what to send to whom goes out as values. That is what
 //! lets every policy be unit-tested in microseconds and fuzzed.
 //!
 //! - [`access`]: who may come in: token logins, private rooms' doors.

@@ -20,7 +20,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::control::Request;
 use super::modes::glob;
 use super::names::comparison_key;
 
@@ -455,105 +454,6 @@ pub fn ban_words(rule: &Rule, place: &str) -> String {
     s
 }
 
-/// A duration as a room operator types it: `90s`, `10m`, `2h`, `7d`,
-/// `1w` (seconds).
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let unit = s.chars().last()?;
-    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
-    let scale = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 604_800,
-        _ => return None,
-    };
-    n.checked_mul(scale).filter(|&n| n > 0)
-}
-
-/// The room-operator commands a member of the chat port may send with
-/// the `"commands"` feature: a message that starts with `/` (but not
-/// `//`) is one of these, for the member's own room. Each is the
-/// control request it stands for (so it runs exactly as `chatctl` does);
-/// the error is what the member is told.
-pub fn member_command(room: &str, text: &str) -> Result<Request, String> {
-    let mut words = text.split_whitespace();
-    let verb = words.next().unwrap_or("").to_ascii_lowercase();
-    let rest: Vec<&str> = words.collect();
-    let room = room.to_string();
-    let target = |i: usize| {
-        rest.get(i)
-            .map(|t| t.to_string())
-            .ok_or_else(|| format!("{verb} needs a name (or account:NAME, an address or range)"))
-    };
-    // `/ban NAME [DURATION] [reason...]`
-    let timed = || -> Result<(String, Option<u64>, Option<String>), String> {
-        let t = target(0)?;
-        let (secs, from) = match rest.get(1).and_then(|d| parse_duration(d)) {
-            Some(secs) => (Some(secs), 2),
-            None => (None, 1),
-        };
-        let reason = rest[from.min(rest.len())..].join(" ");
-        Ok((t, secs, (!reason.is_empty()).then_some(reason)))
-    };
-    Ok(match verb.as_str() {
-        "/kick" => {
-            let reason = rest.get(1..).map(|r| r.join(" ")).unwrap_or_default();
-            Request::Kick {
-                room,
-                username: target(0)?,
-                reason: (!reason.is_empty()).then_some(reason),
-            }
-        }
-        "/ban" | "/mute" => {
-            let (target, for_secs, reason) = timed()?;
-            if verb == "/ban" {
-                Request::RoomBan {
-                    room,
-                    target,
-                    for_secs,
-                    reason,
-                }
-            } else {
-                Request::RoomMute {
-                    room,
-                    target,
-                    for_secs,
-                    reason,
-                }
-            }
-        }
-        "/unban" => Request::RoomUnban {
-            room,
-            target: target(0)?,
-        },
-        "/unmute" => Request::RoomUnmute {
-            room,
-            target: target(0)?,
-        },
-        "/topic" if rest.is_empty() => Request::RoomModeration { room },
-        "/topic" => {
-            let topic = text.trim_start()[verb.len()..].trim().to_string();
-            let topic = if topic == "-" { String::new() } else { topic };
-            Request::RoomTopic { room, topic }
-        }
-        "/limit" => match rest.first().and_then(|n| n.parse::<usize>().ok()) {
-            Some(limit) => Request::SetLimit { room, limit },
-            None => return Err("/limit needs a number, at least 1".into()),
-        },
-        "/moderated" => match rest.first().copied() {
-            Some("on") => Request::RoomModerated { room, on: true },
-            Some("off") => Request::RoomModerated { room, on: false },
-            _ => return Err("/moderated on, or /moderated off".into()),
-        },
-        _ => {
-            return Err(format!(
-                "unknown command {verb}: the room's operators have /kick, /ban, /unban, /mute, /unmute, /topic, /limit and /moderated (start a message with // to send it as it is)"
-            ));
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,46 +568,6 @@ mod tests {
         assert!(m.mutes.is_empty());
         let target = Target::parse("yan").unwrap();
         assert!(take(&mut m.bans, &target).is_none());
-    }
-
-    #[test]
-    fn a_members_command_is_the_control_request_it_stands_for() {
-        let r = member_command("Teste", "/ban Yan 1h spam again").unwrap();
-        assert_eq!(
-            r,
-            Request::RoomBan {
-                room: "Teste".into(),
-                target: "Yan".into(),
-                for_secs: Some(3600),
-                reason: Some("spam again".into()),
-            }
-        );
-        let r = member_command("Teste", "/mute 10.0.0.0/8").unwrap();
-        assert!(matches!(
-            r,
-            Request::RoomMute {
-                for_secs: None,
-                reason: None,
-                ..
-            }
-        ));
-        let r = member_command("Teste", "/kick ana fora daqui").unwrap();
-        assert!(matches!(r, Request::Kick { reason: Some(ref w), .. } if w == "fora daqui"));
-        let r = member_command("Teste", "/topic  Olá, mundo ").unwrap();
-        assert!(matches!(r, Request::RoomTopic { ref topic, .. } if topic == "Olá, mundo"));
-        let r = member_command("Teste", "/topic -").unwrap();
-        assert!(matches!(r, Request::RoomTopic { ref topic, .. } if topic.is_empty()));
-        assert!(matches!(
-            member_command("Teste", "/LIMIT 5").unwrap(),
-            Request::SetLimit { limit: 5, .. }
-        ));
-        for bad in ["/ban", "/limit x", "/moderated maybe", "/shrug"] {
-            assert!(member_command("Teste", bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("2w"), Some(1_209_600));
-        assert_eq!(parse_duration("0m"), None);
-        assert_eq!(parse_duration("1y"), None);
     }
 
     #[test]

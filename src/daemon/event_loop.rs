@@ -332,7 +332,7 @@ impl Server {
         for (conn, req, actor) in self.chat.take_requests() {
             let down = self.cluster.as_ref().is_some_and(|c| !c.ready());
             let (outcome, effects) =
-                moderate::run_for_member(&mut self.sh, &self.store, &req, &actor, down);
+                super::control::run_for_member(&mut self.sh, &self.store, &req, &actor, down);
             self.chat.answer_command(&mut self.sh, conn, outcome);
             self.apply_effects(effects);
         }

@@ -335,7 +335,7 @@ impl Chat {
         else {
             return;
         };
-        let req = match moderation::member_command(&room, text) {
+        let req = match crate::core::control::member_command(&room, text) {
             Ok(req) => req,
             Err(why) => return self.answer_command(sh, id, Err((ErrorCode::BadRequest, why))),
         };

@@ -21,10 +21,11 @@ use crate::core::control::{ErrorCode, FollowLine, Request, Response, Stats, Stat
 use crate::sys::nonblock::{interrupted, would_block};
 
 pub mod commands;
+pub mod commit;
 pub mod conn;
 pub mod moderate;
 
-pub use commands::Effect;
+pub use commit::Effect;
 use conn::{ControlConn, ControlConns, FOLLOWER_MAX_BACKLOG, NO_DESCRIPTORS};
 pub use conn::{control_cap, open_descriptors};
 
@@ -189,7 +190,7 @@ impl Control {
             ),
             Ok(req) => {
                 let now_unix = sh.unix();
-                let mut ctx = commands::Ctx {
+                let mut ctx = commit::Ctx {
                     hub: &mut sh.hub,
                     accounts: &mut sh.accounts,
                     store,
@@ -304,4 +305,48 @@ impl Control {
         self.forward_logs(sh);
         self.conns.clear();
     }
+}
+
+/// Runs `req` for `actor`, a room operator on a chat or IRC connection,
+/// as chatctl's requests run: the same checks, the same save before the
+/// answer, the same audit line (naming `actor`). What the member is told
+/// (a `notice`, or the refusal), and the effects.
+pub fn run_for_member(
+    sh: &mut Shared,
+    store: &Store,
+    req: &Request,
+    actor: &str,
+    cluster_down: bool,
+) -> (
+    Result<String, (crate::core::wire::ErrorCode, String)>,
+    Vec<Effect>,
+) {
+    if cluster_down && req.changes_state() {
+        let why = "the cluster store (Redis) is unreachable: changes wait until it is back";
+        return (
+            Err((crate::core::wire::ErrorCode::Unavailable, why.into())),
+            Vec::new(),
+        );
+    }
+    let now_unix = sh.unix();
+    let mut ctx = commit::Ctx {
+        hub: &mut sh.hub,
+        accounts: &mut sh.accounts,
+        store,
+        log: &mut sh.log,
+        stats: Default::default(),
+        status: Default::default(),
+        history: sh.history.as_mut(),
+        history_default: sh.cfg.history_default,
+        password_min: sh.cfg.password_min,
+        now_unix,
+        actor: actor.to_string(),
+    };
+    let who = format!("room operator '{actor}'");
+    let (response, effects) = commands::execute(&mut ctx, req, &who);
+    let outcome = match response {
+        Response::Ok(_) => Ok(format!("done: {}", commands::summarize(req))),
+        Response::Err(r) => Err((crate::core::wire::ErrorCode::Forbidden, r.message)),
+    };
+    (outcome, effects)
 }

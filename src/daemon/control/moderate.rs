@@ -10,11 +10,10 @@
 //! ([`Effect::Enforce`]), which knows each connection's account, address
 //! and IRC source.
 
-use super::commands::{Ctx, Effect, Undo, commit, hub_error};
+use super::commit::{Ctx, Effect, Undo, commit, hub_error};
 use crate::core::control::{Change, ErrorCode, Reply, Request, Response};
 use crate::core::hub::HubError;
 use crate::core::moderation::{self, List, Moderation, Rule, Target, Topic};
-use crate::core::wire;
 use crate::core::wire::{Event, EventKind};
 use crate::daemon::shared::Shared;
 use crate::daemon::store::Store;
@@ -277,44 +276,6 @@ fn server_reply(ctx: &Ctx) -> Reply {
             ..Moderation::default()
         }),
     }
-}
-
-/// Runs `req` for `actor`, a room operator on a chat or IRC connection,
-/// as chatctl's requests run: the same checks, the same save before the
-/// answer, the same audit line (naming `actor`). What the member is told
-/// (a `notice`, or the refusal), and the effects.
-pub fn run_for_member(
-    sh: &mut Shared,
-    store: &Store,
-    req: &Request,
-    actor: &str,
-    cluster_down: bool,
-) -> (Result<String, (wire::ErrorCode, String)>, Vec<Effect>) {
-    if cluster_down && req.changes_state() {
-        let why = "the cluster store (Redis) is unreachable: changes wait until it is back";
-        return (Err((wire::ErrorCode::Unavailable, why.into())), Vec::new());
-    }
-    let now_unix = sh.unix();
-    let mut ctx = Ctx {
-        hub: &mut sh.hub,
-        accounts: &mut sh.accounts,
-        store,
-        log: &mut sh.log,
-        stats: Default::default(),
-        status: Default::default(),
-        history: sh.history.as_mut(),
-        history_default: sh.cfg.history_default,
-        password_min: sh.cfg.password_min,
-        now_unix,
-        actor: actor.to_string(),
-    };
-    let who = format!("room operator '{actor}'");
-    let (response, effects) = super::commands::execute(&mut ctx, req, &who);
-    let outcome = match response {
-        Response::Ok(_) => Ok(format!("done: {}", super::commands::summarize(req))),
-        Response::Err(r) => Err((wire::ErrorCode::Forbidden, r.message)),
-    };
-    (outcome, effects)
 }
 
 /// Saves moderation changed outside a request (`rooms` an IRC operator
