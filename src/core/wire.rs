@@ -290,6 +290,9 @@ pub struct Handshake {
     /// chatd: `"features": ["room"]`: the room's limit and privacy after
     /// the join, and each change (`room` events).
     pub room_events: bool,
+    /// chatd: `"features": ["direct"]`: this connection may receive
+    /// direct messages (`direct` events; one connection per person).
+    pub direct: bool,
 }
 
 /// What a connection's first frame asks for.
@@ -433,6 +436,7 @@ pub fn parse_hello(payload: &[u8]) -> Result<Hello, HandshakeError> {
         history: wants("history"),
         topic: wants("topic"),
         commands: wants("commands"),
+        direct: wants("direct"),
         room_events: wants("room"),
     }))
 }
@@ -505,6 +509,10 @@ pub enum EventKind {
     /// chatd: a room's limit and privacy (`limit`, `private`), to members
     /// that asked (`"room"` feature), on join and on change.
     Room,
+    /// chatd: a direct message from `username` (a chat-port `/msg`, or an
+    /// IRC PRIVMSG to a nick), to one connection of the person that asked
+    /// (`"direct"` feature).
+    Direct,
 }
 
 impl EventKind {
@@ -521,6 +529,7 @@ impl EventKind {
             EventKind::Topic => "topic",
             EventKind::Notice => "notice",
             EventKind::Room => "room",
+            EventKind::Direct => "direct",
             EventKind::Rooms => "rooms",
         }
     }
@@ -539,6 +548,7 @@ impl EventKind {
             "topic" => EventKind::Topic,
             "notice" => EventKind::Notice,
             "room" => EventKind::Room,
+            "direct" => EventKind::Direct,
             _ => return None,
         })
     }

@@ -118,6 +118,8 @@ pub struct Conn {
     pub wants_commands: bool,
     /// It asked for `room` events (limit and privacy).
     pub wants_room: bool,
+    /// It asked for `direct` events (direct messages).
+    pub wants_direct: bool,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -189,6 +191,7 @@ impl Conn {
             account: None,
             wants_topic: false,
             wants_commands: false,
+            wants_direct: false,
             wants_room: false,
         })
     }

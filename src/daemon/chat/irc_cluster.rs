@@ -147,6 +147,7 @@ impl Chat {
             history: false,
             topic: false,
             commands: false,
+            direct: false,
             room_events: false,
         };
         let channel = ircmap::channel_of(room).unwrap_or_else(|| room.to_string());
@@ -262,7 +263,15 @@ impl Chat {
             .nick_holder(&msg.to)
             .map(|(c, n)| (c, n.to_string()))
         else {
-            return; // it quit meanwhile
+            // A chat-port person here whose client takes them, or nobody
+            // (it left meanwhile).
+            if msg.command == "PRIVMSG"
+                && let Some(to) = self.direct_conn_of(sh, &msg.to)
+            {
+                self.direct_event_to(sh, to, &msg.name, &msg.text);
+                sh.counters.messages_relayed += 1;
+            }
+            return;
         };
         if !self.irc(to).is_some_and(|c| c.registered) {
             return;
@@ -305,6 +314,12 @@ impl Chat {
 
     /// A direct message from `id` reached nobody.
     pub fn no_such_nick(&mut self, sh: &mut Shared, id: ConnId, target: &str) {
+        if self.irc(id).is_none() {
+            // A chat-port member's `/msg`.
+            let why = format!("no one called '{target}' is here");
+            let code = crate::core::wire::ErrorCode::NoSuchRoom;
+            return self.answer_command(sh, id, Err((code, why)));
+        }
         self.numeric(
             sh,
             id,

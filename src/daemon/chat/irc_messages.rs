@@ -193,6 +193,13 @@ impl Chat {
                 self.direct_to_elsewhere(id, &me, &name, cmd, text);
                 (None, name.clone())
             }
+            None if !notice && self.direct_conn_of(sh, &name).is_some() => {
+                // A chat-port person whose client takes direct messages.
+                let to = self.direct_conn_of(sh, &name).expect("just found");
+                self.direct_event_to(sh, to, &me, text);
+                sh.counters.messages_relayed += 1;
+                return;
+            }
             None => {
                 if !notice {
                     let why = if sh.hub.people().holder_of(&name).is_some() {

@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 
+use super::direct::is_msg;
 use super::{Chat, ChatOut, Parked};
 use crate::cli::chatd::RoomCreation;
 use crate::core::access::{self, RoomEntry};
@@ -235,6 +236,7 @@ impl Chat {
             c.wants_topic = hs.topic;
             c.wants_commands = hs.commands;
             c.wants_room = hs.room_events;
+            c.wants_direct = hs.direct;
         }
         self.feed(sh, id, Input::Joined);
         self.count_user(id);
@@ -302,6 +304,9 @@ impl Chat {
     fn on_message(&mut self, sh: &mut Shared, id: ConnId, text: &str) {
         let text = match self.conns.get(&id) {
             Some(c) if c.wants_commands && text.starts_with("//") => &text[1..],
+            Some(c) if c.wants_commands && is_msg(text) => {
+                return self.direct_from_member(sh, id, &text[5..]);
+            }
             Some(c) if c.wants_commands && text.starts_with('/') => {
                 return self.member_command(sh, id, text);
             }

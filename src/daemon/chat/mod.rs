@@ -30,6 +30,7 @@ use crate::core::wire::{ErrorCode, Event, EventKind, Handshake};
 
 pub mod conn;
 mod deliver;
+mod direct;
 mod flood;
 pub mod flow;
 pub mod inbox;

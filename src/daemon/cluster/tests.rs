@@ -158,6 +158,7 @@ impl Node {
             history: false,
             topic: false,
             commands: false,
+            direct: false,
             room_events: false,
         };
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
