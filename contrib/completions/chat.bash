@@ -23,7 +23,7 @@ _chat() {
 
     case "${cmd}" in
         chat)
-            opts="-h -V --server --user --room --json --plain --connect-timeout --tls --ca --password-file --password-stdin --token-file --room-key-file --help --version"
+            opts="-h -V --server --user --room --json --plain --connect-timeout --tls --ca --tls-pin --tofu --known-hosts --lang --password-file --password-stdin --token-file --room-key-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -47,6 +47,18 @@ _chat() {
                     ;;
                 --ca)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-pin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --known-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lang)
+                    COMPREPLY=($(compgen -W "pt en" -- "${cur}"))
                     return 0
                     ;;
                 --password-file)

@@ -20,7 +20,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use chatd::cli::chat::Args;
+use chatd::client::desk::Desk;
 use chatd::client::editor::LineEditor;
+use chatd::client::lang::{self, Text, t, tf};
 use chatd::client::retry::{self, Backoff};
 use chatd::client::run::{self, Input, Options, Stay};
 use chatd::client::screen::Screen;
@@ -60,6 +62,7 @@ fn exit_status(outcome: Outcome) -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    lang::choose(args.lang.as_deref());
     exit_status(run(args))
 }
 
@@ -100,9 +103,16 @@ struct Dialer {
 
 impl Dialer {
     fn new(args: &Args, addr: SocketAddr) -> Result<Dialer, Outcome> {
-        let tls = if args.tls || args.ca.is_some() {
-            let roots = transport::roots(args.ca.as_deref()).map_err(Outcome::Usage)?;
-            let config = transport::client_config(roots).map_err(Outcome::Failed)?;
+        let pinned = !args.tls_pin.is_empty() || args.tofu;
+        let tls = if args.tls || args.ca.is_some() || pinned {
+            let config = match trust(args)? {
+                Some(trust) => transport::pinned_config(trust),
+                None => {
+                    let roots = transport::roots(args.ca.as_deref()).map_err(Outcome::Usage)?;
+                    transport::client_config(roots)
+                }
+            }
+            .map_err(Outcome::Failed)?;
             let name = transport::server_name(&args.server).map_err(Outcome::Usage)?;
             Some((config, name))
         } else {
@@ -131,6 +141,31 @@ impl Dialer {
     }
 }
 
+/// A fingerprint to trust instead of a CA (--tls-pin, --tofu), if asked.
+fn trust(args: &Args) -> Result<Option<chatd::client::pin::Trust>, Outcome> {
+    use chatd::client::pin::{self, Trust};
+    if !args.tls_pin.is_empty() {
+        let pins = args.tls_pin.iter().map(|p| pin::parse_pin(p));
+        let pins = pins.collect::<Result<_, _>>().map_err(Outcome::Usage)?;
+        return Ok(Some(Trust::Pin(pins)));
+    }
+    if !args.tofu {
+        return Ok(None);
+    }
+    // The default as --help shows it; the real path from $XDG_CONFIG_HOME
+    // or $HOME.
+    let file = match args.known_hosts.as_str() {
+        "~/.config/chat/known_hosts" => pin::default_known_hosts().ok_or_else(|| {
+            Outcome::Usage("--tofu: no $HOME for the known_hosts file; give --known-hosts".into())
+        })?,
+        path => std::path::PathBuf::from(path),
+    };
+    Ok(Some(Trust::FirstUse {
+        file,
+        host: args.server.clone(),
+    }))
+}
+
 impl Dialer {
     /// The server's public rooms, asked on a connection of its own.
     fn rooms(&self) -> Result<Vec<RoomEntry>, String> {
@@ -143,7 +178,11 @@ impl Dialer {
 }
 
 fn tls_failed(addr: SocketAddr, why: &str) -> String {
-    format!("TLS with {addr} failed: {why}")
+    // A warning of several lines (a changed certificate) stands apart.
+    match why.contains('\n') {
+        true => format!("TLS with {addr} failed:\n{why}"),
+        false => format!("TLS with {addr} failed: {why}"),
+    }
 }
 
 fn no_answer(addr: SocketAddr, opts: Options) -> String {
@@ -197,6 +236,7 @@ fn scripted(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Options
         let mut stay = Stay::new(transport, session, signals, Input::Script, opts);
         let ending = stay.run();
         let rejected = stay.rejected();
+        tell_pin_notes();
         if let Ending::Refused { code, reason } = &ending
             && code == "503"
             && let Some(pause) = backoff.next(reason, retry::clock_jitter())
@@ -356,7 +396,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         let Some(u) = (if token.is_some() {
             Some(String::new())
         } else {
-            user.clone().or_else(|| ask("Username: "))
+            user.clone().or_else(|| ask(t(Text::Username)))
         }) else {
             return Outcome::Done;
         };
@@ -371,13 +411,13 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             && let Ok(rooms) = &listed
         {
             if rooms.is_empty() {
-                println!("Nenhuma sala pública no momento.");
+                println!("{}", t(Text::NoPublicRooms));
             } else {
-                println!("Salas disponíveis: {}", describe_rooms(rooms));
+                println!("{}", tf(Text::RoomsAvailable, &[&describe_rooms(rooms)]));
             }
         }
         let Some(r) = room.clone().or_else(|| {
-            let typed = ask("Escolha a sala: ")?;
+            let typed = ask(t(Text::ChooseRoom))?;
             let rooms = listed.as_deref().unwrap_or(&[]);
             Some(chatd::client::tui::pick_room(&typed, rooms))
         }) else {
@@ -394,8 +434,9 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         }
         .with_room_key(room_key.as_deref());
         let ending = if args.plain {
+            tell_pin_notes();
             if backoff.retries() == 0 {
-                println!("Para sair, digite o comando /SAIR.\n");
+                println!("{}", t(Text::HowToLeave));
             }
             let raw = match RawMode::enter() {
                 Ok(r) => r,
@@ -417,26 +458,34 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         } else {
             let mut screen = Screen::new(&u, &r, &args.server, dialer.tls.is_some());
             if let Ok(rooms) = &listed {
-                screen.learn_limit(rooms);
+                screen.win_mut().learn_limit(rooms);
             }
             let now = chatd::client::tui::local_hhmm(None);
-            screen.note(
-                &now,
-                "Para sair, digite o comando /SAIR. /help mostra os comandos.",
-            );
+            screen.note(&now, t(Text::HowToLeaveScreen));
             let mut tui = match Tui::enter(screen) {
                 Ok(t) => t,
                 Err(e) => return Outcome::Failed(format!("terminal: {e}")),
             };
             let lister = || dialer.rooms();
-            let session =
-                session.with_features(&["members", "history", "topic", "commands", "room"]);
-            Stay::new(
-                transport,
-                session,
-                signals,
-                Input::Screen(&mut tui, &lister),
-                opts,
+            let connect = || {
+                dialer.connect().map_err(|o| match o {
+                    Outcome::Unreachable(m) | Outcome::Failed(m) | Outcome::Usage(m) => {
+                        Ending::Lost(m)
+                    }
+                    Outcome::Done => Ending::Quit,
+                })
+            };
+            // Each room's handshake: the same person, the same features.
+            let handshake = |room: &str| {
+                match &token {
+                    Some(t) => ClientSession::with_token(room, t, args.user.as_deref()),
+                    None => ClientSession::with_password(&u, room, password.as_deref()),
+                }
+                .with_room_key(if room == r { room_key.as_deref() } else { None })
+                .with_features(FEATURES)
+            };
+            Desk::new(
+                &mut tui, signals, &connect, &handshake, &lister, opts, transport,
             )
             .run()
         };
@@ -445,7 +494,7 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
         }
         match ending {
             Ending::Left => {
-                println!("Saindo da sala...\n");
+                println!("{}", t(Text::Leaving));
                 room = None;
             }
             Ending::Quit => {
@@ -455,43 +504,44 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             Ending::Refused { code, reason } => match code.as_str() {
                 "503" => match backoff.next(&reason, retry::clock_jitter()) {
                     Some(pause) => {
-                        println!(
-                            "O servidor está ocupado ({}). Tentando de novo em {:.0} s...",
-                            printable(&reason),
-                            pause.as_secs_f64().ceil()
-                        );
+                        let reason = lang::reason(&code, &reason);
+                        let secs = format!("{:.0}", pause.as_secs_f64().ceil());
+                        println!("{}", tf(Text::BusyRetrying, &[&reason, &secs]));
                         if !sleep_unless_signalled(signals, pause) {
                             return Outcome::Done;
                         }
                     }
                     None => {
-                        println!("O servidor continua ocupado: {}", printable(&reason));
+                        println!("{}", tf(Text::StillBusy, &[&lang::reason(&code, &reason)]));
                         return Outcome::Failed(String::new());
                     }
                 },
                 "404" => {
-                    println!("A sala escolhida não existe. Tente novamente.\n");
+                    println!("{}", t(Text::NoSuchRoom));
                     room = None;
                 }
                 "501" => {
-                    println!("A sala escolhida está cheia. Tente outra.\n");
+                    println!("{}", t(Text::RoomFull));
                     room = None;
                 }
                 "409" => {
-                    println!("Esse nome já está em uso nesta sala. Escolha outro.\n");
+                    println!("{}", t(Text::NameTaken));
                     user = None;
                     password = None;
                 }
                 "401" if token.is_some() => {
-                    println!("Token recusado: {}", printable(&reason));
+                    println!(
+                        "{}",
+                        tf(Text::TokenRefused, &[&lang::reason(&code, &reason)])
+                    );
                     return Outcome::Failed(String::new());
                 }
                 "401" => {
                     println!(
-                        "Login necessário ou senha incorreta: {}",
-                        printable(&reason)
+                        "{}",
+                        tf(Text::LoginNeeded, &[&lang::reason(&code, &reason)])
                     );
-                    match chatd::client::terminal::read_hidden("Senha: ") {
+                    match chatd::client::terminal::read_hidden(t(Text::Password)) {
                         Ok(p) if !p.is_empty() => password = Some(p),
                         _ => {
                             println!();
@@ -501,15 +551,13 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                     }
                 }
                 "403" => {
-                    println!("Você não tem permissão para entrar nesta sala.");
+                    println!("{}", tf(Text::NotAllowed, &[&lang::reason(&code, &reason)]));
                     // A private room may take a key: ask once; none, or a
                     // wrong one, and another room is asked for.
                     let asked = room_key.is_none();
                     room_key = None;
                     if asked
-                        && let Ok(k) = chatd::client::terminal::read_hidden(
-                            "Senha da sala (Enter se não tiver): ",
-                        )
+                        && let Ok(k) = chatd::client::terminal::read_hidden(t(Text::RoomKey))
                         && !k.is_empty()
                     {
                         room_key = Some(k);
@@ -519,7 +567,10 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                     }
                 }
                 _ => {
-                    println!("Entrada recusada ({code}): {}\n", printable(&reason));
+                    println!(
+                        "{}",
+                        tf(Text::JoinRefused, &[&code, &lang::reason(&code, &reason)])
+                    );
                     user = None;
                     room = None;
                     password = None;
@@ -537,16 +588,25 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
                 return Outcome::Failed(String::new());
             }
             Ending::NoAnswer => {
-                println!(
-                    "O servidor não respondeu em {} s.",
-                    opts.join_timeout.as_secs_f64()
-                );
+                let secs = opts.join_timeout.as_secs_f64().to_string();
+                println!("{}", tf(Text::NoAnswer, &[&secs]));
                 return Outcome::Unreachable(String::new());
             }
             Ending::TlsFailed(why) => return Outcome::Unreachable(tls_failed(addr, &why)),
         }
     }
 }
+
+/// A certificate remembered on first use (--tofu), said on the terminal
+/// (the full screen shows it in its window instead).
+fn tell_pin_notes() {
+    for note in chatd::client::pin::take_notes() {
+        eprintln!("chat: {note}");
+    }
+}
+
+/// What the full screen asks chatd for (docs/PROTOCOL.md, "features").
+const FEATURES: &[&str] = &["members", "history", "topic", "commands", "room", "direct"];
 
 /// Reads one line in the terminal's normal mode; None on end of input.
 fn ask(prompt: &str) -> Option<String> {

@@ -53,6 +53,30 @@ pub struct Args {
     /// (a private CA); implies --tls.
     #[arg(long, value_name = "PATH")]
     pub ca: Option<PathBuf>,
+    /// Trust only the server certificate with this SHA-256 fingerprint
+    /// (`sha256:HEX`, colons allowed, as `openssl x509 -noout
+    /// -fingerprint -sha256` prints it) instead of a CA: for a self-signed
+    /// certificate. May be given more than once (a certificate being
+    /// replaced). Implies --tls.
+    #[arg(long, value_name = "sha256:HEX", conflicts_with = "ca")]
+    pub tls_pin: Vec<String>,
+    /// Trust on first use, as ssh does: the first certificate this server
+    /// shows is remembered in --known-hosts, and a different one later is
+    /// refused with a warning. Implies --tls.
+    #[arg(long, conflicts_with_all = ["ca", "tls_pin"])]
+    pub tofu: bool,
+    /// The file --tofu remembers servers in.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "~/.config/chat/known_hosts"
+    )]
+    pub known_hosts: String,
+    /// The language of the client's words: pt (the prototype's) or en.
+    /// Default: English when LC_ALL, LC_MESSAGES or LANG says so, else
+    /// Portuguese.
+    #[arg(long, value_name = "pt|en", value_parser = ["pt", "en"])]
+    pub lang: Option<String>,
     /// Log in to a registered account with the password in the first line
     /// of this file (interactive chat asks for it when the server wants it).
     #[arg(long, value_name = "PATH", conflicts_with = "password_stdin")]

@@ -42,6 +42,19 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// The pause before trying to reconnect: as [`Backoff::next`]'s, but
+    /// the tries never run out (a lost room is worth waiting for); at
+    /// most [`MAX_PAUSE`] and a half.
+    pub fn forever(&mut self, jitter: f64) -> Duration {
+        let base = FIRST_PAUSE
+            .saturating_mul(1 << self.retries.min(5))
+            .min(MAX_PAUSE);
+        self.retries = self.retries.saturating_add(1);
+        base.mul_f64(1.0 + jitter.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
 /// The server's "try again in N s", when the reason says it.
 fn hint(reason: &str) -> Option<Duration> {
     let rest = &reason[reason.find("try again in ")? + "try again in ".len()..];
@@ -69,6 +82,14 @@ mod tests {
             .map(|d| d.as_secs())
             .collect();
         assert_eq!(pauses, [1, 2, 4, 8, 16, 30]);
+    }
+
+    #[test]
+    fn reconnecting_never_gives_up_and_never_waits_past_the_cap() {
+        let mut b = Backoff::new();
+        let pauses: Vec<u64> = (0..9).map(|_| b.forever(0.0).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30, 30, 30]);
+        assert_eq!(b.forever(1.0), Duration::from_secs(45));
     }
 
     #[test]

@@ -14,11 +14,10 @@ use nix::sys::select::{FdSet, select};
 use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::editor::{Key, LineEditor};
-use super::screen::Command;
-use super::screen::Kind;
+use super::lang::{Text, t, tf};
+use super::screen::{Command, help};
 use super::session::{ClientSession, Ending, Update, ending_after};
 use super::transport::{Incoming, Transport};
-use super::tui::{self, Tui};
 use crate::core::lines::{Line, LineBuffer};
 use crate::core::text::printable;
 use crate::core::wire::EventKind;
@@ -42,11 +41,10 @@ pub struct Options {
 /// Asks the server for its public rooms (a connection of its own).
 pub type RoomLister<'a> = &'a dyn Fn() -> Result<Vec<crate::core::wire::RoomEntry>, String>;
 
-/// Who types: a person at a terminal (the full screen, or with `--plain`
-/// the prototype's line editor), or a script whose stdin lines are
-/// messages.
+/// Who types: a person at a terminal with `--plain` (the prototype's
+/// line editor), or a script whose stdin lines are messages. The full
+/// screen has a loop of its own ([`super::desk`]).
 pub enum Input<'a> {
-    Screen(&'a mut Tui, RoomLister<'a>),
     Keyboard(&'a mut LineEditor),
     Script,
 }
@@ -163,14 +161,10 @@ impl<'a> Stay<'a> {
             }
         }
         let ending = if sock { self.read_socket() } else { None };
-        let ending = match ending {
+        match ending {
             None if keys => self.read_stdin(),
             other => other,
-        };
-        if let Input::Screen(t, _) = &mut self.input {
-            t.draw();
         }
-        ending
     }
 
     fn read_socket(&mut self) -> Option<Ending> {
@@ -182,7 +176,7 @@ impl<'a> Stay<'a> {
                 if let Some(why) = self.session.closed_why() {
                     return Some(Ending::Lost(why.into()));
                 }
-                return Some(Ending::Lost("Conexão encerrada pelo servidor.".into()));
+                return Some(Ending::Lost(t(Text::ClosedByServer).into()));
             }
             Ok(Incoming::TlsFailed(why)) => return Some(Ending::TlsFailed(why)),
             Err(e) => return Some(Ending::Lost(format!("connection lost: {e}"))),
@@ -190,26 +184,6 @@ impl<'a> Stay<'a> {
         for update in self.session.received(&data) {
             match update {
                 Update::Show { event, line } => {
-                    if let Input::Screen(t, _) = &mut self.input {
-                        if t.screen.user.is_empty()
-                            && let Some(me) = self.session.user()
-                        {
-                            // Logged in by token: the join told us our name.
-                            t.screen.user = me.to_string();
-                        }
-                        t.screen
-                            .on_event(&event, &tui::local_hhmm(event.ts.as_deref()));
-                        if t.screen.take_bell() {
-                            // Someone named us: the terminal's bell (BEL).
-                            let mut out = io::stdout().lock();
-                            let _ = out.write_all(b"\x07");
-                            let _ = out.flush();
-                        }
-                        if let Some(end) = ending_after(&event) {
-                            return Some(end);
-                        }
-                        continue;
-                    }
                     self.follow_members(&event);
                     if self.opts.json {
                         self.show(&printable(&String::from_utf8_lossy(&line)));
@@ -230,10 +204,11 @@ impl<'a> Stay<'a> {
                     self.show(&format!("? {}", printable(&String::from_utf8_lossy(&line))));
                 }
                 Update::Rejected { code, reason } => {
-                    let reason = printable(&reason);
                     if self.interactive() {
-                        self.show(&format!("Mensagem recusada ({code}): {reason}"));
+                        let reason = super::lang::reason(&code, &reason);
+                        self.show(&tf(Text::MessageRefused, &[&code, &reason]));
                     } else {
+                        let reason = printable(&reason);
                         eprintln!("chat: message rejected ({code}): {reason}");
                     }
                 }
@@ -243,8 +218,6 @@ impl<'a> Stay<'a> {
         None
     }
 
-    /// Prints an event line: above the line being typed when interactive,
-    /// as a note of the client's on the full screen.
     /// `--plain` keeps the member list for `/who`.
     fn follow_members(&mut self, event: &crate::core::wire::Event) {
         match event.kind {
@@ -257,10 +230,10 @@ impl<'a> Stay<'a> {
         }
     }
 
+    /// Prints an event line: above the line being typed when interactive.
     fn show(&mut self, text: &str) {
         let mut out = io::stdout().lock();
         match &mut self.input {
-            Input::Screen(t, _) => t.screen.note(&tui::local_hhmm(None), text),
             Input::Keyboard(ed) => {
                 let _ = write!(out, "\r\x1b[2K{text}\r\n{}", ed.render());
             }
@@ -272,10 +245,6 @@ impl<'a> Stay<'a> {
     }
 
     fn read_stdin(&mut self) -> Option<Ending> {
-        // The full screen: crossterm reads and parses the keys itself.
-        if let Input::Screen(..) = self.input {
-            return self.on_screen_keys();
-        }
         let mut buf = [0u8; 4096];
         let n = match io::stdin().lock().read(&mut buf) {
             Ok(n) => n,
@@ -295,56 +264,6 @@ impl<'a> Stay<'a> {
         self.stdin_lines.push(&buf[..n]);
         while let Some(Line::Complete(line)) = self.stdin_lines.next_line() {
             self.session.send(&line);
-        }
-        None
-    }
-
-    /// Keys on the full screen: editing happened in the [`Tui`]; what
-    /// lines ask for happens here.
-    fn on_screen_keys(&mut self) -> Option<Ending> {
-        let Input::Screen(t, list_rooms) = &mut self.input else {
-            return None;
-        };
-        let now = tui::local_hhmm(None);
-        for command in t.read_keys() {
-            match command {
-                Command::Nothing => {}
-                Command::Quit => return Some(Ending::Quit),
-                Command::Leave => return Some(Ending::Left),
-                Command::Send(text) => {
-                    let me = self.session.user().unwrap_or("?").to_string();
-                    t.screen.push(super::screen::Entry {
-                        time: now.clone(),
-                        who: Some(me),
-                        text: text.clone(),
-                        kind: Kind::Own,
-                    });
-                    // chatd reads a leading `/` as a command (the
-                    // "commands" feature): `//` sends one as it is.
-                    let wire = match text.starts_with('/') {
-                        true => format!("/{text}"),
-                        false => text,
-                    };
-                    self.session.send(wire.as_bytes());
-                }
-                Command::Moderate(text) => self.session.send(text.as_bytes()),
-                Command::Help => {
-                    for line in super::screen::HELP {
-                        t.screen.note(&now, line);
-                    }
-                }
-                Command::Who => {
-                    let names: Vec<String> =
-                        t.screen.members.iter().map(|m| printable(m)).collect();
-                    let text = format!("Na sala ({}): {}", names.len(), names.join(", "));
-                    t.screen.note(&now, &text);
-                }
-                Command::Rooms => t.show_rooms(list_rooms()),
-                Command::Unknown(word) => t.screen.note(
-                    &now,
-                    &format!("Comando desconhecido: {word} (nada foi enviado; /help lista os comandos, //texto envia \"/texto\")"),
-                ),
-            }
         }
         None
     }
@@ -378,14 +297,21 @@ impl<'a> Stay<'a> {
             // The client's own commands stay local, as on the full screen.
             match super::screen::command(&line) {
                 Command::Help => {
-                    for l in super::screen::HELP {
+                    // No windows, no operators' commands line by line.
+                    for l in [help()[0], help()[2]] {
                         self.show(l);
                     }
                     continue;
                 }
+                Command::Join(_) | Command::Direct(..) => {
+                    let word = line.split_whitespace().next().unwrap_or("");
+                    self.show(&tf(Text::FullScreenOnly, &[word]));
+                    continue;
+                }
                 Command::Who => {
                     let names: Vec<String> = self.members.iter().map(|m| printable(m)).collect();
-                    self.show(&format!("Na sala ({}): {}", names.len(), names.join(", ")));
+                    let count = names.len().to_string();
+                    self.show(&tf(Text::InTheRoom, &[&count, &names.join(", ")]));
                     continue;
                 }
                 Command::Quit => return Some(Ending::Quit),

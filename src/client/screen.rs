@@ -15,16 +15,15 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use unicode_segmentation::UnicodeSegmentation;
 
+use super::lang::{Text, t, tf};
 use super::line::InputLine;
 use super::width::{cells, width};
+pub use super::window::{Activity, Entry, Kind, Place, Window, mentions};
 use crate::core::text::printable;
-use crate::core::wire::{Event, EventKind, RoomEntry};
+use crate::core::wire::Event;
 
 /// A display row: runs of text, each with its style.
 type Row = Vec<(String, Style)>;
-
-/// Entries kept in the scrollback.
-const SCROLLBACK: usize = 5000;
 
 /// The member list's width, border included.
 const MEMBERS_WIDTH: u16 = 20;
@@ -44,28 +43,36 @@ const PALETTE: [Color; 10] = [
     Color::LightBlue,
 ];
 
-/// The client's help, in the prototype's language.
-pub const HELP: &[&str] = &[
-    "Comandos: /help esta ajuda · /who quem está na sala · /salas salas públicas",
-    "/SAIR sai da sala e escolhe outra · /quit fecha o chat · //texto envia \"/texto\"",
-    "Operadores da sala: /kick nome [motivo] · /ban nome [1h] [motivo] · /unban nome · /mute nome [10m] [motivo] · /unmute nome · /topic [texto] · /limit N · /moderated on|off",
-    "Teclas: ←/→ Home/End Ctrl-A/E/W/U/K editam · Tab completa nomes · ↑/↓ linhas enviadas · PgUp/PgDn rolam · F2 membros · Ctrl-L redesenha",
-];
+/// The client's help, in this run's language.
+pub fn help() -> [&'static str; 5] {
+    [
+        t(Text::Help1),
+        t(Text::Help2),
+        t(Text::Help3),
+        t(Text::Help4),
+        t(Text::Help5),
+    ]
+}
 
 /// What a line typed at the input means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Nothing to do (a blank line).
     Nothing,
-    /// Send this text to the room.
+    /// Send this text to the window's room or person.
     Send(String),
     Help,
     Who,
     Rooms,
-    /// `/SAIR`: leave and choose another room.
+    /// `/SAIR`, `/part`: leave this window's room (the last room: choose
+    /// another), or close this conversation.
     Leave,
     /// `/quit`: close the client.
     Quit,
+    /// `/join ROOM`: another room, in a window of its own.
+    Join(String),
+    /// `/msg NAME [text]`: a conversation with one person.
+    Direct(String, String),
     /// A room operator's command (`/kick`, `/ban`, `/topic`, ...): sent
     /// as it is, for chatd to carry out or refuse.
     Moderate(String),
@@ -102,210 +109,167 @@ pub fn command(line: &str) -> Command {
     let Some(word) = line.strip_prefix('/') else {
         return Command::Send(line.to_string());
     };
-    match word.trim().to_lowercase().as_str() {
+    let mut parts = word.trim().splitn(2, char::is_whitespace);
+    let verb = parts.next().unwrap_or("").to_lowercase();
+    let rest = parts.next().unwrap_or("").trim();
+    match verb.as_str() {
         "help" | "ajuda" | "?" => Command::Help,
         "who" | "quem" => Command::Who,
-        "salas" | "rooms" => Command::Rooms,
-        "sair" => Command::Leave,
+        "salas" | "rooms" | "list" => Command::Rooms,
+        "sair" | "part" | "close" => Command::Leave,
         "quit" => Command::Quit,
+        "join" | "entrar" if !rest.is_empty() => Command::Join(rest.to_string()),
+        "msg" | "query" => {
+            let mut p = rest.splitn(2, char::is_whitespace);
+            let name = p.next().unwrap_or("").to_string();
+            Command::Direct(name, p.next().unwrap_or("").trim_start().to_string())
+        }
         // `/me acena`: a message (an action), sent as it is.
-        w if w.starts_with("me ") => Command::Send(line.to_string()),
+        "me" if !rest.is_empty() => Command::Send(line.to_string()),
         _ if is_moderation(word) => Command::Moderate(line.trim().to_string()),
         _ => Command::Unknown(line.trim().to_string()),
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Someone's message.
-    Message,
-    /// Someone's message that names us (highlighted; the bell rings).
-    Mention,
-    /// Our own message, as we sent it.
-    Own,
-    /// A join, a leave, a notice from the server.
-    Notice,
-    /// A message replayed from the room's history.
-    History,
-    /// Said by the client itself (help, errors): never from the server.
-    Local,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Local HH:MM.
-    pub time: String,
-    /// Who spoke (None for the client's own notes).
-    pub who: Option<String>,
-    pub text: String,
-    pub kind: Kind,
-}
-
-/// Everything on the screen.
-/// Shown above a room's replayed history (the prototype's language): a
-/// note's `-- ` comes first, so it reads `-- histórico --`.
-pub const HISTORY_MARKER: &str = "histórico --";
-
+/// Everything on the screen: the windows (rooms and conversations), one
+/// of them shown, and the input line they share.
 pub struct Screen {
     pub user: String,
-    pub room: String,
     pub server: String,
     pub tls: bool,
-    /// The room's limit, when the room list (or a `room` event) said.
-    pub limit: Option<usize>,
-    /// The room is private (a `room` event said).
-    pub private: bool,
-    pub members: Vec<String>,
     pub show_members: bool,
     pub input: InputLine,
-    entries: Vec<Entry>,
-    /// Display lines scrolled up from the bottom (0: following).
-    scroll: usize,
-    /// Entries that arrived while scrolled up.
-    unseen: usize,
-    /// The history replay is being shown (its marker is up).
-    replaying: bool,
-    /// A message named us since the last [`Screen::take_bell`].
-    bell: bool,
+    pub windows: Vec<Window>,
+    /// The window shown.
+    pub current: usize,
 }
 
 impl Screen {
     pub fn new(user: &str, room: &str, server: &str, tls: bool) -> Screen {
         Screen {
             user: user.to_string(),
-            room: room.to_string(),
             server: server.to_string(),
             tls,
-            limit: None,
-            private: false,
-            members: Vec::new(),
             show_members: true,
             input: InputLine::new(),
-            entries: Vec::new(),
-            scroll: 0,
-            unseen: 0,
-            replaying: false,
-            bell: false,
+            windows: vec![Window::room(room)],
+            current: 0,
         }
+    }
+
+    /// The window shown.
+    pub fn win(&self) -> &Window {
+        &self.windows[self.current]
+    }
+
+    pub fn win_mut(&mut self) -> &mut Window {
+        &mut self.windows[self.current]
+    }
+
+    /// The window of `name` (a room, or a person for [`Place::Direct`]).
+    pub fn find(&self, name: &str, place: &Place) -> Option<usize> {
+        let key = |n: &str| match place {
+            Place::Room => n.to_string(),
+            Place::Direct => crate::core::names::comparison_key(n),
+        };
+        self.windows
+            .iter()
+            .position(|w| w.place == *place && key(&w.name) == key(name))
+    }
+
+    /// The window of `name`, opened (at the end) if there is none.
+    pub fn open(&mut self, name: &str, place: Place) -> usize {
+        if let Some(i) = self.find(name, &place) {
+            return i;
+        }
+        self.windows.push(match place {
+            Place::Room => Window::room(name),
+            Place::Direct => Window::direct(name),
+        });
+        self.windows.len() - 1
+    }
+
+    /// Closes window `i` (never the last one).
+    pub fn close(&mut self, i: usize) {
+        if self.windows.len() > 1 && i < self.windows.len() {
+            self.windows.remove(i);
+            if self.current >= i && self.current > 0 {
+                self.current -= 1;
+            }
+        }
+    }
+
+    /// Shows window `i` (if there is one).
+    pub fn switch(&mut self, i: usize) {
+        if i < self.windows.len() {
+            self.current = i;
+            self.windows[i].activity = Activity::None;
+        }
+    }
+
+    pub fn next(&mut self) {
+        self.switch((self.current + 1) % self.windows.len());
+    }
+
+    pub fn prev(&mut self) {
+        let n = self.windows.len();
+        self.switch((self.current + n - 1) % n);
+    }
+
+    /// Everyone the windows know of (rooms' members, conversations'
+    /// people), once each, sorted.
+    pub fn everyone(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .windows
+            .iter()
+            .flat_map(|w| match w.place {
+                Place::Room => w.members.clone(),
+                Place::Direct => vec![w.name.clone()],
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// Whether to ring the terminal's bell (once per mention).
     pub fn take_bell(&mut self) -> bool {
-        std::mem::take(&mut self.bell)
+        let mut bell = false;
+        for w in &mut self.windows {
+            bell |= w.take_bell();
+        }
+        bell
     }
 
-    pub fn push(&mut self, entry: Entry) {
-        if self.entries.len() == SCROLLBACK {
-            self.entries.remove(0);
-        }
-        if self.scroll > 0 {
-            self.unseen += 1;
-        }
-        self.entries.push(entry);
-    }
-
-    /// A note from the client itself.
+    /// A note from the client itself, in the window shown.
     pub fn note(&mut self, time: &str, text: &str) {
-        self.push(Entry {
-            time: time.to_string(),
-            who: None,
-            text: text.to_string(),
-            kind: Kind::Local,
-        });
+        self.win_mut().note(time, text);
     }
 
-    /// An event from the server; `time` is its local HH:MM.
+    /// An event for the window shown; `time` is its local HH:MM.
     pub fn on_event(&mut self, event: &Event, time: &str) {
-        if event.history && !self.replaying {
-            // The replay starts: a marker above it, so that what was said
-            // before is never taken for what is said now.
-            self.replaying = true;
-            self.push(Entry {
-                time: time.to_string(),
-                who: None,
-                text: HISTORY_MARKER.to_string(),
-                kind: Kind::Notice,
-            });
-        } else if !event.history {
-            self.replaying = false;
-        }
-        let kind = match event.kind {
-            // Who came and went before: shown dimmed, the member list
-            // untouched (the `members` event says who is here).
-            EventKind::Join | EventKind::Leave if event.history => Kind::History,
-            EventKind::Members => {
-                self.members = event.members.clone().unwrap_or_default();
-                return;
-            }
-            EventKind::Rooms => return,
-            // The status bar follows the room's limit and privacy.
-            EventKind::Room => {
-                if let Some(f) = event.facts {
-                    self.limit = Some(f.limit);
-                    self.private = f.private;
-                }
-                return;
-            }
-            EventKind::Join => {
-                if !self.members.contains(&event.username) {
-                    self.members.push(event.username.clone());
-                }
-                Kind::Notice
-            }
-            EventKind::Leave => {
-                self.members.retain(|m| *m != event.username);
-                Kind::Notice
-            }
-            EventKind::Message if event.history => Kind::History,
-            EventKind::Message
-                if event.username != self.user && mentions(&event.message, &self.user) =>
-            {
-                self.bell = true;
-                Kind::Mention
-            }
-            EventKind::Message => Kind::Message,
-            EventKind::Error
-            | EventKind::Closed
-            | EventKind::Kicked
-            | EventKind::Shutdown
-            | EventKind::Topic
-            | EventKind::Notice => Kind::Notice,
-        };
-        self.push(Entry {
-            time: time.to_string(),
-            who: Some(event.username.clone()),
-            text: match (&event.kind, &event.reason) {
-                (EventKind::Topic, _) if event.message.is_empty() => "(sem tópico)".to_string(),
-                (EventKind::Topic, _) => format!("Tópico: {}", event.message),
-                (EventKind::Error | EventKind::Kicked | EventKind::Leave, Some(reason)) => {
-                    format!("{} ({reason})", event.message)
-                }
-                _ => event.message.clone(),
-            },
-            kind,
-        });
+        let i = self.current;
+        self.on_event_in(i, event, time);
     }
 
-    /// The room's limit, from a room list.
-    pub fn learn_limit(&mut self, rooms: &[RoomEntry]) {
-        if let Some(r) = rooms.iter().find(|r| r.name == self.room) {
-            self.limit = Some(r.limit);
-        }
+    /// An event for window `i`.
+    pub fn on_event_in(&mut self, i: usize, event: &Event, time: &str) {
+        let me = self.user.clone();
+        self.windows[i].on_event(event, time, &me);
     }
 
     pub fn page_up(&mut self, page: usize) {
-        self.scroll += page.max(1);
+        self.win_mut().page_up(page);
     }
 
     pub fn page_down(&mut self, page: usize) {
-        self.scroll = self.scroll.saturating_sub(page.max(1));
-        if self.scroll == 0 {
-            self.unseen = 0;
-        }
+        self.win_mut().page_down(page);
     }
 
     /// Lays everything out in `frame`.
     pub fn draw(&mut self, frame: &mut Frame) {
+        // What is on screen is seen.
+        self.windows[self.current].activity = Activity::None;
         let area = frame.area();
         let [main, status, input] = Layout::vertical([
             Constraint::Min(1),
@@ -313,7 +277,8 @@ impl Screen {
             Constraint::Length(1),
         ])
         .areas(area);
-        let (log_area, members_area) = if self.show_members && main.width >= MEMBERS_WIDTH * 3 {
+        let list = self.show_members && self.win().is_room();
+        let (log_area, members_area) = if list && main.width >= MEMBERS_WIDTH * 3 {
             let [l, m] =
                 Layout::horizontal([Constraint::Min(1), Constraint::Length(MEMBERS_WIDTH)])
                     .areas(main);
@@ -332,10 +297,11 @@ impl Screen {
     fn draw_log(&mut self, frame: &mut Frame, area: Rect) {
         let columns = usize::from(area.width);
         let height = usize::from(area.height);
-        let rows: Vec<Row> = self.entries.iter().flat_map(|e| wrap(e, columns)).collect();
+        let w = &mut self.windows[self.current];
+        let rows: Vec<Row> = w.entries.iter().flat_map(|e| wrap(e, columns)).collect();
         let max_scroll = rows.len().saturating_sub(height);
-        self.scroll = self.scroll.min(max_scroll);
-        let end = rows.len() - self.scroll;
+        w.scroll = w.scroll.min(max_scroll);
+        let end = rows.len() - w.scroll;
         let start = end.saturating_sub(height);
         // Bottom-aligned, as a chat log reads.
         let pad = height - (end - start);
@@ -345,6 +311,7 @@ impl Screen {
     }
 
     fn draw_members(&self, frame: &mut Frame, area: Rect) {
+        let members = &self.win().members;
         let border = Style::default().add_modifier(Modifier::DIM);
         let buf = frame.buffer_mut();
         for y in 0..area.height {
@@ -359,9 +326,9 @@ impl Screen {
             buf,
             inner,
             0,
-            &vec![(format!(" {}", self.members.len()), border)],
+            &vec![(format!(" {}", members.len()), border)],
         );
-        for (i, m) in self.members.iter().enumerate() {
+        for (i, m) in members.iter().enumerate() {
             let mut style = Style::default().fg(name_colour(m));
             if *m == self.user {
                 style = style.add_modifier(Modifier::BOLD);
@@ -371,25 +338,66 @@ impl Screen {
     }
 
     fn draw_status(&self, frame: &mut Frame, area: Rect) {
-        let occupancy = match self.limit {
-            Some(l) => format!("{}/{l}", self.members.len()),
-            None => self.members.len().to_string(),
+        let w = self.win();
+        let occupancy = match (w.is_room(), w.limit) {
+            (false, _) => None,
+            (true, Some(l)) => Some(format!("{}/{l}", w.members.len())),
+            (true, None) => Some(w.members.len().to_string()),
         };
-        let security = if self.tls { "TLS" } else { "sem TLS" };
-        let private = if self.private { " (privada)" } else { "" };
-        let mut text = format!(
-            " {}{private} · {occupancy} · {} · {security} · /help",
-            printable(&self.room),
-            printable(&self.server)
-        );
-        if self.scroll > 0 {
-            let news = if self.unseen == 1 { "nova" } else { "novas" };
-            text.push_str(&format!(" · ↑ rolado ({} {news})", self.unseen));
+        let security = if self.tls { "TLS" } else { t(Text::NoTls) };
+        let mut text = format!(" {}", self.window_list());
+        if w.private {
+            text.push_str(&format!(" ({})", t(Text::Private)));
+        }
+        for part in occupancy.iter().chain([&printable(&self.server)]) {
+            text.push_str(&format!(" · {part}"));
+        }
+        text.push_str(&format!(" · {security}"));
+        if let Some(link) = &w.link {
+            text.push_str(&format!(" · {link}"));
+        }
+        text.push_str(" · /help");
+        if w.scroll > 0 {
+            let news = match w.unseen {
+                1 => Text::ScrolledOne,
+                _ => Text::ScrolledMany,
+            };
+            text.push_str(&format!(" · {}", tf(news, &[&w.unseen.to_string()])));
         }
         let style = Style::default().add_modifier(Modifier::REVERSED);
         let buf = frame.buffer_mut();
         buf.set_style(area, style);
         put_row(buf, area, 0, &vec![(text, style)]);
+    }
+
+    /// The shown window's name; with several, all of them numbered, the
+    /// shown one in brackets, the others marked `+` (messages) or `!`
+    /// (a mention, a direct message) when something came.
+    fn window_list(&self) -> String {
+        let label = |w: &Window| match w.place {
+            Place::Room => printable(&w.name),
+            Place::Direct => format!("@{}", printable(&w.name)),
+        };
+        if self.windows.len() == 1 {
+            return label(self.win());
+        }
+        let items: Vec<String> = self
+            .windows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let mark = match w.activity {
+                    Activity::Mention => "!",
+                    Activity::Messages => "+",
+                    Activity::Events | Activity::None => "",
+                };
+                match i == self.current {
+                    true => format!("[{}:{}]", i + 1, label(w)),
+                    false => format!("{}:{}{mark}", i + 1, label(w)),
+                }
+            })
+            .collect();
+        items.join(" ")
     }
 
     fn draw_input(&self, frame: &mut Frame, area: Rect) {
@@ -416,7 +424,7 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
     let dim = Style::default().add_modifier(Modifier::DIM);
     let mut head: Row = vec![(format!("{} ", e.time), dim)];
     let text_style = match e.kind {
-        Kind::Notice | Kind::History => dim,
+        Kind::Notice | Kind::History | Kind::Joined | Kind::Left => dim,
         Kind::Local => Style::default().fg(Color::Yellow),
         Kind::Message | Kind::Own => Style::default(),
         Kind::Mention => Style::default()
@@ -440,7 +448,18 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
         if e.kind == Kind::History {
             style = style.add_modifier(Modifier::DIM);
         }
-        if action.is_some() {
+        let arrow = match e.kind {
+            Kind::Joined => Some("→ "),
+            Kind::Left => Some("← "),
+            _ => None,
+        };
+        if let Some(arrow) = arrow {
+            // Comings and goings read unlike messages: `→ Ana entrou na
+            // sala`, dimmed.
+            head.push((arrow.to_string(), dim));
+            head.push((printable(who), style.add_modifier(Modifier::DIM)));
+            head.push((" ".to_string(), dim));
+        } else if action.is_some() {
             head.push(("* ".to_string(), dim));
             head.push((printable(who), style));
             head.push((" ".to_string(), dim));
@@ -488,21 +507,6 @@ fn wrap(e: &Entry, columns: usize) -> Vec<Row> {
     current.push((chunk, text_style));
     out.push(current);
     out
-}
-
-/// Whether `text` names `name` as a word (any case: "yan:", "@Yan", "Yan!"
-/// do; "Yanna" does not).
-pub fn mentions(text: &str, name: &str) -> bool {
-    if name.is_empty() {
-        return false;
-    }
-    let (text, name) = (text.to_lowercase(), name.to_lowercase());
-    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    text.match_indices(&name).any(|(i, _)| {
-        let before = text[..i].chars().next_back();
-        let after = text[i + name.len()..].chars().next();
-        !word(before) && !word(after)
-    })
 }
 
 /// `text` as runs of spaces and runs of everything else: where a line
@@ -570,6 +574,7 @@ pub fn name_colour(name: &str) -> Color {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::wire::EventKind;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
@@ -612,6 +617,55 @@ mod tests {
         assert_eq!(command("/quit"), Command::Quit);
         assert_eq!(command("/shrug"), Command::Unknown("/shrug".into()));
         assert_eq!(command("   "), Command::Nothing);
+        assert_eq!(command("/part"), Command::Leave);
+        assert_eq!(
+            command("/join  Sala é 👍🏽 "),
+            Command::Join("Sala é 👍🏽".into())
+        );
+        assert_eq!(command("/join"), Command::Unknown("/join".into()));
+        assert_eq!(
+            command("/msg Ana  oi, tudo bem?"),
+            Command::Direct("Ana".into(), "oi, tudo bem?".into())
+        );
+        assert_eq!(
+            command("/query Ana"),
+            Command::Direct("Ana".into(), "".into())
+        );
+        assert_eq!(command("/me"), Command::Unknown("/me".into()));
+    }
+
+    #[test]
+    fn several_windows_are_listed_with_what_came_in_each() {
+        let mut s = Screen::new("Yan", "Teste", "srv", false);
+        let lobby = s.open("Lobby", Place::Room);
+        let ana = s.open("Ana", Place::Direct);
+        assert_eq!(s.open("ana", Place::Direct), ana, "one window per person");
+        s.on_event_in(lobby, &event(EventKind::Message, "Bia", "oi"), "10:00");
+        s.windows[ana].direct_from("10:01", "Ana", "psiu");
+        let mut t = Terminal::new(TestBackend::new(80, 6)).unwrap();
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert_eq!(
+            rows[4],
+            " [1:Teste] 2:Lobby+ 3:@Ana! · 0 · srv · sem TLS · /help"
+        );
+        assert!(s.take_bell(), "a direct message rings");
+        s.next();
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert!(rows[3].contains("Bia > oi"), "{rows:?}");
+        assert_eq!(
+            rows[4],
+            " 1:Teste [2:Lobby] 3:@Ana! · 0 · srv · sem TLS · /help"
+        );
+        s.prev();
+        s.prev();
+        t.draw(|f| s.draw(f)).unwrap();
+        let rows = text_of(&t);
+        assert!(rows[3].contains("Ana > psiu"), "{rows:?}");
+        assert_eq!(rows[4], " 1:Teste 2:Lobby [3:@Ana] · srv · sem TLS · /help");
+        s.close(ana);
+        assert_eq!((s.windows.len(), s.current), (2, 1));
     }
 
     #[test]
@@ -649,7 +703,7 @@ mod tests {
         s.on_event(&event(EventKind::Message, "Ana", "yan: viu isso?"), "10:01");
         assert!(s.take_bell());
         assert!(!s.take_bell(), "once");
-        assert_eq!(s.entries.last().map(|e| e.kind), Some(Kind::Mention));
+        assert_eq!(s.win().entries.last().map(|e| e.kind), Some(Kind::Mention));
         // Our own words never ring.
         s.on_event(&event(EventKind::Message, "Yan", "eu, Yan"), "10:02");
         assert!(!s.take_bell());
@@ -675,7 +729,7 @@ mod tests {
             },
             "10:00",
         );
-        s.limit = Some(5);
+        s.win_mut().limit = Some(5);
         s.on_event(
             &event(EventKind::Message, "Buendia", "Olá a todos"),
             "10:01",
@@ -690,7 +744,7 @@ mod tests {
         let rows = text_of(&t);
         assert_eq!(rows[20], format!("{:<60}│", "10:01 Buendia > Olá a todos"));
         assert!(
-            rows[21].starts_with("10:02 Úrsula > *** ENTROU NA SALA ***"),
+            rows[21].starts_with("10:02 → Úrsula entrou na sala"),
             "{rows:?}"
         );
         // The member list: a count, then the names in join order.
@@ -759,6 +813,7 @@ mod tests {
             "10:00",
         );
         let texts: Vec<(&str, Kind)> = s
+            .win()
             .entries
             .iter()
             .map(|e| (e.text.as_str(), e.kind))
@@ -766,14 +821,14 @@ mod tests {
         assert_eq!(
             texts,
             [
-                (HISTORY_MARKER, Kind::Notice),
-                ("*** ENTROU NA SALA ***", Kind::History),
+                ("histórico --", Kind::Notice),
+                ("entrou na sala", Kind::Joined),
                 ("bom dia", Kind::History),
-                ("*** SAIU DA SALA ***", Kind::History),
-                ("*** ENTROU NA SALA ***", Kind::Notice),
+                ("saiu da sala", Kind::Left),
+                ("entrou na sala", Kind::Joined),
             ]
         );
-        assert_eq!(s.members, ["Yan"], "Ana came and went before");
+        assert_eq!(s.win().members, ["Yan"], "Ana came and went before");
     }
 
     #[test]
@@ -810,7 +865,7 @@ mod tests {
             "t",
         );
         s.on_event(&event(EventKind::Leave, "Yan", "*** SAIU DA SALA ***"), "t");
-        assert_eq!(s.members, ["Bia"]);
+        assert_eq!(s.win().members, ["Bia"]);
     }
 
     #[test]

@@ -196,6 +196,11 @@ impl ClientSession {
     }
 
     /// Bytes waiting to be written to the socket.
+    /// What waits to be sent.
+    pub fn pending(&self) -> &[u8] {
+        &self.out
+    }
+
     pub fn output(&mut self) -> &mut Vec<u8> {
         &mut self.out
     }

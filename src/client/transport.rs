@@ -72,6 +72,20 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> 
     Ok(Arc::new(config))
 }
 
+/// A TLS client configuration (TLS 1.2 and 1.3) that trusts a
+/// certificate by its fingerprint ([`super::pin`]) instead of a CA.
+pub fn pinned_config(trust: super::pin::Trust) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = super::pin::PinVerifier::new(trust, Arc::clone(&provider));
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("tls: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// The name the server's certificate must carry: the host part of
 /// `--server` (a DNS name or an IP address).
 pub fn server_name(server: &str) -> Result<ServerName<'static>, String> {
@@ -199,11 +213,11 @@ fn describe(e: &rustls::Error) -> String {
                     "it is not valid for the name in --server".to_string()
                 }
                 C::UnknownIssuer | C::BadSignature => {
-                    "it is not signed by a trusted CA (for a private CA, give --ca)".to_string()
+                    "it is not signed by a trusted CA (for a private CA, give --ca; for a self-signed one, --tls-pin or --tofu)".to_string()
                 }
                 C::Revoked => "it has been revoked".to_string(),
                 other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
-                    "it is a CA certificate used as the server's own (a self-signed `openssl req -x509` one); give chatd a certificate signed by a CA, and chat that CA with --ca".to_string()
+                    "it is a CA certificate used as the server's own (a self-signed `openssl req -x509` one); trust it by its fingerprint with --tls-pin sha256:… or --tofu, or give chatd a certificate signed by a CA and chat that CA with --ca".to_string()
                 }
                 other => format!("{other:?}"),
             };
@@ -217,6 +231,8 @@ fn describe(e: &rustls::Error) -> String {
         rustls::Error::InvalidMessage(_) => format!(
             "the server does not speak TLS there: this looks like the plaintext port (drop --tls, or give the TLS port) ({e})"
         ),
+        // Our own verifier's words (a pin that does not match).
+        rustls::Error::General(why) => why.clone(),
         other => other.to_string(),
     }
 }

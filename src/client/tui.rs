@@ -18,6 +18,7 @@ use ratatui::crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 
+use super::lang::{Text, t, tf};
 use super::screen::{Command, Screen};
 
 use crate::core::wire::RoomEntry;
@@ -119,8 +120,12 @@ impl Tui {
             KeyCode::Char('k') if ctrl => input.delete_to_end(),
             KeyCode::Char('b') if ctrl => input.left(),
             KeyCode::Char('f') if ctrl => input.right(),
-            KeyCode::Char('p') if ctrl => input.history_up(),
-            KeyCode::Char('n') if ctrl => input.history_down(),
+            // Windows: Ctrl-N/Ctrl-P, Alt-1..9.
+            KeyCode::Char('n') if ctrl => self.screen.next(),
+            KeyCode::Char('p') if ctrl => self.screen.prev(),
+            KeyCode::Char(c @ '1'..='9') if k.modifiers.contains(KeyModifiers::ALT) => {
+                self.screen.switch(usize::from(c as u8 - b'1'))
+            }
             KeyCode::Char('l') if ctrl => self.redraw_all(),
             KeyCode::Char(_) if ctrl => {}
             KeyCode::Char(c) => input.insert(c.encode_utf8(&mut [0; 4])),
@@ -137,13 +142,18 @@ impl Tui {
             KeyCode::F(2) => self.screen.show_members = !self.screen.show_members,
             KeyCode::Tab => {
                 let me = self.screen.user.clone();
-                let others: Vec<String> = self
-                    .screen
-                    .members
-                    .iter()
-                    .filter(|m| **m != me)
-                    .cloned()
-                    .collect();
+                // After `/msg`, anyone from any window; else the shown
+                // room's members (or the conversation's person).
+                let line = self.screen.input.text().to_lowercase();
+                let anyone = line.starts_with("/msg ") || line.starts_with("/query ");
+                let w = self.screen.win();
+                let mut known = match (anyone, w.is_room()) {
+                    (true, _) => self.screen.everyone(),
+                    (false, true) => w.members.clone(),
+                    (false, false) => vec![w.name.clone()],
+                };
+                known.dedup();
+                let others: Vec<String> = known.iter().filter(|m| **m != me).cloned().collect();
                 self.screen.input.complete(&others);
             }
             KeyCode::Enter => {
@@ -159,15 +169,15 @@ impl Tui {
     pub fn show_rooms(&mut self, rooms: Result<Vec<RoomEntry>, String>) {
         let now = local_hhmm(None);
         match rooms {
-            Ok(rooms) if rooms.is_empty() => self.screen.note(&now, "Nenhuma sala pública."),
+            Ok(rooms) if rooms.is_empty() => self.screen.note(&now, t(Text::NoPublicRoomsShort)),
             Ok(rooms) => {
-                self.screen.learn_limit(&rooms);
+                for w in &mut self.screen.windows {
+                    w.learn_limit(&rooms);
+                }
                 self.screen
-                    .note(&now, &format!("Salas: {}", describe_rooms(&rooms)));
+                    .note(&now, &tf(Text::Rooms, &[&describe_rooms(&rooms)]));
             }
-            Err(e) => self
-                .screen
-                .note(&now, &format!("Não foi possível listar as salas: {e}")),
+            Err(e) => self.screen.note(&now, &tf(Text::CannotListRooms, &[&e])),
         }
     }
 }

@@ -365,7 +365,7 @@ fn interactive_full_room_and_taken_name_ask_again() {
         s.matches("Escolha a sala:").count() == 2
     });
     t.enter("Livre");
-    t.wait_for("Ana > *** ENTROU NA SALA ***");
+    t.wait_for("→ Ana entrou na sala");
 
     let t2 = Tmux::start("taken", &format!("{CHAT} --server {} --room Livre", d.addr));
     t2.wait_for("Username:");
@@ -375,7 +375,7 @@ fn interactive_full_room_and_taken_name_ask_again() {
         s.matches("Username:").count() == 2
     });
     t2.enter("Bia");
-    t2.wait_for("Bia > *** ENTROU NA SALA ***");
+    t2.wait_for("→ Bia entrou na sala");
 }
 
 #[test]
@@ -390,7 +390,7 @@ fn interactive_ctrl_c_and_ctrl_d_exit_and_restore_the_terminal() {
             p = report.display()
         );
         let t = Tmux::start(tag, &cmd);
-        t.wait_for(&format!("U{tag} > *** ENTROU NA SALA ***"));
+        t.wait_for(&format!("→ U{tag} entrou na sala"));
         press_and_expect_a_clean_exit(&t, key, &report);
     }
 }
@@ -537,7 +537,7 @@ fn interactive_asks_for_the_password_of_a_registered_name() {
     t.wait_for("Login necessário ou senha incorreta");
     t.wait_for("Senha:");
     t.enter("hidden treasure 42");
-    let screen = t.wait_for("Yan > *** ENTROU NA SALA ***");
+    let screen = t.wait_for("→ Yan entrou na sala");
     assert!(!screen.contains("hidden treasure"), "{screen}");
 }
 

@@ -5,35 +5,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::irc::{Irc, irc_daemon};
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery";
-
-fn join_with(d: &Daemon, user: &str, room: &str, extra: Value) -> Client {
-    let mut hs = serde_json::json!({ "username": user, "room": room });
-    if let (Some(hs), Some(extra)) = (hs.as_object_mut(), extra.as_object()) {
-        hs.extend(extra.clone());
-    }
-    let mut c = Client::connect(d.addr);
-    c.send_frame(hs.to_string().as_bytes());
-    c
-}
-
-/// Events until one of `kind` comes (panics after the timeout).
-fn until(c: &mut Client, kind: &str) -> Value {
-    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
-    while std::time::Instant::now() < deadline {
-        if let Some(ev) = c.event_within(Duration::from_millis(200))
-            && ev["type"] == kind
-        {
-            return ev;
-        }
-    }
-    panic!("no {kind} event");
-}
 
 fn ok(out: std::process::Output) -> String {
     assert!(

@@ -543,6 +543,40 @@ impl Admin {
 }
 
 /// Polls `f` until it returns true or `timeout` passes.
+/// A join whose handshake has `extra` fields too (features, a password).
+pub fn join_with(d: &Daemon, user: &str, room: &str, extra: Value) -> Client {
+    let mut hs = serde_json::json!({ "username": user, "room": room });
+    if let (Some(hs), Some(extra)) = (hs.as_object_mut(), extra.as_object()) {
+        hs.extend(extra.clone());
+    }
+    let mut c = Client::connect(d.addr);
+    c.send_frame(hs.to_string().as_bytes());
+    c
+}
+
+/// Events until one of `kind` comes (panics after the timeout).
+pub fn until(c: &mut Client, kind: &str) -> Value {
+    let deadline = std::time::Instant::now() + EVENT_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Some(ev) = c.event_within(Duration::from_millis(200))
+            && ev["type"] == kind
+        {
+            return ev;
+        }
+    }
+    panic!("no {kind} event");
+}
+
+/// A port free on 127.0.0.1 now (for a server that must come back on the
+/// same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -614,6 +648,11 @@ impl Tmux {
             ])
             .arg(command)
             .env("TERM", "xterm")
+            // chat speaks Portuguese unless the locale says English: the
+            // tests expect the prototype's language whatever the host's.
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env("LANG", "C.UTF-8")
             .status()
             .unwrap();
         assert!(st.success());

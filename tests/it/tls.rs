@@ -74,6 +74,39 @@ impl Pki {
     }
 }
 
+/// A self-signed certificate for 127.0.0.1 (as `openssl req -x509`
+/// makes), and its fingerprint as openssl prints it (`AB:CD:…`).
+pub fn self_signed(dir: &Path, tag: &str) -> (PathBuf, PathBuf, String) {
+    let (c, k) = (
+        dir.join(format!("{tag}.pem")),
+        dir.join(format!("{tag}.key")),
+    );
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&k)
+        .arg("-out")
+        .arg(&c)
+        .output()
+        .expect("openssl is installed (scripts/test installs it)");
+    assert!(made.status.success(), "{made:?}");
+    let fp = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(fp.stdout).unwrap();
+    let hex = text.trim().rsplit('=').next().unwrap().to_string();
+    (c, k, hex)
+}
+
 /// chatd with a plaintext and a TLS listener.
 pub fn tls_daemon(cert: &Path, key: &Path, extra: &[&str]) -> (Daemon, SocketAddr) {
     let mut args = vec![
@@ -569,25 +602,7 @@ fn tls_mistakes_are_told_in_words_with_the_fix() {
     drop(d);
 
     let dir = TempDir::new("selfsigned");
-    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "30", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&k)
-        .arg("-out")
-        .arg(&c)
-        .output()
-        .expect("openssl is installed (scripts/test installs it)");
-    assert!(made.status.success(), "{made:?}");
+    let (c, k, _) = self_signed(dir.path(), "self");
     let (_d, addr) = tls_daemon(&c, &k, &["--room", "Teste:5"]);
     let out = chat_tls(&addr.to_string(), &c, "u", b"oi\n");
     assert_eq!(out.status.code(), Some(3), "{out:?}");

@@ -4,7 +4,7 @@
 //! which .ci/run installs).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::channel;
 use std::time::Duration;
@@ -13,15 +13,7 @@ use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
-use crate::support::{CHAT, Daemon, TempDir};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{CHAT, Daemon, TempDir, free_port};
 
 fn web_addr(d: &mut Daemon) -> SocketAddr {
     let line = d.wait_log("web port on http://", Duration::from_secs(5));
