@@ -179,7 +179,7 @@ impl<'a> Desk<'a> {
         let l = &mut self.links[i];
         let c = l.conn.as_mut()?;
         if let Err(e) = c.transport.flush(c.session.output()) {
-            return Some(LinkEnd::Retry(format!("{e}")));
+            return Some(LinkEnd::Retry(super::lang::io_error(&e)));
         }
         if !c.session.joined() && Instant::now() >= c.join_deadline {
             return Some(match l.joined_once {
@@ -286,7 +286,7 @@ impl<'a> Desk<'a> {
                 return Some(LinkEnd::Retry(why.into()));
             }
             Ok(Incoming::TlsFailed(why)) => return Some(LinkEnd::Over(Ending::TlsFailed(why))),
-            Err(e) => return Some(LinkEnd::Retry(e.to_string())),
+            Err(e) => return Some(LinkEnd::Retry(super::lang::io_error(&e))),
         };
         let updates = c.session.received(&data);
         let joined = c.session.joined();
@@ -395,8 +395,8 @@ impl<'a> Desk<'a> {
                 Text::JoinRefused,
                 &[code, &super::lang::reason(code, reason)],
             ),
-            Ending::Ended(EndedBy::Kicked, why) => EndedBy::Kicked.say_why(why.as_deref()),
-            Ending::Ended(by, _) => by.say().to_string(),
+            // The event's own line said it.
+            Ending::Ended(..) => String::new(),
             Ending::Lost(why) | Ending::TlsFailed(why) => tf(Text::Disconnected, &[why]),
             Ending::NoAnswer => tf(
                 Text::NoAnswer,
@@ -404,7 +404,9 @@ impl<'a> Desk<'a> {
             ),
             Ending::Left | Ending::Quit => return None,
         };
-        self.note_in(&link.room, why.trim_end());
+        if !why.is_empty() {
+            self.note_in(&link.room, why.trim_end());
+        }
         self.note_in(&link.room, &tf(Text::JoinHint, &[&link.room]));
         None
     }

@@ -378,6 +378,26 @@ pub fn reason(code: &str, reason: &str) -> String {
     }
 }
 
+/// A network error in this run's language (the system's words are
+/// English).
+pub fn io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    if lang() == Lang::En {
+        return e.to_string();
+    }
+    match e.kind() {
+        K::ConnectionRefused => "conexão recusada".into(),
+        K::ConnectionReset | K::ConnectionAborted => "conexão interrompida pelo servidor".into(),
+        K::BrokenPipe => "conexão interrompida".into(),
+        K::TimedOut => "tempo esgotado".into(),
+        K::NetworkUnreachable | K::HostUnreachable => "rede inalcançável".into(),
+        _ => match e.raw_os_error() {
+            Some(n) => format!("erro de rede (errno {n})"),
+            None => "erro de rede".into(),
+        },
+    }
+}
+
 /// "'Teste': spam (until 2026-…Z)" with its words in Portuguese; the
 /// room's name and the reason a person wrote stay as written.
 fn until_pt(rest: &str) -> String {

@@ -81,10 +81,11 @@ impl EndedBy {
 
     /// As the prototype would say it (Portuguese).
     pub fn say(self) -> &'static str {
+        use super::lang::{Text, t};
         match self {
-            EndedBy::Closed => "A sala foi encerrada pelo administrador.",
-            EndedBy::Kicked => "Você foi removido da sala.",
-            EndedBy::Shutdown => "O servidor está encerrando.",
+            EndedBy::Closed => t(Text::RoomClosed),
+            EndedBy::Kicked => t(Text::Kicked),
+            EndedBy::Shutdown => t(Text::ServerStopping),
         }
     }
 }

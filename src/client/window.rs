@@ -4,6 +4,7 @@
 //! on screen keeps a mark of what came meanwhile.
 
 use super::lang::{Text, t};
+use super::session::EndedBy;
 use crate::core::wire::{Event, EventKind, RoomEntry};
 
 /// Entries kept in a window's scrollback.
@@ -234,7 +235,8 @@ impl Window {
                 self.members = event.members.clone().unwrap_or_default();
                 return;
             }
-            EventKind::Rooms | EventKind::Direct => return,
+            // The loop says that the server stops, and what it does next.
+            EventKind::Rooms | EventKind::Direct | EventKind::Shutdown => return,
             // The status bar follows the room's limit and privacy.
             EventKind::Room => {
                 if let Some(f) = event.facts {
@@ -262,7 +264,6 @@ impl Window {
             EventKind::Error
             | EventKind::Closed
             | EventKind::Kicked
-            | EventKind::Shutdown
             | EventKind::Topic
             | EventKind::Notice => Kind::Notice,
         };
@@ -272,7 +273,11 @@ impl Window {
             (EventKind::Join, _) => t(Text::CameIn).to_string(),
             (EventKind::Leave, Some(reason)) => format!("{} ({reason})", t(Text::WentOut)),
             (EventKind::Leave, None) => t(Text::WentOut).to_string(),
-            (EventKind::Error | EventKind::Kicked, Some(reason)) => {
+            // The prototype's endings in the client's words.
+            (EventKind::Closed, _) => EndedBy::Closed.say().to_string(),
+            (EventKind::Kicked, reason) => EndedBy::Kicked.say_why(reason.as_deref()),
+            (EventKind::Error, Some(reason)) => {
+                let reason = super::lang::reason(&event.message, reason);
                 format!("{} ({reason})", event.message)
             }
             _ => event.message.clone(),

@@ -130,6 +130,21 @@ fn two_rooms_and_a_direct_conversation_in_one_client() {
     // Someone that does not exist: said in the window, nothing breaks.
     t.enter("/msg ninguem oi?");
     t.wait_for("Mensagem recusada (404): não encontrado");
+    // A room that does not exist: its window says so; the rest goes on.
+    t.enter("/join Nope");
+    t.wait_for("-- Entrada recusada (404): não encontrado");
+    t.wait_for("-- /join Nope tenta entrar de novo.");
+    // Kicked from one room of several: that window says why, the others stay.
+    t.enter("/join Lobby");
+    t.wait_for("[5:Lobby]");
+    let out = d.ctl(&["room", "kick", "Lobby", "Yan", "--reason", "chega"]);
+    assert!(out.status.success(), "{out:?}");
+    t.wait_for("Sistema > Você foi removido da sala: chega");
+    t.wait_for("-- /join Lobby tenta entrar de novo.");
+    t.keys(&["M-1"]);
+    t.wait_for(" [1:Teste] 2:@ana 3:@ninguem 4:Nope 5:Lobby");
+    t.enter("ainda em Teste");
+    t.wait_for("Yan > ainda em Teste");
 }
 
 #[test]
