@@ -524,20 +524,21 @@ impl<'a> Desk<'a> {
         self.send_on(l, wire.as_bytes());
     }
 
-    /// `/msg NAME text`: the person's window, and the message through a
-    /// joined room's connection (chatd's `/msg` command).
+    /// `/msg NAME text`: the message, through a joined room's connection
+    /// (chatd's `/msg` command), kept in the person's window.
     fn direct(&mut self, now: &str, name: &str, text: &str) {
         if name.is_empty() {
             return self.tui.screen.note(now, t(Text::DirectNeedsName));
         }
         let fresh = self.tui.screen.find(name, &Place::Direct).is_none();
         let w = self.tui.screen.open(name, Place::Direct);
-        self.tui.screen.switch(w);
         if fresh {
             self.tui.screen.windows[w].note(now, &tf(Text::DirectWith, &[&printable(name)]));
         }
         if text.is_empty() {
-            return;
+            // `/msg NAME`, `/query NAME`: to the conversation. With a
+            // text, the shown window stays (as irssi's /msg).
+            return self.tui.screen.switch(w);
         }
         let Some(l) = self.any_joined() else {
             return self.tui.screen.note(now, t(Text::NoRoomToSend));

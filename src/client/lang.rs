@@ -183,7 +183,7 @@ fn pt(t: Text) -> &'static str {
         DirectWith => "Conversa com {} (só vocês dois veem).",
         Help1 => "Comandos: /help esta ajuda · /who quem está na sala · /salas salas públicas",
         Help2 => {
-            "/join SALA entra em outra sala · /part sai desta janela · /msg NOME texto conversa a dois · /me ação"
+            "/join SALA entra em outra sala · /part sai desta janela · /msg NOME texto fala só com NOME · /query NOME abre a conversa · /me ação"
         }
         Help3 => {
             "/SAIR sai da sala (a última: escolhe outra) · /quit fecha o chat · //texto envia \"/texto\""
@@ -257,7 +257,7 @@ fn en(t: Text) -> &'static str {
         DirectWith => "Conversation with {} (only the two of you see it).",
         Help1 => "Commands: /help this help · /who who is in the room · /salas public rooms",
         Help2 => {
-            "/join ROOM enters another room · /part leaves this window · /msg NAME text talks to one person · /me action"
+            "/join ROOM enters another room · /part leaves this window · /msg NAME text talks to NAME alone · /query NAME opens the conversation · /me action"
         }
         Help3 => {
             "/SAIR leaves the room (the last one: choose another) · /quit closes chat · //text sends \"/text\""

@@ -114,11 +114,15 @@ fn two_rooms_and_a_direct_conversation_in_one_client() {
     ana.expect("the reply", |l| {
         l.contains("PRIVMSG ana :oi ana, tudo bem?") && l.starts_with(":Yan!")
     });
-    // /msg from a room's window opens (or finds) the person's window.
+    // /msg with a text from a room's window: the room stays shown, the
+    // words are kept in the person's window; /query goes there.
     t.keys(&["M-1"]);
     t.enter("/msg ana mais uma");
-    t.wait_for(" 1:Teste 2:Lobby+ [3:@ana] ·");
     ana.expect("the second", |l| l.contains("PRIVMSG ana :mais uma"));
+    t.wait_for(" [1:Teste] 2:Lobby+ 3:@ana ·");
+    t.enter("/query ana");
+    t.wait_for(" 1:Teste 2:Lobby+ [3:@ana] ·");
+    t.wait_for("Yan > mais uma");
     // /part leaves Lobby (ana sees Yan go) and closes its window.
     t.keys(&["M-2"]);
     t.wait_for("ana > alguém aí?");
