@@ -418,6 +418,7 @@ impl Server {
             self.sh.door.deadline(),
             self.control.next_deadline(),
             self.cluster.as_ref().and_then(Cluster::deadline),
+            self.sh.history.as_ref().and_then(|h| h.deadline()),
         ]
         .into_iter()
         .flatten()

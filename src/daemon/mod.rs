@@ -329,6 +329,17 @@ pub fn run(cfg: Config) -> Result<(), String> {
         history.path().display(),
         history::SYNC_EVERY.as_secs()
     ));
+    match history.recovered {
+        (0, 0) => {}
+        (n, 0) => log.info(format!(
+            "history: {n} event(s) taken from {} (chatd had stopped before storing them)",
+            history::journal::FILE
+        )),
+        (n, torn) => log.warn(format!(
+            "history: {n} event(s) taken from {}; its last {torn} byte(s) were a torn write (a power cut?) and were left out",
+            history::journal::FILE
+        )),
+    }
     let registered = accounts.names().len();
     let admission = if cfg.require_login {
         "only registered accounts may join (--require-login)"

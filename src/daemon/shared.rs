@@ -211,16 +211,31 @@ impl Shared {
         }
     }
 
-    /// Stores what this pass kept, in one transaction: called before the
-    /// pass writes to any client, so what a client is sent is in the
-    /// operating system first. A failure (a full disk) is logged; chat
-    /// goes on.
+    /// What this pass kept to the history's journal (and the database
+    /// when due): called before the pass writes to any client, so what a
+    /// client is sent is in the operating system first. A failure (a full
+    /// disk) is logged; chat goes on.
     pub fn commit_history(&mut self) {
+        self.store_history(false);
+    }
+
+    /// [`Shared::commit_history`], and into the database at once (for a
+    /// reader of the file).
+    pub fn commit_history_now(&mut self) {
+        self.store_history(true);
+    }
+
+    fn store_history(&mut self, now: bool) {
         let Some(h) = &mut self.history else {
             return;
         };
         let hub = &self.hub;
-        if let Err(e) = h.commit(|room| hub.history_len(room)) {
+        let keep = |room: &str| hub.history_len(room);
+        let done = match now {
+            true => h.commit(keep),
+            false => h.pass(self.now, keep),
+        };
+        if let Err(e) = done {
             let n = h.failures;
             if n.is_power_of_two() {
                 self.log

@@ -44,8 +44,9 @@ impl Cluster {
             return; // closed meanwhile
         };
         let keep = sh.hub.history_len(room);
-        // What is kept already, this pass's included.
-        sh.commit_history();
+        // What is kept already, this pass's included (into the file: it
+        // is read next).
+        sh.commit_history_now();
         let Some(history) = &sh.history else {
             return;
         };
@@ -95,7 +96,9 @@ impl Cluster {
                 h.keep(s);
             }
         }
-        sh.commit_history();
+        // In the file now (not at the journal's next commit): memory is
+        // read back from it.
+        sh.commit_history_now();
         // Memory follows the file: the room's newest, in order of time.
         let events = match &sh.history {
             Some(h) => h.latest(room, keep),

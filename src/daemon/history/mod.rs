@@ -9,15 +9,17 @@
 //! after a message, by age) are SQL rather than hand-walked ranges, and
 //! an operator can open the file with the `sqlite3` shell.
 //!
-//! Durability follows Redis's `appendfsync everysec`: WAL with
-//! `synchronous=NORMAL` and no automatic checkpoint on the loop's
-//! connection, so a commit is a write(2) into the operating system and
-//! never an fsync. [`History`] commits what a pass kept in one transaction
-//! before the pass writes to any client: whatever a client was sent is in
-//! the operating system first, and survives kill -9 of chatd. The one
-//! thread chatd has, the [`Syncer`], only checkpoints (fsyncs the WAL and
-//! the database) about once a second on its own connection, so a power
-//! cut may lose about the last second; the loop never waits for it.
+//! Durability follows Redis's `appendfsync everysec`. What a pass kept is
+//! appended to the journal ([`journal`]) with one write(2) before the
+//! pass writes to any client, so whatever a client was sent is in the
+//! operating system first and survives kill -9 of chatd; the database
+//! takes the journal's events in one transaction every [`COMMIT_EVERY`]
+//! (WAL, `synchronous=NORMAL`, no automatic checkpoint on the loop's
+//! connection: a commit is a write(2) too, never an fsync), and before
+//! anything reads the file. The one thread chatd has, the [`Syncer`],
+//! only fsyncs: the journal, and a checkpoint of the WAL into the
+//! database, about once a second on its own connection, so a power cut
+//! may lose about the last second; the loop never waits for it.
 //!
 //! The file has an application id and a schema version: a file that is
 //! not chatd's history, is damaged, or has a newer version is refused
@@ -36,7 +38,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::core::chathistory::Select;
 
 mod chunk;
+pub mod journal;
 mod store;
+
+use journal::Journal;
 
 pub use store::{FILE, HistoryStore, SCHEMA_VERSION};
 
@@ -127,6 +132,12 @@ pub struct DirectCopy {
 /// How often the Syncer checkpoints: the most a power cut may lose.
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// How long kept events wait in the journal for the database's commit.
+pub const COMMIT_EVERY: Duration = Duration::from_millis(250);
+
+/// Kept events past which the database commits at once.
+const MAX_PENDING: usize = 20_000;
+
 /// The write-ahead log's size past which the Syncer makes it start over
 /// (and the size it is cut back to then: `journal_size_limit`).
 pub const WAL_RESTART_AT: u64 = 16 << 20;
@@ -143,8 +154,14 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// `commits`: how many commits the loop has made (it only grows).
-    fn start(path: &Path, commits: Arc<AtomicU64>) -> Result<Syncer, String> {
+    /// `commits`: how many commits the loop has made; `appends`: how
+    /// many journal appends (both only grow); `journal`: a handle on it.
+    fn start(
+        path: &Path,
+        commits: Arc<AtomicU64>,
+        appends: Arc<AtomicU64>,
+        journal: std::fs::File,
+    ) -> Result<Syncer, String> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
@@ -161,7 +178,13 @@ impl Syncer {
                     let _ = db.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
                 };
                 let mut synced = 0;
+                let mut appended = 0;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = told.recv_timeout(SYNC_EVERY) {
+                    let now_appended = appends.load(Ordering::Relaxed);
+                    if now_appended != appended {
+                        appended = now_appended;
+                        let _ = journal.sync_data();
+                    }
                     let now = commits.load(Ordering::Relaxed);
                     if now == synced {
                         continue;
@@ -179,6 +202,7 @@ impl Syncer {
                         checkpoint("RESTART");
                     }
                 }
+                let _ = journal.sync_data();
                 checkpoint("TRUNCATE");
             })
             .map_err(|e| format!("history: the sync thread: {e}"))?;
@@ -193,12 +217,27 @@ impl Syncer {
     }
 }
 
-/// The loop's history: what this pass kept, committed in one transaction
-/// by [`History::commit`] before the pass writes to clients; rooms
-/// trimmed to their length in batches; the [`Syncer`].
+/// The loop's history: what passes kept, in the journal before each
+/// pass writes to clients ([`History::pass`]) and committed to the
+/// database in one transaction every [`COMMIT_EVERY`]
+/// ([`History::commit`]); rooms trimmed to their length in batches; the
+/// [`Syncer`].
 pub struct History {
     store: HistoryStore,
+    journal: Journal,
+    /// Events kept and not yet committed to the database (the first
+    /// `journaled` of them are in the journal).
     pending: Vec<Stored>,
+    journaled: usize,
+    /// The journal's last record, applied with the next commit.
+    last_record: u64,
+    /// When the oldest pending event was journaled.
+    pending_since: Option<std::time::Instant>,
+    /// Events read back from the journal at start (chatd had stopped
+    /// before their commit), and the torn bytes left out.
+    pub recovered: (usize, u64),
+    /// Journal appends made, for the Syncer's fsync.
+    appends: Arc<AtomicU64>,
     pending_direct: Vec<DirectCopy>,
     /// Direct messages kept per account and peer (`--direct-history`).
     pub direct_keep: usize,
@@ -242,6 +281,18 @@ fn due<K: std::hash::Hash + Eq + Clone>(
     due
 }
 
+/// Events grouped per room, in the order the rooms first appear.
+fn per_room_events(batch: &[Stored]) -> Vec<(&str, Vec<&Stored>)> {
+    let mut rooms: Vec<(&str, Vec<&Stored>)> = Vec::new();
+    for s in batch {
+        match rooms.iter_mut().find(|(r, _)| *r == s.room) {
+            Some((_, events)) => events.push(s),
+            None => rooms.push((&s.room, vec![s])),
+        }
+    }
+    rooms
+}
+
 /// A pass's events per room, in the order the rooms first appear (a pass
 /// holds few rooms: a linear search, and each name copied once).
 fn per_room(batch: &[Stored]) -> Vec<(String, usize)> {
@@ -260,14 +311,46 @@ fn per_room(batch: &[Stored]) -> Vec<(String, usize)> {
 
 impl History {
     /// Opens the history file in `dir` (see [`HistoryStore::open`]) and
-    /// starts the Syncer.
+    /// its journal, applies the journal's records the database lacks,
+    /// and starts the Syncer.
     pub fn open(dir: &Path) -> Result<History, String> {
-        let store = HistoryStore::open(dir)?;
+        let mut store = HistoryStore::open(dir)?;
+        let applied = store.applied()?;
+        let (mut journal, found) = Journal::open(dir, applied)?;
+        let records: Vec<&journal::Record> = found
+            .records
+            .iter()
+            .filter(|r| r.number > applied)
+            .collect();
+        let recovered = records.iter().map(|r| r.events.len()).sum();
+        if let Some(last) = records.iter().map(|r| r.number).max() {
+            store
+                .atomically(|s| {
+                    for r in &records {
+                        s.append_room(&r.room, &r.events)?;
+                    }
+                    s.set_applied(last)
+                })
+                .map_err(|e| format!("{}: applying its records: {e}", journal.path().display()))?;
+        }
+        journal.clear()?;
         let commits = Arc::new(AtomicU64::new(0));
-        let syncer = Syncer::start(store.path(), Arc::clone(&commits))?;
+        let appends = Arc::new(AtomicU64::new(0));
+        let syncer = Syncer::start(
+            store.path(),
+            Arc::clone(&commits),
+            Arc::clone(&appends),
+            journal.handle()?,
+        )?;
         Ok(History {
             commits,
             store,
+            journal,
+            journaled: 0,
+            last_record: 0,
+            pending_since: None,
+            recovered: (recovered, found.ignored),
+            appends,
             pending: Vec::new(),
             pending_direct: Vec::new(),
             direct_keep: 0,
@@ -297,14 +380,60 @@ impl History {
         }
     }
 
-    /// Stores what this pass kept and trims the rooms (and direct
+    /// The end of a pass, before it writes to clients: what it kept goes
+    /// to the journal (one write), and to the database when the oldest
+    /// has waited [`COMMIT_EVERY`] (or many wait, or a direct message,
+    /// which the journal does not hold, does). An error is returned for
+    /// the log; the events stay in memory.
+    pub fn pass(
+        &mut self,
+        now: std::time::Instant,
+        keep: impl Fn(&str) -> usize,
+    ) -> Result<(), String> {
+        if !self.pending_direct.is_empty() {
+            return self.commit(keep);
+        }
+        if self.journaled < self.pending.len() {
+            let fresh = per_room_events(&self.pending[self.journaled..]);
+            match self.journal.append(&fresh) {
+                Ok(last) => {
+                    self.last_record = last;
+                    self.journaled = self.pending.len();
+                    self.pending_since.get_or_insert(now);
+                    self.appends.fetch_add(1, Ordering::Relaxed);
+                }
+                // The database, then, at once (the disk may be full).
+                Err(e) => {
+                    return self
+                        .commit(keep)
+                        .and(Err(format!("{e}; committed instead")));
+                }
+            }
+        }
+        let due = self.pending_since.is_some_and(|t| now >= t + COMMIT_EVERY);
+        if due || self.pending.len() >= MAX_PENDING {
+            return self.commit(keep);
+        }
+        Ok(())
+    }
+
+    /// When the journal's events are due in the database (the loop wakes
+    /// for it).
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.pending_since.map(|t| t + COMMIT_EVERY)
+    }
+
+    /// Stores what was kept and trims the rooms (and direct
     /// conversations) that grew by [`TRIM_EVERY`] to their length, all in
-    /// one transaction: one write to the log per pass. An error is
-    /// returned for the log; the events stay in memory.
+    /// one transaction, then empties the journal. An error is returned
+    /// for the log; the events stay in memory.
     pub fn commit(&mut self, keep: impl Fn(&str) -> usize) -> Result<(), String> {
         if self.pending.is_empty() && self.pending_direct.is_empty() {
             return Ok(());
         }
+        self.journaled = 0;
+        self.pending_since = None;
+        let last_record = self.last_record;
         let batch = std::mem::take(&mut self.pending);
         let direct = std::mem::take(&mut self.pending_direct);
         let rooms_due = due(&mut self.since_trim, per_room(&batch).into_iter());
@@ -317,6 +446,9 @@ impl History {
         let direct_keep = self.direct_keep;
         let done = self.store.atomically(|store| {
             store.insert_all(&batch, &direct)?;
+            if last_record > 0 {
+                store.set_applied(last_record)?;
+            }
             for room in &rooms_due {
                 store.trim_in(room, keep(room), i64::MIN)?;
             }
@@ -335,10 +467,11 @@ impl History {
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.stored += (batch.len() + direct.len()) as u64;
-        Ok(())
+        self.journal.clear()
     }
 
-    /// A room's newest `n` events, oldest first.
+    /// A room's newest `n` events in the file, oldest first (what waits
+    /// in the journal is not there: [`History::commit`] first).
     pub fn latest(&self, room: &str, n: usize) -> Result<Vec<Stored>, String> {
         self.store.latest(room, n)
     }

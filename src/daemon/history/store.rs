@@ -21,7 +21,7 @@ pub const FILE: &str = "history.sqlite3";
 /// `PRAGMA application_id`: "chat".
 pub(super) const APPLICATION_ID: i64 = 0x6368_6174;
 /// `PRAGMA user_version` this chatd writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1 (chatd of 2026-12-04): one row per event.
 pub(super) const SCHEMA_V1: &str = "
@@ -65,6 +65,16 @@ CREATE TABLE direct (
     UNIQUE (owner, msgid)
 );
 CREATE INDEX direct_by_peer ON direct (owner, peer, seq);
+";
+
+/// Version 3: the last journal record the database took (journal.rs),
+/// so that a record is applied once.
+const SCHEMA_V3: &str = "
+CREATE TABLE journal (
+    id      INTEGER PRIMARY KEY CHECK (id = 0),
+    applied INTEGER NOT NULL
+);
+INSERT INTO journal (id, applied) VALUES (0, 0);
 ";
 
 /// Version 1 to 2: the schema, then each room's events moved into
@@ -216,7 +226,8 @@ impl HistoryStore {
             let tx = db.transaction().map_err(|e| format!("{shown}: {e}"))?;
             match to {
                 1 => tx.execute_batch(SCHEMA_V1),
-                _ => to_v2(&tx),
+                2 => to_v2(&tx),
+                _ => tx.execute_batch(SCHEMA_V3),
             }
             .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version={to};")))
             .and_then(|_| tx.commit())
@@ -237,6 +248,26 @@ impl HistoryStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The last journal record the database took.
+    pub fn applied(&self) -> Result<u64, String> {
+        self.db
+            .query_row("SELECT applied FROM journal WHERE id = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(err)
+    }
+
+    /// Records, inside a transaction begun, that the database took the
+    /// journal up to record `number`.
+    pub fn set_applied(&self, number: u64) -> Result<(), String> {
+        self.db
+            .prepare_cached("UPDATE journal SET applied = ?1 WHERE id = 0")
+            .and_then(|mut st| st.execute([number as i64]))
+            .map(|_| ())
+            .map_err(err)
     }
 
     /// Stores rooms' events (one chunk per room, in the order given).
@@ -271,6 +302,12 @@ impl HistoryStore {
             .and_then(|mut st| st.execute([]))
             .map(|_| ())
             .map_err(err)
+    }
+
+    /// One room's events as one chunk, inside a transaction begun.
+    pub fn append_room(&mut self, room: &str, events: &[Stored]) -> Result<(), String> {
+        let events: Vec<&Stored> = events.iter().collect();
+        insert_chunk(&self.db, room, &events).map_err(err)
     }
 
     /// [`HistoryStore::append_all`] inside a transaction already begun.
