@@ -291,6 +291,7 @@ impl Server {
                     }
                     ChatOut::FreeNick(nick) => cluster.free_nick(&nick),
                     ChatOut::Direct(from, msg) => cluster.direct(from, msg),
+                    ChatOut::ListenDirect(name, on) => cluster.listen_direct(&name, on),
                 }
                 for o in cluster.take_out() {
                     apply_cluster_out(&mut self.chat, &mut self.sh, o);
@@ -552,5 +553,9 @@ impl Here for Chat {
 
     fn holding(&self) -> Vec<RoomId> {
         Chat::holding(self)
+    }
+
+    fn direct_names(&self) -> Vec<String> {
+        Chat::direct_names(self)
     }
 }

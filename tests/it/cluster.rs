@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Client, Daemon, TempDir, eventually};
+use crate::support::{Client, Daemon, TempDir, eventually, join_with, until};
 
 /// A redis-server of our own. Killed on drop.
 struct Redis {
@@ -1090,4 +1090,44 @@ fn bans_mutes_and_topics_set_on_one_node_hold_on_every_node() {
         .contains("account:zeca")));
     c.signal("TERM");
     c.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
+fn a_direct_message_reaches_a_chat_port_person_on_another_node() {
+    let redis = Redis::start();
+    let a = node(&redis, "a");
+    let b = node(&redis, "b");
+    ctl_ok(&a, &["room", "create", "Teste", "--limit", "10"]);
+    assert!(eventually(Duration::from_secs(5), || ctl_ok(&b, &["list"])
+        .contains("Teste")));
+    // Bob, on b, takes direct messages; Ana, on a, sends one.
+    let mut bob = join_with(
+        &b,
+        "Bob",
+        "Teste",
+        serde_json::json!({"features": ["direct"]}),
+    );
+    until(&mut bob, "join");
+    let mut ana = join_with(
+        &a,
+        "Ana",
+        "Teste",
+        serde_json::json!({"features": ["commands"]}),
+    );
+    until(&mut ana, "join");
+    ana.say("/msg bob oi de a");
+    let ev = wait_for(&mut bob, "the direct message", |e| e["type"] == "direct");
+    assert_eq!(
+        (ev["username"].as_str(), ev["message"].as_str()),
+        (Some("Ana"), Some("oi de a"))
+    );
+    // Bob gone, no node listens for him: Ana is told, and stays.
+    drop(bob);
+    wait_for(&mut ana, "Bob's leave", is("leave", "Bob"));
+    ana.say("/msg Bob ainda aí?");
+    let ev = wait_for(&mut ana, "the refusal", |e| e["type"] == "error");
+    assert_eq!(ev["message"], "404");
+    assert_eq!(ev["reason"], "no one called 'Bob' is here");
+    ana.say("tudo bem");
+    assert!(!ana.closed_within(Duration::from_millis(200)));
 }

@@ -120,6 +120,8 @@ pub struct Conn {
     pub wants_room: bool,
     /// It asked for `direct` events (direct messages).
     pub wants_direct: bool,
+    /// The name it takes direct messages under (while a member).
+    pub direct_name: Option<String>,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -192,6 +194,7 @@ impl Conn {
             wants_topic: false,
             wants_commands: false,
             wants_direct: false,
+            direct_name: None,
             wants_room: false,
         })
     }

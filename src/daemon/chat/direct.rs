@@ -54,9 +54,10 @@ impl Chat {
             self.direct_to_nick(sh, to, &me, &nick, text);
         } else if let Some(to) = self.direct_conn_of(sh, name) {
             self.direct_event_to(sh, to, &me, text);
-        } else if self.clustered && sh.hub.people().holder_of(name).is_none() {
-            // Perhaps someone on another node: its channel says, and the
-            // node that has nobody of that name answers 404.
+        } else if self.clustered && !self.local_member_named(sh, name) {
+            // Perhaps someone on another node: the name's channel says
+            // (nicks and chat-port people that take them listen there),
+            // and a 404 comes back if no one does.
             return self.direct_to_elsewhere(id, &me, name, "PRIVMSG", text);
         } else {
             let why = match sh.hub.people().holder_of(name) {
@@ -71,6 +72,50 @@ impl Chat {
             sh.log
                 .info(format!("direct message from {who} to '{name}': {text}"));
         }
+    }
+
+    /// The names of this node's chat-port people whose clients take
+    /// direct messages (for the cluster: they listen on those names).
+    pub fn direct_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .conns
+            .values()
+            .filter(|c| c.wants_direct)
+            .filter_map(|c| c.direct_name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Cluster mode: `id`, a chat-port member that takes direct
+    /// messages, joined (`on`) or is leaving; the first and the last of
+    /// its name on this node start and stop listening for them.
+    pub(super) fn direct_listener(&mut self, id: ConnId, name: &str, on: bool) {
+        if !self.clustered {
+            return;
+        }
+        let others = self
+            .conns
+            .iter()
+            .filter(|(cid, c)| **cid != id && c.wants_direct)
+            .any(|(_, c)| c.direct_name.as_deref() == Some(name));
+        if !others {
+            self.out
+                .push(super::ChatOut::ListenDirect(name.to_string(), on));
+        }
+    }
+
+    /// Whether a member of this node goes by `name` (or a name like it).
+    fn local_member_named(&self, sh: &Shared, name: &str) -> bool {
+        let Some(spelled) = sh.hub.people().holder_of(name) else {
+            return false;
+        };
+        self.conns.keys().any(|&cid| {
+            sh.hub
+                .member(cid)
+                .is_some_and(|(_, m)| m.username == spelled)
+        })
     }
 
     /// The connection a direct message to `name` goes to: of the members

@@ -237,6 +237,10 @@ impl Chat {
             c.wants_commands = hs.commands;
             c.wants_room = hs.room_events;
             c.wants_direct = hs.direct;
+            c.direct_name = hs.direct.then(|| username.to_string());
+        }
+        if hs.direct {
+            self.direct_listener(id, username, true);
         }
         self.feed(sh, id, Input::Joined);
         self.count_user(id);
@@ -383,6 +387,9 @@ impl Chat {
             return self.quit_rooms(sh, id, why);
         }
         let was_counted = self.conns.get(&id).and_then(|c| c.counted_in);
+        if let Some(name) = self.conns.get_mut(&id).and_then(|c| c.direct_name.take()) {
+            self.direct_listener(id, &name, false);
+        }
         if let Some(dep) = sh.hub.leave(id) {
             let addr = &dep.member.address;
             let line = format!(

@@ -84,6 +84,9 @@ pub enum ChatOut {
     FreeNick(String),
     /// A direct message for a nick this node does not hold.
     Direct(ConnId, crate::core::cluster::DirectMessage),
+    /// This node's first (true) or last (false) connection of a chat-port
+    /// person that takes direct messages: listen on the name's channel.
+    ListenDirect(String, bool),
 }
 
 /// What waits for a later pass's password check: a handshake, or the

@@ -49,6 +49,13 @@ impl Cluster {
             args.push(key.into_bytes());
             args.push(nick.into_bytes());
         }
+        // Chat-port people who take direct messages listen as nicks do.
+        for name in here.direct_names() {
+            let channel = shared::nick_channel(&comparison_key(&name));
+            if !channels.contains(&channel) {
+                channels.push(channel);
+            }
+        }
         for r in &rooms {
             let Ok(members) = sh.hub.participants(&r.name) else {
                 continue;

@@ -69,6 +69,9 @@ pub trait Here {
     fn nick_claimed(&self, id: ConnId) -> bool;
     /// The rooms this node holds back elsewhere (renewed every heartbeat).
     fn holding(&self) -> Vec<RoomId>;
+    /// The names of this node's chat-port people whose clients take
+    /// direct messages (they listen on their names' channels, as nicks).
+    fn direct_names(&self) -> Vec<String>;
 }
 
 /// What the chat part must do because of the cluster, in order.

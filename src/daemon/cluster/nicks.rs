@@ -75,6 +75,19 @@ impl Cluster {
         self.link.send(Purpose::Ignore, &msg);
     }
 
+    /// A chat-port person of this node whose client takes direct
+    /// messages starts (or stops) listening on the name's channel, as a
+    /// nick's node does.
+    pub fn listen_direct(&mut self, name: &str, on: bool) {
+        if !self.link.connected() {
+            return; // the sync after the reconnect subscribes
+        }
+        match on {
+            true => self.subscribe_nick(name),
+            false => self.unsubscribe_nick(name),
+        }
+    }
+
     fn unsubscribe_nick(&mut self, nick: &str) {
         let channel = shared::nick_channel(&comparison_key(nick));
         if self.subscribed.remove(&channel) {

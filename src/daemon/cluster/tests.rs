@@ -40,6 +40,10 @@ impl Here for FakeHere {
     fn nick_claimed(&self, _: ConnId) -> bool {
         false
     }
+
+    fn direct_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Node `b` of a cluster whose other node, `a`, has `Ana` in `Teste`.

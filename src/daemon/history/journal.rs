@@ -197,13 +197,6 @@ impl Journal {
         self.len = 0;
         Ok(())
     }
-
-    /// A second handle, for the Syncer's fsync.
-    pub fn handle(&self) -> Result<File, String> {
-        self.file
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", self.path.display()))
-    }
 }
 
 #[cfg(test)]

@@ -155,12 +155,14 @@ pub struct Syncer {
 
 impl Syncer {
     /// `commits`: how many commits the loop has made; `appends`: how
-    /// many journal appends (both only grow); `journal`: a handle on it.
+    /// many journal appends (both only grow); `journal`: its path (opened
+    /// for each fsync: under select(2) every descriptor chatd keeps is one
+    /// fewer for clients).
     fn start(
         path: &Path,
         commits: Arc<AtomicU64>,
         appends: Arc<AtomicU64>,
-        journal: std::fs::File,
+        journal: PathBuf,
     ) -> Result<Syncer, String> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -177,13 +179,23 @@ impl Syncer {
                 let checkpoint = |mode: &str| {
                     let _ = db.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
                 };
+                let sync_journal = || {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let file = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(nix::libc::O_NOFOLLOW)
+                        .open(&journal);
+                    if let Ok(f) = file {
+                        let _ = f.sync_data();
+                    }
+                };
                 let mut synced = 0;
                 let mut appended = 0;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = told.recv_timeout(SYNC_EVERY) {
                     let now_appended = appends.load(Ordering::Relaxed);
                     if now_appended != appended {
                         appended = now_appended;
-                        let _ = journal.sync_data();
+                        sync_journal();
                     }
                     let now = commits.load(Ordering::Relaxed);
                     if now == synced {
@@ -202,7 +214,7 @@ impl Syncer {
                         checkpoint("RESTART");
                     }
                 }
-                let _ = journal.sync_data();
+                sync_journal();
                 checkpoint("TRUNCATE");
             })
             .map_err(|e| format!("history: the sync thread: {e}"))?;
@@ -340,7 +352,7 @@ impl History {
             store.path(),
             Arc::clone(&commits),
             Arc::clone(&appends),
-            journal.handle()?,
+            journal.path().to_path_buf(),
         )?;
         Ok(History {
             commits,
