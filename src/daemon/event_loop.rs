@@ -244,6 +244,9 @@ impl Server {
         if self.chat.flush(&mut self.sh) {
             self.host.wrote(self.sh.now);
         }
+        // The database's commit, when due: after the writes (what they
+        // carry is in the journal), so no one's delivery waits for it.
+        self.sh.commit_history_if_due();
         for id in self.control.flush() {
             self.serve_control(id);
             self.control.reap(id);

@@ -216,24 +216,30 @@ impl Shared {
     /// client is sent is in the operating system first. A failure (a full
     /// disk) is logged; chat goes on.
     pub fn commit_history(&mut self) {
-        self.store_history(false);
+        self.store_history(Step::Journal);
+    }
+
+    /// After the pass's writes: the history database's commit, when due.
+    pub fn commit_history_if_due(&mut self) {
+        self.store_history(Step::IfDue);
     }
 
     /// [`Shared::commit_history`], and into the database at once (for a
     /// reader of the file).
     pub fn commit_history_now(&mut self) {
-        self.store_history(true);
+        self.store_history(Step::Now);
     }
 
-    fn store_history(&mut self, now: bool) {
+    fn store_history(&mut self, step: Step) {
         let Some(h) = &mut self.history else {
             return;
         };
         let hub = &self.hub;
         let keep = |room: &str| hub.history_len(room);
-        let done = match now {
-            true => h.commit(keep),
-            false => h.pass(self.now, keep),
+        let done = match step {
+            Step::Journal => h.pass(self.now, keep),
+            Step::IfDue => h.commit_if_due(self.now, keep),
+            Step::Now => h.commit(keep),
         };
         if let Err(e) = done {
             let n = h.failures;
@@ -423,4 +429,15 @@ pub mod testing {
         sh.start_pass();
         sh
     }
+}
+
+/// How far [`Shared::commit_history`] and its kin take what was kept.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// To the journal (before the pass writes to clients).
+    Journal,
+    /// To the database, if its commit is due (after the writes).
+    IfDue,
+    /// To the database now (before reading it).
+    Now,
 }

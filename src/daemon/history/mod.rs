@@ -393,9 +393,8 @@ impl History {
     }
 
     /// The end of a pass, before it writes to clients: what it kept goes
-    /// to the journal (one write), and to the database when the oldest
-    /// has waited [`COMMIT_EVERY`] (or many wait, or a direct message,
-    /// which the journal does not hold, does). An error is returned for
+    /// to the journal (one write); a direct message, which the journal
+    /// does not hold, to the database at once. An error is returned for
     /// the log; the events stay in memory.
     pub fn pass(
         &mut self,
@@ -422,6 +421,17 @@ impl History {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// After the pass wrote to clients (what it kept is in the journal
+    /// already, so nobody waits for this): the database's commit, when
+    /// the oldest event has waited [`COMMIT_EVERY`] or many wait.
+    pub fn commit_if_due(
+        &mut self,
+        now: std::time::Instant,
+        keep: impl Fn(&str) -> usize,
+    ) -> Result<(), String> {
         let due = self.pending_since.is_some_and(|t| now >= t + COMMIT_EVERY);
         if due || self.pending.len() >= MAX_PENDING {
             return self.commit(keep);
