@@ -132,11 +132,20 @@ impl Dialer {
         let stream = TcpStream::connect_timeout(&addr, self.timeout).map_err(unreachable)?;
         stream.set_nodelay(true).map_err(unreachable)?;
         stream.set_nonblocking(true).map_err(unreachable)?;
+        self.wrap(stream).map_err(unreachable)
+    }
+
+    /// A connection begun without waiting (the full screen's reconnects
+    /// and `/join`: its loop must not stall on an unreachable server).
+    fn connect_later(&self) -> std::io::Result<Transport> {
+        self.wrap(transport::connect_nonblocking(self.addr)?)
+    }
+
+    /// TLS over `stream`, when asked for.
+    fn wrap(&self, stream: TcpStream) -> std::io::Result<Transport> {
         match &self.tls {
             None => Ok(Transport::Plain(stream)),
-            Some((config, name)) => {
-                Transport::tls(stream, config, name.clone()).map_err(unreachable)
-            }
+            Some((config, name)) => Transport::tls(stream, config, name.clone()),
         }
     }
 }
@@ -468,12 +477,9 @@ fn interactive(args: &Args, addr: SocketAddr, signals: &mut SelfPipe, opts: Opti
             };
             let lister = || dialer.rooms();
             let connect = || {
-                dialer.connect().map_err(|o| match o {
-                    Outcome::Unreachable(m) | Outcome::Failed(m) | Outcome::Usage(m) => {
-                        Ending::Lost(m)
-                    }
-                    Outcome::Done => Ending::Quit,
-                })
+                dialer
+                    .connect_later()
+                    .map_err(|e| Ending::Lost(lang::io_error(&e)))
             };
             // Each room's handshake: the same person, the same features.
             let handshake = |room: &str| {

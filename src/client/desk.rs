@@ -370,12 +370,19 @@ impl<'a> Desk<'a> {
     /// the first room's first join failed, or the only room is over.
     fn link_ended(&mut self, i: usize, end: LinkEnd) -> Option<Ending> {
         let room = self.links[i].room.clone();
-        self.links[i].conn = None;
+        let was_in = self.links[i]
+            .conn
+            .take()
+            .is_some_and(|c| c.session.joined());
         match end {
             LinkEnd::Retry(why) if self.links[i].joined_once => {
                 let pause = self.links[i].backoff.forever(retry::clock_jitter());
                 self.links[i].retry_at = Some(Instant::now() + pause);
-                self.note_in(&room, &tf(Text::Disconnected, &[&why]));
+                // Said once, when the room is lost; the tries after it
+                // only count down in the status bar.
+                if was_in {
+                    self.note_in(&room, &tf(Text::Disconnected, &[&why]));
+                }
                 None
             }
             LinkEnd::Retry(why) => self.over(i, Ending::Lost(why)),

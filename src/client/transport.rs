@@ -86,6 +86,30 @@ pub fn pinned_config(trust: super::pin::Trust) -> Result<Arc<ClientConfig>, Stri
     Ok(Arc::new(config))
 }
 
+/// A TCP connection to `addr` begun without waiting: the socket is
+/// non-blocking and the handshake goes on in the kernel. A write before
+/// it is done would block (EAGAIN), and a refused or unreachable peer
+/// makes the next write or read fail, so the caller's select(2) loop
+/// never stalls on an unreachable server.
+pub fn connect_nonblocking(addr: std::net::SocketAddr) -> io::Result<TcpStream> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, connect, socket};
+    use std::os::fd::AsRawFd;
+    let family = match addr {
+        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
+        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket(family, SockType::Stream, flags, None).map_err(io::Error::from)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let stream = TcpStream::from(fd);
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// The name the server's certificate must carry: the host part of
 /// `--server` (a DNS name or an IP address).
 pub fn server_name(server: &str) -> Result<ServerName<'static>, String> {
