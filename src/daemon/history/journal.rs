@@ -5,11 +5,6 @@
 //! (BENCHMARKS.md); an append costs one system call, and the database
 //! takes the events in one transaction every [`super::COMMIT_EVERY`].
 //!
-//! The file is opened for each append and closed after it: under
-//! select(2) every descriptor chatd keeps open is one fewer for control
-//! connections (the budget is counted at start), and a pass's two more
-//! system calls cost nothing next to its deliveries.
-//!
 //! What the journal holds survives kill -9 of chatd (it is in the
 //! operating system), as a commit did; the Syncer fsyncs it with the
 //! database about once a second. The database records the last record it
@@ -51,6 +46,7 @@ pub struct Found {
 
 #[derive(Debug)]
 pub struct Journal {
+    file: File,
     path: PathBuf,
     /// The next record's number.
     next: u64,
@@ -129,18 +125,6 @@ fn record(bytes: &[u8]) -> Option<(Record, usize)> {
     ))
 }
 
-/// The journal, for reading and appending (made 0640, like the database;
-/// never through a symlink).
-fn open_appending(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-}
-
 impl Journal {
     /// Opens (or creates, 0640 like the database) the journal in `dir`,
     /// refusing a symlink or anything but a regular file, and reads what
@@ -156,13 +140,21 @@ impl Journal {
                 "{shown}: not a regular file (a symlink or a directory?); refusing to use it"
             ));
         }
-        let mut file = open_appending(&path).map_err(|e| format!("{shown}: {e}"))?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| format!("{shown}: {e}"))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| format!("{shown}: {e}"))?;
         let found = decode(&bytes);
         let last = found.records.iter().map(|r| r.number).max().unwrap_or(0);
         let journal = Journal {
+            file,
             path,
             next: after.max(last) + 1,
             len: bytes.len() as u64,
@@ -187,8 +179,8 @@ impl Journal {
             encode(&mut out, self.next, room, events);
             self.next += 1;
         }
-        open_appending(&self.path)
-            .and_then(|mut f| f.write_all(&out))
+        self.file
+            .write_all(&out)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         self.len += out.len() as u64;
         Ok(self.next - 1)
@@ -199,8 +191,8 @@ impl Journal {
         if self.len == 0 {
             return Ok(());
         }
-        open_appending(&self.path)
-            .and_then(|f| f.set_len(0))
+        self.file
+            .set_len(0)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         self.len = 0;
         Ok(())
