@@ -746,7 +746,12 @@ fn main() {
                 };
                 eprintln!("  {} run {} on {} ...", sc.name, run + 1, servers[i]);
                 match loadgen::run(&server.target, &sc) {
-                    Ok(r) => results[i].1.push(r),
+                    Ok(r) => {
+                        // Each run's figure too, to see the spread behind
+                        // the medians.
+                        eprintln!("    {:.1} ns per delivery", r.cpu_ns_per_delivery);
+                        results[i].1.push(r)
+                    }
                     Err(e) => eprintln!(
                         "  {} run {} on {} failed: {e}",
                         sc.name,

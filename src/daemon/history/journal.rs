@@ -1,26 +1,33 @@
 //! The history's journal (`history.journal` beside the database): what
-//! the loop kept since the database's last commit, appended with one
-//! write(2) per pass before the pass writes to any client. A SQLite
-//! commit per pass cost about a fifth of chatd's CPU per delivery
-//! (BENCHMARKS.md); an append costs one system call, and the database
-//! takes the events in one transaction every [`super::COMMIT_EVERY`].
+//! the loop kept since the database's last commit, copied into a shared
+//! memory map of the file before the pass writes to any client, in place
+//! of a SQLite commit per pass (passes are small, and each commit wrote
+//! whole pages). A store into a `MAP_SHARED` mapping is in the operating
+//! system's page cache at once, with no system call, and stays there if
+//! chatd is killed; the database takes the events in one transaction
+//! every [`super::COMMIT_EVERY`]. The mapping holds no descriptor open
+//! (select's budget counts them).
 //!
-//! What the journal holds survives kill -9 of chatd (it is in the
-//! operating system), as a commit did; the Syncer fsyncs it with the
-//! database about once a second. The database records the last record it
-//! took (`journal.applied`), so a record is applied once even when chatd
-//! stopped between a commit and the journal's truncation. At start, the
-//! records the database lacks are applied, then the journal is emptied.
+//! What the journal holds survives kill -9 of chatd, as a commit did. It
+//! is not fsynced (the operating system writes it back in its own time):
+//! it holds at most [`super::COMMIT_EVERY`] of events, and the database
+//! is synced every second. The database records the last record it took (`journal.applied`), so a
+//! record is applied once even when chatd stopped between a commit and the
+//! journal's emptying. At start, the records the database lacks are
+//! applied, then the journal is emptied.
 //!
-//! A record: `u32` length of what follows, `u64` record number, `u16`
-//! room length and the room's name, the events as a chunk
-//! ([`super::chunk`]), then an FNV-1a `u32` over number, room and chunk.
-//! All little-endian. A torn or damaged tail (a power cut in the middle
-//! of a write) ends the reading: what precedes it is applied, and the
-//! rest is reported.
+//! The file is [`SIZE`] bytes, records from its start, then a zero length.
+//! A record: `u32` length of what follows, `u64` record number, `u16` room
+//! length and the room's name, the events as a chunk ([`super::chunk`]),
+//! then an FNV-1a `u32` over number, room and chunk. All little-endian.
+//! Reading stops at a zero length, a torn record (chatd killed in the
+//! middle of a copy: its events were never sent) or a damaged one; what
+//! precedes it is applied, and the rest is reported. Emptying writes a
+//! zero length at the start: older records left behind are numbered at
+//! or below what the database took, and are skipped.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -40,18 +47,73 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Found {
     pub records: Vec<Record>,
-    /// Bytes after the last whole record (a torn write), not applied.
+    /// Bytes after the last whole record that are not zero (a torn or
+    /// damaged record), not applied.
     pub ignored: u64,
 }
 
-#[derive(Debug)]
+/// The journal's size: room for [`super::COMMIT_EVERY`] of a busy
+/// server's events (a full journal makes the database commit at once).
+pub const SIZE: usize = 8 << 20;
+
 pub struct Journal {
-    file: File,
     path: PathBuf,
+    map: Map,
+    /// Where the next record goes.
+    at: usize,
     /// The next record's number.
     next: u64,
-    /// Bytes written since the journal was last emptied.
-    pub len: u64,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("at", &self.at)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+/// A shared, writable memory map of the whole journal file.
+struct Map {
+    ptr: std::ptr::NonNull<std::ffi::c_void>,
+    len: usize,
+}
+
+impl Map {
+    fn of(file: &File, len: usize) -> std::io::Result<Map> {
+        use nix::sys::mman::{MapFlags, ProtFlags, mmap};
+        let size = std::num::NonZeroUsize::new(len).expect("a journal has a size");
+        // SAFETY: a fresh mapping of a file chatd made private (0640 in
+        // its state directory) and sized to `len` first; it is only
+        // reached through `bytes`, within `len`, and unmapped on drop.
+        let ptr = unsafe {
+            mmap(
+                None,
+                size,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                file,
+                0,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(Map { ptr, len })
+    }
+
+    fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the mapping is `len` bytes, readable and writable, and
+        // lives as long as `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are the mapping made in `Map::of`.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr, self.len) };
+    }
 }
 
 fn fnv(parts: &[&[u8]]) -> u32 {
@@ -94,12 +156,25 @@ pub fn decode(bytes: &[u8]) -> Found {
             None => break,
         }
     }
-    found.ignored = (bytes.len() - at) as u64;
+    // The rest of a mapped file is zeros, or records of before the last
+    // emptying; only what is not zero right after the last record counts.
+    let rest = &bytes[at..];
+    let declared = match rest.get(..4) {
+        Some(len) => u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize,
+        None => rest.len(),
+    };
+    found.ignored = match declared {
+        0 => 0,
+        n => (4 + n).min(rest.len()) as u64,
+    };
     found
 }
 
 fn record(bytes: &[u8]) -> Option<(Record, usize)> {
     let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    if len == 0 {
+        return None; // the end
+    }
     let rest = bytes.get(4..4 + len)?;
     if len < 8 + 2 + 4 {
         return None;
@@ -127,9 +202,10 @@ fn record(bytes: &[u8]) -> Option<(Record, usize)> {
 
 impl Journal {
     /// Opens (or creates, 0640 like the database) the journal in `dir`,
-    /// refusing a symlink or anything but a regular file, and reads what
-    /// it holds. Records are numbered on from `after` (the database's
-    /// last applied) or from what the file holds, whichever is later.
+    /// refusing a symlink or anything but a regular file, reads what it
+    /// holds, and maps it. Records are numbered on from `after` (the
+    /// database's last applied) or from what the file holds, whichever is
+    /// later.
     pub fn open(dir: &Path, after: u64) -> Result<(Journal, Found), String> {
         let path = dir.join(FILE);
         let shown = path.display().to_string();
@@ -142,8 +218,9 @@ impl Journal {
         }
         let mut file = std::fs::OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o640)
             .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&path)
@@ -153,11 +230,18 @@ impl Journal {
             .map_err(|e| format!("{shown}: {e}"))?;
         let found = decode(&bytes);
         let last = found.records.iter().map(|r| r.number).max().unwrap_or(0);
+        if bytes.len() != SIZE {
+            file.set_len(SIZE as u64)
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+        let map = Map::of(&file, SIZE).map_err(|e| format!("{shown}: mapping it: {e}"))?;
+        // What it held is the caller's to apply before it empties the
+        // journal (`clear`); appends start at the beginning either way.
         let journal = Journal {
-            file,
             path,
+            map,
+            at: 0,
             next: after.max(last) + 1,
-            len: bytes.len() as u64,
         };
         Ok((journal, found))
     }
@@ -171,31 +255,48 @@ impl Journal {
         self.next
     }
 
-    /// Appends one record per room of `rooms` with one write(2); returns
-    /// the last record's number.
+    /// Copies one record per room of `rooms` into the journal, then a
+    /// zero length after them; returns the last record's number. A full
+    /// journal is an error (the caller commits, which empties it).
     pub fn append(&mut self, rooms: &[(&str, Vec<&Stored>)]) -> Result<u64, String> {
         let mut out = Vec::new();
+        let mut number = self.next;
         for (room, events) in rooms {
-            encode(&mut out, self.next, room, events);
-            self.next += 1;
+            encode(&mut out, number, room, events);
+            number += 1;
         }
-        self.file
-            .write_all(&out)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        self.len += out.len() as u64;
-        Ok(self.next - 1)
+        let end = self.at + out.len();
+        if end + 4 > SIZE {
+            return Err(format!(
+                "{}: full ({SIZE} bytes before the next commit)",
+                self.path.display()
+            ));
+        }
+        let at = self.at;
+        let bytes = self.map.bytes();
+        // The terminator first, then the records: a reader never runs
+        // past what was copied.
+        bytes[end..end + 4].fill(0);
+        bytes[at..end].copy_from_slice(&out);
+        self.at = end;
+        self.next = number;
+        Ok(number - 1)
     }
 
     /// Empties the journal (what it held is in the database).
     pub fn clear(&mut self) -> Result<(), String> {
-        if self.len == 0 {
-            return Ok(());
-        }
-        self.file
-            .set_len(0)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        self.len = 0;
+        self.map.bytes()[..4].fill(0);
+        self.at = 0;
         Ok(())
+    }
+
+    /// Bytes held since the journal was last emptied.
+    pub fn len(&self) -> usize {
+        self.at
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at == 0
     }
 }
 
@@ -265,7 +366,15 @@ mod tests {
         assert_eq!(numbers, [42, 43, 44]);
         assert_eq!(j.next_number(), 45);
         j.clear().unwrap();
-        assert_eq!(std::fs::metadata(dir.join(FILE)).unwrap().len(), 0);
+        drop(j);
+        let (j, found) = Journal::open(&dir, 44).unwrap();
+        assert!(found.records.is_empty(), "emptied");
+        assert_eq!(
+            std::fs::metadata(dir.join(FILE)).unwrap().len(),
+            SIZE as u64
+        );
+        assert_eq!(j.next_number(), 45);
+        drop(j);
         std::fs::remove_dir_all(&dir).unwrap();
         // A symlink in its place is refused.
         std::fs::create_dir_all(&dir).unwrap();

@@ -10,16 +10,18 @@
 //! an operator can open the file with the `sqlite3` shell.
 //!
 //! Durability follows Redis's `appendfsync everysec`. What a pass kept is
-//! appended to the journal ([`journal`]) with one write(2) before the
-//! pass writes to any client, so whatever a client was sent is in the
-//! operating system first and survives kill -9 of chatd; the database
-//! takes the journal's events in one transaction every [`COMMIT_EVERY`]
-//! (WAL, `synchronous=NORMAL`, no automatic checkpoint on the loop's
-//! connection: a commit is a write(2) too, never an fsync), and before
-//! anything reads the file. The one thread chatd has, the [`Syncer`],
-//! only fsyncs: the journal, and a checkpoint of the WAL into the
-//! database, about once a second on its own connection, so a power cut
-//! may lose about the last second; the loop never waits for it.
+//! copied into the journal ([`journal`], a shared memory map: no system
+//! call) before the pass writes to any client, so whatever a client was
+//! sent is in the operating system first and survives kill -9 of chatd;
+//! the database takes the journal's events in one transaction every
+//! [`COMMIT_EVERY`] (WAL, `synchronous=NORMAL`, no automatic checkpoint
+//! on the loop's connection: a commit is a write(2), never an fsync), and
+//! before anything reads the file. The one thread chatd has, the
+//! [`Syncer`], only makes the database durable: a checkpoint of the WAL
+//! into it, with fsyncs, about once a second on its own connection. The
+//! journal is not fsynced: what it holds is at most [`COMMIT_EVERY`] old,
+//! so a power cut may lose about the last second and a quarter; the loop
+//! never waits for the disk.
 //!
 //! The file has an application id and a schema version: a file that is
 //! not chatd's history, is damaged, or has a newer version is refused
@@ -154,16 +156,8 @@ pub struct Syncer {
 }
 
 impl Syncer {
-    /// `commits`: how many commits the loop has made; `appends`: how
-    /// many journal appends (both only grow); `journal`: its path (opened
-    /// for each fsync: under select(2) every descriptor chatd keeps is one
-    /// fewer for clients).
-    fn start(
-        path: &Path,
-        commits: Arc<AtomicU64>,
-        appends: Arc<AtomicU64>,
-        journal: PathBuf,
-    ) -> Result<Syncer, String> {
+    /// `commits`: how many commits the loop has made (it only grows).
+    fn start(path: &Path, commits: Arc<AtomicU64>) -> Result<Syncer, String> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
@@ -179,24 +173,8 @@ impl Syncer {
                 let checkpoint = |mode: &str| {
                     let _ = db.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()));
                 };
-                let sync_journal = || {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let file = std::fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(nix::libc::O_NOFOLLOW)
-                        .open(&journal);
-                    if let Ok(f) = file {
-                        let _ = f.sync_data();
-                    }
-                };
                 let mut synced = 0;
-                let mut appended = 0;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = told.recv_timeout(SYNC_EVERY) {
-                    let now_appended = appends.load(Ordering::Relaxed);
-                    if now_appended != appended {
-                        appended = now_appended;
-                        sync_journal();
-                    }
                     let now = commits.load(Ordering::Relaxed);
                     if now == synced {
                         continue;
@@ -214,7 +192,6 @@ impl Syncer {
                         checkpoint("RESTART");
                     }
                 }
-                sync_journal();
                 checkpoint("TRUNCATE");
             })
             .map_err(|e| format!("history: the sync thread: {e}"))?;
@@ -248,8 +225,6 @@ pub struct History {
     /// Events read back from the journal at start (chatd had stopped
     /// before their commit), and the torn bytes left out.
     pub recovered: (usize, u64),
-    /// Journal appends made, for the Syncer's fsync.
-    appends: Arc<AtomicU64>,
     pending_direct: Vec<DirectCopy>,
     /// Direct messages kept per account and peer (`--direct-history`).
     pub direct_keep: usize,
@@ -347,13 +322,7 @@ impl History {
         }
         journal.clear()?;
         let commits = Arc::new(AtomicU64::new(0));
-        let appends = Arc::new(AtomicU64::new(0));
-        let syncer = Syncer::start(
-            store.path(),
-            Arc::clone(&commits),
-            Arc::clone(&appends),
-            journal.path().to_path_buf(),
-        )?;
+        let syncer = Syncer::start(store.path(), Arc::clone(&commits))?;
         Ok(History {
             commits,
             store,
@@ -362,7 +331,6 @@ impl History {
             last_record: 0,
             pending_since: None,
             recovered: (recovered, found.ignored),
-            appends,
             pending: Vec::new(),
             pending_direct: Vec::new(),
             direct_keep: 0,
@@ -393,7 +361,7 @@ impl History {
     }
 
     /// The end of a pass, before it writes to clients: what it kept goes
-    /// to the journal (one write); a direct message, which the journal
+    /// to the journal (a copy into its map); a direct message, which the journal
     /// does not hold, to the database at once. An error is returned for
     /// the log; the events stay in memory.
     pub fn pass(
@@ -411,7 +379,6 @@ impl History {
                     self.last_record = last;
                     self.journaled = self.pending.len();
                     self.pending_since.get_or_insert(now);
-                    self.appends.fetch_add(1, Ordering::Relaxed);
                 }
                 // The database, then, at once (the disk may be full).
                 Err(e) => {
