@@ -209,13 +209,7 @@ impl Journal {
     pub fn open(dir: &Path, after: u64) -> Result<(Journal, Found), String> {
         let path = dir.join(FILE);
         let shown = path.display().to_string();
-        if let Ok(meta) = std::fs::symlink_metadata(&path)
-            && !meta.file_type().is_file()
-        {
-            return Err(format!(
-                "{shown}: not a regular file (a symlink or a directory?); refusing to use it"
-            ));
-        }
+        super::store::refuse_unless_regular(&path)?;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

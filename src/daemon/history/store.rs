@@ -149,6 +149,18 @@ fn err(e: rusqlite::Error) -> String {
     format!("history: {e}")
 }
 
+/// A history file that is there must be a regular file: a symlink or a
+/// directory planted in its place is refused, never followed or replaced.
+pub(super) fn refuse_unless_regular(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_file() => Err(format!(
+            "{}: not a regular file (a symlink or a directory?); refusing to use it",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub struct HistoryStore {
     pub(super) db: Connection,
     path: PathBuf,
@@ -160,13 +172,7 @@ impl HistoryStore {
     pub fn open(dir: &Path) -> Result<HistoryStore, String> {
         let path = dir.join(FILE);
         let shown = path.display().to_string();
-        if let Ok(meta) = std::fs::symlink_metadata(&path)
-            && !meta.file_type().is_file()
-        {
-            return Err(format!(
-                "{shown}: not a regular file (a symlink or a directory?); refusing to use it"
-            ));
-        }
+        refuse_unless_regular(&path)?;
         // Made private first, as rooms.json is (SQLite gives its -wal and
         // -shm files the database file's permissions).
         if !path.exists() {
