@@ -46,6 +46,14 @@ fn a_direct_message_reaches_one_connection_of_the_person() {
     carl.expect("Ana's PRIVMSG", |l| {
         l.contains("PRIVMSG carl :olá carl") && l.starts_with(":Ana!")
     });
+    // Actions both ways: `/me` is a CTCP ACTION on IRC.
+    ana.say("/msg carl /me acena");
+    carl.expect("Ana's ACTION", |l| {
+        l.ends_with("PRIVMSG carl :\u{1}ACTION acena\u{1}")
+    });
+    carl.send("PRIVMSG Bob :\u{1}ACTION sorri\u{1}");
+    let ev = until(&mut bob1, "direct");
+    assert_eq!(ev["message"], "/me sorri");
 
     // The oldest connection gone, the other one gets them.
     drop(bob1);
