@@ -134,8 +134,6 @@ impl<'a> Desk<'a> {
                     return ending;
                 }
             }
-            self.links
-                .retain(|l| l.conn.is_some() || l.retry_at.is_some());
             if self.links.is_empty() {
                 return Ending::Left;
             }

@@ -124,13 +124,10 @@ impl Chat {
         let spelled = sh.hub.people().holder_of(name)?.to_string();
         self.conns
             .iter()
-            .filter(|(_, c)| c.wants_direct)
+            .filter(|(_, c)| c.direct_name.as_deref() == Some(spelled.as_str()))
             .map(|(&cid, _)| cid)
-            .filter(|&cid| {
-                sh.hub
-                    .member(cid)
-                    .is_some_and(|(_, m)| m.username == spelled)
-            })
+            // (A member the hub removed, a kick's, is leaving.)
+            .filter(|&cid| sh.hub.member(cid).is_some())
             .min()
     }
 

@@ -34,6 +34,33 @@ pub struct Ctx<'a> {
     pub actor: String,
 }
 
+impl<'a> Ctx<'a> {
+    /// The context of a request run for `actor` (`admin` on the control
+    /// socket, a room operator's name), from chatd's shared state.
+    pub fn new(
+        sh: &'a mut crate::daemon::shared::Shared,
+        store: &'a Store,
+        stats: Stats,
+        status: StatusView,
+        actor: &str,
+    ) -> Ctx<'a> {
+        let now_unix = sh.unix();
+        Ctx {
+            hub: &mut sh.hub,
+            accounts: &mut sh.accounts,
+            store,
+            log: &mut sh.log,
+            stats,
+            status,
+            history: sh.history.as_mut(),
+            history_default: sh.cfg.history_default,
+            password_min: sh.cfg.password_min,
+            now_unix,
+            actor: actor.to_string(),
+        }
+    }
+}
+
 /// What the event loop must do after a command.
 #[derive(Debug)]
 pub enum Effect {

@@ -189,20 +189,7 @@ impl Control {
                 Vec::new(),
             ),
             Ok(req) => {
-                let now_unix = sh.unix();
-                let mut ctx = commit::Ctx {
-                    hub: &mut sh.hub,
-                    accounts: &mut sh.accounts,
-                    store,
-                    log: &mut sh.log,
-                    stats: facts.stats,
-                    status: facts.status,
-                    history: sh.history.as_mut(),
-                    history_default: sh.cfg.history_default,
-                    password_min: sh.cfg.password_min,
-                    now_unix,
-                    actor: "admin".to_string(),
-                };
+                let mut ctx = commit::Ctx::new(sh, store, facts.stats, facts.status, "admin");
                 commands::execute(&mut ctx, &req, &who)
             }
         };
@@ -328,20 +315,7 @@ pub fn run_for_member(
             Vec::new(),
         );
     }
-    let now_unix = sh.unix();
-    let mut ctx = commit::Ctx {
-        hub: &mut sh.hub,
-        accounts: &mut sh.accounts,
-        store,
-        log: &mut sh.log,
-        stats: Default::default(),
-        status: Default::default(),
-        history: sh.history.as_mut(),
-        history_default: sh.cfg.history_default,
-        password_min: sh.cfg.password_min,
-        now_unix,
-        actor: actor.to_string(),
-    };
+    let mut ctx = commit::Ctx::new(sh, store, Default::default(), Default::default(), actor);
     let who = format!("room operator '{actor}'");
     let (response, effects) = commands::execute(&mut ctx, req, &who);
     let outcome = match response {

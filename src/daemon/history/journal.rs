@@ -283,15 +283,6 @@ impl Journal {
         self.at = 0;
         Ok(())
     }
-
-    /// Bytes held since the journal was last emptied.
-    pub fn len(&self) -> usize {
-        self.at
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at == 0
-    }
 }
 
 #[cfg(test)]

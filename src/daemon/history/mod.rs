@@ -268,8 +268,9 @@ fn due<K: std::hash::Hash + Eq + Clone>(
     due
 }
 
-/// Events grouped per room, in the order the rooms first appear.
-fn per_room_events(batch: &[Stored]) -> Vec<(&str, Vec<&Stored>)> {
+/// Events grouped per room, in the order the rooms first appear (a batch
+/// holds few rooms: a linear search).
+pub(super) fn per_room_events(batch: &[Stored]) -> Vec<(&str, Vec<&Stored>)> {
     let mut rooms: Vec<(&str, Vec<&Stored>)> = Vec::new();
     for s in batch {
         match rooms.iter_mut().find(|(r, _)| *r == s.room) {
@@ -278,22 +279,6 @@ fn per_room_events(batch: &[Stored]) -> Vec<(&str, Vec<&Stored>)> {
         }
     }
     rooms
-}
-
-/// A pass's events per room, in the order the rooms first appear (a pass
-/// holds few rooms: a linear search, and each name copied once).
-fn per_room(batch: &[Stored]) -> Vec<(String, usize)> {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
-    for s in batch {
-        match counts.iter_mut().find(|(r, _)| *r == s.room) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((&s.room, 1)),
-        }
-    }
-    counts
-        .into_iter()
-        .map(|(r, n)| (r.to_string(), n))
-        .collect()
 }
 
 impl History {
@@ -425,7 +410,10 @@ impl History {
         let last_record = self.last_record;
         let batch = std::mem::take(&mut self.pending);
         let direct = std::mem::take(&mut self.pending_direct);
-        let rooms_due = due(&mut self.since_trim, per_room(&batch).into_iter());
+        let counts = per_room_events(&batch)
+            .into_iter()
+            .map(|(room, events)| (room.to_string(), events.len()));
+        let rooms_due = due(&mut self.since_trim, counts);
         let direct_due = due(
             &mut self.direct_since_trim,
             direct

@@ -318,14 +318,7 @@ impl HistoryStore {
 
     /// [`HistoryStore::append_all`] inside a transaction already begun.
     pub fn insert_all(&mut self, batch: &[Stored], direct: &[DirectCopy]) -> Result<(), String> {
-        let mut rooms: Vec<&str> = Vec::new();
-        for s in batch {
-            if !rooms.contains(&s.room.as_str()) {
-                rooms.push(&s.room);
-            }
-        }
-        for room in rooms {
-            let events: Vec<&Stored> = batch.iter().filter(|s| s.room == room).collect();
+        for (room, events) in super::per_room_events(batch) {
             insert_chunk(&self.db, room, &events).map_err(err)?;
         }
         if direct.is_empty() {
