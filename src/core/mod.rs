@@ -9,6 +9,7 @@
 //! - [`hub`]: rooms, members and limits; protocol-neutral deliveries.
 //! - [`session`]: one chat connection's state machine, driven with virtual
 //!   time (`handle(now, input) -> action`, `poll_timeout()`).
+//! - [`ring`]: a room's lines encoded once, and each member's cursor into them.
 //! - [`control`]: the control protocol's typed requests and responses,
 //!   shared by chatd and chatctl.
 //! - [`names`]: canonical usernames and look-alike comparison.
@@ -42,6 +43,7 @@ pub mod moderation;
 pub mod modes;
 pub mod names;
 pub mod people;
+pub mod ring;
 pub mod session;
 pub mod text;
 pub mod wire;

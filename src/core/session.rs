@@ -147,6 +147,9 @@ pub struct Session {
     out: Vec<u8>,
     /// Start of the unsent output in `out`.
     out_pos: usize,
+    /// Output waiting in its room's ring (core/ring.rs), after `out`: the
+    /// chat part's count, brought up to date when the ring moves.
+    ring_pending: usize,
     read_closed: bool,
     /// `Gone` was already reported.
     gone: bool,
@@ -171,6 +174,7 @@ impl Session {
             codec: Codec::new(protocol, limits.max_frame),
             out: Vec::new(),
             out_pos: 0,
+            ring_pending: 0,
             read_closed: false,
             gone: false,
             write_blocked: false,
@@ -225,14 +229,48 @@ impl Session {
         }
     }
 
-    /// Bytes to write.
+    /// Bytes of its own to write (before any waiting in its room's ring).
     pub fn output(&self) -> &[u8] {
         &self.out[self.out_pos..]
     }
 
-    /// Bytes queued but not yet written.
+    /// Bytes queued but not yet written: its own, and its ring's.
     pub fn pending(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.len() - self.out_pos + self.ring_pending
+    }
+
+    /// Its room's ring moved (lines came, or some were written): this
+    /// many bytes wait there now. Past `--sendq` in all, the member is to
+    /// be dropped, as for a line of its own.
+    pub fn ring_moved(&mut self, now: Instant, pending: usize) -> Option<Action> {
+        self.ring_pending = pending;
+        if self.is_closing() {
+            return None;
+        }
+        if self.pending() > self.limits.sendq {
+            return Some(Action::Drop(DropReason::Sendq));
+        }
+        self.stall.update(now, self.backlogged());
+        None
+    }
+
+    /// The ring's waiting bytes, taken out of it (`Feed::take_all`), join
+    /// its own output, so that a line of its own follows them.
+    pub fn ring_taken(&mut self, bytes: &[u8]) {
+        self.queue(bytes);
+        self.ring_pending = 0;
+    }
+
+    /// How many more ring bytes it can take before something must be
+    /// decided: it crosses the high-water mark (its room stops), or, above
+    /// the mark already, it reaches `--sendq`.
+    pub fn ring_headroom(&self) -> usize {
+        let bound = if self.backlogged() {
+            self.limits.sendq
+        } else {
+            self.limits.hwm
+        };
+        bound.saturating_sub(self.pending())
     }
 
     /// There is output and the socket was not reported full.
@@ -430,6 +468,8 @@ impl Session {
         self.out.extend_from_slice(line);
     }
 
+    /// `n` bytes of its own output were written (the ring's part is
+    /// counted by [`Session::ring_moved`]).
     fn consume(&mut self, n: usize) {
         self.out_pos = (self.out_pos + n).min(self.out.len());
         if self.out_pos == self.out.len() {
