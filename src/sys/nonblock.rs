@@ -41,6 +41,29 @@ pub fn write_some(w: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// One writev(2) of `parts` in order; how many bytes the socket took (0
+/// when it is full).
+pub fn write_some_vectored(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut slices = [io::IoSlice::new(&[]); 17];
+    let mut n = 0;
+    for part in parts.iter().filter(|p| !p.is_empty()).take(slices.len()) {
+        slices[n] = io::IoSlice::new(part);
+        n += 1;
+    }
+    if n == 0 {
+        return Ok(0);
+    }
+    if n == 1 {
+        // One part: a plain write(2), the kernel's cheaper path.
+        return write_some(w, &slices[0]);
+    }
+    match w.write_vectored(&slices[..n]) {
+        Ok(n) => Ok(n),
+        Err(e) if would_block(&e) || interrupted(&e) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// One write of a buffer's front; what was taken leaves the buffer.
 /// Returns the number of bytes written.
 pub fn flush_once(w: &mut impl Write, out: &mut Vec<u8>) -> io::Result<usize> {

@@ -21,10 +21,13 @@ use rustls::{ServerConfig, ServerConnection};
 use super::irc::IrcClient;
 use super::web::{Fed, Web};
 use crate::core::hub::RoomId;
+use crate::core::ring::Feed;
 use crate::core::session::{Action, Input, Session};
 use crate::daemon::door::Seat;
 use crate::daemon::poller::Interest;
-use crate::sys::nonblock::{ReadOutcome, interrupted, read_some, would_block, write_some};
+use crate::sys::nonblock::{
+    ReadOutcome, interrupted, read_some, would_block, write_some, write_some_vectored,
+};
 
 /// Most bytes rustls buffers for one connection on the way out.
 pub const TLS_BUFFER: usize = 64 * 1024;
@@ -122,6 +125,9 @@ pub struct Conn {
     pub wants_direct: bool,
     /// The name it takes direct messages under (while a member).
     pub direct_name: Option<String>,
+    /// The room whose ring it reads its room's lines from, and its place
+    /// in it (rings.rs); its own output comes before them.
+    pub ring: Option<(RoomId, Feed)>,
 }
 
 /// What appending a delivered line to a connection's session gave
@@ -196,6 +202,7 @@ impl Conn {
             wants_direct: false,
             direct_name: None,
             wants_room: false,
+            ring: None,
         })
     }
 
@@ -385,10 +392,11 @@ impl Conn {
         }
     }
 
-    /// One write to the socket: plain output as it is, or (TLS) as much of
-    /// the session's output as rustls takes, encrypted, then one write of
-    /// what rustls has for the socket.
-    pub fn write_once(&mut self) -> io::Result<Sent> {
+    /// One write to the socket: the session's own output, then `spans`
+    /// (its waiting lines in its room's ring), as they are (one writev);
+    /// or (TLS) as much of them as rustls takes, encrypted, then one write
+    /// of what rustls has for the socket. `taken` counts both, own first.
+    pub fn write_once(&mut self, spans: &[&[u8]]) -> io::Result<Sent> {
         if self.web.is_some() {
             return self.write_web();
         }
@@ -396,15 +404,33 @@ impl Conn {
         match &mut self.transport {
             Transport::Plain => {
                 let output = self.session.output();
-                let n = write_some(&mut self.stream, output)?;
+                let n = if spans.is_empty() {
+                    write_some(&mut self.stream, output)?
+                } else {
+                    let mut parts: [&[u8]; 17] = [&[]; 17];
+                    parts[0] = output;
+                    let k = spans.len().min(parts.len() - 1);
+                    parts[1..=k].copy_from_slice(&spans[..k]);
+                    write_some_vectored(&mut self.stream, &parts[..=k])?
+                };
+                let offered = output.len() + spans.iter().map(|s| s.len()).sum::<usize>();
                 sent.taken = n;
                 sent.written = n;
-                sent.blocked = n < output.len();
+                sent.blocked = n < offered;
             }
             Transport::Tls(tls) => {
                 let output = self.session.output();
                 if !output.is_empty() {
                     sent.taken = tls.writer().write(output)?;
+                }
+                if sent.taken == output.len() {
+                    for span in spans {
+                        let n = tls.writer().write(span)?;
+                        sent.taken += n;
+                        if n < span.len() {
+                            break;
+                        }
+                    }
                 }
                 if tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
@@ -475,12 +501,12 @@ impl Conn {
             web.close(tungstenite::protocol::frame::coding::CloseCode::Normal, "");
             self.web_fin = true;
             self.blocked = false;
-            let _ = self.write_once();
+            let _ = self.write_once(&[]);
             return;
         }
         self.end_transport();
         if self.fin_pending {
-            let _ = self.write_once();
+            let _ = self.write_once(&[]);
         }
     }
 

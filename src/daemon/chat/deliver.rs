@@ -1,8 +1,9 @@
-//! Delivery, and the back-pressure it feeds: an event is encoded once and
-//! appended to each recipient's output; a member above the high-water
-//! mark stops its room from being read (flow.rs decides, this carries it
-//! out); a delivery that waits in a held room's inbox goes out when the
-//! room's members caught up.
+//! Delivery, and the back-pressure it feeds: an event is encoded once,
+//! pushed once into its room's ring for the members that read from it
+//! (rings.rs) and appended to the output of the others; a member above
+//! the high-water mark stops its room from being read (flow.rs decides,
+//! this carries it out); a delivery that waits in a held room's inbox
+//! goes out when the room's members caught up.
 
 use super::conn::Taken;
 use super::flow::{Arrival, FlowEvent};
@@ -14,9 +15,9 @@ use crate::core::wire::EventKind;
 use crate::daemon::shared::Shared;
 
 impl Chat {
-    /// Appends one event, encoded once, to each recipient's output. A
-    /// recipient whose output would exceed `--sendq` is dropped instead
-    /// (after the delivery).
+    /// One event, encoded once, to each recipient (through the room's
+    /// ring, or appended). A recipient whose output would exceed `--sendq`
+    /// is dropped instead (after the delivery).
     pub fn deliver(&mut self, sh: &mut Shared, d: &Delivery) {
         self.deliver_here(sh, d);
         self.drop_doomed(sh);
@@ -32,7 +33,7 @@ impl Chat {
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
         if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line, &d.event) {
-            let irc = self.deliver_line(sh, &to, &line);
+            let irc = self.deliver_room(sh, d.room, &to, &line);
             if !irc.is_empty() {
                 self.deliver_irc(sh, &irc, &d.event, false);
             }
@@ -69,7 +70,7 @@ impl Chat {
             .remote(d.room, d.to.clone(), line, &d.event, bound, &mut events)
         {
             Arrival::Deliver(to, line) => {
-                let irc = self.deliver_line(sh, &to, &line);
+                let irc = self.deliver_room(sh, d.room, &to, &line);
                 if !irc.is_empty() {
                     self.deliver_irc(sh, &irc, &d.event, false);
                 }
@@ -119,7 +120,13 @@ impl Chat {
                 continue;
             }
             delivered += 1;
+            if c.ring.is_some() {
+                Chat::flatten(&self.rings, c);
+            }
             let taken = c.take_line(now, line);
+            if c.ring.is_some() {
+                Chat::own_line_added(&mut self.rings, c);
+            }
             self.appended(sh, to, taken);
         }
         sh.counters.deliveries += delivered;
@@ -148,7 +155,7 @@ impl Chat {
             w.to.into_iter()
                 .filter(|&m| sh.hub.rooms_of(m).contains(&room))
                 .collect();
-        let irc = self.deliver_line(sh, &to, &w.line);
+        let irc = self.deliver_room(sh, room, &to, &w.line);
         if !irc.is_empty() {
             self.deliver_irc(sh, &irc, &w.event, false);
         }

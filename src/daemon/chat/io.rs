@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 
 use super::conn::Conn;
+use super::rings::MAX_SPANS;
 use super::{Chat, Closing};
 use crate::core::codec::{Decoded, Protocol};
 use crate::core::hub::ConnId;
@@ -374,14 +375,23 @@ impl Chat {
             if !c.wants_write() {
                 continue;
             }
-            match c.write_once() {
+            let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
+            let n = self.rings.spans(c, &mut spans);
+            let own = c.session.output().len();
+            match c.write_once(&spans[..n]) {
                 Ok(sent) => {
                     sh.counters.bytes_out += sent.written as u64;
                     wrote |= sent.written > 0;
+                    if sent.taken > own {
+                        self.rings.wrote(c, sent.taken - own);
+                        let pending = self.rings.pending(c);
+                        // Less waits now: no drop can come of it.
+                        let _ = c.session.ring_moved(sh.now, pending);
+                    }
                     if sent.blocked {
                         self.feed(sh, id, Input::SendBlocked);
                     }
-                    self.feed(sh, id, Input::Sent(sent.taken));
+                    self.feed(sh, id, Input::Sent(sent.taken.min(own)));
                 }
                 Err(e) => {
                     if self.conns[&id].session.is_closing() {
@@ -392,6 +402,7 @@ impl Chat {
                 }
             }
         }
+        self.release_rings();
         self.drop_doomed(sh);
         wrote
     }

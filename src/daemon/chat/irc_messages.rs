@@ -126,7 +126,7 @@ impl Chat {
         }
         if notice {
             let bytes = sh.encode(&delivery.event);
-            let irc = self.deliver_line(sh, &delivery.to, &bytes);
+            let irc = self.deliver_room(sh, delivery.room, &delivery.to, &bytes);
             self.deliver_irc(sh, &irc, &delivery.event, true);
         } else {
             self.deliver_here(sh, &delivery);

@@ -9,6 +9,7 @@
 //! - io.rs: accepting, reading, processing frames, writing.
 //! - join.rs: handshakes (login, room access, the join), messages, leaving.
 //! - deliver.rs: delivery, back-pressure and inboxes.
+//! - rings.rs: a room's lines pushed once, each member writing from them.
 //! - flow.rs, inbox.rs: per-room flow control without sockets.
 //!
 //! Invariants: no clock reads here (time comes in `Shared::now`); every
@@ -47,6 +48,7 @@ mod irc_rooms;
 mod irc_sasl;
 mod join;
 mod moderation;
+mod rings;
 #[cfg(test)]
 mod tests;
 pub mod web;
@@ -153,6 +155,9 @@ pub struct Chat {
     batches: u64,
     /// MONITOR: who watches which names.
     monitors: irc_monitor::Monitors,
+    /// Room rings: each room's lines pushed once, read by its members
+    /// through their feeds (rings.rs).
+    rings: rings::Rings,
 }
 
 impl Chat {
@@ -179,6 +184,7 @@ impl Chat {
             capture: None,
             batches: 0,
             monitors: irc_monitor::Monitors::default(),
+            rings: rings::Rings::default(),
         }
     }
 
@@ -319,11 +325,27 @@ impl Chat {
     // -- sessions: inputs, actions, settling ---------------------------------
 
     /// Feeds one input to a connection's session and carries out the action.
+    /// A line of its own comes after what waits for it in its room's ring
+    /// (rings.rs); a finishing connection stops reading from the ring.
     fn feed(&mut self, sh: &mut Shared, id: ConnId, input: Input) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        let own_line = matches!(input, Input::Deliver(_) | Input::Finish(_));
+        if own_line && c.ring.is_some() {
+            if matches!(input, Input::Finish(_)) {
+                self.leave_ring(id, true);
+            } else {
+                Chat::flatten(&self.rings, c);
+            }
+        }
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         let action = c.session.handle(sh.now, input);
+        if own_line {
+            Chat::own_line_added(&mut self.rings, c);
+        }
         self.touch(sh, id);
         if let Some(a) = action {
             self.act(sh, id, a);
@@ -454,6 +476,7 @@ impl Chat {
     /// Brings the touched connections' poller interest, timers and write
     /// list up to date.
     pub fn settle(&mut self, sh: &mut Shared) {
+        self.scan_dirty(sh);
         while let Some(id) = self.touched.pop() {
             let flows = self.room_flows(sh, id);
             let Some(c) = self.conns.get_mut(&id) else {
@@ -512,6 +535,7 @@ impl Chat {
     }
 
     fn remove(&mut self, sh: &mut Shared, id: ConnId) {
+        self.leave_ring(id, false);
         let Some(c) = self.conns.get(&id) else {
             return;
         };

@@ -90,8 +90,18 @@ impl Pair {
     }
 
     fn join(&mut self, id: ConnId, name: &str) {
-        let hs = format!(r#"{{"username":"{name}","room":"Teste"}}"#);
+        self.join_room(id, name, "Teste");
+    }
+
+    fn join_room(&mut self, id: ConnId, name: &str, room: &str) {
+        let hs = format!(r#"{{"username":"{name}","room":"{room}"}}"#);
         self.send(id, &wire::encode_frame(hs.as_bytes()));
+    }
+
+    /// `id`'s message delivered without a pass: no write in between.
+    fn say_unflushed(&mut self, id: ConnId, text: &str) {
+        let d = self.sh.hub.say(id, text).expect("a member");
+        self.chat.deliver(&mut self.sh, &d);
     }
 
     fn say(&mut self, id: ConnId, text: &str) {
@@ -104,6 +114,7 @@ impl Pair {
         self.chat.drain_inboxes(&mut self.sh);
         self.chat.flush(&mut self.sh);
         self.chat.settle(&mut self.sh);
+        self.chat.check_rings();
     }
 
     /// Moves virtual time on and fires what is due.
@@ -351,4 +362,92 @@ fn a_member_who_leaves_is_announced_and_in_cluster_mode_reported() {
         matches!(&out[..], [ChatOut::Left(dep, _)] if dep.member.username == "ana"),
         "{out:?}"
     );
+}
+
+#[test]
+fn ring_lines_skip_the_sender_and_a_line_of_ones_own_comes_after_them() {
+    let mut p = Pair::new(false, &[]);
+    let (a, b) = (p.connect(), p.connect());
+    p.join(a, "ana");
+    p.join(b, "bia");
+    assert_eq!(kinds(&p.received(a)), ["join", "join"]);
+    assert_eq!(kinds(&p.received(b)), ["join"]);
+    // Two messages wait in the room's ring for bia (none for ana, who
+    // said them); then a line of bia's own (a 400) comes after them.
+    p.say_unflushed(a, "um");
+    p.say_unflushed(a, "dois");
+    // Counted in bia's session once the ring's subs are looked at.
+    p.chat.settle(&mut p.sh);
+    let waiting = p.chat.conns[&b].session.pending();
+    assert!(waiting > 0 && waiting == p.chat.rings.held(), "{waiting}");
+    assert_eq!(p.chat.conns[&a].session.pending(), 0);
+    p.send(b, &wire::encode_frame(b"\xff"));
+    let got = p.received(b);
+    assert_eq!(kinds(&got), ["message", "message", "error"], "{got:?}");
+    assert_eq!(got[0]["message"], "um");
+    assert_eq!(got[1]["message"], "dois");
+    assert!(
+        p.received(a).is_empty(),
+        "the sender's own lines are skipped"
+    );
+    // Everyone wrote everything: the ring holds nothing.
+    p.say(b, "três");
+    assert_eq!(p.received(a)[0]["message"], "três");
+    assert_eq!(p.chat.rings.held(), 0);
+    assert_eq!(p.sh.counters.deliveries, 3 + 3);
+}
+
+#[test]
+fn a_member_who_keeps_reading_loses_nothing_beside_one_who_does_not() {
+    let mut p = Pair::new(false, &["--sendq", "262144", "--flood-rate", "0"]);
+    p.sh.hub.create_room("Grande", 3).unwrap();
+    let (a, b, c) = (p.connect(), p.connect_small(), p.connect());
+    p.join_room(a, "ana", "Grande");
+    p.join_room(b, "bia", "Grande");
+    p.join_room(c, "caio", "Grande");
+    p.received(c);
+    let text = "x".repeat(500);
+    let mut got = Vec::new();
+    let mut said: u64 = 0;
+    while p.interest(a).read {
+        p.say(a, &format!("{said} {text}"));
+        said += 1;
+        if said.is_multiple_of(50) {
+            got.extend(p.received(c));
+        }
+        assert!(said < 5000, "the room stops");
+    }
+    // bia holds the room back: counted, within the sendq, and what waits
+    // for her is in the ring.
+    let waiting = p.chat.conns[&b].session.pending();
+    assert!(p.chat.conns[&b].session.backlogged());
+    assert!(waiting <= 262_144, "{waiting}");
+    assert!(p.chat.rings.held() >= waiting);
+    // Her stall budget runs out: she goes, the room flows again.
+    p.advance(Duration::from_secs(11));
+    assert!(!p.chat.has(b), "bia dropped");
+    for _ in 0..100 {
+        if p.sh.counters.messages_relayed == said {
+            break;
+        }
+        p.readable(a);
+    }
+    assert_eq!(p.sh.counters.messages_relayed, said);
+    got.extend(p.received(c));
+    let numbers: Vec<usize> = got
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let want: Vec<usize> = (0..said as usize).collect();
+    assert_eq!(numbers, want, "every line, in order");
 }
