@@ -56,6 +56,7 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         flat(1, 10, 100),
         flat(1, 100, 100),
+        flat(1, 100, 500),
         flat(10, 100, 20),
         Scenario {
             name: "latency 10x100 @2000/s".into(),
