@@ -879,7 +879,7 @@ fn thread_cpu_secs() -> f64 {
 /// CPU per delivery can approach it, not beat it.
 fn floor_table(runs: usize) {
     use std::io::{Read, Write};
-    let sizes = [110usize, 14 * 1024, 64 * 1024];
+    let sizes = [110usize, 14 * 1024, 32 * 1024, 64 * 1024];
     println!();
     println!("## floor (a bare writer to an awake loopback reader; {runs} run(s), medians)");
     println!(

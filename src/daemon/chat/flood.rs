@@ -54,7 +54,7 @@ impl Chat {
         match flood.message(&rule, now, len) {
             Verdict::Pass => Some(decoded),
             Verdict::Delay(at) => {
-                c.lagged = Some((at, decoded));
+                c.lagged = Some(Box::new((at, decoded)));
                 self.touch(sh, id);
                 None
             }
@@ -137,13 +137,13 @@ impl Chat {
 impl Conn {
     /// When a delayed message may run (for the timer heap).
     pub fn lagged_until(&self) -> Option<Instant> {
-        self.lagged.as_ref().map(|(at, _)| *at)
+        self.lagged.as_ref().map(|l| l.0)
     }
 
     /// The delayed message, if its time has come.
     pub fn take_lagged(&mut self, now: Instant) -> Option<Decoded> {
         if self.lagged_until().is_some_and(|at| at <= now) {
-            return self.lagged.take().map(|(_, d)| d);
+            return self.lagged.take().map(|l| l.1);
         }
         None
     }

@@ -101,7 +101,7 @@ impl Chat {
                 } else if entry.protocol == Protocol::Irc {
                     conn.irc = Some(Box::default());
                 }
-                self.conns.insert(id, conn);
+                self.conns.insert(id, Box::new(conn));
                 sh.door.opened(id);
                 self.touch(sh, id);
             }
@@ -353,7 +353,7 @@ impl Chat {
             return Some(decoded);
         }
         let c = self.conns.get_mut(&id)?;
-        c.lagged = Some((sh.now, decoded));
+        c.lagged = Some(Box::new((sh.now, decoded)));
         c.on_run_list = true;
         self.runnable.push_back(id);
         None

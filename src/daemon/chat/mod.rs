@@ -108,7 +108,7 @@ enum Closing {
 }
 
 pub struct Chat {
-    conns: IdMap<Conn>,
+    conns: IdMap<Box<Conn>>,
     /// Connections something happened to, to settle before the next wait.
     touched: Vec<ConnId>,
     /// Connections with output to write this pass.
@@ -375,7 +375,7 @@ impl Chat {
                     "no complete handshake within {} s",
                     sh.cfg.handshake_timeout.as_secs_f64()
                 );
-                if self.conns.get(&id).is_some_and(Conn::tls_handshaking) {
+                if self.conns.get(&id).is_some_and(|c| c.tls_handshaking()) {
                     // No TLS yet, so no way to say 408: just close.
                     let peer = self.conns[&id].peer;
                     sh.counters.refusals += 1;
@@ -424,7 +424,7 @@ impl Chat {
             }
             Action::Release => self.remove(sh, id),
             Action::LingerExpired => {
-                if self.stopping && self.conns.get(&id).is_some_and(Conn::unflushed) {
+                if self.stopping && self.conns.get(&id).is_some_and(|c| c.unflushed()) {
                     self.cut_off += 1;
                 }
                 self.remove(sh, id);
