@@ -657,3 +657,66 @@ fn monitor_sees_people_of_both_protocols_come_and_go() {
         l.contains(" 732 vigia ") && l.ends_with("Ana,bia")
     });
 }
+
+/// Room rings (issue #29) through the real programs: IRC members with
+/// different tags read different lanes of one room; one that asks for a
+/// tag after joining moves lanes; each gets every line, in order, in its
+/// own form, beside a member of the prototype's protocol.
+#[test]
+fn irc_members_with_other_tags_get_every_line_in_their_own_form() {
+    let (d, irc_addr) = irc_daemon(&["--room", "Teste:5", "--flood-rate", "0"]);
+    let mut plain = Irc::register(irc_addr, "plain");
+    let mut timed = Irc::connect(irc_addr);
+    timed.send("CAP REQ :server-time");
+    timed.send("NICK timed");
+    timed.send("USER timed 0 * :timed");
+    timed.send("CAP END");
+    timed.expect("the end of the MOTD", |l| l.contains(" 376 "));
+    let mut late = Irc::register(irc_addr, "late");
+    for c in [&mut plain, &mut timed, &mut late] {
+        c.send("JOIN #Teste");
+        c.expect("its names", |l| l.contains(" 366 "));
+    }
+    let mut ana = d.joined("Ana", "Teste");
+    for c in [&mut plain, &mut timed, &mut late] {
+        c.expect("Ana's JOIN", |l| l.ends_with(":Ana!Ana@chat JOIN #Teste"));
+    }
+    let lines = |c: &mut Irc, from: usize, to: usize, tagged: bool| {
+        for i in from..to {
+            let l = c.expect("the next message", |l| l.contains(" PRIVMSG #Teste :"));
+            assert!(l.ends_with(&format!("PRIVMSG #Teste :linha {i}")), "{l}");
+            assert_eq!(l.starts_with("@time="), tagged, "{l}");
+        }
+    };
+    for i in 0..50 {
+        ana.say(&format!("linha {i}"));
+    }
+    lines(&mut plain, 0, 50, false);
+    lines(&mut timed, 0, 50, true);
+    lines(&mut late, 0, 50, false);
+    late.send("CAP REQ :server-time");
+    late.expect("the ACK", |l| {
+        l.contains(" ACK ") && l.contains("server-time")
+    });
+    for i in 50..100 {
+        ana.say(&format!("linha {i}"));
+    }
+    lines(&mut plain, 50, 100, false);
+    lines(&mut timed, 50, 100, true);
+    lines(&mut late, 50, 100, true);
+    // An IRC member's message: the others get it, the sender does not.
+    plain.send("PRIVMSG #Teste :de plain");
+    let ev = events_until(&mut ana, |ev| ev["type"] == "message");
+    assert_eq!(ev["message"], "de plain");
+    for c in [&mut timed, &mut late] {
+        c.expect("plain's message", |l| {
+            l.ends_with(":plain!plain@irc PRIVMSG #Teste :de plain")
+        });
+    }
+    plain.send("PING :fim");
+    plain.expect("the PONG", |l| l.contains("PONG") && l.ends_with("fim"));
+    assert!(
+        plain.seen.iter().all(|l| !l.contains(":de plain")),
+        "no echo without echo-message"
+    );
+}

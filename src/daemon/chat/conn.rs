@@ -125,9 +125,18 @@ pub struct Conn {
     pub wants_direct: bool,
     /// The name it takes direct messages under (while a member).
     pub direct_name: Option<String>,
-    /// The room whose ring it reads its room's lines from, and its place
-    /// in it (rings.rs); its own output comes before them.
-    pub ring: Option<(RoomId, Feed)>,
+    /// The room ring it reads its room's lines from, and its place in it
+    /// (rings.rs); its own output comes before them.
+    pub ring: Option<RingSeat>,
+}
+
+/// A connection's place in a room's ring: the room, the lane (the
+/// prototype's lines, or IRC's for one set of tags) and its feed.
+#[derive(Debug)]
+pub struct RingSeat {
+    pub room: RoomId,
+    pub lane: usize,
+    pub feed: Feed,
 }
 
 /// What appending a delivered line to a connection's session gave

@@ -33,10 +33,7 @@ impl Chat {
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
         if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line, &d.event) {
-            let irc = self.deliver_room(sh, d.room, &to, &line);
-            if !irc.is_empty() {
-                self.deliver_irc(sh, &irc, &d.event, false);
-            }
+            self.deliver_room(sh, d.room, &to, &line, &d.event, false);
         }
     }
 
@@ -70,10 +67,7 @@ impl Chat {
             .remote(d.room, d.to.clone(), line, &d.event, bound, &mut events)
         {
             Arrival::Deliver(to, line) => {
-                let irc = self.deliver_room(sh, d.room, &to, &line);
-                if !irc.is_empty() {
-                    self.deliver_irc(sh, &irc, &d.event, false);
-                }
+                self.deliver_room(sh, d.room, &to, &line, &d.event, false);
             }
             Arrival::Queued => {}
             Arrival::Overflow(all) => {
@@ -155,10 +149,7 @@ impl Chat {
             w.to.into_iter()
                 .filter(|&m| sh.hub.rooms_of(m).contains(&room))
                 .collect();
-        let irc = self.deliver_room(sh, room, &to, &w.line);
-        if !irc.is_empty() {
-            self.deliver_irc(sh, &irc, &w.event, false);
-        }
+        self.deliver_room(sh, room, &to, &w.line, &w.event, false);
     }
 
     /// What waits in the inboxes of rooms whose members caught up goes

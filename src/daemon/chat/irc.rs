@@ -53,6 +53,51 @@ pub fn cap_bit(name: &str) -> Option<u16> {
     CAPS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }
 
+/// The capabilities that shape a room line's tags, as three bits:
+/// server-time (1), account-tag (2), message-tags (4). Recipients with
+/// the same set get the same bytes (and, for rings, read the same lane).
+pub fn tag_set(caps: u16) -> usize {
+    static BITS: std::sync::OnceLock<[u16; 3]> = std::sync::OnceLock::new();
+    let bits = BITS.get_or_init(|| {
+        ["server-time", "account-tag", "message-tags"].map(|n| cap_bit(n).unwrap_or(0))
+    });
+    usize::from(caps & bits[0] != 0)
+        | usize::from(caps & bits[1] != 0) << 1
+        | usize::from(caps & bits[2] != 0) << 2
+}
+
+/// One room event's IRC lines, rendered at most once per tag set
+/// ([`Chat::irc_lines`]).
+pub(super) struct IrcLines {
+    source: String,
+    account: Option<String>,
+    time: String,
+    notice: bool,
+    lines: [Option<Vec<u8>>; 8],
+}
+
+impl IrcLines {
+    /// The line for recipients with tag set `set` (empty: not shown on IRC).
+    pub(super) fn line(&mut self, event: &Event, set: usize) -> &[u8] {
+        // account-tag shows only when the sender has an account.
+        let flavour = if self.account.is_some() {
+            set
+        } else {
+            set & !2
+        };
+        let (source, account, time, notice) =
+            (&self.source, &self.account, &self.time, self.notice);
+        self.lines[flavour].get_or_insert_with(|| {
+            let tags = ircmap::Tags {
+                time: (flavour & 1 != 0).then(|| time.clone()),
+                account: account.clone().filter(|_| flavour & 2 != 0),
+                message_tags: flavour & 4 != 0,
+            };
+            ircmap::room_event(event, source, &tags, notice)
+        })
+    }
+}
+
 /// One IRC connection's state beside its session.
 #[derive(Debug, Default)]
 pub struct IrcClient {
@@ -250,6 +295,28 @@ impl Chat {
         }
     }
 
+    /// A room event's IRC lines, one per set of tags, rendered when first
+    /// asked for.
+    pub(super) fn irc_lines(&self, sh: &Shared, event: &Event, notice: bool) -> IrcLines {
+        let sender = sh.hub.people().nick_holder(&event.username).map(|(c, _)| c);
+        let source = match (&event.kind, &event.departed) {
+            (EventKind::Leave, Departed::Kicked(_)) => sh.cfg.irc_server_name.clone(),
+            _ => self.source_of(sh, &event.username),
+        };
+        let account = sender.and_then(|c| self.irc(c)?.account.clone());
+        let time = match event.ts.as_deref() {
+            Some(ts) => ircmap::server_time(ts),
+            None => sh.irc_ts(),
+        };
+        IrcLines {
+            source,
+            account,
+            time,
+            notice,
+            lines: Default::default(),
+        }
+    }
+
     /// A room event to IRC recipients, rendered once per set of tags they
     /// asked for (at most 8: server-time, account-tag, message-tags), then
     /// appended as `deliver_line` appends (the hot path: one lookup per
@@ -262,22 +329,7 @@ impl Chat {
         event: &Event,
         notice: bool,
     ) {
-        let sender = sh.hub.people().nick_holder(&event.username).map(|(c, _)| c);
-        let source = match (&event.kind, &event.departed) {
-            (EventKind::Leave, Departed::Kicked(_)) => sh.cfg.irc_server_name.clone(),
-            _ => self.source_of(sh, &event.username),
-        };
-        let account = sender.and_then(|c| self.irc(c)?.account.clone());
-        let time = match event.ts.as_deref() {
-            Some(ts) => ircmap::server_time(ts),
-            None => sh.irc_ts(),
-        };
-        let (time_bit, account_bit, tags_bit) = (
-            cap_bit("server-time").unwrap_or(0),
-            cap_bit("account-tag").unwrap_or(0),
-            cap_bit("message-tags").unwrap_or(0),
-        );
-        let mut lines: [Option<Vec<u8>>; 8] = Default::default();
+        let mut lines = self.irc_lines(sh, event, notice);
         let capturing = self.capture.as_ref().map(|(c, _)| *c);
         let now = sh.now;
         let mut delivered = 0;
@@ -288,17 +340,7 @@ impl Chat {
             let Some(irc) = c.irc.as_deref() else {
                 continue;
             };
-            let flavour = usize::from(irc.caps & time_bit != 0)
-                | usize::from(irc.caps & account_bit != 0 && account.is_some()) << 1
-                | usize::from(irc.caps & tags_bit != 0) << 2;
-            let line = lines[flavour].get_or_insert_with(|| {
-                let tags = ircmap::Tags {
-                    time: (flavour & 1 != 0).then(|| time.clone()),
-                    account: account.clone().filter(|_| flavour & 2 != 0),
-                    message_tags: flavour & 4 != 0,
-                };
-                ircmap::room_event(event, &source, &tags, notice)
-            });
+            let line = lines.line(event, tag_set(irc.caps));
             if line.is_empty() {
                 continue;
             }
@@ -309,7 +351,13 @@ impl Chat {
                 kept.extend_from_slice(line);
                 continue;
             }
+            if c.ring.is_some() {
+                Chat::flatten(&self.rings, c);
+            }
             let taken = c.take_line(now, line);
+            if c.ring.is_some() {
+                Chat::own_line_added(&mut self.rings, c);
+            }
             self.appended(sh, r, taken);
         }
         sh.counters.deliveries += delivered;

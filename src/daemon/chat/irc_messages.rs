@@ -126,8 +126,14 @@ impl Chat {
         }
         if notice {
             let bytes = sh.encode(&delivery.event);
-            let irc = self.deliver_room(sh, delivery.room, &delivery.to, &bytes);
-            self.deliver_irc(sh, &irc, &delivery.event, true);
+            self.deliver_room(
+                sh,
+                delivery.room,
+                &delivery.to,
+                &bytes,
+                &delivery.event,
+                true,
+            );
         } else {
             self.deliver_here(sh, &delivery);
         }

@@ -90,7 +90,12 @@ impl Chat {
                     }
                 }
                 let verdict = if ok {
+                    let retagged = super::irc::tag_set(c.caps) != super::irc::tag_set(caps);
                     c.caps = caps;
+                    if retagged {
+                        // Its room lines now carry other tags: another lane.
+                        self.leave_ring(id, true);
+                    }
                     "ACK"
                 } else {
                     "NAK"

@@ -1,30 +1,33 @@
-//! Room rings: a room's line for its members is pushed once into the
-//! room's [`Ring`], and each member that reads from it (a sub: a local
-//! connection of the prototype's protocol, plain or TLS) keeps a [`Feed`]
-//! in its `Conn`. A write sends the member's own output, then its spans of
-//! the ring (io.rs). Members that do not read from the ring (IRC, web, a
-//! connection closing) get their copy as before (`deliver_line`).
+//! Room rings: a room's line for its members is pushed once into a ring,
+//! and each member that reads from it (a sub) keeps a [`Feed`] in its
+//! `Conn`. A room has one ring per lane: the prototype's protocol (plain or
+//! TLS), and IRC's, one per set of tags its members asked for (the same
+//! bytes for all in a lane). A write sends the member's own output, then
+//! its spans of the ring (io.rs). Members that do not read from a ring
+//! (web, closing, in another room's ring already) get their copy as before.
 //!
 //! Invariants:
-//! - A connection's `ring` is `Some(room)` exactly while it is in that
-//!   room's `subs`.
+//! - A connection's `ring` names `(room, lane)` exactly while it is in
+//!   that lane's `subs`.
 //! - Its own output comes before its ring lines: a line of its own
 //!   (`Input::Deliver`, `Input::Finish`, a copy) first takes its waiting
 //!   ring bytes into its own output ([`Chat::flatten`]).
 //! - The session's count of its ring bytes (`Session::ring_moved`) is on
 //!   the same side of the high-water mark and of `--sendq` as the truth:
-//!   a ring looks at its subs (a scan) when its end reaches its alarm, the
+//!   a lane looks at its subs (a scan) when its end reaches its alarm, the
 //!   first offset at which any sub could cross either, and at `settle`.
-//! - A line goes to the ring only when the delivery's recipients are the
+//! - A line goes to the rings only when the delivery's recipients are the
 //!   room's members as last listed, but for at most one (the sender, whose
 //!   feed skips it); otherwise the list is taken again from the hub, and
 //!   if it still differs the delivery is copied.
 
 use super::Chat;
-use super::conn::Conn;
+use super::conn::{Conn, RingSeat};
+use super::irc::tag_set;
 use crate::core::hub::{ConnId, IdMap, RoomId};
 use crate::core::ring::{Feed, Ring};
 use crate::core::session::Action;
+use crate::core::wire::Event;
 use crate::daemon::shared::Shared;
 
 /// A ring's buffer capacity kept when every member has written all of it.
@@ -33,92 +36,87 @@ const KEEP: usize = 16 * 1024;
 /// Spans one write sends at most.
 pub const MAX_SPANS: usize = 16;
 
+/// The prototype's lane; IRC's tag set `t` is lane `1 + t`.
+const PROTOTYPE: usize = 0;
+const LANES: usize = 9;
+
 #[derive(Default)]
 pub(super) struct Rings {
     rooms: IdMap<RoomRing>,
-    /// Rings with lines their subs have not been looked at for.
+    /// Rooms with lines their subs have not been looked at for.
     dirty: Vec<RoomId>,
-    /// Rings some sub wrote from in this flush.
+    /// Rooms some sub wrote from in this flush.
     written: Vec<RoomId>,
 }
 
 #[derive(Default)]
 struct RoomRing {
-    ring: Ring,
+    lanes: [Lane; LANES],
     /// The room's members as the hub listed them at the last resync.
     members: Vec<ConnId>,
-    /// Those that read from the ring.
-    subs: Vec<ConnId>,
-    /// Local members that do not: their lines are copied.
+    /// Local members that read from no lane here: their lines are copied.
     others: Vec<ConnId>,
-    /// When the ring's end reaches this, its subs are looked at now.
-    alarm: u64,
     dirty: bool,
     written: bool,
 }
 
+#[derive(Default)]
+struct Lane {
+    ring: Ring,
+    subs: Vec<ConnId>,
+    /// When the ring's end reaches this, its subs are looked at now.
+    alarm: u64,
+}
+
+impl RoomRing {
+    fn subs(&self) -> usize {
+        self.lanes.iter().map(|l| l.subs.len()).sum()
+    }
+}
+
 impl Rings {
-    /// The ring a sub reads from, and how many bytes wait for it there.
+    fn lane(&self, seat: &RingSeat) -> Option<&Lane> {
+        self.rooms.get(&seat.room).map(|rr| &rr.lanes[seat.lane])
+    }
+
+    /// How many bytes wait for a sub in its ring (0 for others).
     pub(super) fn pending(&self, c: &Conn) -> usize {
-        match &c.ring {
-            Some((room, feed)) => self
-                .rooms
-                .get(room)
-                .map_or(0, |rr| feed.pending(rr.ring.end())),
-            None => 0,
-        }
+        c.ring.as_ref().map_or(0, |seat| {
+            self.lane(seat)
+                .map_or(0, |l| seat.feed.pending(l.ring.end()))
+        })
     }
 
     /// A sub's waiting spans (at most `out.len()`); 0 for others.
     pub(super) fn spans<'a>(&'a self, c: &Conn, out: &mut [&'a [u8]]) -> usize {
-        match &c.ring {
-            Some((room, feed)) => self
-                .rooms
-                .get(room)
-                .map_or(0, |rr| feed.spans(&rr.ring, out)),
-            None => 0,
-        }
+        c.ring.as_ref().map_or(0, |seat| {
+            self.lane(seat).map_or(0, |l| seat.feed.spans(&l.ring, out))
+        })
     }
 
     /// A sub wrote `n` bytes of its ring lines: its feed moves on, and the
     /// ring is released after the flush.
     pub(super) fn wrote(&mut self, c: &mut Conn, n: usize) {
-        let Some((room, feed)) = &mut c.ring else {
+        let Some(seat) = &mut c.ring else {
             return;
         };
-        feed.advance(n);
-        if let Some(rr) = self.rooms.get_mut(room)
+        seat.feed.advance(n);
+        if let Some(rr) = self.rooms.get_mut(&seat.room)
             && !rr.written
         {
             rr.written = true;
-            self.written.push(*room);
+            self.written.push(seat.room);
         }
     }
 
     /// Bytes the rings hold.
     #[cfg(test)]
     pub(super) fn held(&self) -> usize {
-        self.rooms.values().map(|rr| rr.ring.held()).sum()
-    }
-}
-
-impl Chat {
-    /// The first invariant, checked (tests): a connection reads from a
-    /// ring exactly while it is among that ring's subs.
-    #[cfg(test)]
-    pub(super) fn check_rings(&self) {
-        for (id, c) in &self.conns {
-            if let Some((room, _)) = &c.ring {
-                let rr = self.rings.rooms.get(room).expect("its ring exists");
-                assert!(rr.subs.contains(id), "{id} reads from a ring it is not in");
-            }
-        }
-        for (room, rr) in &self.rings.rooms {
-            for id in &rr.subs {
-                let c = self.conns.get(id).expect("a sub is a connection");
-                assert!(matches!(&c.ring, Some((r, _)) if r == room), "{id}");
-            }
-        }
+        self.rooms
+            .values()
+            .flat_map(|rr| rr.lanes.iter())
+            .map(|l| l.ring.held())
+            .sum()
     }
 }
 
@@ -141,17 +139,31 @@ fn gap(members: &[ConnId], to: &[ConnId]) -> Option<Option<ConnId>> {
     (j == to.len()).then_some(except)
 }
 
+/// The lane a connection would read from, if it may read from one.
+fn lane_for(c: &Conn) -> Option<usize> {
+    if c.web.is_some() || c.session.is_closing() {
+        return None;
+    }
+    match c.irc.as_deref() {
+        None => Some(PROTOTYPE),
+        Some(irc) => Some(1 + tag_set(irc.caps)),
+    }
+}
+
 impl Chat {
-    /// Delivers `line` to `to`, members of `room`: pushed once into the
-    /// room's ring for its subs, copied for the others. Returns the
-    /// recipients that speak IRC (as `deliver_line` does).
+    /// Delivers `event`, encoded as `line` in the prototype's protocol, to
+    /// `to`, members of `room`: pushed once into each of the room's lanes
+    /// that has subs (rendered once per IRC tag set), copied for the
+    /// others (`deliver_line`, then `deliver_irc`).
     pub(super) fn deliver_room(
         &mut self,
         sh: &mut Shared,
         room: RoomId,
         to: &[ConnId],
         line: &[u8],
-    ) -> Vec<ConnId> {
+        event: &Event,
+        notice: bool,
+    ) {
         let mut except = self
             .rings
             .rooms
@@ -165,58 +177,97 @@ impl Chat {
                 .get(&room)
                 .and_then(|rr| gap(&rr.members, to));
         }
-        let Some(except) = except else {
-            return self.deliver_line(sh, to, line);
+        let ringed = except.is_some() && self.rings.rooms.get(&room).is_some_and(|r| r.subs() > 0);
+        let Some(except) = except.filter(|_| ringed) else {
+            let irc = self.deliver_line(sh, to, line);
+            if !irc.is_empty() {
+                self.deliver_irc(sh, &irc, event, notice);
+            }
+            return;
         };
-        let Some(rr) = self.rings.rooms.get_mut(&room) else {
-            return self.deliver_line(sh, to, line);
-        };
-        if rr.subs.is_empty() {
-            return self.deliver_line(sh, to, line);
+        // A labeled command's sender keeps its lines for the label: it gets
+        // a copy, and its feed skips the ring's.
+        let capturing = self.capture.as_ref().map(|(c, _)| *c);
+        let mut irc_lines = None;
+        let mut due = false;
+        let mut copies = Vec::new();
+        for lane in 0..LANES {
+            let rr = self.rings.rooms.get_mut(&room).expect("checked");
+            if rr.lanes[lane].subs.is_empty() {
+                continue;
+            }
+            let bytes: &[u8] = if lane == PROTOTYPE {
+                line
+            } else {
+                let lines = match &mut irc_lines {
+                    Some(l) => l,
+                    None => irc_lines.insert(self.irc_lines(sh, event, notice)),
+                };
+                lines.line(event, lane - 1)
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            let rr = self.rings.rooms.get_mut(&room).expect("checked");
+            let l = &mut rr.lanes[lane];
+            let (start, end) = l.ring.push(bytes);
+            let mut receiving = l.subs.len();
+            let label = capturing.filter(|&c| Some(c) != except);
+            for skip in [except, label].into_iter().flatten() {
+                if let Some(c) = self.conns.get_mut(&skip)
+                    && let Some(seat) = &mut c.ring
+                    && seat.room == room
+                    && seat.lane == lane
+                {
+                    seat.feed.skip(start, end);
+                    receiving -= 1;
+                    if Some(skip) == label {
+                        copies.push(skip);
+                    }
+                }
+            }
+            sh.counters.deliveries += receiving as u64;
+            due |= end >= l.alarm;
         }
-        let (start, end) = rr.ring.push(line);
-        let mut receiving = rr.subs.len();
-        if let Some(c) = except.and_then(|x| self.conns.get_mut(&x))
-            && let Some((r, feed)) = &mut c.ring
-            && *r == room
-        {
-            feed.skip(start, end);
-            receiving -= 1;
-        }
-        sh.counters.deliveries += receiving as u64;
+        let rr = self.rings.rooms.get_mut(&room).expect("checked");
         if !rr.dirty {
             rr.dirty = true;
             self.rings.dirty.push(room);
         }
-        let now_due = end >= rr.alarm;
         let others: Vec<ConnId> = rr
             .others
             .iter()
             .copied()
             .filter(|&o| Some(o) != except)
             .collect();
-        let irc = if others.is_empty() {
+        let mut irc = if others.is_empty() {
             Vec::new()
         } else {
             self.deliver_line(sh, &others, line)
         };
-        if now_due {
+        irc.extend(copies);
+        if !irc.is_empty() {
+            self.deliver_irc(sh, &irc, event, notice);
+        }
+        if due {
             self.scan(sh, room);
         }
-        irc
     }
 
-    /// Takes the room's members from the hub again: who reads from the
-    /// ring, who gets copies; members gone from it stop reading, their
+    /// Takes the room's members from the hub again: who reads from which
+    /// lane, who gets copies; members gone from it stop reading, their
     /// waiting lines kept as their own.
     fn resync(&mut self, sh: &Shared, room: RoomId) {
         let members: Vec<ConnId> = sh.hub.member_conns(room).collect();
         let rr = self.rings.rooms.entry(room).or_default();
-        let end = rr.ring.end();
-        let (kept, gone): (Vec<ConnId>, Vec<ConnId>) = std::mem::take(&mut rr.subs)
-            .into_iter()
-            .partition(|&id| sh.hub.rooms_of(id).contains(&room));
-        rr.subs = kept;
+        let mut gone = Vec::new();
+        for lane in &mut rr.lanes {
+            let (kept, left): (Vec<ConnId>, Vec<ConnId>) = std::mem::take(&mut lane.subs)
+                .into_iter()
+                .partition(|&id| sh.hub.rooms_of(id).contains(&room));
+            lane.subs = kept;
+            gone.extend(left);
+        }
         for id in gone {
             if let Some(c) = self.conns.get_mut(&id) {
                 Chat::flatten(&self.rings, c);
@@ -224,74 +275,83 @@ impl Chat {
             }
         }
         let rr = self.rings.rooms.get_mut(&room).expect("made above");
-        let kept = rr.subs.len();
         rr.others.clear();
         for &m in &members {
             let Some(c) = self.conns.get_mut(&m) else {
                 continue;
             };
-            match &c.ring {
-                Some((r, _)) if *r == room => continue,
-                Some(_) => rr.others.push(m),
-                None if c.irc.is_some() || c.web.is_some() || c.session.is_closing() => {
-                    rr.others.push(m)
+            match (&c.ring, lane_for(c)) {
+                (Some(seat), _) if seat.room == room => {}
+                (None, Some(lane)) => {
+                    let l = &mut rr.lanes[lane];
+                    c.ring = Some(RingSeat {
+                        room,
+                        lane,
+                        feed: Feed::at(l.ring.end()),
+                    });
+                    l.subs.push(m);
+                    // A new sub: look at the lane before its next line.
+                    l.alarm = l.ring.end();
                 }
-                None => {
-                    c.ring = Some((room, Feed::at(end)));
-                    rr.subs.push(m);
-                }
+                _ => rr.others.push(m),
             }
-        }
-        if rr.subs.len() != kept || rr.subs.is_empty() {
-            // New subs: look at them before the next line.
-            rr.alarm = end;
         }
         rr.members = members;
     }
 
     /// Looks at every sub of `room`: its waiting bytes counted in its
     /// session (dropped past `--sendq`, the room's back-pressure when it
-    /// crossed the mark), on the touched list; the next alarm set.
+    /// crossed the mark), on the touched list; each lane's next alarm set.
     pub(super) fn scan(&mut self, sh: &mut Shared, room: RoomId) {
         let Some(rr) = self.rings.rooms.get_mut(&room) else {
             return;
         };
         rr.dirty = false;
-        let end = rr.ring.end();
-        let subs = std::mem::take(&mut rr.subs);
-        let mut alarm = u64::MAX;
-        for &id in &subs {
-            let Some(c) = self.conns.get_mut(&id) else {
-                continue;
+        for lane in 0..LANES {
+            let Some(rr) = self.rings.rooms.get_mut(&room) else {
+                return;
             };
-            let Some((_, feed)) = &c.ring else {
+            let l = &mut rr.lanes[lane];
+            if l.subs.is_empty() {
                 continue;
-            };
-            let action = c.session.ring_moved(sh.now, feed.pending(end));
-            let crossed = c.session.backlogged() != c.counted_in.is_some();
-            alarm = alarm.min(end + c.session.ring_headroom() as u64 + 1);
-            if !c.touched {
-                c.touched = true;
-                self.touched.push(id);
             }
-            if crossed {
-                self.account_backlog(sh, id);
+            let end = l.ring.end();
+            let subs = std::mem::take(&mut l.subs);
+            let mut alarm = u64::MAX;
+            for &id in &subs {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    continue;
+                };
+                let Some(seat) = &c.ring else {
+                    continue;
+                };
+                let action = c.session.ring_moved(sh.now, seat.feed.pending(end));
+                let crossed = c.session.backlogged() != c.counted_in.is_some();
+                alarm = alarm.min(end + c.session.ring_headroom() as u64 + 1);
+                if !c.touched {
+                    c.touched = true;
+                    self.touched.push(id);
+                }
+                if crossed {
+                    self.account_backlog(sh, id);
+                }
+                if let Some(a @ Action::Drop(_)) = action {
+                    self.act(sh, id, a);
+                }
             }
-            if let Some(a @ Action::Drop(_)) = action {
-                self.act(sh, id, a);
-            }
+            let l = &mut self
+                .rings
+                .rooms
+                .get_mut(&room)
+                .expect("a scan keeps its ring")
+                .lanes[lane];
+            debug_assert!(l.subs.is_empty(), "a scan changes no membership");
+            l.subs = subs;
+            l.alarm = alarm;
         }
-        let rr = self
-            .rings
-            .rooms
-            .get_mut(&room)
-            .expect("a scan keeps its ring");
-        debug_assert!(rr.subs.is_empty(), "a scan changes no membership");
-        rr.subs = subs;
-        rr.alarm = alarm;
     }
 
-    /// Scans the rings with lines not yet looked at (before settling).
+    /// Scans the rooms with lines not yet looked at (before settling).
     pub(super) fn scan_dirty(&mut self, sh: &mut Shared) {
         while let Some(room) = self.rings.dirty.pop() {
             if self.rings.rooms.get(&room).is_some_and(|rr| rr.dirty) {
@@ -308,38 +368,46 @@ impl Chat {
                 continue;
             };
             rr.written = false;
-            let mut upto = rr.ring.end();
-            for id in &rr.subs {
-                if let Some((_, feed)) = self.conns.get(id).and_then(|c| c.ring.as_ref()) {
-                    upto = upto.min(feed.cursor());
+            for l in &mut rr.lanes {
+                let mut upto = l.ring.end();
+                for id in &l.subs {
+                    if let Some(seat) = self.conns.get(id).and_then(|c| c.ring.as_ref()) {
+                        upto = upto.min(seat.feed.cursor());
+                    }
                 }
+                l.ring.release(upto, KEEP);
             }
-            rr.ring.release(upto, KEEP);
         }
     }
 
     /// A sub's waiting ring bytes become its own output (a line of its own
     /// is to follow them); its feed goes on from the ring's end.
     pub(super) fn flatten(rings: &Rings, c: &mut Conn) {
-        let Some((room, feed)) = &mut c.ring else {
+        let Some(seat) = &mut c.ring else {
             return;
         };
-        let Some(rr) = rings.rooms.get(room) else {
+        let Some(l) = rings.lane(seat) else {
             return;
         };
+        if seat.feed.pending(l.ring.end()) == 0 {
+            seat.feed = Feed::at(l.ring.end());
+            c.session.ring_taken(&[]);
+            return;
+        }
         let mut bytes = Vec::new();
-        feed.take_all(&rr.ring, &mut bytes);
+        seat.feed.take_all(&l.ring, &mut bytes);
         c.session.ring_taken(&bytes);
     }
 
-    /// A line of its own was added to a sub: its room's alarm comes at
+    /// A line of its own was added to a sub: its lane's alarm comes at
     /// least as early as its new headroom says.
     pub(super) fn own_line_added(rings: &mut Rings, c: &Conn) {
-        if let Some((room, _)) = &c.ring
-            && let Some(rr) = rings.rooms.get_mut(room)
+        if let Some(seat) = &c.ring
+            && let Some(rr) = rings.rooms.get_mut(&seat.room)
         {
-            let at = rr.ring.end() + c.session.ring_headroom() as u64 + 1;
-            rr.alarm = rr.alarm.min(at);
+            let l = &mut rr.lanes[seat.lane];
+            let at = l.ring.end() + c.session.ring_headroom() as u64 + 1;
+            l.alarm = l.alarm.min(at);
         }
     }
 
@@ -352,14 +420,40 @@ impl Chat {
         if keep {
             Chat::flatten(&self.rings, c);
         }
-        let Some((room, _)) = c.ring.take() else {
+        let Some(seat) = c.ring.take() else {
             return;
         };
-        if let Some(rr) = self.rings.rooms.get_mut(&room) {
-            rr.subs.retain(|&s| s != id);
-            if rr.subs.is_empty() {
+        if let Some(rr) = self.rings.rooms.get_mut(&seat.room) {
+            rr.lanes[seat.lane].subs.retain(|&s| s != id);
+            if rr.subs() == 0 {
                 // No reader left: the next line lists the members again.
-                self.rings.rooms.remove(&room);
+                self.rings.rooms.remove(&seat.room);
+            } else {
+                // Not a sub, not among the others: list them again.
+                rr.members.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Chat {
+    /// The first invariant, checked (tests): a connection reads from a
+    /// lane exactly while it is among that lane's subs.
+    pub(super) fn check_rings(&self) {
+        for (id, c) in &self.conns {
+            if let Some(seat) = &c.ring {
+                let l = self.rings.lane(seat).expect("its ring exists");
+                assert!(l.subs.contains(id), "{id} reads from a lane it is not in");
+            }
+        }
+        for (room, rr) in &self.rings.rooms {
+            for (lane, l) in rr.lanes.iter().enumerate() {
+                for id in &l.subs {
+                    let c = self.conns.get(id).expect("a sub is a connection");
+                    let seat = c.ring.as_ref().expect("a sub has a seat");
+                    assert_eq!((seat.room, seat.lane), (*room, lane), "{id}");
+                }
             }
         }
     }
