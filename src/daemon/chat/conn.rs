@@ -103,7 +103,7 @@ pub struct Conn {
     pub counted_user: bool,
     /// Flood control: its buckets (from its first message), and a
     /// message delayed until a time, its later frames waiting with it.
-    pub flood: Option<crate::core::flood::Flood>,
+    pub flood: Option<Box<crate::core::flood::Flood>>,
     pub lagged: Option<Box<(std::time::Instant, crate::core::codec::Decoded)>>,
     /// A web port's connection: HTTP, then a WebSocket, between the
     /// transport and the session (web.rs).

@@ -50,7 +50,9 @@ impl Chat {
         }
         let now = sh.now;
         let c = self.conns.get_mut(&id)?;
-        let flood = c.flood.get_or_insert_with(|| Flood::new(&rule, now));
+        let flood = c
+            .flood
+            .get_or_insert_with(|| Box::new(Flood::new(&rule, now)));
         match flood.message(&rule, now, len) {
             Verdict::Pass => Some(decoded),
             Verdict::Delay(at) => {
