@@ -41,10 +41,13 @@ pub fn write_some(w: &mut impl Write, bytes: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Parts one [`write_some_vectored`] sends at most (the rest wait).
+pub const MAX_PARTS: usize = 17;
+
 /// One writev(2) of `parts` in order; how many bytes the socket took (0
 /// when it is full).
 pub fn write_some_vectored(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<usize> {
-    let mut slices = [io::IoSlice::new(&[]); 17];
+    let mut slices = [io::IoSlice::new(&[]); MAX_PARTS];
     let mut n = 0;
     for part in parts.iter().filter(|p| !p.is_empty()).take(slices.len()) {
         slices[n] = io::IoSlice::new(part);

@@ -26,7 +26,7 @@ use crate::core::session::{Action, Input, Session};
 use crate::daemon::door::Seat;
 use crate::daemon::poller::Interest;
 use crate::sys::nonblock::{
-    ReadOutcome, interrupted, read_some, would_block, write_some, write_some_vectored,
+    MAX_PARTS, ReadOutcome, interrupted, read_some, would_block, write_some, write_some_vectored,
 };
 
 /// Most bytes rustls buffers for one connection on the way out.
@@ -416,7 +416,7 @@ impl Conn {
                 let n = if spans.is_empty() {
                     write_some(&mut self.stream, output)?
                 } else {
-                    let mut parts: [&[u8]; 17] = [&[]; 17];
+                    let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
                     parts[0] = output;
                     let k = spans.len().min(parts.len() - 1);
                     parts[1..=k].copy_from_slice(&spans[..k]);

@@ -114,13 +114,7 @@ impl Chat {
                 continue;
             }
             delivered += 1;
-            if c.ring.is_some() {
-                Chat::flatten(&self.rings, c);
-            }
-            let taken = c.take_line(now, line);
-            if c.ring.is_some() {
-                Chat::own_line_added(&mut self.rings, c);
-            }
+            let taken = Chat::own_line(&mut self.rings, c, |c| c.take_line(now, line));
             self.appended(sh, to, taken);
         }
         sh.counters.deliveries += delivered;

@@ -351,13 +351,7 @@ impl Chat {
                 kept.extend_from_slice(line);
                 continue;
             }
-            if c.ring.is_some() {
-                Chat::flatten(&self.rings, c);
-            }
-            let taken = c.take_line(now, line);
-            if c.ring.is_some() {
-                Chat::own_line_added(&mut self.rings, c);
-            }
+            let taken = Chat::own_line(&mut self.rings, c, |c| c.take_line(now, line));
             self.appended(sh, r, taken);
         }
         sh.counters.deliveries += delivered;

@@ -331,21 +331,18 @@ impl Chat {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let own_line = matches!(input, Input::Deliver(_) | Input::Finish(_));
-        if own_line && c.ring.is_some() {
-            if matches!(input, Input::Finish(_)) {
-                self.leave_ring(id, true);
-            } else {
-                Chat::flatten(&self.rings, c);
-            }
+        if matches!(input, Input::Finish(_)) && c.ring.is_some() {
+            self.leave_ring(id, true);
         }
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        let action = c.session.handle(sh.now, input);
-        if own_line {
-            Chat::own_line_added(&mut self.rings, c);
-        }
+        let now = sh.now;
+        let action = if matches!(input, Input::Deliver(_)) {
+            Chat::own_line(&mut self.rings, c, |c| c.session.handle(now, input))
+        } else {
+            c.session.handle(now, input)
+        };
         self.touch(sh, id);
         if let Some(a) = action {
             self.act(sh, id, a);

@@ -11,7 +11,7 @@
 //!   that lane's `subs`.
 //! - Its own output comes before its ring lines: a line of its own
 //!   (`Input::Deliver`, `Input::Finish`, a copy) first takes its waiting
-//!   ring bytes into its own output ([`Chat::flatten`]).
+//!   ring bytes into its own output ([`Chat::own_line`], [`Chat::flatten`]).
 //! - The session's count of its ring bytes (`Session::ring_moved`) is on
 //!   the same side of the high-water mark and of `--sendq` as the truth:
 //!   a lane looks at its subs (a scan) when its end reaches its alarm, the
@@ -34,7 +34,7 @@ use crate::daemon::shared::Shared;
 const KEEP: usize = 16 * 1024;
 
 /// Spans one write sends at most.
-pub const MAX_SPANS: usize = 16;
+pub const MAX_SPANS: usize = crate::sys::nonblock::MAX_PARTS - 1;
 
 /// The prototype's lane; IRC's tag set `t` is lane `1 + t`.
 const PROTOTYPE: usize = 0;
@@ -177,8 +177,8 @@ impl Chat {
                 .get(&room)
                 .and_then(|rr| gap(&rr.members, to));
         }
-        let ringed = except.is_some() && self.rings.rooms.get(&room).is_some_and(|r| r.subs() > 0);
-        let Some(except) = except.filter(|_| ringed) else {
+        let has_subs = self.rings.rooms.get(&room).is_some_and(|r| r.subs() > 0);
+        let Some(except) = except.filter(|_| has_subs) else {
             let irc = self.deliver_line(sh, to, line);
             if !irc.is_empty() {
                 self.deliver_irc(sh, &irc, event, notice);
@@ -389,19 +389,24 @@ impl Chat {
         let Some(l) = rings.lane(seat) else {
             return;
         };
-        if seat.feed.pending(l.ring.end()) == 0 {
-            seat.feed = Feed::at(l.ring.end());
-            c.session.ring_taken(&[]);
-            return;
-        }
         let mut bytes = Vec::new();
         seat.feed.take_all(&l.ring, &mut bytes);
         c.session.ring_taken(&bytes);
     }
 
-    /// A line of its own was added to a sub: its lane's alarm comes at
-    /// least as early as its new headroom says.
-    pub(super) fn own_line_added(rings: &mut Rings, c: &Conn) {
+    /// Adds a line of a connection's own (`add`): for a sub, after its
+    /// waiting ring bytes ([`Chat::flatten`]), and its lane's alarm then
+    /// comes at least as early as its new headroom says.
+    pub(super) fn own_line<T>(
+        rings: &mut Rings,
+        c: &mut Conn,
+        add: impl FnOnce(&mut Conn) -> T,
+    ) -> T {
+        if c.ring.is_none() {
+            return add(c);
+        }
+        Chat::flatten(rings, c);
+        let added = add(c);
         if let Some(seat) = &c.ring
             && let Some(rr) = rings.rooms.get_mut(&seat.room)
         {
@@ -409,6 +414,7 @@ impl Chat {
             let at = l.ring.end() + c.session.ring_headroom() as u64 + 1;
             l.alarm = l.alarm.min(at);
         }
+        added
     }
 
     /// `id` stops reading from its ring: its waiting lines become its own
