@@ -187,27 +187,30 @@ impl Shared {
         if !kept || self.history.is_none() {
             return;
         }
+        let made;
         let msgid = match &d.event.msgid {
-            Some(m) => m.clone(),
-            None => self.msgid(),
+            Some(m) => m.as_str(),
+            None => {
+                made = self.msgid();
+                made.as_str()
+            }
         };
         let kind = match d.event.kind {
             crate::core::wire::EventKind::Join => super::history::Kind::Join,
             crate::core::wire::EventKind::Leave => super::history::Kind::Leave,
             _ => super::history::Kind::Message,
         };
-        let stored = super::history::Stored {
-            seq: 0,
-            room: self.hub.room_name(d.room).unwrap_or("").to_string(),
-            msgid,
+        // Encoded straight from the delivery: no copy of its strings.
+        let fields = super::history::Fields {
             kind,
-            name: d.event.username.clone(),
-            body: d.event.message.clone(),
             at_ms: at_ms as i64,
-            target: String::new(),
+            msgid,
+            name: &d.event.username,
+            body: &d.event.message,
         };
+        let room = self.hub.room_name(d.room).unwrap_or("");
         if let Some(h) = &mut self.history {
-            h.keep(stored);
+            h.keep_fields(room, &fields);
         }
     }
 

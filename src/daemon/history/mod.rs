@@ -43,8 +43,10 @@ mod chunk;
 pub mod journal;
 mod store;
 
+use chunk::Building;
 use journal::Journal;
 
+pub use chunk::Fields;
 pub use store::{FILE, HistoryStore, SCHEMA_VERSION};
 
 /// What is kept of one event.
@@ -214,10 +216,13 @@ impl Syncer {
 pub struct History {
     store: HistoryStore,
     journal: Journal,
-    /// Events kept and not yet committed to the database (the first
-    /// `journaled` of them are in the journal).
-    pending: Vec<Stored>,
-    journaled: usize,
+    /// Events kept and not yet committed to the database, as chunks of
+    /// at most [`chunk::EVENTS`] per room, encoded as they came (what
+    /// each pass added goes to the journal); chunks left empty since the
+    /// last commit are dropped at it.
+    pending: Vec<Building>,
+    /// How many events `pending` holds.
+    pending_events: usize,
     /// The journal's last record, applied with the next commit.
     last_record: u64,
     /// When the oldest pending event was journaled.
@@ -262,23 +267,37 @@ fn due<K: std::hash::Hash + Eq + Clone>(
         *n += count;
         if *n >= TRIM_EVERY {
             *n = 0;
-            due.push(k);
+            if !due.contains(&k) {
+                due.push(k);
+            }
         }
     }
     due
 }
 
-/// Events grouped per room, in the order the rooms first appear (a batch
-/// holds few rooms: a linear search).
-pub(super) fn per_room_events(batch: &[Stored]) -> Vec<(&str, Vec<&Stored>)> {
-    let mut rooms: Vec<(&str, Vec<&Stored>)> = Vec::new();
+/// Events as chunks per room, in the order the rooms first appear (a
+/// batch holds few rooms: a linear search).
+pub(super) fn buildings(batch: &[Stored]) -> Vec<Building> {
+    let mut rooms: Vec<Building> = Vec::new();
     for s in batch {
-        match rooms.iter_mut().find(|(r, _)| *r == s.room) {
-            Some((_, events)) => events.push(s),
-            None => rooms.push((&s.room, vec![s])),
-        }
+        building(&mut rooms, &s.room).push(&s.fields());
     }
     rooms
+}
+
+/// `room`'s chunk among `rooms` that has room for an event, added when
+/// it has none: a busy room's commit is several rows of at most
+/// [`chunk::EVENTS`], so that trimming rewrites a small row, and no blob
+/// is big enough to be a fresh memory map for SQLite and for malloc.
+fn building<'a>(rooms: &'a mut Vec<Building>, room: &str) -> &'a mut Building {
+    let open = |b: &Building| b.room == room && b.n < chunk::EVENTS;
+    match rooms.iter().position(open) {
+        Some(i) => &mut rooms[i],
+        None => {
+            rooms.push(Building::new(room));
+            rooms.last_mut().expect("just pushed")
+        }
+    }
 }
 
 impl History {
@@ -312,7 +331,7 @@ impl History {
             commits,
             store,
             journal,
-            journaled: 0,
+            pending_events: 0,
             last_record: 0,
             pending_since: None,
             recovered: (recovered, found.ignored),
@@ -334,7 +353,14 @@ impl History {
 
     /// An event to store with this pass's commit.
     pub fn keep(&mut self, s: Stored) {
-        self.pending.push(s);
+        self.keep_fields(&s.room, &s.fields());
+    }
+
+    /// [`History::keep`] from borrowed fields: encoded at once, nothing
+    /// copied but the bytes.
+    pub fn keep_fields(&mut self, room: &str, e: &chunk::Fields) {
+        building(&mut self.pending, room).push(e);
+        self.pending_events += 1;
     }
 
     /// A direct message's copy for one account, with this pass's commit
@@ -357,23 +383,18 @@ impl History {
         if !self.pending_direct.is_empty() {
             return self.commit(keep);
         }
-        if self.journaled < self.pending.len() {
-            let fresh = per_room_events(&self.pending[self.journaled..]);
-            match self.journal.append(&fresh) {
-                Ok(last) => {
-                    self.last_record = last;
-                    self.journaled = self.pending.len();
-                    self.pending_since.get_or_insert(now);
-                }
-                // The database, then, at once (the disk may be full).
-                Err(e) => {
-                    return self
-                        .commit(keep)
-                        .and(Err(format!("{e}; committed instead")));
-                }
+        match self.journal.append(&mut self.pending) {
+            Ok(None) => Ok(()),
+            Ok(Some(last)) => {
+                self.last_record = last;
+                self.pending_since.get_or_insert(now);
+                Ok(())
             }
+            // The database, then, at once (the disk may be full).
+            Err(e) => self
+                .commit(keep)
+                .and(Err(format!("{e}; committed instead"))),
         }
-        Ok(())
     }
 
     /// After the pass wrote to clients (what it kept is in the journal
@@ -385,7 +406,7 @@ impl History {
         keep: impl Fn(&str) -> usize,
     ) -> Result<(), String> {
         let due = self.pending_since.is_some_and(|t| now >= t + COMMIT_EVERY);
-        if due || self.pending.len() >= MAX_PENDING {
+        if due || self.pending_events >= MAX_PENDING {
             return self.commit(keep);
         }
         Ok(())
@@ -402,17 +423,18 @@ impl History {
     /// one transaction, then empties the journal. An error is returned
     /// for the log; the events stay in memory.
     pub fn commit(&mut self, keep: impl Fn(&str) -> usize) -> Result<(), String> {
-        if self.pending.is_empty() && self.pending_direct.is_empty() {
+        if self.pending_events == 0 && self.pending_direct.is_empty() {
             return Ok(());
         }
-        self.journaled = 0;
         self.pending_since = None;
         let last_record = self.last_record;
-        let batch = std::mem::take(&mut self.pending);
+        let events = std::mem::take(&mut self.pending_events);
+        // Rooms quiet since the last commit go; the others keep their
+        // chunk's memory for the next.
+        self.pending.retain(|b| b.n > 0);
+        let batch = &self.pending;
         let direct = std::mem::take(&mut self.pending_direct);
-        let counts = per_room_events(&batch)
-            .into_iter()
-            .map(|(room, events)| (room.to_string(), events.len()));
+        let counts = batch.iter().map(|b| (b.room.clone(), b.n));
         let rooms_due = due(&mut self.since_trim, counts);
         let direct_due = due(
             &mut self.direct_since_trim,
@@ -422,7 +444,7 @@ impl History {
         );
         let direct_keep = self.direct_keep;
         let done = self.store.atomically(|store| {
-            store.insert_all(&batch, &direct)?;
+            store.insert_all(batch, &direct)?;
             if last_record > 0 {
                 store.set_applied(last_record)?;
             }
@@ -434,16 +456,18 @@ impl History {
             }
             Ok(())
         });
+        for b in &mut self.pending {
+            b.clear();
+        }
         if let Err(e) = done {
             self.failures += 1;
             return Err(format!(
-                "{e}; {} event(s) and {} direct message(s) not stored (events stay in memory)",
-                batch.len(),
+                "{e}; {events} event(s) and {} direct message(s) not stored (events stay in memory)",
                 direct.len()
             ));
         }
         self.commits.fetch_add(1, Ordering::Relaxed);
-        self.stored += (batch.len() + direct.len()) as u64;
+        self.stored += (events + direct.len()) as u64;
         self.journal.clear()
     }
 
@@ -550,5 +574,43 @@ impl History {
             s.finish();
         }
         committed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_room_is_several_chunks_in_order_and_rooms_keep_apart() {
+        let mut rooms = Vec::new();
+        let fields = |i: i64| Fields {
+            kind: Kind::Message,
+            at_ms: i,
+            msgid: "m",
+            name: "Ana",
+            body: "oi",
+        };
+        for i in 0..600 {
+            building(&mut rooms, "A").push(&fields(i));
+            if i % 100 == 0 {
+                building(&mut rooms, "B").push(&fields(i));
+            }
+        }
+        let shape: Vec<(&str, usize, i64)> = rooms
+            .iter()
+            .map(|b| (b.room.as_str(), b.n, b.first_ms))
+            .collect();
+        assert_eq!(
+            shape,
+            [("A", 256, 0), ("B", 6, 0), ("A", 256, 256), ("A", 88, 512)]
+        );
+        // Emptied by a commit, a room fills its first chunk again.
+        for b in &mut rooms {
+            b.clear();
+        }
+        building(&mut rooms, "A").push(&fields(7));
+        assert_eq!(rooms[0].n, 1);
+        assert!(rooms[1..].iter().all(|b| b.n == 0));
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, params};
 
-use super::chunk;
+use super::chunk::{self, Building};
 use super::{DirectCopy, Kind, Stored, Stream, WAL_RESTART_AT};
 use crate::core::chathistory::{self, Select};
 
@@ -113,20 +113,27 @@ fn to_v2(tx: &Transaction) -> Result<(), rusqlite::Error> {
 
 /// A room's events as one chunk row.
 fn insert_chunk(db: &Connection, room: &str, events: &[&Stored]) -> Result<(), rusqlite::Error> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    let mut b = Building::new(room);
+    for e in events {
+        b.push(&e.fields());
+    }
+    insert_building(db, &b)
+}
+
+/// A room's events kept since the last commit, as one row.
+fn insert_building(db: &Connection, b: &Building) -> Result<(), rusqlite::Error> {
+    if b.n == 0 {
         return Ok(());
-    };
-    let first_ms = events.iter().map(|e| e.at_ms).min().unwrap_or(first.at_ms);
-    let last_ms = events.iter().map(|e| e.at_ms).max().unwrap_or(last.at_ms);
+    }
     db.prepare_cached(
         "INSERT INTO chunks (room, n, first_ms, last_ms, events) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
-        room,
-        events.len() as i64,
-        first_ms,
-        last_ms,
-        chunk::encode(events)
+        b.room,
+        b.n as i64,
+        b.first_ms,
+        b.last_ms,
+        b.chunk()
     ])?;
     Ok(())
 }
@@ -284,7 +291,8 @@ impl HistoryStore {
     /// Stores rooms' events (one chunk per room) and direct messages'
     /// copies in one transaction.
     pub fn append_all(&mut self, batch: &[Stored], direct: &[DirectCopy]) -> Result<(), String> {
-        self.atomically(|s| s.insert_all(batch, direct))
+        let rooms = super::buildings(batch);
+        self.atomically(|s| s.insert_all(&rooms, direct))
     }
 
     /// Runs `f` in one transaction: committed if it succeeds, rolled back
@@ -316,10 +324,11 @@ impl HistoryStore {
         insert_chunk(&self.db, room, &events).map_err(err)
     }
 
-    /// [`HistoryStore::append_all`] inside a transaction already begun.
-    pub fn insert_all(&mut self, batch: &[Stored], direct: &[DirectCopy]) -> Result<(), String> {
-        for (room, events) in super::per_room_events(batch) {
-            insert_chunk(&self.db, room, &events).map_err(err)?;
+    /// [`HistoryStore::append_all`] inside a transaction already begun:
+    /// each room's chunk as one row.
+    pub fn insert_all(&mut self, rooms: &[Building], direct: &[DirectCopy]) -> Result<(), String> {
+        for b in rooms {
+            insert_building(&self.db, b).map_err(err)?;
         }
         if direct.is_empty() {
             return Ok(());
@@ -440,23 +449,18 @@ impl HistoryStore {
                 .prepare_cached("SELECT events FROM chunks WHERE seq = ?1")
                 .and_then(|mut st| st.query_row([h.seq], |r| r.get(0)))
                 .map_err(err)?;
-            let events = chunk::decode(room, first_seq(h.seq), &bytes)
+            let stay = chunk::retain(&bytes, extra, oldest_ms)
                 .map_err(|e| format!("history: room '{room}': {e}"))?;
-            let stay: Vec<&Stored> = events
-                .iter()
-                .skip(extra)
-                .filter(|e| e.at_ms >= oldest_ms)
-                .collect();
-            gone += events.len() - stay.len();
-            extra = extra.saturating_sub(events.len() - stay.len());
+            gone += stay.of - stay.n;
+            extra = extra.saturating_sub(stay.of - stay.n);
             self.rewrite(h.seq, &stay)?;
         }
         Ok(gone)
     }
 
     /// A chunk's row with fewer events (none: the row goes).
-    fn rewrite(&mut self, seq: i64, stay: &[&Stored]) -> Result<(), String> {
-        if stay.is_empty() {
+    fn rewrite(&mut self, seq: i64, stay: &chunk::Kept) -> Result<(), String> {
+        if stay.n == 0 {
             return self
                 .db
                 .prepare_cached("DELETE FROM chunks WHERE seq = ?1")
@@ -464,8 +468,6 @@ impl HistoryStore {
                 .map(|_| ())
                 .map_err(err);
         }
-        let first = stay.iter().map(|e| e.at_ms).min().unwrap_or(0);
-        let last = stay.iter().map(|e| e.at_ms).max().unwrap_or(0);
         self.db
             .prepare_cached(
                 "UPDATE chunks SET n = ?2, first_ms = ?3, last_ms = ?4, events = ?5 WHERE seq = ?1",
@@ -473,10 +475,10 @@ impl HistoryStore {
             .and_then(|mut st| {
                 st.execute(params![
                     seq,
-                    stay.len() as i64,
-                    first,
-                    last,
-                    chunk::encode(stay)
+                    stay.n as i64,
+                    stay.first_ms,
+                    stay.last_ms,
+                    stay.bytes
                 ])
             })
             .map(|_| ())
