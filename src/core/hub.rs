@@ -361,7 +361,7 @@ impl Hub {
         if !kept || !self.keeps_history(delivery.room) {
             return false;
         }
-        self.keep(delivery.room, delivery.event.clone(), ts);
+        self.keep(delivery.room, &delivery.event, ts);
         true
     }
 
@@ -400,24 +400,35 @@ impl Hub {
     pub fn seed_history(&mut self, room: RoomId, events: Vec<Event>) {
         for e in events {
             let ts = e.ts.clone().unwrap_or_default();
-            self.keep(room, e, &ts);
+            self.keep(room, &e, &ts);
         }
     }
 
-    fn keep(&mut self, id: RoomId, mut kept: Event, ts: &str) {
-        let Some(room) = self.rooms.get(&id) else {
+    fn keep(&mut self, id: RoomId, event: &Event, ts: &str) {
+        let Some(room) = self.rooms.get_mut(&id) else {
             return;
         };
-        if room.history.len() == room.history_len {
-            self.forget_oldest(id);
-        }
+        // A full history's oldest event is overwritten by the new one, so
+        // its strings' memory is reused rather than freed and allocated.
+        let oldest = match room.history.len() >= room.history_len {
+            true => room.history.pop_front(),
+            false => None,
+        };
+        let old_size = oldest.as_ref().map_or(0, kept_size);
+        let mut kept = oldest.unwrap_or_default();
+        kept.clone_from(event);
         kept.history = true;
-        kept.ts = Some(ts.to_string());
+        match &mut kept.ts {
+            Some(t) => {
+                t.clear();
+                t.push_str(ts);
+            }
+            None => kept.ts = Some(ts.to_string()),
+        }
         let size = kept_size(&kept);
-        let room = self.rooms.get_mut(&id).expect("looked up above");
         self.by_history.remove(&(room.history_bytes, id));
-        room.history_bytes += size;
-        self.history_bytes += size;
+        room.history_bytes = room.history_bytes - old_size + size;
+        self.history_bytes = self.history_bytes - old_size + size;
         self.by_history.insert((room.history_bytes, id));
         room.history.push_back(kept);
         self.trim_histories();

@@ -558,7 +558,7 @@ impl EventKind {
 /// them for its protocol (chatd's: [`Event::encode`]), once per event
 /// however many recipients it has; clients read them with
 /// [`Event::parse`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, PartialEq, Eq, Default)]
 pub struct Event {
     pub kind: EventKind,
     pub username: String,
@@ -584,6 +584,49 @@ pub struct Event {
     pub client_tags: Vec<(String, Option<String>)>,
     /// chatd: `room`: the room's limit and whether it is private.
     pub facts: Option<RoomFacts>,
+}
+
+/// Field by field, so that [`Clone::clone_from`] reuses the strings'
+/// memory: a room's history overwrites its oldest kept event with each
+/// new one, with no allocation once the strings are long enough.
+impl Clone for Event {
+    fn clone(&self) -> Event {
+        let mut e = Event::default();
+        e.clone_from(self);
+        e
+    }
+
+    fn clone_from(&mut self, from: &Event) {
+        // Every field named: a new one must be added here to compile.
+        let Event {
+            kind,
+            username,
+            message,
+            room,
+            reason,
+            ts,
+            history,
+            members,
+            rooms,
+            departed,
+            msgid,
+            client_tags,
+            facts,
+        } = self;
+        *kind = from.kind;
+        username.clone_from(&from.username);
+        message.clone_from(&from.message);
+        room.clone_from(&from.room);
+        reason.clone_from(&from.reason);
+        ts.clone_from(&from.ts);
+        *history = from.history;
+        members.clone_from(&from.members);
+        rooms.clone_from(&from.rooms);
+        departed.clone_from(&from.departed);
+        msgid.clone_from(&from.msgid);
+        client_tags.clone_from(&from.client_tags);
+        *facts = from.facts;
+    }
 }
 
 /// What a `room` event tells of a room.
