@@ -17,7 +17,11 @@
 //! three chatd nodes in cluster mode (300 each, one Redis): the cost of
 //! the hop, with the CPU of all four processes counted. `--history` adds
 //! chatd with every room keeping its last 1000 events in the history file
-//! (`chatd+history`: each message committed before it is delivered).
+//! (`chatd+history`: each message in the journal before it is delivered,
+//! in the database within 250 ms), and a second CPU figure for every
+//! server, `settled`: its CPU from the first send until it is quiet again
+//! after the run (1.5 s of next to no CPU), so the work chatd defers past
+//! the burst (the database's commit, the Syncer's checkpoint) counts.
 //! `--ws` adds chatd's web port (`chatd+ws`: the same protocol over a
 //! WebSocket) and, beside it, a Node.js server written with the `ws`
 //! package (`node-ws`, tests/web/bench-ws-server.mjs), same generator.
@@ -506,22 +510,29 @@ fn median(mut v: Vec<f64>) -> f64 {
 type Figure = (&'static str, fn(&Report) -> f64);
 
 /// The figures shown for a scenario.
-fn figures(sc: &Scenario) -> Vec<Figure> {
+fn figures(sc: &Scenario, settled: bool) -> Vec<Figure> {
     if sc.msgs == 0 {
         return vec![
             ("RSS per client (KiB)", |r| r.rss_per_client_kib),
             ("server RSS (KiB)", |r| r.rss_peak_kib as f64),
         ];
     }
-    vec![
+    let mut figures: Vec<Figure> = vec![
         ("deliveries/s", |r| r.deliveries_per_sec),
         ("server CPU/delivery (ns)", |r| r.cpu_ns_per_delivery),
+    ];
+    if settled {
+        // Until quiet again after the run: deferred work counts too.
+        figures.push(("  settled (ns)", |r| r.cpu_ns_settled));
+    }
+    figures.extend::<[Figure; 5]>([
         ("lost", |r| r.lost() as f64),
         ("latency p50 (µs)", |r| r.p50_us as f64),
         ("latency p99 (µs)", |r| r.p99_us as f64),
         ("latency max (µs)", |r| r.max_us as f64),
         ("server RSS peak (KiB)", |r| r.rss_peak_kib as f64),
-    ]
+    ]);
+    figures
 }
 
 struct Args {
@@ -746,11 +757,23 @@ fn main() {
                     }
                 };
                 eprintln!("  {} run {} on {} ...", sc.name, run + 1, servers[i]);
-                match loadgen::run(&server.target, &sc) {
+                let mut target = server.target.clone();
+                // With history measured, every server's deferred work
+                // (chatd's commit and sync) counts in a second figure.
+                target.settle = args.history;
+                match loadgen::run(&target, &sc) {
                     Ok(r) => {
                         // Each run's figure too, to see the spread behind
                         // the medians.
-                        eprintln!("    {:.1} ns per delivery", r.cpu_ns_per_delivery);
+                        match target.settle {
+                            true => eprintln!(
+                                "    {:.1} ns per delivery, settled {:.1}",
+                                r.cpu_ns_per_delivery, r.cpu_ns_settled
+                            ),
+                            false => {
+                                eprintln!("    {:.1} ns per delivery", r.cpu_ns_per_delivery)
+                            }
+                        }
                         results[i].1.push(r)
                     }
                     Err(e) => eprintln!(
@@ -977,7 +1000,10 @@ fn print_table(sc: &Scenario, results: &[(&str, Vec<Report>)]) {
         ));
     }
     println!("{header}");
-    for (label, get) in figures(sc) {
+    let settled = results
+        .iter()
+        .any(|(_, reps)| reps.iter().any(|r| r.cpu_ns_settled > 0.0));
+    for (label, get) in figures(sc, settled) {
         let mut line = format!("{label:<24}");
         let meds: Vec<f64> = results
             .iter()
