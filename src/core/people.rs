@@ -14,33 +14,112 @@
 //! Either way a name held by one kind is taken for the other, and a name
 //! that only looks like a held one is taken too. Pure: no I/O, no clock.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::rc::Rc;
 
 use super::ids::{ConnId, IdMap};
 use super::names;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Holder {
     Nick(ConnId),
     /// How many prototype memberships use the name.
     Members(usize),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Holding {
-    /// The name as its holder spells it.
-    name: String,
-    holder: Holder,
+/// A held name: as its holder spells it and its comparison key, in one
+/// string, and who holds it. Each is shared by the two sets that find it
+/// (by key, by spelling) and by its nick holder's entry: one allocation
+/// per person and one pointer per set, where two maps of owned strings
+/// took about 300 bytes a person.
+#[derive(Debug)]
+struct Person {
+    /// The spelling, then the key.
+    text: Box<str>,
+    /// Where the key starts in `text`.
+    split: usize,
+    holder: Cell<Holder>,
 }
+
+impl Person {
+    fn new(name: &str, key: &str, holder: Holder) -> Rc<Person> {
+        Rc::new(Person {
+            text: format!("{name}{key}").into_boxed_str(),
+            split: name.len(),
+            holder: Cell::new(holder),
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.text[..self.split]
+    }
+
+    fn key(&self) -> &str {
+        &self.text[self.split..]
+    }
+}
+
+/// A person, found in a set by comparison key (hashed and compared as
+/// the key alone, so that the set is searched with a `&str`).
+#[derive(Debug)]
+struct ByKey(Rc<Person>);
+
+impl Borrow<str> for ByKey {
+    fn borrow(&self) -> &str {
+        self.0.key()
+    }
+}
+
+impl Hash for ByKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.key().hash(h);
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &ByKey) -> bool {
+        self.0.key() == other.0.key()
+    }
+}
+
+impl Eq for ByKey {}
+
+/// A person, found in a set by spelling (one spelling has one key, so
+/// spellings are as unique as keys).
+#[derive(Debug)]
+struct ByName(Rc<Person>);
+
+impl Borrow<str> for ByName {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl Hash for ByName {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.name().hash(h);
+    }
+}
+
+impl PartialEq for ByName {
+    fn eq(&self, other: &ByName) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for ByName {}
 
 #[derive(Debug, Default)]
 pub struct People {
-    by_key: HashMap<String, Holding>,
-    /// Each nick holder's key.
-    nicks: IdMap<String>,
-    /// Each nick as spelled, to its key: events name people by their own
-    /// spelling, and this spares the skeleton on every delivery.
-    spelled: HashMap<String, String>,
+    by_key: HashSet<ByKey>,
+    /// Events name people by their own spelling, and this spares the
+    /// skeleton on every delivery.
+    by_name: HashSet<ByName>,
+    /// Each nick holder's name.
+    nicks: IdMap<Rc<Person>>,
 }
 
 impl People {
@@ -49,56 +128,60 @@ impl People {
     /// holds it (a nick or members).
     pub fn claim_nick(&mut self, conn: ConnId, name: &str) -> Result<(), String> {
         let key = names::comparison_key(name);
-        match self.by_key.get(&key) {
-            Some(h) if h.holder != Holder::Nick(conn) => return Err(h.name.clone()),
+        match self.by_key.get(key.as_str()) {
+            Some(p) if p.0.holder.get() != Holder::Nick(conn) => return Err(p.0.name().into()),
             _ => {}
         }
-        if let Some(old) = self.nicks.insert(conn, key.clone())
-            && let Some(h) = self.by_key.remove(&old)
-        {
-            self.spelled.remove(&h.name);
+        if let Some(old) = self.nicks.remove(&conn) {
+            self.forget(&old);
         }
-        self.spelled.insert(name.to_string(), key.clone());
-        self.by_key.insert(
-            key,
-            Holding {
-                name: name.to_string(),
-                holder: Holder::Nick(conn),
-            },
-        );
+        let person = Person::new(name, &key, Holder::Nick(conn));
+        self.by_key.replace(ByKey(Rc::clone(&person)));
+        self.by_name.replace(ByName(Rc::clone(&person)));
+        self.nicks.insert(conn, person);
         Ok(())
     }
 
     /// `conn` is gone: its nick is free.
     pub fn release_nick(&mut self, conn: ConnId) {
-        if let Some(key) = self.nicks.remove(&conn)
-            && let Some(h) = self.by_key.remove(&key)
-        {
-            self.spelled.remove(&h.name);
+        if let Some(person) = self.nicks.remove(&conn) {
+            self.forget(&person);
         }
+    }
+
+    /// The name is free: out of both sets.
+    fn forget(&mut self, person: &Person) {
+        self.by_key.remove(person.key());
+        self.by_name.remove(person.name());
     }
 
     /// Every nick and its holder.
     pub fn nicks(&self) -> impl Iterator<Item = (ConnId, &str)> {
-        self.nicks
-            .iter()
-            .map(|(&conn, key)| (conn, self.by_key[key].name.as_str()))
+        self.nicks.iter().map(|(&conn, p)| (conn, p.name()))
     }
 
     /// `conn`'s nick, if it holds one.
     pub fn nick(&self, conn: ConnId) -> Option<&str> {
-        let key = self.nicks.get(&conn)?;
-        Some(self.by_key[key].name.as_str())
+        self.nicks.get(&conn).map(|p| p.name())
+    }
+
+    /// Whoever holds `name` or a name like it: by its spelling first,
+    /// which spares the skeleton.
+    fn find(&self, name: &str) -> Option<&Person> {
+        match self.by_name.get(name) {
+            Some(p) => Some(&p.0),
+            None => self
+                .by_key
+                .get(names::comparison_key(name).as_str())
+                .map(|p| &*p.0),
+        }
     }
 
     /// The connection whose nick is (or looks like) `name`, and its nick.
     pub fn nick_holder(&self, name: &str) -> Option<(ConnId, &str)> {
-        let h = match self.spelled.get(name) {
-            Some(key) => self.by_key.get(key)?,
-            None => self.by_key.get(&names::comparison_key(name))?,
-        };
-        match h.holder {
-            Holder::Nick(conn) => Some((conn, h.name.as_str())),
+        let p = self.find(name)?;
+        match p.holder.get() {
+            Holder::Nick(conn) => Some((conn, p.name())),
             Holder::Members(_) => None,
         }
     }
@@ -106,19 +189,15 @@ impl People {
     /// How many of the prototype's memberships share `name` (0 for a
     /// nick, or nobody).
     pub fn members(&self, name: &str) -> usize {
-        let key = match self.spelled.get(name) {
-            Some(key) => key.clone(),
-            None => names::comparison_key(name),
-        };
-        match self.by_key.get(&key).map(|h| &h.holder) {
-            Some(Holder::Members(n)) => *n,
+        match self.find(name).map(|p| p.holder.get()) {
+            Some(Holder::Members(n)) => n,
             _ => 0,
         }
     }
 
     /// Whoever holds `name` (or a name like it), as they spell it.
     pub fn holder_of(&self, name: &str) -> Option<&str> {
-        Some(self.by_key.get(&names::comparison_key(name))?.name.as_str())
+        Some(self.find(name)?.name())
     }
 
     /// Whether `conn` may be a member under `name`: as its own nick, or
@@ -126,48 +205,54 @@ impl People {
     /// spelling it the same. `Err` carries the holder's spelling.
     pub fn check_member(&self, conn: ConnId, name: &str) -> Result<(), String> {
         let key = names::comparison_key(name);
-        if self.nicks.get(&conn) == Some(&key) {
+        if self.own_nick(conn, &key) {
             return Ok(());
         }
-        match self.by_key.get(&key) {
+        match self.by_key.get(key.as_str()).map(|p| &p.0) {
             None => Ok(()),
-            Some(h) if matches!(h.holder, Holder::Members(_)) && h.name == name => Ok(()),
-            Some(h) => Err(h.name.clone()),
+            Some(p) if matches!(p.holder.get(), Holder::Members(_)) && p.name() == name => Ok(()),
+            Some(p) => Err(p.name().into()),
         }
+    }
+
+    /// Whether `key` is `conn`'s own nick's.
+    fn own_nick(&self, conn: ConnId, key: &str) -> bool {
+        self.nicks.get(&conn).is_some_and(|p| p.key() == key)
     }
 
     /// A membership under `name` began (after [`People::check_member`]).
     pub fn member_joined(&mut self, conn: ConnId, name: &str) {
         let key = names::comparison_key(name);
-        if self.nicks.get(&conn) == Some(&key) {
+        if self.own_nick(conn, &key) {
             return;
         }
-        if !self.by_key.contains_key(&key) {
-            self.spelled.insert(name.to_string(), key.clone());
-        }
-        let h = self.by_key.entry(key).or_insert_with(|| Holding {
-            name: name.to_string(),
-            holder: Holder::Members(0),
-        });
-        if let Holder::Members(n) = &mut h.holder {
-            *n += 1;
+        match self.by_key.get(key.as_str()) {
+            Some(p) => {
+                if let Holder::Members(n) = p.0.holder.get() {
+                    p.0.holder.set(Holder::Members(n + 1));
+                }
+            }
+            None => {
+                let person = Person::new(name, &key, Holder::Members(1));
+                self.by_name.replace(ByName(Rc::clone(&person)));
+                self.by_key.insert(ByKey(person));
+            }
         }
     }
 
     /// A membership under `name` ended.
     pub fn member_left(&mut self, conn: ConnId, name: &str) {
         let key = names::comparison_key(name);
-        if self.nicks.get(&conn) == Some(&key) {
+        if self.own_nick(conn, &key) {
             return;
         }
-        if let Some(h) = self.by_key.get_mut(&key)
-            && let Holder::Members(n) = &mut h.holder
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.by_key.remove(&key);
-                self.spelled.remove(name);
-            }
+        let Some(p) = self.by_key.get(key.as_str()).map(|p| Rc::clone(&p.0)) else {
+            return;
+        };
+        match p.holder.get() {
+            Holder::Members(n) if n > 1 => p.holder.set(Holder::Members(n - 1)),
+            Holder::Members(_) => self.forget(&p),
+            Holder::Nick(_) => {}
         }
     }
 }
@@ -191,7 +276,7 @@ mod tests {
         p.release_nick(1);
         assert_eq!(p.holder_of("ana"), None);
         assert_eq!(p.nick_holder("Ana"), None, "the spelling goes too");
-        assert!(p.spelled.is_empty());
+        assert!(p.by_name.is_empty() && p.by_key.is_empty());
     }
 
     #[test]
