@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use crate::core::kept::{self, Kept};
 use crate::core::moderation::{Moderation, Rule};
 use crate::core::modes::RoomModes;
 use crate::core::names;
@@ -28,17 +29,6 @@ pub const MAX_HISTORY: usize = 1000;
 /// The bytes all rooms' histories may hold together unless the shell says
 /// otherwise ([`Hub::set_history_budget`]).
 pub const DEFAULT_HISTORY_BUDGET: usize = 64 << 20;
-
-/// What one kept message is counted as: its strings and a fixed share for
-/// the event and the queue slot.
-fn kept_size(e: &Event) -> usize {
-    const OVERHEAD: usize = 160;
-    OVERHEAD
-        + e.username.len()
-        + e.message.len()
-        + e.room.as_ref().map_or(0, String::len)
-        + e.ts.as_ref().map_or(0, String::len)
-}
 
 /// One event, the room it happened in, and the connections it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,9 +74,9 @@ struct Room {
     /// The oldest a kept event may be, in seconds (0: the server's
     /// `--history-age`).
     history_age: u64,
-    /// The newest messages, oldest first, each marked `history`.
-    history: VecDeque<Event>,
-    /// What `history` counts as ([`kept_size`]).
+    /// The newest messages, joins and leaves, oldest first.
+    history: VecDeque<Kept>,
+    /// What `history` counts as ([`Kept::size`]).
     history_bytes: usize,
     /// Made by joining it (`--room-creation`): never saved, and gone when
     /// its last member leaves, like an IRC channel.
@@ -182,7 +172,7 @@ pub struct Hub {
     next_room: RoomId,
     /// This node's id in a cluster ("" alone): local members carry it.
     node: String,
-    /// What all histories may hold together, and hold ([`kept_size`]).
+    /// What all histories may hold together, and hold ([`Kept::size`]).
     history_budget: usize,
     history_bytes: usize,
     /// Rooms with kept messages, by the bytes they keep: the largest
@@ -220,7 +210,7 @@ impl Hub {
         let Some(old) = room.history.pop_front() else {
             return;
         };
-        let size = kept_size(&old);
+        let size = old.size();
         self.by_history.remove(&(room.history_bytes, id));
         room.history_bytes -= size;
         self.history_bytes -= size;
@@ -354,11 +344,7 @@ impl Hub {
     /// the room's length and the total budget. Returns whether it was
     /// kept.
     pub fn remember(&mut self, delivery: &Delivery, ts: &str) -> bool {
-        let kept = matches!(
-            delivery.event.kind,
-            EventKind::Message | EventKind::Join | EventKind::Leave
-        );
-        if !kept || !self.keeps_history(delivery.room) {
+        if !kept::is_kept(delivery.event.kind) || !self.keeps_history(delivery.room) {
             return false;
         }
         self.keep(delivery.room, &delivery.event, ts);
@@ -385,7 +371,7 @@ impl Hub {
             let old = self.rooms.get(&id).and_then(|r| r.history.front());
             let due = old.is_some_and(|e| match before {
                 None => true,
-                Some(t) => e.ts.as_deref().is_some_and(|ts| ts < t),
+                Some(t) => e.ts() < t,
             });
             if !due {
                 return n;
@@ -409,23 +395,15 @@ impl Hub {
             return;
         };
         // A full history's oldest event is overwritten by the new one, so
-        // its strings' memory is reused rather than freed and allocated.
+        // its memory is reused rather than freed and allocated.
         let oldest = match room.history.len() >= room.history_len {
             true => room.history.pop_front(),
             false => None,
         };
-        let old_size = oldest.as_ref().map_or(0, kept_size);
+        let old_size = oldest.as_ref().map_or(0, Kept::size);
         let mut kept = oldest.unwrap_or_default();
-        kept.clone_from(event);
-        kept.history = true;
-        match &mut kept.ts {
-            Some(t) => {
-                t.clear();
-                t.push_str(ts);
-            }
-            None => kept.ts = Some(ts.to_string()),
-        }
-        let size = kept_size(&kept);
+        kept.fill(event, ts);
+        let size = kept.size();
         self.by_history.remove(&(room.history_bytes, id));
         room.history_bytes = room.history_bytes - old_size + size;
         self.history_bytes = self.history_bytes - old_size + size;
@@ -439,12 +417,13 @@ impl Hub {
         self.rooms.get(&room).map(|r| r.name.as_str())
     }
 
-    /// A room's kept messages, oldest first.
-    pub fn history(&self, room: RoomId) -> impl DoubleEndedIterator<Item = &Event> {
+    /// A room's kept messages, oldest first, each marked `history`
+    /// (made anew from what is kept: a joiner's replay, not a hot path).
+    pub fn history(&self, room: RoomId) -> impl DoubleEndedIterator<Item = Event> + '_ {
         self.rooms
             .get(&room)
             .into_iter()
-            .flat_map(|r| r.history.iter())
+            .flat_map(|r| r.history.iter().map(|k| k.event(&r.name)))
     }
 
     /// The public rooms with their occupancy and limit, in creation order
@@ -1061,11 +1040,11 @@ mod tests {
         join(&mut hub, 1, "Yan", "Busy").unwrap();
         join(&mut hub, 2, "Ana", "Calm").unwrap();
         let ts = "2026-11-24T10:00:00Z";
-        let one = kept_size(&{
-            let mut e = hub.say(2, "q").unwrap().event;
-            e.ts = Some(ts.into());
-            e
-        });
+        let one = {
+            let mut k = Kept::default();
+            k.fill(&hub.say(2, "q").unwrap().event, ts);
+            k.size()
+        };
         hub.set_history_budget(20 * one);
         for _ in 0..3 {
             let d = hub.say(2, "q").unwrap();

@@ -38,6 +38,7 @@ pub mod hub;
 pub mod ids;
 pub mod irc;
 pub mod ircmap;
+pub mod kept;
 pub mod lines;
 pub mod moderation;
 pub mod modes;

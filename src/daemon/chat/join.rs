@@ -352,7 +352,7 @@ impl Chat {
         let mut used = 0;
         let mut lines: Vec<Vec<u8>> = Vec::new();
         for event in sh.hub.history(room).rev() {
-            let line = self.encode_for(sh, id, event);
+            let line = self.encode_for(sh, id, &event);
             used += line.len();
             if used > budget {
                 break;
