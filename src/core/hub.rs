@@ -404,10 +404,17 @@ impl Hub {
         let mut kept = oldest.unwrap_or_default();
         kept.fill(event, ts);
         let size = kept.size();
-        self.by_history.remove(&(room.history_bytes, id));
+        let before = room.history_bytes;
         room.history_bytes = room.history_bytes - old_size + size;
         self.history_bytes = self.history_bytes - old_size + size;
-        self.by_history.insert((room.history_bytes, id));
+        // The new place first, then the old one out: a set of one room
+        // never empties (which would free its node, and the insert
+        // allocate one, per message); an event the size of the one it
+        // overwrites moves nothing.
+        if room.history_bytes != before {
+            self.by_history.insert((room.history_bytes, id));
+            self.by_history.remove(&(before, id));
+        }
         room.history.push_back(kept);
         self.trim_histories();
     }

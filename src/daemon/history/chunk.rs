@@ -132,6 +132,13 @@ impl Building {
     }
 
     /// Committed: empty again, keeping some capacity.
+    /// Emptied, for `room`'s events (its memory kept).
+    pub fn reuse(&mut self, room: &str) {
+        self.clear();
+        self.room.clear();
+        self.room.push_str(room);
+    }
+
     pub fn clear(&mut self) {
         self.bytes.truncate(1);
         self.bytes.shrink_to(KEEP_CAPACITY);

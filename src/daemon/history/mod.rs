@@ -221,6 +221,8 @@ pub struct History {
     /// each pass added goes to the journal); chunks left empty since the
     /// last commit are dropped at it.
     pending: Vec<Building>,
+    /// Emptied chunks for reuse ([`SPARE`] at most).
+    spare: Vec<Building>,
     /// How many events `pending` holds.
     pending_events: usize,
     /// The journal's last record, applied with the next commit.
@@ -278,9 +280,9 @@ fn due<K: std::hash::Hash + Eq + Clone>(
 /// Events as chunks per room, in the order the rooms first appear (a
 /// batch holds few rooms: a linear search).
 pub(super) fn buildings(batch: &[Stored]) -> Vec<Building> {
-    let mut rooms: Vec<Building> = Vec::new();
+    let (mut rooms, mut spare) = (Vec::new(), Vec::new());
     for s in batch {
-        building(&mut rooms, &s.room).push(&s.fields());
+        building(&mut rooms, &mut spare, &s.room).push(&s.fields());
     }
     rooms
 }
@@ -292,25 +294,46 @@ pub(super) fn buildings(batch: &[Stored]) -> Vec<Building> {
 ///
 /// A room's open chunk is its last one (a full one is followed by a new
 /// one), so the search starts from the end: a burst in one room finds it
-/// at once rather than past every chunk it filled.
-fn building<'a>(rooms: &'a mut Vec<Building>, room: &str) -> &'a mut Building {
+/// at once rather than past every chunk it filled. A new one is an
+/// emptied one from `spare` when there is one (its memory already
+/// grown and touched).
+fn building<'a>(
+    rooms: &'a mut Vec<Building>,
+    spare: &mut Vec<Building>,
+    room: &str,
+) -> &'a mut Building {
     match rooms.iter().rposition(|b| b.room == room) {
         Some(i) if rooms[i].n < chunk::EVENTS => &mut rooms[i],
         _ => {
-            rooms.push(Building::new(room));
+            let b = match spare.pop() {
+                Some(mut b) => {
+                    b.reuse(room);
+                    b
+                }
+                None => Building::new(room),
+            };
+            rooms.push(b);
             rooms.last_mut().expect("just pushed")
         }
     }
 }
 
-/// After a commit: every chunk emptied, and one kept per room (its
-/// memory reused by the room's next events), so a room's open chunk is
-/// again its last.
-fn emptied(rooms: &mut Vec<Building>) {
+/// Emptied chunks kept for reuse, at most (each at most
+/// `chunk::KEEP_CAPACITY`).
+const SPARE: usize = 64;
+
+/// After a commit: every chunk emptied, one kept per room (so a room's
+/// open chunk is again its last), and the others kept in `spare` for
+/// the next burst, so that it neither allocates nor faults in memory.
+fn emptied(rooms: &mut Vec<Building>, spare: &mut Vec<Building>) {
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    rooms.retain(|b| seen.insert(b.room.clone()));
-    for b in rooms.iter_mut() {
+    for mut b in std::mem::take(rooms) {
         b.clear();
+        match seen.insert(b.room.clone()) {
+            true => rooms.push(b),
+            false if spare.len() < SPARE => spare.push(b),
+            false => {}
+        }
     }
 }
 
@@ -350,6 +373,7 @@ impl History {
             pending_since: None,
             recovered: (recovered, found.ignored),
             pending: Vec::new(),
+            spare: Vec::new(),
             pending_direct: Vec::new(),
             direct_keep: 0,
             direct_since_trim: HashMap::new(),
@@ -373,7 +397,7 @@ impl History {
     /// [`History::keep`] from borrowed fields: encoded at once, nothing
     /// copied but the bytes.
     pub fn keep_fields(&mut self, room: &str, e: &chunk::Fields) {
-        building(&mut self.pending, room).push(e);
+        building(&mut self.pending, &mut self.spare, room).push(e);
         self.pending_events += 1;
     }
 
@@ -445,7 +469,11 @@ impl History {
         let events = std::mem::take(&mut self.pending_events);
         // Rooms quiet since the last commit go; the others keep their
         // chunk's memory for the next.
-        self.pending.retain(|b| b.n > 0);
+        for b in self.pending.extract_if(.., |b| b.n == 0) {
+            if self.spare.len() < SPARE {
+                self.spare.push(b);
+            }
+        }
         let batch = &self.pending;
         let direct = std::mem::take(&mut self.pending_direct);
         let counts = batch.iter().map(|b| (b.room.clone(), b.n));
@@ -470,7 +498,7 @@ impl History {
             }
             Ok(())
         });
-        emptied(&mut self.pending);
+        emptied(&mut self.pending, &mut self.spare);
         if let Err(e) = done {
             self.failures += 1;
             return Err(format!(
@@ -603,10 +631,11 @@ mod tests {
             name: "Ana",
             body: "oi",
         };
+        let mut spare = Vec::new();
         for i in 0..600 {
-            building(&mut rooms, "A").push(&fields(i));
+            building(&mut rooms, &mut spare, "A").push(&fields(i));
             if i % 100 == 0 {
-                building(&mut rooms, "B").push(&fields(i));
+                building(&mut rooms, &mut spare, "B").push(&fields(i));
             }
         }
         let shape: Vec<(&str, usize, i64)> = rooms
@@ -618,11 +647,18 @@ mod tests {
             [("A", 256, 0), ("B", 6, 0), ("A", 256, 256), ("A", 88, 512)]
         );
         // Emptied by a commit, a room keeps one chunk and fills it again.
-        emptied(&mut rooms);
+        // The other two wait in `spare`, and a new chunk is one of them.
+        emptied(&mut rooms, &mut spare);
         let left: Vec<(&str, usize)> = rooms.iter().map(|b| (b.room.as_str(), b.n)).collect();
         assert_eq!(left, [("A", 0), ("B", 0)]);
-        building(&mut rooms, "A").push(&fields(7));
-        building(&mut rooms, "B").push(&fields(8));
+        assert_eq!(spare.len(), 2);
+        building(&mut rooms, &mut spare, "A").push(&fields(7));
+        building(&mut rooms, &mut spare, "B").push(&fields(8));
         assert_eq!((rooms.len(), rooms[0].n, rooms[1].n), (2, 1, 1));
+        building(&mut rooms, &mut spare, "C").push(&fields(9));
+        assert_eq!(
+            (rooms[2].room.as_str(), rooms[2].n, spare.len()),
+            ("C", 1, 1)
+        );
     }
 }
