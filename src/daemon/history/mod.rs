@@ -318,6 +318,49 @@ fn building<'a>(
     }
 }
 
+/// What retention would take out in the very commit that stores it is
+/// not written: a room that got more events since the last commit than
+/// it keeps (`keep`) loses its oldest chunks of them, whole, as long as
+/// the rest still hold its newest `keep` events (each goes to `spare`).
+/// Returns the rooms that lost some: every row they have in the file is
+/// older still, and goes with the commit's trim. (A busy room writes
+/// what it keeps, not everything it was sent; a room under its length
+/// writes every event.)
+fn past_retention(
+    rooms: &mut Vec<Building>,
+    spare: &mut Vec<Building>,
+    keep: &impl Fn(&str) -> usize,
+) -> Vec<String> {
+    let mut left: HashMap<&str, usize> = HashMap::new();
+    for b in rooms.iter() {
+        *left.entry(b.room.as_str()).or_default() += b.n;
+    }
+    let mut doomed = vec![false; rooms.len()];
+    let mut cut: Vec<String> = Vec::new();
+    for (i, b) in rooms.iter().enumerate() {
+        let k = keep(&b.room);
+        let total = left.get_mut(b.room.as_str()).expect("counted above");
+        if k > 0 && *total - b.n >= k {
+            *total -= b.n;
+            doomed[i] = true;
+            if !cut.contains(&b.room) {
+                cut.push(b.room.clone());
+            }
+        }
+    }
+    let mut i = 0;
+    for mut b in rooms.extract_if(.., |_| {
+        i += 1;
+        doomed[i - 1]
+    }) {
+        if spare.len() < SPARE {
+            b.clear();
+            spare.push(b);
+        }
+    }
+    cut
+}
+
 /// Emptied chunks kept for reuse, at most (each at most
 /// `chunk::KEEP_CAPACITY`).
 const SPARE: usize = 64;
@@ -474,10 +517,17 @@ impl History {
                 self.spare.push(b);
             }
         }
+        let cut = past_retention(&mut self.pending, &mut self.spare, &keep);
         let batch = &self.pending;
         let direct = std::mem::take(&mut self.pending_direct);
         let counts = batch.iter().map(|b| (b.room.clone(), b.n));
-        let rooms_due = due(&mut self.since_trim, counts);
+        let mut rooms_due = due(&mut self.since_trim, counts);
+        for room in cut {
+            self.since_trim.insert(room.clone(), 0);
+            if !rooms_due.contains(&room) {
+                rooms_due.push(room);
+            }
+        }
         let direct_due = due(
             &mut self.direct_since_trim,
             direct
@@ -660,5 +710,89 @@ mod tests {
             (rooms[2].room.as_str(), rooms[2].n, spare.len()),
             ("C", 1, 1)
         );
+    }
+
+    #[test]
+    fn only_whole_chunks_past_a_rooms_length_are_left_out() {
+        let fields = Fields {
+            kind: Kind::Message,
+            at_ms: 1,
+            msgid: "m",
+            name: "Ana",
+            body: "oi",
+        };
+        let (mut rooms, mut spare) = (Vec::new(), Vec::new());
+        for _ in 0..600 {
+            building(&mut rooms, &mut spare, "A").push(&fields);
+        }
+        for _ in 0..300 {
+            building(&mut rooms, &mut spare, "B").push(&fields);
+        }
+        // A keeps 300 (its first chunk holds none of them), B keeps 300
+        // (it has just that many: nothing goes).
+        let cut = past_retention(&mut rooms, &mut spare, &|_: &str| 300);
+        assert_eq!(cut, ["A"]);
+        let shape: Vec<(&str, usize)> = rooms.iter().map(|b| (b.room.as_str(), b.n)).collect();
+        assert_eq!(shape, [("A", 256), ("A", 88), ("B", 256), ("B", 44)]);
+        assert_eq!((spare.len(), spare[0].n), (1, 0), "emptied, for reuse");
+        // A room that keeps none is left to the trim.
+        assert!(past_retention(&mut rooms, &mut spare, &|_: &str| 0).is_empty());
+    }
+
+    #[test]
+    fn a_burst_past_retention_writes_only_what_is_kept() {
+        let d = std::env::temp_dir().join(format!("chatd-history-burst-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut h = History::open(&d).unwrap();
+        let ids: Vec<String> = (0..700).map(|i| format!("m{i:04}")).collect();
+        let keep = |i: usize, h: &mut History| {
+            let f = Fields {
+                kind: Kind::Message,
+                at_ms: i as i64,
+                msgid: &ids[i],
+                name: "Ana",
+                body: "oi",
+            };
+            h.keep_fields("A", &f);
+        };
+        for i in 0..100 {
+            keep(i, &mut h);
+        }
+        h.keep_fields(
+            "B",
+            &Fields {
+                kind: Kind::Message,
+                at_ms: 0,
+                msgid: "b0",
+                name: "Yan",
+                body: "quiet",
+            },
+        );
+        h.commit(|_| 300).unwrap();
+        // 600 more in one commit: chunks of 256, 256 and 88, of which
+        // the first holds none of the newest 300.
+        for i in 100..700 {
+            keep(i, &mut h);
+        }
+        let shape: Vec<usize> = h
+            .pending
+            .iter()
+            .filter(|b| b.room == "A")
+            .map(|b| b.n)
+            .collect();
+        assert_eq!(shape, [256, 256, 88]);
+        h.commit(|_| 300).unwrap();
+        let a = h.latest("A", 10_000).unwrap();
+        assert_eq!(a.len(), 300, "the room's length, and nothing older");
+        assert_eq!(a.first().unwrap().msgid, "m0400");
+        assert_eq!(a.last().unwrap().msgid, "m0699");
+        assert_eq!(
+            h.latest("B", 10).unwrap().len(),
+            1,
+            "another room keeps its own"
+        );
+        drop(h);
+        std::fs::remove_dir_all(&d).unwrap();
     }
 }
