@@ -774,6 +774,11 @@ fn main() {
                                 eprintln!("    {:.1} ns per delivery", r.cpu_ns_per_delivery)
                             }
                         }
+                        // An idle scenario's figure is memory: finer
+                        // than the table's one decimal.
+                        if sc.msgs == 0 {
+                            eprintln!("    {:.3} KiB per client", r.rss_per_client_kib);
+                        }
                         results[i].1.push(r)
                     }
                     Err(e) => eprintln!(
