@@ -142,6 +142,21 @@ pub fn peer_credentials(stream: &UnixStream) -> Option<(u32, i32)> {
         .map(|c| (c.uid(), c.pid()))
 }
 
+/// The kernel's send buffer asked for each chat connection (Linux
+/// reports and uses twice this). Left alone, Linux autotunes it up to
+/// `tcp_wmem`'s maximum (4 MiB by default): a room whose readers lag
+/// then holds megabytes of kernel memory per member, cold by the time
+/// it is written, and every copy into it runs at memory speed. Fixed at
+/// 1 MiB, 1x100x500 spent about a fifth less CPU per delivery and
+/// 1x100x100 no more (BENCHMARKS.md, "Room rings"); what does not fit
+/// waits in the room's ring, one copy for every member.
+pub const SEND_BUFFER: usize = 1 << 20;
+
+/// [`SEND_BUFFER`] for one chat connection.
+pub fn set_send_buffer(stream: &std::net::TcpStream) -> nix::Result<()> {
+    nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER)
+}
+
 /// Liveness for one chat connection: TCP keepalive after `idle` of
 /// silence, 3 probes a third of `idle` apart, and TCP_USER_TIMEOUT of
 /// twice `idle`, so a peer that vanished without a FIN (power cut, a

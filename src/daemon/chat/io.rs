@@ -80,6 +80,8 @@ impl Chat {
         }
         // Chat lines are small and latency matters more than segment count.
         let _ = stream.set_nodelay(true);
+        // A failure leaves the kernel's own sizing: nothing to report.
+        let _ = net::set_send_buffer(&stream);
         if let Err(e) = net::set_liveness(&stream, sh.cfg.tcp_keepalive) {
             sh.client_log(
                 peer.ip(),
