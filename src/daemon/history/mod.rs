@@ -331,28 +331,22 @@ fn past_retention(
     spare: &mut Vec<Building>,
     keep: &impl Fn(&str) -> usize,
 ) -> Vec<String> {
-    let mut left: HashMap<&str, usize> = HashMap::new();
+    let mut left: HashMap<String, usize> = HashMap::new();
     for b in rooms.iter() {
-        *left.entry(b.room.as_str()).or_default() += b.n;
+        *left.entry(b.room.clone()).or_default() += b.n;
     }
-    let mut doomed = vec![false; rooms.len()];
     let mut cut: Vec<String> = Vec::new();
-    for (i, b) in rooms.iter().enumerate() {
+    for mut b in std::mem::take(rooms) {
         let k = keep(&b.room);
-        let total = left.get_mut(b.room.as_str()).expect("counted above");
-        if k > 0 && *total - b.n >= k {
-            *total -= b.n;
-            doomed[i] = true;
-            if !cut.contains(&b.room) {
-                cut.push(b.room.clone());
-            }
+        let total = left.get_mut(&b.room).expect("counted above");
+        if k == 0 || *total - b.n < k {
+            rooms.push(b);
+            continue;
         }
-    }
-    let mut i = 0;
-    for mut b in rooms.extract_if(.., |_| {
-        i += 1;
-        doomed[i - 1]
-    }) {
+        *total -= b.n;
+        if !cut.contains(&b.room) {
+            cut.push(b.room.clone());
+        }
         if spare.len() < SPARE {
             b.clear();
             spare.push(b);
