@@ -24,7 +24,8 @@
 //! the burst (the database's commit, the Syncer's checkpoint) counts.
 //! `--ws` adds chatd's web port (`chatd+ws`: the same protocol over a
 //! WebSocket) and, beside it, a Node.js server written with the `ws`
-//! package (`node-ws`, tests/web/bench-ws-server.mjs), same generator.
+//! package (`node-ws`, tests/web/bench-ws-server.mjs), same generator;
+//! with `--baseline` too, the older build's web port (`baseline+ws`).
 //!
 //! Server CPU per delivery (utime+stime of the server process over the
 //! run, divided by deliveries) is the headline: on a 2-core machine the
@@ -330,13 +331,14 @@ fn start_chatd_with(
     })
 }
 
-/// chatd with only its web port open, for the WebSocket client.
-fn start_chatd_ws(rooms: usize) -> Result<Server, String> {
+/// chatd (this build, or `bin`) with only its web port open, for the
+/// WebSocket client.
+fn start_chatd_ws(bin: &Path, rooms: usize) -> Result<Server, String> {
     let extra: Vec<String> = ["--listen", "none", "--web-listen", "127.0.0.1:0"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let mut server = start_chatd_with(Path::new(CHATD), rooms, None, false, &extra, "web port")?;
+    let mut server = start_chatd_with(bin, rooms, None, false, &extra, "web port")?;
     server.target.proto = Proto::Ws;
     Ok(server)
 }
@@ -646,13 +648,14 @@ fn main() {
         "chatd+ws",
         "node-ws",
         "baseline",
+        "baseline+ws",
         "ngircd",
         "redis",
         "cluster",
     ]
     .into_iter()
     .filter(|s| *s != "cluster" || (args.cluster && redis.is_some()))
-    .filter(|s| *s != "baseline" || args.baseline.is_some())
+    .filter(|s| !s.starts_with("baseline") || args.baseline.is_some())
     .filter(|s| *s != "chatd+tls" || args.tls)
     .filter(|s| *s != "chatd+irc" || args.irc)
     .filter(|s| *s != "chatd+history" || args.history)
@@ -660,17 +663,18 @@ fn main() {
     .filter(|s| *s != "node-ws" || ws_script.is_some())
     .filter(|s| *s != "chatd+epoll" || args.epoll)
     .filter(|s| {
-        // --only chatd,redis: those servers (and the ones other flags add).
+        // --only chatd,redis: those servers (and the ones other flags add,
+        // but for node-ws, which --only must name).
         args.only.as_deref().is_none_or(|o| {
             o.split(',').any(|o| o == *s)
                 || [
                     "baseline",
+                    "baseline+ws",
                     "chatd+tls",
                     "chatd+epoll",
                     "chatd+irc",
                     "chatd+history",
                     "chatd+ws",
-                    "node-ws",
                     "cluster",
                 ]
                 .contains(s)
@@ -709,7 +713,8 @@ fn main() {
             "listening",
         ),
         "baseline" => start_chatd(args.baseline.as_deref().unwrap(), rooms, None, false),
-        "chatd+ws" => start_chatd_ws(rooms),
+        "chatd+ws" => start_chatd_ws(Path::new(CHATD), rooms),
+        "baseline+ws" => start_chatd_ws(args.baseline.as_deref().unwrap(), rooms),
         "node-ws" => start_node_ws(ws_script.as_deref().unwrap()),
         "redis" => start_redis(redis.as_deref().unwrap()),
         "cluster" => start_cluster(redis.as_deref().unwrap(), rooms, false),
