@@ -165,20 +165,31 @@ impl Feed {
     /// Moves everything waiting into `into` (a line of the member's own is
     /// to follow it); the feed is then at the ring's end.
     pub fn take_all(&mut self, ring: &Ring, into: &mut Vec<u8>) {
+        self.take_upto(ring, usize::MAX, into);
+        *self = Feed::at(ring.end());
+    }
+
+    /// Moves the first `max` waiting bytes (or all there are) into `into`,
+    /// as if written.
+    pub fn take_upto(&mut self, ring: &Ring, mut max: usize, into: &mut Vec<u8>) {
         let mut spans: [&[u8]; 8] = [&[]; 8];
-        loop {
+        while max > 0 {
             let n = self.spans(ring, &mut spans);
             if n == 0 {
                 break;
             }
             let mut moved = 0;
             for s in &spans[..n] {
+                let s = &s[..s.len().min(max - moved)];
                 into.extend_from_slice(s);
                 moved += s.len();
+                if moved == max {
+                    break;
+                }
             }
             self.advance(moved);
+            max -= moved;
         }
-        *self = Feed::at(ring.end());
     }
 }
 
@@ -190,6 +201,23 @@ mod tests {
         let mut spans: [&[u8]; 4] = [&[]; 4];
         let n = f.spans(r, &mut spans);
         spans[..n].concat()
+    }
+
+    #[test]
+    fn a_feed_gives_up_its_first_bytes_around_its_skips() {
+        let mut r = Ring::default();
+        let mut f = Feed::at(r.end());
+        r.push(b"one\n");
+        let (s, e) = r.push(b"mine\n");
+        f.skip(s, e);
+        r.push(b"two\n");
+        let mut got = Vec::new();
+        f.take_upto(&r, 6, &mut got);
+        assert_eq!(got, b"one\ntw");
+        assert_eq!(waiting(&f, &r), b"o\n");
+        f.take_upto(&r, 100, &mut got);
+        assert_eq!(got, b"one\ntwo\n");
+        assert_eq!(f.pending(r.end()), 0);
     }
 
     #[test]

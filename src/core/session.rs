@@ -150,6 +150,9 @@ pub struct Session {
     /// Output waiting in its room's ring (core/ring.rs), after `out`: the
     /// chat part's count, brought up to date when the ring moves.
     ring_pending: usize,
+    /// Ring output moved out of the ring but not into `out`: a web sub's
+    /// frames, waiting in its web layer (at most what that holds).
+    outside: usize,
     read_closed: bool,
     /// `Gone` was already reported.
     gone: bool,
@@ -175,6 +178,7 @@ impl Session {
             out: Vec::new(),
             out_pos: 0,
             ring_pending: 0,
+            outside: 0,
             read_closed: false,
             gone: false,
             write_blocked: false,
@@ -236,7 +240,7 @@ impl Session {
 
     /// Bytes queued but not yet written: its own, and its ring's.
     pub fn pending(&self) -> usize {
-        self.out.len() - self.out_pos + self.ring_pending
+        self.out.len() - self.out_pos + self.ring_pending + self.outside
     }
 
     /// Its room's ring moved (lines came, or some were written): this
@@ -259,6 +263,27 @@ impl Session {
     pub fn ring_taken(&mut self, bytes: &[u8]) {
         self.queue(bytes);
         self.ring_pending = 0;
+    }
+
+    /// The ring's waiting bytes were taken out of it into a layer below
+    /// the session (a web sub's frames), which now holds `held` bytes.
+    pub fn ring_taken_outside(&mut self, held: usize) {
+        self.ring_pending = 0;
+        self.outside = held;
+    }
+
+    /// The first `own` bytes of its output, then the ring's waiting bytes,
+    /// went to the layer below, which now holds `held` bytes (a web sub's
+    /// frames: a line of its own is to follow them).
+    pub fn moved_outside(&mut self, own: usize, held: usize) {
+        self.consume(own);
+        self.ring_taken_outside(held);
+    }
+
+    /// The layer below now holds `left` bytes: no more of them are ring
+    /// bytes than that.
+    pub fn outside_left(&mut self, left: usize) {
+        self.outside = self.outside.min(left);
     }
 
     /// How many more ring bytes it can take before something must be

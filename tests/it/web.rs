@@ -261,6 +261,105 @@ fn websockets_carry_the_chat_protocol_and_irc_into_one_room() {
     assert_eq!(event(&mut mute)["message"], "408");
 }
 
+/// WebSocket members read their room from its ring, framed once: two
+/// that stop reading while a burst fills their sockets (writes cut short
+/// inside frames), then send a ping and read on, get every message whole,
+/// in order, and the pong; a joiner's history comes before its join.
+#[test]
+fn slow_websocket_readers_get_every_frame_whole_and_in_order() {
+    const N: usize = 20_000;
+    let (d, addr) = web_daemon(&[
+        "--room",
+        "Teste:5",
+        "--history",
+        "10",
+        "--sendq",
+        "16777216",
+        "--flood-rate",
+        "0",
+    ]);
+    let mut early = d.joined("Zé", "Teste");
+    early.say("antes de todos");
+    drop(early);
+    let mut ana = ws(addr, Some("chatd"), None).unwrap();
+    ana.send(Message::Text(
+        r#"{"username":"Ana","room":"Teste","features":["history"]}"#.into(),
+    ))
+    .unwrap();
+    let first = event(&mut ana);
+    assert_eq!(
+        (first["type"].as_str(), first["history"].as_bool()),
+        (Some("join"), Some(true)),
+        "history first: {first}"
+    );
+    while event(&mut ana)["username"] != "Ana" {}
+    let mut irc = ws(addr, Some("binary.ircv3.net"), None).unwrap();
+    for line in ["NICK bob", "USER bob 0 * :Bob", "JOIN #Teste"] {
+        irc.send(Message::Binary(line.as_bytes().to_vec().into()))
+            .unwrap();
+    }
+    while !text(&mut irc).contains(" 366 ") {}
+
+    // Lengths up to 400 bytes (an IRC line stays whole): frames with 1-
+    // and 3-byte lengths.
+    fn body(i: usize) -> String {
+        format!("{i} {}", "x".repeat(i * 7 % 400))
+    }
+    let mut bia = d.joined("Bia", "Teste");
+    let speaker = std::thread::spawn(move || {
+        for i in 0..N {
+            bia.say(&body(i));
+        }
+        bia
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // Both read at once: one that stops reading stops the room.
+    let readers: Vec<_> = [(ana, "a"), (irc, "b")]
+        .into_iter()
+        .map(|(mut sock, ping)| std::thread::spawn(move || read_all(&mut sock, ping, N, body)))
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    speaker.join().unwrap();
+}
+
+/// Pings, then reads `n` messages said as `body(0..n)` (either protocol)
+/// and the pong.
+fn read_all(sock: &mut WebSocket<TcpStream>, ping: &str, n: usize, body: fn(usize) -> String) {
+    sock.send(Message::Ping(ping.as_bytes().to_vec().into()))
+        .unwrap();
+    let mut next = 0;
+    let mut ponged = false;
+    while next < n || !ponged {
+        let got = match sock.read().expect("a whole frame") {
+            Message::Pong(p) => {
+                assert_eq!(&p[..], ping.as_bytes());
+                ponged = true;
+                continue;
+            }
+            Message::Text(t) => serde_json::from_str::<Value>(&t).unwrap()["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            Message::Binary(b) => {
+                let line = String::from_utf8(b.to_vec()).unwrap();
+                assert!(!line.ends_with('\n'), "{line}");
+                match line.split_once(" PRIVMSG #Teste :") {
+                    Some((_, said)) => said.to_string(),
+                    None => continue,
+                }
+            }
+            _ => continue,
+        };
+        if got.is_empty() || got.contains("ENTROU") || got == "antes de todos" {
+            continue;
+        }
+        assert_eq!(got, body(next), "message {next} whole and in order");
+        next += 1;
+    }
+}
+
 /// Two browser users and a `chat` user talk; refusals in words; both
 /// pages reconnect after chatd restarts; screenshots at desktop and phone
 /// width. Needs node, tests/web/node_modules and /usr/bin/chromium (.ci/run

@@ -407,7 +407,7 @@ impl Conn {
     /// of what rustls has for the socket. `taken` counts both, own first.
     pub fn write_once(&mut self, spans: &[&[u8]]) -> io::Result<Sent> {
         if self.web.is_some() {
-            return self.write_web();
+            return self.write_web(spans);
         }
         let mut sent = Sent::default();
         match &mut self.transport {
@@ -460,23 +460,53 @@ impl Conn {
     }
 
     /// The web layer's write: the session's output framed into the layer,
-    /// then one write of the layer's bytes (through rustls with TLS).
-    fn write_web(&mut self) -> io::Result<Sent> {
+    /// then one write of the layer's bytes and, once the session's output
+    /// is all in the layer, of `spans` (ring frames: io.rs); through rustls
+    /// with TLS. `taken` counts the session's output taken, then the ring
+    /// bytes written.
+    fn write_web(&mut self, spans: &[&[u8]]) -> io::Result<Sent> {
         let mut sent = Sent::default();
         let web = self.web.as_mut().expect("a web connection");
         sent.taken = web.take(self.session.output());
+        let spans = if sent.taken == self.session.output().len() {
+            spans
+        } else {
+            &[]
+        };
+        let ring: usize = spans.iter().map(|s| s.len()).sum();
         match &mut self.transport {
             Transport::Plain => {
-                let n = write_some(&mut self.stream, web.pending())?;
-                web.consumed(n);
+                let layer = web.pending().len();
+                let n = if spans.is_empty() {
+                    write_some(&mut self.stream, web.pending())?
+                } else {
+                    let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
+                    parts[0] = web.pending();
+                    let k = spans.len().min(parts.len() - 1);
+                    parts[1..=k].copy_from_slice(&spans[..k]);
+                    write_some_vectored(&mut self.stream, &parts[..=k])?
+                };
+                web.consumed(n.min(layer));
+                sent.taken += n.saturating_sub(layer);
                 sent.written = n;
-                sent.blocked = !web.pending().is_empty();
+                sent.blocked = n < layer + ring;
             }
             Transport::Tls(tls) => {
                 if !web.pending().is_empty() {
                     let n = tls.writer().write(web.pending())?;
                     web.consumed(n);
                 }
+                let mut took = 0;
+                if web.pending().is_empty() {
+                    for span in spans {
+                        let n = tls.writer().write(span)?;
+                        took += n;
+                        if n < span.len() {
+                            break;
+                        }
+                    }
+                }
+                sent.taken += took;
                 if tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
                         Ok(n) => sent.written = n,
@@ -484,9 +514,10 @@ impl Conn {
                         Err(e) => return Err(e),
                     }
                 }
-                sent.blocked = tls.wants_write() || !web.pending().is_empty();
+                sent.blocked = tls.wants_write() || !web.pending().is_empty() || took < ring;
             }
         }
+        self.session.outside_left(web.pending().len());
         if self.web_fin && web.pending().is_empty() {
             self.web_fin = false;
             self.end_transport();

@@ -2,9 +2,11 @@
 //! and each member that reads from it (a sub) keeps a [`Feed`] in its
 //! `Conn`. A room has one ring per lane: the prototype's protocol (plain or
 //! TLS), and IRC's, one per set of tags its members asked for (the same
-//! bytes for all in a lane). A write sends the member's own output, then
-//! its spans of the ring (io.rs). Members that do not read from a ring
-//! (web, closing, in another room's ring already) get their copy as before.
+//! bytes for all in a lane), each as it is on its own port and as
+//! WebSocket frames (text, or binary for `binary.ircv3.net`), framed once
+//! for the lane. A write sends the member's own output, then its spans of
+//! the ring (io.rs). Members that do not read from a ring (closing, not
+//! yet upgraded, in another room's ring already) get their copy as before.
 //!
 //! Invariants:
 //! - A connection's `ring` names `(room, lane)` exactly while it is in
@@ -12,6 +14,10 @@
 //! - Its own output comes before its ring lines: a line of its own
 //!   (`Input::Deliver`, `Input::Finish`, a copy) first takes its waiting
 //!   ring bytes into its own output ([`Chat::own_line`], [`Chat::flatten`]).
+//! - A web sub's cursor is between two frames after every write: a write
+//!   cut short inside a frame moves the frame's rest into the web layer's
+//!   output ([`Rings::wrote`]), which anything may then follow (a pong, a
+//!   line of its own).
 //! - The session's count of its ring bytes (`Session::ring_moved`) is on
 //!   the same side of the high-water mark and of `--sendq` as the truth:
 //!   a lane looks at its subs (a scan) when its end reaches its alarm, the
@@ -24,6 +30,8 @@
 use super::Chat;
 use super::conn::{Conn, RingSeat};
 use super::irc::tag_set;
+use super::web;
+use crate::core::http::WsKind;
 use crate::core::hub::{ConnId, IdMap, RoomId};
 use crate::core::ring::{Feed, Ring};
 use crate::core::session::Action;
@@ -36,9 +44,22 @@ const KEEP: usize = 16 * 1024;
 /// Spans one write sends at most.
 pub const MAX_SPANS: usize = crate::sys::nonblock::MAX_PARTS - 1;
 
-/// The prototype's lane; IRC's tag set `t` is lane `1 + t`.
+/// The prototype's lane; IRC's tag set `t` is lane `1 + t`: the lane's
+/// base. Framed for WebSockets, a base's lane is `base + BASES` (text
+/// frames) or `base + 2 * BASES` (binary frames).
 const PROTOTYPE: usize = 0;
-const LANES: usize = 9;
+const BASES: usize = 9;
+const LANES: usize = 3 * BASES;
+
+/// How a lane's lines are framed: as they are, or as WebSocket messages.
+fn framing(lane: usize) -> Option<WsKind> {
+    match lane / BASES {
+        0 => None,
+        1 if lane % BASES == PROTOTYPE => Some(WsKind::Chatd),
+        1 => Some(WsKind::IrcText),
+        _ => Some(WsKind::IrcBinary),
+    }
+}
 
 #[derive(Default)]
 pub(super) struct Rings {
@@ -95,12 +116,31 @@ impl Rings {
     }
 
     /// A sub wrote `n` bytes of its ring lines: its feed moves on, and the
-    /// ring is released after the flush.
+    /// ring is released after the flush. A web sub's write cut short in a
+    /// frame gives the frame's rest to its web layer, to go first.
     pub(super) fn wrote(&mut self, c: &mut Conn, n: usize) {
         let Some(seat) = &mut c.ring else {
             return;
         };
+        let mut rest = 0;
+        if framing(seat.lane).is_some()
+            && let Some(l) = self.lane(seat)
+        {
+            let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
+            let k = seat.feed.spans(&l.ring, &mut spans);
+            rest = web::frame_rest(&spans[..k], n);
+        }
         seat.feed.advance(n);
+        if rest > 0
+            && let Some(l) = self.lane(seat)
+            && let Some(w) = c.web.as_mut()
+        {
+            let mut bytes = Vec::with_capacity(rest);
+            seat.feed.take_upto(&l.ring, rest, &mut bytes);
+            w.queue(&bytes);
+            // The caller brings the ring's count up to date at once.
+            c.session.ring_taken_outside(w.pending().len());
+        }
         if let Some(rr) = self.rooms.get_mut(&seat.room)
             && !rr.written
         {
@@ -141,12 +181,18 @@ fn gap(members: &[ConnId], to: &[ConnId]) -> Option<Option<ConnId>> {
 
 /// The lane a connection would read from, if it may read from one.
 fn lane_for(c: &Conn) -> Option<usize> {
-    if c.web.is_some() || c.session.is_closing() {
+    if c.session.is_closing() {
         return None;
     }
-    match c.irc.as_deref() {
-        None => Some(PROTOTYPE),
-        Some(irc) => Some(1 + tag_set(irc.caps)),
+    let base = match c.irc.as_deref() {
+        None => PROTOTYPE,
+        Some(irc) => 1 + tag_set(irc.caps),
+    };
+    match c.web.as_ref().map(|w| w.kind()) {
+        None => Some(base),
+        Some(None) => None,
+        Some(Some(WsKind::IrcBinary)) => Some(base + 2 * BASES),
+        Some(Some(_)) => Some(base + BASES),
     }
 }
 
@@ -191,22 +237,29 @@ impl Chat {
         let mut irc_lines = None;
         let mut due = false;
         let mut copies = Vec::new();
+        let mut framed = Vec::new();
         for lane in 0..LANES {
             let rr = self.rings.rooms.get_mut(&room).expect("checked");
             if rr.lanes[lane].subs.is_empty() {
                 continue;
             }
-            let bytes: &[u8] = if lane == PROTOTYPE {
+            let base = lane % BASES;
+            let mut bytes: &[u8] = if base == PROTOTYPE {
                 line
             } else {
                 let lines = match &mut irc_lines {
                     Some(l) => l,
                     None => irc_lines.insert(self.irc_lines(sh, event, notice)),
                 };
-                lines.line(event, lane - 1)
+                lines.line(event, base - 1)
             };
             if bytes.is_empty() {
                 continue;
+            }
+            if let Some(kind) = framing(lane) {
+                framed.clear();
+                web::frame_line(kind, bytes, &mut framed);
+                bytes = &framed;
             }
             let rr = self.rings.rooms.get_mut(&room).expect("checked");
             let l = &mut rr.lanes[lane];
@@ -381,7 +434,8 @@ impl Chat {
     }
 
     /// A sub's waiting ring bytes become its own output (a line of its own
-    /// is to follow them); its feed goes on from the ring's end.
+    /// is to follow them); its feed goes on from the ring's end. A web
+    /// sub's are frames already: they join its web layer's output.
     pub(super) fn flatten(rings: &Rings, c: &mut Conn) {
         let Some(seat) = &mut c.ring else {
             return;
@@ -391,7 +445,15 @@ impl Chat {
         };
         let mut bytes = Vec::new();
         seat.feed.take_all(&l.ring, &mut bytes);
-        c.session.ring_taken(&bytes);
+        match c.web.as_mut() {
+            Some(w) => {
+                // Its own output waits unframed: it goes first.
+                let own = w.take_all(c.session.output());
+                w.queue(&bytes);
+                c.session.moved_outside(own, w.pending().len());
+            }
+            None => c.session.ring_taken(&bytes),
+        }
     }
 
     /// Adds a line of a connection's own (`add`): for a sub, after its

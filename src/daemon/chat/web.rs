@@ -257,7 +257,17 @@ impl Web {
     /// one message each, once upgraded; as it is before) while under
     /// [`WEB_BUFFER`]; returns how many bytes it took.
     pub fn take(&mut self, output: &[u8]) -> usize {
-        let room = WEB_BUFFER.saturating_sub(self.pending().len());
+        self.take_under(output, WEB_BUFFER)
+    }
+
+    /// Takes all of the session's `output`, whatever the layer holds (a
+    /// ring sub's own output, before its ring frames join the layer).
+    pub fn take_all(&mut self, output: &[u8]) -> usize {
+        self.take_under(output, usize::MAX)
+    }
+
+    fn take_under(&mut self, output: &[u8], bound: usize) -> usize {
+        let room = bound.saturating_sub(self.pending().len());
         if room == 0 || output.is_empty() {
             return 0;
         }
@@ -267,7 +277,7 @@ impl Web {
             return n;
         };
         let mut taken = 0;
-        while taken < output.len() && self.out.len() - self.out_pos < WEB_BUFFER {
+        while taken < output.len() && self.out.len() - self.out_pos < bound {
             let rest = &output[taken..];
             let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
             let line = &rest[..end];
@@ -336,6 +346,81 @@ impl Web {
             self.out_pos = 0;
         }
     }
+}
+
+/// One line of the session's codec (its `\n` or CRLF ending dropped) as
+/// the server frame tungstenite would write for it: a text frame (a
+/// binary one for `IrcBinary`), unmasked, unfragmented. The bytes are the
+/// same for every member of a kind, so a room's ring holds them once.
+pub fn frame_line(kind: WsKind, line: &[u8], out: &mut Vec<u8>) {
+    let unit = line
+        .strip_suffix(b"\n")
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .unwrap_or(line);
+    let lossy;
+    let (opcode, payload) = match kind {
+        WsKind::IrcBinary => (0x82, unit),
+        WsKind::IrcText | WsKind::Chatd => match std::str::from_utf8(unit) {
+            Ok(_) => (0x81, unit),
+            Err(_) => {
+                lossy = String::from_utf8_lossy(unit).into_owned();
+                (0x81, lossy.as_bytes())
+            }
+        },
+    };
+    out.push(opcode);
+    match payload.len() {
+        n @ 0..=125 => out.push(n as u8),
+        n @ 126..=0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+/// The length of the server frame that starts `bytes` (as
+/// [`frame_line`] writes them), cut to what `bytes` holds.
+pub fn frame_len(bytes: &[u8]) -> usize {
+    let len = |at: usize, n: usize| -> usize {
+        let mut v = 0usize;
+        for &b in bytes.get(at..at + n).unwrap_or(&[]) {
+            v = (v << 8) | b as usize;
+        }
+        v
+    };
+    let whole = match bytes.get(1).map(|b| b & 0x7f) {
+        None => bytes.len(),
+        Some(126) => 4 + len(2, 2),
+        Some(127) => 10 + len(2, 8),
+        Some(n) => 2 + n as usize,
+    };
+    whole.min(bytes.len()).max(1)
+}
+
+/// How many bytes of a frame are still to come after the first `written`
+/// bytes of `spans`, each made of whole frames (0: it ended between two).
+pub fn frame_rest(spans: &[&[u8]], written: usize) -> usize {
+    let mut at = 0;
+    for span in spans {
+        let mut i = 0;
+        while i < span.len() {
+            if at >= written {
+                return 0;
+            }
+            let n = frame_len(&span[i..]);
+            i += n;
+            at += n;
+            if at > written {
+                return at - written;
+            }
+        }
+    }
+    0
 }
 
 /// One received message as the session's codec reads it: an IRC line
@@ -491,5 +576,56 @@ mod tests {
         let huge = vec![b'a'; http::MAX_HEAD + 1];
         assert_eq!(w.read_budget(), http::MAX_HEAD + 1);
         assert!(matches!(w.feed(&huge).request, Some(Err((400 | 431, _)))));
+    }
+
+    #[test]
+    fn a_ring_frame_is_the_frame_tungstenite_writes() {
+        for kind in [WsKind::Chatd, WsKind::IrcText, WsKind::IrcBinary] {
+            for n in [0usize, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+                let unit = "é".repeat(n / 2) + &"x".repeat(n % 2);
+                let (mut w, _) = upgraded(kind, b"");
+                let ending = if kind == WsKind::Chatd { "\n" } else { "\r\n" };
+                let line = format!("{unit}{ending}");
+                // tungstenite's own framing, through the layer's writer.
+                let mut want = Vec::new();
+                let mut pipe = Pipe {
+                    input: &mut Vec::new(),
+                    output: &mut want,
+                };
+                let Phase::Ws(ws) = &mut w.phase else {
+                    panic!("upgraded")
+                };
+                let message = match kind {
+                    WsKind::IrcBinary => Message::Binary(unit.clone().into_bytes().into()),
+                    _ => Message::Text(unit.clone().into()),
+                };
+                ws.ctx.write(&mut pipe, message).unwrap();
+                let mut got = Vec::new();
+                frame_line(kind, line.as_bytes(), &mut got);
+                assert_eq!(got, want, "{kind:?} {n}");
+                assert_eq!(frame_len(&got), got.len());
+                assert_eq!(frame_rest(&[&got], 1), got.len() - 1);
+            }
+        }
+        let mut lossy = Vec::new();
+        frame_line(WsKind::Chatd, b"a\xffb\n", &mut lossy);
+        assert_eq!(lossy, [0x81, 5, b'a', 0xef, 0xbf, 0xbd, b'b']);
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_cut_by_a_short_write_is_counted() {
+        let mut a = Vec::new();
+        frame_line(WsKind::Chatd, b"hello\n", &mut a); // 7 bytes
+        frame_line(WsKind::Chatd, &[b'z'; 200], &mut a); // 4 + 200
+        let mut b = Vec::new();
+        frame_line(WsKind::Chatd, b"bye\n", &mut b); // 5 bytes
+        let spans: [&[u8]; 2] = [&a, &b];
+        assert_eq!(frame_rest(&spans, 0), 0);
+        assert_eq!(frame_rest(&spans, 3), 4);
+        assert_eq!(frame_rest(&spans, 7), 0);
+        assert_eq!(frame_rest(&spans, 8), 203);
+        assert_eq!(frame_rest(&spans, 211), 0);
+        assert_eq!(frame_rest(&spans, 212), 4);
+        assert_eq!(frame_rest(&spans, 216), 0);
     }
 }
