@@ -743,15 +743,19 @@ impl Hub {
             reason: None,
             ..Event::default()
         };
+        // Sized at once: a filter's collect grows from 4, a realloc per
+        // doubling for every message to a large room.
+        let mut to = Vec::with_capacity(room.members.len());
+        to.extend(
+            room.members
+                .iter()
+                .filter(|m| m.conn != conn)
+                .map(|m| m.conn),
+        );
         Some(Delivery {
             room: id,
             event,
-            to: room
-                .members
-                .iter()
-                .filter(|m| m.conn != conn)
-                .map(|m| m.conn)
-                .collect(),
+            to,
         })
     }
 

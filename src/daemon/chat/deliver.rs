@@ -32,8 +32,8 @@ impl Chat {
         }
         let line = sh.encode(&d.event);
         // Behind what waits in the room's inbox, if anything does.
-        if let Some((to, line)) = self.flow.local(d.room, d.to.clone(), line, &d.event) {
-            self.deliver_room(sh, d.room, &to, &line, &d.event, false);
+        if let Some(line) = self.flow.local(d.room, &d.to, line, &d.event) {
+            self.deliver_room(sh, d.room, &d.to, &line, &d.event, false);
         }
     }
 

@@ -169,21 +169,21 @@ impl Flow {
     }
 
     /// A delivery made here: behind what waits in the room's inbox, if
-    /// anything does (then it is kept, and None returned), else back to
-    /// be delivered now.
+    /// anything does (then it is kept, and None returned), else its line
+    /// back to be delivered now (the recipients are copied only to wait).
     pub fn local(
         &mut self,
         room: RoomId,
-        to: Vec<ConnId>,
+        to: &[ConnId],
         line: Vec<u8>,
         event: &Event,
-    ) -> Option<(Vec<ConnId>, Vec<u8>)> {
+    ) -> Option<Vec<u8>> {
         match self.inboxes.get_mut(&room) {
             Some(inbox) => {
-                inbox.push(to, line, event.clone());
+                inbox.push(to.to_vec(), line, event.clone());
                 None
             }
-            None => Some((to, line)),
+            None => Some(line),
         }
     }
 
@@ -360,7 +360,7 @@ mod tests {
             Arrival::Queued
         );
         assert_eq!(
-            f.local(R, vec![1, 2], line("join"), &Event::default()),
+            f.local(R, &[1, 2], line("join"), &Event::default()),
             None,
             "behind b"
         );
@@ -384,8 +384,8 @@ mod tests {
         assert_eq!(out, [Hold(R, false), Resume(R)]);
         assert!(f.flows(R));
         assert_eq!(
-            f.local(R, vec![1], line("d"), &Event::default()),
-            Some((vec![1], line("d")))
+            f.local(R, &[1], line("d"), &Event::default()),
+            Some(line("d"))
         );
     }
 
