@@ -324,6 +324,49 @@ fn slow_websocket_readers_get_every_frame_whole_and_in_order() {
     speaker.join().unwrap();
 }
 
+/// A WebSocket that sends ping frames and never reads: chatd stops
+/// reading it once its pongs fill the layer, so its memory stays put.
+#[test]
+fn a_peer_that_pings_and_never_reads_is_not_read_either() {
+    let (d, addr) = web_daemon(&["--room", "Teste:5"]);
+    let mut s = TcpStream::connect(addr).unwrap();
+    let hello = br#"{"username":"Pin","room":"Teste"}"#;
+    let mut req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: chatd\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
+    req.extend_from_slice(hello);
+    s.write_all(&req).unwrap();
+    let before = d.rss_kib();
+    // Masked (all-zero key) pings of 125 bytes, as fast as they go in.
+    let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend_from_slice(&[b'p'; 125]);
+    let batch = ping.repeat(512);
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut sent = 0usize;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        match s.write(&batch) {
+            Ok(n) if n == batch.len() => sent += n,
+            // Cut short or timed out: chatd stopped reading.
+            _ => break,
+        }
+    }
+    let grown = d.rss_kib().saturating_sub(before);
+    assert!(sent < 64 << 20, "{sent} bytes taken: still read");
+    assert!(
+        grown < 16 * 1024,
+        "grew {grown} KiB for {sent} bytes of pings"
+    );
+    // chatd itself goes on.
+    let mut ana = d.joined("Ana", "Teste");
+    ana.say("ainda aqui");
+}
+
 /// Pings, then reads `n` messages said as `body(0..n)` (either protocol)
 /// and the pong.
 fn read_all(sock: &mut WebSocket<TcpStream>, ping: &str, n: usize, body: fn(usize) -> String) {

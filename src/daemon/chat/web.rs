@@ -130,7 +130,14 @@ impl Web {
         match &self.phase {
             Phase::Head(h) => (http::MAX_HEAD + 1).saturating_sub(h.len()),
             Phase::Answered(_) => AFTER_HEAD,
-            Phase::Ws(ws) if self.inbound.len() < WEB_BUFFER && ws.raw_in.len() < WEB_BUFFER => {
+            // Nothing more is read while the layer's output is full: a
+            // peer that sends pings and never reads gets no more pongs
+            // queued than that.
+            Phase::Ws(ws)
+                if self.inbound.len() < WEB_BUFFER
+                    && ws.raw_in.len() < WEB_BUFFER
+                    && self.pending().len() < WEB_BUFFER =>
+            {
                 WEB_BUFFER
             }
             Phase::Ws(_) => 0,
@@ -559,6 +566,21 @@ mod tests {
         );
         let n = w.pending().len();
         w.consumed(n);
+        // Pings from a peer that never reads: pongs up to the bound, then
+        // nothing more is read.
+        let mut pings = Vec::new();
+        while w.read_budget() > 0 {
+            pings.clear();
+            for _ in 0..100 {
+                pings.extend(send(&mut c, Message::Ping(vec![b'p'; 125].into())));
+            }
+            w.feed(&pings);
+            assert!(w.pending().len() < 2 * WEB_BUFFER, "{}", w.pending().len());
+        }
+        assert!(w.pending().len() >= WEB_BUFFER);
+        let n = w.pending().len();
+        w.consumed(n);
+        assert!(w.read_budget() > 0, "read again once written");
         let line = format!("{}\n", "y".repeat(1000));
         let lots = line.repeat(200);
         let taken = w.take(lots.as_bytes());
