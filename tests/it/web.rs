@@ -369,7 +369,12 @@ fn a_peer_that_pings_and_never_reads_is_not_read_either() {
 
 /// Pings, then reads `n` messages said as `body(0..n)` (either protocol)
 /// and the pong.
-fn read_all(sock: &mut WebSocket<TcpStream>, ping: &str, n: usize, body: fn(usize) -> String) {
+fn read_all<S: Read + Write>(
+    sock: &mut WebSocket<S>,
+    ping: &str,
+    n: usize,
+    body: fn(usize) -> String,
+) {
     sock.send(Message::Ping(ping.as_bytes().to_vec().into()))
         .unwrap();
     let mut next = 0;
@@ -543,6 +548,10 @@ fn the_web_port_over_tls_serves_pages_and_websockets() {
         key,
         "--room",
         "Teste:5",
+        "--sendq",
+        "16777216",
+        "--flood-rate",
+        "0",
     ]);
     let line = d.wait_log("web port on https://", Duration::from_secs(5));
     let rest = line.rsplit("https://").next().unwrap();
@@ -586,4 +595,19 @@ fn the_web_port_over_tls_serves_pages_and_websockets() {
         }
     };
     assert_eq!(e["message"], "oi");
+
+    // A burst while it does not read: over TLS too, the ring's frames
+    // arrive whole and in order (rustls takes them a part at a time).
+    const N: usize = 20_000;
+    fn body(i: usize) -> String {
+        format!("{i} {}", "y".repeat(i * 13 % 400))
+    }
+    let speaker = std::thread::spawn(move || {
+        for i in 0..N {
+            tcp.say(&body(i));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    read_all(&mut ws, "t", N, body);
+    speaker.join().unwrap();
 }
