@@ -151,8 +151,9 @@ pub struct Session {
     /// chat part's count, brought up to date when the ring moves.
     ring_pending: usize,
     /// Ring output moved out of the ring but not into `out`: a web sub's
-    /// frames, waiting in its web layer (at most what that holds).
-    outside: usize,
+    /// frames, waiting in its web layer (at most what that holds; a u32,
+    /// saturating, so it sits beside the flags below and costs no memory).
+    outside: u32,
     read_closed: bool,
     /// `Gone` was already reported.
     gone: bool,
@@ -240,7 +241,7 @@ impl Session {
 
     /// Bytes queued but not yet written: its own, and its ring's.
     pub fn pending(&self) -> usize {
-        self.out.len() - self.out_pos + self.ring_pending + self.outside
+        self.out.len() - self.out_pos + self.ring_pending + self.outside as usize
     }
 
     /// Its room's ring moved (lines came, or some were written): this
@@ -269,7 +270,7 @@ impl Session {
     /// the session (a web sub's frames), which now holds `held` bytes.
     pub fn ring_taken_outside(&mut self, held: usize) {
         self.ring_pending = 0;
-        self.outside = held;
+        self.outside = u32::try_from(held).unwrap_or(u32::MAX);
     }
 
     /// The first `own` bytes of its output, then the ring's waiting bytes,
@@ -283,7 +284,7 @@ impl Session {
     /// The layer below now holds `left` bytes: no more of them are ring
     /// bytes than that.
     pub fn outside_left(&mut self, left: usize) {
-        self.outside = self.outside.min(left);
+        self.outside = self.outside.min(u32::try_from(left).unwrap_or(u32::MAX));
     }
 
     /// How many more ring bytes it can take before something must be

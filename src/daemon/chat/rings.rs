@@ -46,10 +46,9 @@ pub const MAX_SPANS: usize = crate::sys::nonblock::MAX_PARTS - 1;
 
 /// The prototype's lane; IRC's tag set `t` is lane `1 + t`: the lane's
 /// base. Framed for WebSockets, a base's lane is `base + BASES` (text
-/// frames) or `base + 2 * BASES` (binary frames).
+/// frames) or `base + 2 * BASES` (binary frames): 27 lanes in all.
 const PROTOTYPE: usize = 0;
 const BASES: usize = 9;
-const LANES: usize = 3 * BASES;
 
 /// How a lane's lines are framed: as they are, or as WebSocket messages.
 fn framing(lane: usize) -> Option<WsKind> {
@@ -72,7 +71,9 @@ pub(super) struct Rings {
 
 #[derive(Default)]
 struct RoomRing {
-    lanes: [Lane; LANES],
+    /// Indexed by lane, as long as its highest lane with a sub needs (most
+    /// rooms use the prototype's alone).
+    lanes: Vec<Lane>,
     /// The room's members as the hub listed them at the last resync.
     members: Vec<ConnId>,
     /// Local members that read from no lane here: their lines are copied.
@@ -97,7 +98,9 @@ impl RoomRing {
 
 impl Rings {
     fn lane(&self, seat: &RingSeat) -> Option<&Lane> {
-        self.rooms.get(&seat.room).map(|rr| &rr.lanes[seat.lane])
+        self.rooms
+            .get(&seat.room)
+            .and_then(|rr| rr.lanes.get(seat.lane))
     }
 
     /// How many bytes wait for a sub in its ring (0 for others).
@@ -238,7 +241,8 @@ impl Chat {
         let mut due = false;
         let mut copies = Vec::new();
         let mut framed = Vec::new();
-        for lane in 0..LANES {
+        let lanes = self.rings.rooms.get(&room).map_or(0, |rr| rr.lanes.len());
+        for lane in 0..lanes {
             let rr = self.rings.rooms.get_mut(&room).expect("checked");
             if rr.lanes[lane].subs.is_empty() {
                 continue;
@@ -336,6 +340,9 @@ impl Chat {
             match (&c.ring, lane_for(c)) {
                 (Some(seat), _) if seat.room == room => {}
                 (None, Some(lane)) => {
+                    if rr.lanes.len() <= lane {
+                        rr.lanes.resize_with(lane + 1, Lane::default);
+                    }
                     let l = &mut rr.lanes[lane];
                     c.ring = Some(RingSeat {
                         room,
@@ -360,7 +367,8 @@ impl Chat {
             return;
         };
         rr.dirty = false;
-        for lane in 0..LANES {
+        let lanes = rr.lanes.len();
+        for lane in 0..lanes {
             let Some(rr) = self.rings.rooms.get_mut(&room) else {
                 return;
             };
