@@ -72,6 +72,20 @@ fn ws(
     }
 }
 
+/// A `chatd` WebSocket upgrade request with the handshake `hello` right
+/// behind it, as one client frame (masked with the all-zero key).
+fn upgrade_with(addr: SocketAddr, hello: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: chatd\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
+    req.extend_from_slice(hello);
+    req
+}
+
 fn text(ws: &mut WebSocket<TcpStream>) -> String {
     loop {
         match ws.read().expect("a message") {
@@ -214,16 +228,11 @@ fn websockets_carry_the_chat_protocol_and_irc_into_one_room() {
     // write (masked with the all-zero key), is joined all the same.
     let mut raw = TcpStream::connect(addr).unwrap();
     raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let hello = br#"{"username":"Dora","room":"Teste"}"#;
-    let mut req = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: chatd\r\n\r\n"
-    )
-    .into_bytes();
-    req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
-    req.extend_from_slice(hello);
-    raw.write_all(&req).unwrap();
+    raw.write_all(&upgrade_with(
+        addr,
+        br#"{"username":"Dora","room":"Teste"}"#,
+    ))
+    .unwrap();
     let joined = loop {
         let e = tcp.event();
         if e["type"] == "join" {
@@ -330,16 +339,8 @@ fn slow_websocket_readers_get_every_frame_whole_and_in_order() {
 fn a_peer_that_pings_and_never_reads_is_not_read_either() {
     let (d, addr) = web_daemon(&["--room", "Teste:5"]);
     let mut s = TcpStream::connect(addr).unwrap();
-    let hello = br#"{"username":"Pin","room":"Teste"}"#;
-    let mut req = format!(
-        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: chatd\r\n\r\n"
-    )
-    .into_bytes();
-    req.extend_from_slice(&[0x81, 0x80 | hello.len() as u8, 0, 0, 0, 0]);
-    req.extend_from_slice(hello);
-    s.write_all(&req).unwrap();
+    s.write_all(&upgrade_with(addr, br#"{"username":"Pin","room":"Teste"}"#))
+        .unwrap();
     let before = d.rss_kib();
     // Masked (all-zero key) pings of 125 bytes, as fast as they go in.
     let mut ping = vec![0x89, 0x80 | 125, 0, 0, 0, 0];

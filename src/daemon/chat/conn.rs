@@ -413,15 +413,7 @@ impl Conn {
         match &mut self.transport {
             Transport::Plain => {
                 let output = self.session.output();
-                let n = if spans.is_empty() {
-                    write_some(&mut self.stream, output)?
-                } else {
-                    let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
-                    parts[0] = output;
-                    let k = spans.len().min(parts.len() - 1);
-                    parts[1..=k].copy_from_slice(&spans[..k]);
-                    write_some_vectored(&mut self.stream, &parts[..=k])?
-                };
+                let n = write_first_then(&mut self.stream, output, spans)?;
                 let offered = output.len() + spans.iter().map(|s| s.len()).sum::<usize>();
                 sent.taken = n;
                 sent.written = n;
@@ -433,13 +425,7 @@ impl Conn {
                     sent.taken = tls.writer().write(output)?;
                 }
                 if sent.taken == output.len() {
-                    for span in spans {
-                        let n = tls.writer().write(span)?;
-                        sent.taken += n;
-                        if n < span.len() {
-                            break;
-                        }
-                    }
+                    sent.taken += plaintext_spans(tls, spans)?;
                 }
                 if tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
@@ -477,15 +463,7 @@ impl Conn {
         match &mut self.transport {
             Transport::Plain => {
                 let layer = web.pending().len();
-                let n = if spans.is_empty() {
-                    write_some(&mut self.stream, web.pending())?
-                } else {
-                    let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
-                    parts[0] = web.pending();
-                    let k = spans.len().min(parts.len() - 1);
-                    parts[1..=k].copy_from_slice(&spans[..k]);
-                    write_some_vectored(&mut self.stream, &parts[..=k])?
-                };
+                let n = write_first_then(&mut self.stream, web.pending(), spans)?;
                 web.consumed(n.min(layer));
                 sent.taken += n.saturating_sub(layer);
                 sent.written = n;
@@ -496,16 +474,11 @@ impl Conn {
                     let n = tls.writer().write(web.pending())?;
                     web.consumed(n);
                 }
-                let mut took = 0;
-                if web.pending().is_empty() {
-                    for span in spans {
-                        let n = tls.writer().write(span)?;
-                        took += n;
-                        if n < span.len() {
-                            break;
-                        }
-                    }
-                }
+                let took = if web.pending().is_empty() {
+                    plaintext_spans(tls, spans)?
+                } else {
+                    0
+                };
                 sent.taken += took;
                 if tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
@@ -599,4 +572,31 @@ impl Conn {
             let _ = tls.write_tls(&mut self.stream);
         }
     }
+}
+
+/// One write of `first`, then `spans` (a writev when there are spans):
+/// how many bytes the socket took, in that order.
+fn write_first_then(stream: &mut TcpStream, first: &[u8], spans: &[&[u8]]) -> io::Result<usize> {
+    if spans.is_empty() {
+        return write_some(stream, first);
+    }
+    let mut parts: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
+    parts[0] = first;
+    let k = spans.len().min(parts.len() - 1);
+    parts[1..=k].copy_from_slice(&spans[..k]);
+    write_some_vectored(stream, &parts[..=k])
+}
+
+/// `spans` into rustls as plaintext, in order, until it takes one only in
+/// part: how many bytes it took.
+fn plaintext_spans(tls: &mut ServerConnection, spans: &[&[u8]]) -> io::Result<usize> {
+    let mut took = 0;
+    for span in spans {
+        let n = tls.writer().write(span)?;
+        took += n;
+        if n < span.len() {
+            break;
+        }
+    }
+    Ok(took)
 }

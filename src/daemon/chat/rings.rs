@@ -126,8 +126,11 @@ impl Rings {
             return;
         };
         let mut rest = 0;
+        // Spans are whole frames: only a write of less than all that
+        // waits can have stopped inside one.
         if framing(seat.lane).is_some()
             && let Some(l) = self.lane(seat)
+            && n < seat.feed.pending(l.ring.end())
         {
             let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
             let k = seat.feed.spans(&l.ring, &mut spans);

@@ -289,10 +289,7 @@ impl Web {
             let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
             let line = &rest[..end];
             taken += end;
-            let unit = line
-                .strip_suffix(b"\n")
-                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-                .unwrap_or(line);
+            let unit = unit_of(line);
             let message = match ws.kind {
                 WsKind::IrcBinary => Message::Binary(unit.to_vec().into()),
                 WsKind::IrcText | WsKind::Chatd => {
@@ -355,15 +352,20 @@ impl Web {
     }
 }
 
+/// A line of the session's codec without its `\n` or CRLF ending: one
+/// WebSocket message's payload.
+fn unit_of(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n")
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .unwrap_or(line)
+}
+
 /// One line of the session's codec (its `\n` or CRLF ending dropped) as
 /// the server frame tungstenite would write for it: a text frame (a
 /// binary one for `IrcBinary`), unmasked, unfragmented. The bytes are the
 /// same for every member of a kind, so a room's ring holds them once.
 pub fn frame_line(kind: WsKind, line: &[u8], out: &mut Vec<u8>) {
-    let unit = line
-        .strip_suffix(b"\n")
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .unwrap_or(line);
+    let unit = unit_of(line);
     let lossy;
     let (opcode, payload) = match kind {
         WsKind::IrcBinary => (0x82, unit),
