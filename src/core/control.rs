@@ -411,6 +411,10 @@ pub struct Stats {
     /// Messages flood control refused (delays are not counted).
     #[serde(default)]
     pub flood_refusals: u64,
+    /// Writes to chat clients that sent bytes: bytes_out / writes is the
+    /// bytes per write(2), how well output is batched.
+    #[serde(default)]
+    pub writes: u64,
 }
 
 impl Stats {
@@ -431,6 +435,7 @@ impl Stats {
             ("cluster_dropped", self.cluster_dropped),
             ("cluster_inbox_overflows", self.cluster_inbox_overflows),
             ("flood_refusals", self.flood_refusals),
+            ("writes", self.writes),
         ]
     }
 }
@@ -468,8 +473,8 @@ pub enum Reply {
     },
     /// `purge`.
     Purged { room: String, removed: usize },
-    /// `stats`.
-    Stats { stats: Stats },
+    /// `stats` (boxed: past the other answers' size).
+    Stats { stats: Box<Stats> },
     /// `status` (boxed: the largest reply by far).
     Status { status: Box<StatusView> },
     /// `user-add`, `user-del`, `user-passwd`.
@@ -914,9 +919,9 @@ mod tests {
             (
                 Request::Stats {},
                 Response::Ok(Reply::Stats {
-                    stats: Stats::default(),
+                    stats: Box::default(),
                 }),
-                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0,"cluster_inbox_overflows":0,"flood_refusals":0}}"#,
+                r#"{"ok":true,"stats":{"uptime_secs":0,"clients":0,"members":0,"rooms":0,"messages_relayed":0,"deliveries":0,"bytes_out":0,"slow_consumer_drops":0,"joins":0,"refusals":0,"log_lines_suppressed":0,"cluster_dropped":0,"cluster_inbox_overflows":0,"flood_refusals":0,"writes":0}}"#,
             ),
             (
                 Request::List {},

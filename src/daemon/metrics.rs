@@ -81,6 +81,12 @@ pub fn render(sh: &Shared, census: &Census) -> String {
         "Bytes written to clients",
         c.bytes_out,
     );
+    counter(
+        &mut r,
+        "writes",
+        "Writes to clients that sent bytes (sent_bytes / writes: bytes per write)",
+        c.writes,
+    );
     counter(&mut r, "joins", "Joins", c.joins);
     counter(
         &mut r,

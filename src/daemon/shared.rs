@@ -55,6 +55,9 @@ pub struct Counters {
     pub messages_relayed: u64,
     pub deliveries: u64,
     pub bytes_out: u64,
+    /// Writes to chat clients that sent bytes (bytes_out / writes: how
+    /// well output is batched).
+    pub writes: u64,
     pub slow_consumer_drops: u64,
     pub joins: u64,
     pub refusals: u64,
@@ -350,6 +353,7 @@ impl Shared {
             cluster_dropped: self.counters.cluster_dropped,
             cluster_inbox_overflows: self.counters.inbox_overflows,
             flood_refusals: self.counters.flood_refusals,
+            writes: self.counters.writes,
         }
     }
 

@@ -205,7 +205,14 @@ fn stats_count_what_happened() {
     assert_eq!(s["members"], 2);
     assert_eq!(s["messages_relayed"], 1);
     assert_eq!(s["slow_consumer_drops"], 0);
-    assert!(s["bytes_out"].as_u64().unwrap() > 100);
+    let bytes = s["bytes_out"].as_u64().unwrap();
+    assert!(bytes > 100);
+    // Each of A and B was written to at least once; no write was empty.
+    let writes = s["writes"].as_u64().unwrap();
+    assert!(
+        (2..=bytes).contains(&writes),
+        "{writes} writes of {bytes} bytes"
+    );
     assert!(s["uptime_secs"].is_u64());
 }
 

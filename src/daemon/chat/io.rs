@@ -383,6 +383,7 @@ impl Chat {
             match c.write_once(&spans[..n]) {
                 Ok(sent) => {
                     sh.counters.bytes_out += sent.written as u64;
+                    sh.counters.writes += u64::from(sent.written > 0);
                     wrote |= sent.written > 0;
                     if sent.taken > own {
                         self.rings.wrote(c, sent.taken - own);

@@ -361,7 +361,7 @@ fn run(ctx: &mut Ctx, req: &Request, effects: &mut Vec<Effect>) -> Result<Reply,
             })
         }
         Request::Stats {} => Ok(Reply::Stats {
-            stats: ctx.stats.clone(),
+            stats: Box::new(ctx.stats.clone()),
         }),
         Request::Status {} => Ok(Reply::Status {
             status: Box::new(ctx.status.clone()),
