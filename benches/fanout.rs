@@ -318,13 +318,15 @@ fn start_chatd_with(
     };
     // Keep draining its log so chatd never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
+    let mut target = Target::single(
+        Proto::Chatd,
+        addr,
+        child.id(),
+        tls.map(|p| Arc::clone(&p.client)),
+    );
+    target.control = Some(dir.0.join("c.sock"));
     Ok(Server {
-        target: Target::single(
-            Proto::Chatd,
-            addr,
-            child.id(),
-            tls.map(|p| Arc::clone(&p.client)),
-        ),
+        target,
         others: Vec::new(),
         child,
         _dir: dir,
@@ -487,6 +489,7 @@ fn start_cluster(redis: &Path, rooms: usize, epoll: bool) -> Result<Server, Stri
         )?);
     }
     let mut first = nodes.remove(0);
+    first.target.control = None;
     first.target.more_addrs = nodes.iter().map(|n| n.target.addr).collect();
     first.target.more_pids = nodes.iter().map(|n| n.target.pid).collect();
     first.target.more_pids.push(r.target.pid);
@@ -527,6 +530,16 @@ fn figures(sc: &Scenario, settled: bool) -> Vec<Figure> {
         // Until quiet again after the run: deferred work counts too.
         figures.push(("  settled (ns)", |r| r.cpu_ns_settled));
     }
+    figures.extend::<[Figure; 3]>([
+        // chatd's own count of its writes (others: "-"), and the floor
+        // at that write size: the issue's "≤ 2.5× the floor at the same
+        // write size".
+        ("bytes per write", |r| {
+            r.written_bytes as f64 / r.writes as f64
+        }),
+        ("floor at that size (ns)", |r| r.floor_ns),
+        ("  × floor", |r| r.cpu_ns_per_delivery / r.floor_ns),
+    ]);
     figures.extend::<[Figure; 5]>([
         ("lost", |r| r.lost() as f64),
         ("latency p50 (µs)", |r| r.p50_us as f64),
@@ -616,7 +629,7 @@ fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
         let mut reps = Vec::new();
         for _ in 0..args.runs {
             match loadgen::run(&target, &sc) {
-                Ok(r) => reps.push(r),
+                Ok(r) => reps.push(with_floor(r)),
                 Err(e) => eprintln!("fanout: {e}"),
             }
         }
@@ -784,7 +797,7 @@ fn main() {
                         if sc.msgs == 0 {
                             eprintln!("    {:.3} KiB per client", r.rss_per_client_kib);
                         }
-                        results[i].1.push(r)
+                        results[i].1.push(with_floor(r))
                     }
                     Err(e) => eprintln!(
                         "  {} run {} on {} failed: {e}",
@@ -906,13 +919,58 @@ fn thread_cpu_secs() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// A run's report with [`Report::floor_ns`]: a bare writer's CPU per
+/// delivery at the run's own bytes per write (one write of that size
+/// carries writes/received of the run's deliveries).
+fn with_floor(mut r: Report) -> Report {
+    r.floor_ns = f64::NAN;
+    if r.writes > 0 && r.received > 0 {
+        let size = (r.written_bytes / r.writes).max(1) as usize;
+        let per_write = floor_per_write(size);
+        r.floor_ns = per_write * 1e9 * r.writes as f64 / r.received as f64;
+    }
+    r
+}
+
+/// The CPU a bare writer spends per write(2) of `size` bytes to a
+/// loopback TCP socket whose reader (another thread) is awake.
+fn floor_per_write(size: usize) -> f64 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let mut w = TcpStream::connect(addr).unwrap();
+    w.set_nodelay(true).unwrap();
+    let chunk = vec![b'x'; size];
+    // About 200 MB or 200,000 writes, whichever is fewer.
+    let n = (200_000_000 / size).min(200_000);
+    let before = thread_cpu_secs();
+    for _ in 0..n {
+        w.write_all(&chunk).unwrap();
+    }
+    let per_write = (thread_cpu_secs() - before) / n as f64;
+    drop(w);
+    reader.join().unwrap();
+    per_write
+}
+
 /// The floor under every server: the CPU a bare writer spends per write(2)
 /// to a loopback TCP socket whose reader (another thread) is awake, for a
 /// write of one delivery (110 bytes) and for batches of them. A server's
 /// CPU per delivery can approach it, not beat it.
 fn floor_table(runs: usize) {
-    use std::io::{Read, Write};
-    let sizes = [110usize, 14 * 1024, 32 * 1024, 64 * 1024];
+    let sizes = [
+        110usize,
+        4 * 1024,
+        8 * 1024,
+        14 * 1024,
+        32 * 1024,
+        64 * 1024,
+    ];
     println!();
     println!("## floor (a bare writer to an awake loopback reader; {runs} run(s), medians)");
     println!(
@@ -920,29 +978,7 @@ fn floor_table(runs: usize) {
         "write size", "CPU per write (µs)", "per 110-byte delivery (ns)"
     );
     for size in sizes {
-        let mut per_write = Vec::new();
-        for _ in 0..runs {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let reader = std::thread::spawn(move || {
-                let (mut s, _) = listener.accept().unwrap();
-                let mut buf = vec![0u8; 256 * 1024];
-                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
-            });
-            let mut w = TcpStream::connect(addr).unwrap();
-            w.set_nodelay(true).unwrap();
-            let chunk = vec![b'x'; size];
-            // About 200 MB or 200,000 writes, whichever is fewer.
-            let n = (200_000_000 / size).min(200_000);
-            let before = thread_cpu_secs();
-            for _ in 0..n {
-                w.write_all(&chunk).unwrap();
-            }
-            per_write.push((thread_cpu_secs() - before) / n as f64);
-            drop(w);
-            reader.join().unwrap();
-        }
-        let m = median(per_write);
+        let m = median((0..runs).map(|_| floor_per_write(size)).collect());
         println!(
             "{:<12}{:>22}{:>30}",
             size,

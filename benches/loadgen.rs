@@ -14,6 +14,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,6 +75,10 @@ pub struct Target {
     /// server defers past the burst (chatd's history commit and sync)
     /// counts too.
     pub settle: bool,
+    /// chatd's control socket: its `writes` and `bytes_out` are read
+    /// before and after the run ([`Report::writes`]). None for other
+    /// servers, and for a cluster (one node's writes would mislead).
+    pub control: Option<PathBuf>,
 }
 
 impl Target {
@@ -92,6 +97,7 @@ impl Target {
             more_addrs: Vec::new(),
             more_pids: Vec::new(),
             settle: false,
+            control: None,
         }
     }
 
@@ -142,6 +148,14 @@ pub struct Report {
     /// it was quiet again after the run (1.5 s of next to no CPU), per
     /// delivery; 0 otherwise.
     pub cpu_ns_settled: f64,
+    /// With [`Target::control`]: the writes to clients that sent bytes,
+    /// and those bytes, from the first send to the end of the run; 0
+    /// otherwise.
+    pub writes: u64,
+    pub written_bytes: u64,
+    /// What a bare writer spends per delivery at this run's bytes per
+    /// write (filled in by the caller that measures it); NaN otherwise.
+    pub floor_ns: f64,
 }
 
 impl Report {
@@ -383,6 +397,7 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
     stats.received = 0;
 
     // Phase 2: send and receive.
+    let written_before = written(target);
     let cpu_before = target.cpu_secs();
     let total = (n * sc.msgs) as u64;
     let receivers = if target.proto.echoes() {
@@ -441,6 +456,9 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
         let cpu = target.cpu_secs() - cpu_before;
         report.cpu_ns_per_delivery = cpu * 1e9 / report.received as f64;
     }
+    let written_after = written(target);
+    report.writes = written_after.0.saturating_sub(written_before.0);
+    report.written_bytes = written_after.1.saturating_sub(written_before.1);
     if target.settle && report.received > 0 {
         wait_quiet(target, &mut peers, &mut stats, &now_us)?;
         let cpu = target.cpu_secs() - cpu_before;
@@ -458,6 +476,19 @@ pub fn run(target: &Target, sc: &Scenario) -> Result<Report, String> {
         report.max_us = lat[lat.len() - 1];
     }
     Ok(report)
+}
+
+/// chatd's (writes, bytes_out) so far, from its control socket; zeros
+/// without one, or from a build that does not count writes.
+fn written(target: &Target) -> (u64, u64) {
+    use chatd::core::control::{Reply, Request, Response};
+    let Some(path) = &target.control else {
+        return (0, 0);
+    };
+    match chatd::control_client::ask(Some(path), &Request::Stats {}, Duration::from_secs(5)) {
+        Ok(Response::Ok(Reply::Stats { stats })) => (stats.writes, stats.bytes_out),
+        _ => (0, 0),
+    }
 }
 
 /// CPU seconds a process has used (all its threads): its CPU-time clock
