@@ -556,6 +556,8 @@ struct Args {
     scenario: Option<String>,
     /// Drive an already running chatd (for profiling it): its address and pid.
     attach: Option<(SocketAddr, u32)>,
+    /// With `attach`: its control socket, for its writes (`--control`).
+    attach_control: Option<PathBuf>,
     /// Another chatd binary to measure beside this build.
     baseline: Option<PathBuf>,
     /// Also measure chatd over TLS.
@@ -579,6 +581,7 @@ fn parse_args() -> Args {
         only: None,
         scenario: None,
         attach: None,
+        attach_control: None,
         baseline: None,
         tls: false,
         irc: false,
@@ -597,6 +600,7 @@ fn parse_args() -> Args {
             "--scenario" => args.scenario = it.next(),
             "--attach" => attach_addr = it.next().and_then(|v| v.parse().ok()),
             "--pid" => attach_pid = it.next().and_then(|v| v.parse().ok()),
+            "--control" => args.attach_control = it.next().map(PathBuf::from),
             "--baseline" => args.baseline = it.next().map(PathBuf::from),
             "--tls" => args.tls = true,
             "--irc" => args.irc = true,
@@ -625,7 +629,8 @@ fn run_attached(args: &Args, addr: SocketAddr, pid: u32) {
         if args.scenario.as_deref().is_some_and(|s| s != sc.name) {
             continue;
         }
-        let target = Target::single(Proto::Chatd, addr, pid, None);
+        let mut target = Target::single(Proto::Chatd, addr, pid, None);
+        target.control = args.attach_control.clone();
         let mut reps = Vec::new();
         for _ in 0..args.runs {
             match loadgen::run(&target, &sc) {
