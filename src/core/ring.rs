@@ -23,6 +23,17 @@ pub struct Ring {
 }
 
 impl Ring {
+    /// The offset of the oldest byte held.
+    pub fn start(&self) -> u64 {
+        self.base
+    }
+
+    /// Where `span`, a slice [`Ring::bytes`] or [`Feed::spans`] gave,
+    /// starts.
+    pub fn offset_of(&self, span: &[u8]) -> u64 {
+        self.base + (span.as_ptr() as usize - self.bytes.as_ptr() as usize) as u64
+    }
+
     /// The offset just past the newest line.
     pub fn end(&self) -> u64 {
         self.base + self.bytes.len() as u64

@@ -66,6 +66,20 @@ fn raise_nofile_limit() -> usize {
     soft as usize
 }
 
+/// Under select(2), the descriptors at and above FD_SETSIZE serve the
+/// rooms' sendfile mirrors alone (chat/mirror.rs; a client there is
+/// refused at the door): the soft limit is raised to make room for them.
+fn raise_nofile_for_mirrors() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let wanted = hard.min((FD_SETSIZE + chat::mirror::MAX_MIRRORS) as u64);
+    if wanted > soft {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard);
+    }
+}
+
 /// Each room that keeps a history gets its newest events back from the
 /// history file, as they were sent; returns how many.
 fn seed_history(hub: &mut Hub, history: &history::History) -> Result<usize, String> {
@@ -235,6 +249,7 @@ pub fn run(cfg: Config) -> Result<(), String> {
     let mut short_of_descriptors = None;
     let (poller, control_cap): (Box<dyn poller::Poller>, usize) = match cfg.poller {
         PollerKind::Select => {
+            raise_nofile_for_mirrors();
             let cap = control::control_cap(FD_SETSIZE, open, cfg.max_clients);
             if cap < MIN_CONTROL_CAP {
                 return Err(format!(
@@ -247,6 +262,8 @@ pub fn run(cfg: Config) -> Result<(), String> {
         PollerKind::Epoll => {
             let limit = raise_nofile_limit();
             let epoll = poller::Epoll::new().map_err(|e| format!("epoll: {e}"))?;
+            // The rooms' sendfile mirrors take theirs from the same limit.
+            let open = open + chat::mirror::MAX_MIRRORS;
             let cap = control::control_cap(limit, open, cfg.max_clients);
             if cap < MIN_CONTROL_CAP {
                 // As with select under a low limit: chatd runs, and what the

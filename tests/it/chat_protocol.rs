@@ -596,3 +596,72 @@ fn a_listing_handshake_gets_the_public_rooms_and_a_close() {
     bad.send_frame(br#"{"list":"users"}"#);
     assert_eq!(bad.event()["message"], "400");
 }
+
+/// Plaintext members of a room with 4 or more read its lines by
+/// sendfile(2) from a memfd mirror of its ring (daemon/chat/mirror.rs).
+/// Four readers stop reading during a burst of 20,000 lines, so their
+/// writes are cut short and the mirror's pages behind them are given back
+/// meanwhile; one says something of its own in the middle (its waiting
+/// lines become its own output, and its cursor passes the mirror). All get
+/// every line whole and in order, and the others get the aside.
+#[test]
+fn slow_plaintext_readers_get_every_line_whole_and_in_order() {
+    const N: usize = 20_000;
+    let d = Daemon::start(&[
+        "--room",
+        "Teste:6",
+        "--sendq",
+        "16777216",
+        "--flood-rate",
+        "0",
+    ]);
+    fn body(i: usize) -> String {
+        format!("{i} {}", "x".repeat(i * 7 % 400))
+    }
+    let names = ["Ana", "Cai", "Dan", "Eva"];
+    let mut readers: Vec<Client> = names.iter().map(|n| d.joined(n, "Teste")).collect();
+    let mut bia = d.joined("Bia", "Teste");
+    for (i, r) in readers.iter_mut().enumerate() {
+        // The joins after its own.
+        for _ in i + 1..=names.len() {
+            assert_eq!(r.event()["type"], "join");
+        }
+    }
+    let speaker = thread::spawn(move || {
+        for i in 0..N {
+            bia.say(&body(i));
+        }
+        bia
+    });
+    thread::sleep(Duration::from_millis(1000));
+    readers[1].say("no meio");
+    thread::sleep(Duration::from_millis(500));
+    // Reads Bia's N lines in order, and Cai's aside (between them, or
+    // after them if Bia was done first).
+    fn read_all(mut c: Client, want_aside: bool) {
+        let mut next = 0;
+        let mut aside = false;
+        while next < N || aside != want_aside {
+            let ev = c.event();
+            if ev["username"] == "Cai" {
+                assert!(want_aside && !aside, "{ev}");
+                assert_eq!(ev["message"], "no meio");
+                aside = true;
+                continue;
+            }
+            assert_eq!(ev["username"], "Bia", "{ev}");
+            assert_eq!(ev["message"], body(next).as_str(), "line {next}");
+            next += 1;
+        }
+        assert_eq!(aside, want_aside);
+    }
+    let threads: Vec<_> = readers
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| thread::spawn(move || read_all(c, i != 1)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    speaker.join().unwrap();
+}

@@ -19,6 +19,7 @@ use std::time::Instant;
 use rustls::{ServerConfig, ServerConnection};
 
 use super::irc::IrcClient;
+use super::mirror::Mirror;
 use super::web::{Fed, Web};
 use crate::core::hub::RoomId;
 use crate::core::ring::Feed;
@@ -443,6 +444,24 @@ impl Conn {
         }
         self.blocked = sent.blocked;
         Ok(sent)
+    }
+
+    /// Whether it speaks plaintext TCP (no TLS, no web layer): its ring
+    /// spans may go by sendfile(2) from a mirror.
+    pub fn is_plain(&self) -> bool {
+        self.web.is_none() && matches!(self.transport, Transport::Plain)
+    }
+
+    /// One sendfile(2) of `len` bytes at `from` of a lane's mirror (a span
+    /// of the ring, the whole write: `taken` counts it).
+    pub fn send_mirrored(&mut self, m: &Mirror, from: u64, len: usize) -> io::Result<Sent> {
+        let n = m.send(&self.stream, from, len)?;
+        self.blocked = n < len;
+        Ok(Sent {
+            taken: n,
+            written: n,
+            blocked: self.blocked,
+        })
     }
 
     /// The web layer's write: the session's output framed into the layer,

@@ -377,10 +377,21 @@ impl Chat {
             if !c.wants_write() {
                 continue;
             }
+            if c.is_plain()
+                && let Err(e) = self.rings.sync_mirror(c)
+            {
+                sh.log.warn(format!(
+                    "sendfile mirror off (members write from their room's ring): {e}"
+                ));
+            }
             let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
             let n = self.rings.spans(c, &mut spans);
             let own = c.session.output().len();
-            match c.write_once(&spans[..n]) {
+            let result = match self.rings.mirror_for(c, &spans[..n], own) {
+                Some((m, from)) => c.send_mirrored(m, from, spans[0].len()),
+                None => c.write_once(&spans[..n]),
+            };
+            match result {
                 Ok(sent) => {
                     sh.counters.bytes_out += sent.written as u64;
                     sh.counters.writes += u64::from(sent.written > 0);

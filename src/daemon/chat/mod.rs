@@ -47,6 +47,7 @@ mod irc_register;
 mod irc_rooms;
 mod irc_sasl;
 mod join;
+pub mod mirror;
 mod moderation;
 mod rings;
 #[cfg(test)]

@@ -27,9 +27,12 @@
 //!   feed skips it); otherwise the list is taken again from the hub, and
 //!   if it still differs the delivery is copied.
 
+use std::io;
+
 use super::Chat;
 use super::conn::{Conn, RingSeat};
 use super::irc::tag_set;
+use super::mirror::Mirror;
 use super::web;
 use crate::core::http::WsKind;
 use crate::core::hub::{ConnId, IdMap, RoomId};
@@ -40,6 +43,10 @@ use crate::daemon::shared::Shared;
 
 /// A ring's buffer capacity kept when every member has written all of it.
 const KEEP: usize = 16 * 1024;
+
+/// A lane gets a mirror (sendfile(2) for its plaintext subs) while this
+/// many subs read it: a line for a few members is not worth a file.
+const MIRROR_SUBS: usize = 4;
 
 /// Spans one write sends at most.
 pub const MAX_SPANS: usize = crate::sys::nonblock::MAX_PARTS - 1;
@@ -88,6 +95,10 @@ struct Lane {
     subs: Vec<ConnId>,
     /// When the ring's end reaches this, its subs are looked at now.
     alarm: u64,
+    /// The ring's bytes in a memfd, for its plaintext subs (mirror.rs).
+    mirror: Option<Box<Mirror>>,
+    /// The mirror could not be made or written: the lane goes on without.
+    mirror_off: bool,
 }
 
 impl RoomRing {
@@ -109,6 +120,72 @@ impl Rings {
             self.lane(seat)
                 .map_or(0, |l| seat.feed.pending(l.ring.end()))
         })
+    }
+
+    /// Before a plaintext sub's write: its lane's mirror, made once the
+    /// lane has [`MIRROR_SUBS`] subs (and fewer than `MAX_MIRRORS` are
+    /// alive), brought up to the ring's end (one
+    /// pwrite per lane per pass, by the first sub to write). An error
+    /// leaves the lane without a mirror from then on.
+    pub(super) fn sync_mirror(&mut self, c: &Conn) -> io::Result<()> {
+        let Some(seat) = &c.ring else {
+            return Ok(());
+        };
+        let Some(l) = self
+            .rooms
+            .get_mut(&seat.room)
+            .and_then(|rr| rr.lanes.get_mut(seat.lane))
+        else {
+            return Ok(());
+        };
+        if l.mirror_off || l.subs.len() < MIRROR_SUBS {
+            return Ok(());
+        }
+        let m = match &mut l.mirror {
+            Some(m) => m,
+            None => match Mirror::new(l.ring.start()) {
+                Ok(Some(m)) => l.mirror.insert(Box::new(m)),
+                // As many mirrors as there may be: perhaps at a later pass.
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    l.mirror_off = true;
+                    return Err(e);
+                }
+            },
+        };
+        // Cursors can pass the mirror without a write from it (a line of
+        // a sub's own flattens its spans): the ring may have let go of
+        // bytes the mirror never got.
+        m.skip_to(l.ring.start());
+        if m.end() < l.ring.end()
+            && let Err(e) = m.append(l.ring.bytes(m.end(), l.ring.end()))
+        {
+            l.mirror = None;
+            l.mirror_off = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The mirror a write of `spans` can be sent from, and where the
+    /// span starts in it: a plaintext sub, one span, nothing of the sub's
+    /// own before it, and the mirror holds all of it.
+    pub(super) fn mirror_for(
+        &self,
+        c: &Conn,
+        spans: &[&[u8]],
+        own: usize,
+    ) -> Option<(&Mirror, u64)> {
+        let [span] = spans else {
+            return None;
+        };
+        if own > 0 || !c.is_plain() {
+            return None;
+        }
+        let l = self.lane(c.ring.as_ref()?)?;
+        let m = l.mirror.as_deref()?;
+        let from = l.ring.offset_of(span);
+        m.covers(from, span.len()).then_some((m, from))
     }
 
     /// A sub's waiting spans (at most `out.len()`); 0 for others.
@@ -440,6 +517,12 @@ impl Chat {
                     }
                 }
                 l.ring.release(upto, KEEP);
+                if l.subs.len() < MIRROR_SUBS {
+                    // Its descriptor is better spent on a bigger room.
+                    l.mirror = None;
+                } else if let Some(m) = &mut l.mirror {
+                    m.release(upto);
+                }
             }
         }
     }
