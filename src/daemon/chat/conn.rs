@@ -452,16 +452,22 @@ impl Conn {
         self.web.is_none() && matches!(self.transport, Transport::Plain)
     }
 
-    /// One sendfile(2) of `len` bytes at `from` of a lane's mirror (a span
-    /// of the ring, the whole write: `taken` counts it).
-    pub fn send_mirrored(&mut self, m: &Mirror, from: u64, len: usize) -> io::Result<Sent> {
-        let n = m.send(&self.stream, from, len)?;
-        self.blocked = n < len;
-        Ok(Sent {
-            taken: n,
-            written: n,
-            blocked: self.blocked,
-        })
+    /// A lane's mirror's spans (`(offset, length)`, the whole write), one
+    /// sendfile(2) each until the socket takes one only in part: `taken`
+    /// counts what it took.
+    pub fn send_mirrored(&mut self, m: &Mirror, spans: &[(u64, usize)]) -> io::Result<Sent> {
+        let mut sent = Sent::default();
+        for &(from, len) in spans {
+            let n = m.send(&self.stream, from, len)?;
+            sent.taken += n;
+            if n < len {
+                sent.blocked = true;
+                break;
+            }
+        }
+        sent.written = sent.taken;
+        self.blocked = sent.blocked;
+        Ok(sent)
     }
 
     /// The web layer's write: the session's output framed into the layer,

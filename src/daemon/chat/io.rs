@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 
 use super::conn::Conn;
-use super::rings::MAX_SPANS;
+use super::rings::{MAX_SPANS, MIRROR_SPANS};
 use super::{Chat, Closing};
 use crate::core::codec::{Decoded, Protocol};
 use crate::core::hub::ConnId;
@@ -387,8 +387,9 @@ impl Chat {
             let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
             let n = self.rings.spans(c, &mut spans);
             let own = c.session.output().len();
-            let result = match self.rings.mirror_for(c, &spans[..n], own) {
-                Some((m, from)) => c.send_mirrored(m, from, spans[0].len()),
+            let mut from_mirror = [(0, 0); MIRROR_SPANS];
+            let result = match self.rings.mirror_for(c, &spans[..n], own, &mut from_mirror) {
+                Some((m, k)) => c.send_mirrored(m, &from_mirror[..k]),
                 None => c.write_once(&spans[..n]),
             };
             match result {

@@ -48,6 +48,10 @@ const KEEP: usize = 16 * 1024;
 /// many subs read it: a line for a few members is not worth a file.
 const MIRROR_SUBS: usize = 4;
 
+/// Spans one write sends from a mirror at most (one sendfile(2) each;
+/// past it, one writev of them all costs less).
+pub const MIRROR_SPANS: usize = 4;
+
 /// Spans one write sends at most.
 pub const MAX_SPANS: usize = crate::sys::nonblock::MAX_PARTS - 1;
 
@@ -167,25 +171,29 @@ impl Rings {
         Ok(())
     }
 
-    /// The mirror a write of `spans` can be sent from, and where the
-    /// span starts in it: a plaintext sub, one span, nothing of the sub's
-    /// own before it, and the mirror holds all of it.
+    /// The mirror a write of `spans` can be sent from, with where each
+    /// span starts in it (into `out`; how many): a plaintext sub, at most
+    /// [`MIRROR_SPANS`] spans (one sendfile(2) each), nothing of the
+    /// sub's own before them, and the mirror holds them all.
     pub(super) fn mirror_for(
         &self,
         c: &Conn,
         spans: &[&[u8]],
         own: usize,
-    ) -> Option<(&Mirror, u64)> {
-        let [span] = spans else {
-            return None;
-        };
-        if own > 0 || !c.is_plain() {
+        out: &mut [(u64, usize); MIRROR_SPANS],
+    ) -> Option<(&Mirror, usize)> {
+        if own > 0 || !c.is_plain() || spans.is_empty() || spans.len() > MIRROR_SPANS {
             return None;
         }
         let l = self.lane(c.ring.as_ref()?)?;
         let m = l.mirror.as_deref()?;
-        let from = l.ring.offset_of(span);
-        m.covers(from, span.len()).then_some((m, from))
+        for (o, span) in out.iter_mut().zip(spans) {
+            *o = (l.ring.offset_of(span), span.len());
+            if !m.covers(o.0, o.1) {
+                return None;
+            }
+        }
+        Some((m, spans.len()))
     }
 
     /// A sub's waiting spans (at most `out.len()`); 0 for others.
