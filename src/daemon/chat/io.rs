@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 
 use super::conn::Conn;
-use super::rings::{MAX_SPANS, MIRROR_SPANS};
+use super::rings::{MAX_SPANS, MIRROR_MIN_WRITE, MIRROR_SPANS};
 use super::{Chat, Closing};
 use crate::core::codec::{Decoded, Protocol};
 use crate::core::hub::ConnId;
@@ -377,7 +377,10 @@ impl Chat {
             if !c.wants_write() {
                 continue;
             }
-            if c.is_plain()
+            let own = c.session.output().len();
+            if own == 0
+                && c.is_plain()
+                && self.rings.pending(c) >= MIRROR_MIN_WRITE
                 && let Err(e) = self.rings.sync_mirror(c)
             {
                 sh.log.warn(format!(
@@ -386,7 +389,6 @@ impl Chat {
             }
             let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
             let n = self.rings.spans(c, &mut spans);
-            let own = c.session.output().len();
             let mut from_mirror = [(0, 0); MIRROR_SPANS];
             let result = match self.rings.mirror_for(c, &spans[..n], own, &mut from_mirror) {
                 Some((m, k)) => c.send_mirrored(m, &from_mirror[..k]),

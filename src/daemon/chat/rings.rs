@@ -48,6 +48,12 @@ const KEEP: usize = 16 * 1024;
 /// many subs read it: a line for a few members is not worth a file.
 const MIRROR_SUBS: usize = 4;
 
+/// A write smaller than this goes by writev even from a mirrored lane: its
+/// copy costs next to nothing, and a socket's queue of many small
+/// references to file pages costs its reader more than it saves (the
+/// latency scenario's p99 was 3.49 ms against 2.72 without this bound).
+pub const MIRROR_MIN_WRITE: usize = 4096;
+
 /// Spans one write sends from a mirror at most (one sendfile(2) each;
 /// past it, one writev of them all costs less).
 pub const MIRROR_SPANS: usize = 4;
@@ -173,8 +179,9 @@ impl Rings {
 
     /// The mirror a write of `spans` can be sent from, with where each
     /// span starts in it (into `out`; how many): a plaintext sub, at most
-    /// [`MIRROR_SPANS`] spans (one sendfile(2) each), nothing of the
-    /// sub's own before them, and the mirror holds them all.
+    /// [`MIRROR_SPANS`] spans (one sendfile(2) each) of
+    /// [`MIRROR_MIN_WRITE`] bytes or more in all, nothing of the sub's
+    /// own before them, and the mirror holds them all.
     pub(super) fn mirror_for(
         &self,
         c: &Conn,
@@ -183,6 +190,9 @@ impl Rings {
         out: &mut [(u64, usize); MIRROR_SPANS],
     ) -> Option<(&Mirror, usize)> {
         if own > 0 || !c.is_plain() || spans.is_empty() || spans.len() > MIRROR_SPANS {
+            return None;
+        }
+        if spans.iter().map(|s| s.len()).sum::<usize>() < MIRROR_MIN_WRITE {
             return None;
         }
         let l = self.lane(c.ring.as_ref()?)?;
