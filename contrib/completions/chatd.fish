@@ -59,6 +59,7 @@ complete -c chatd -l flood-bytes-rate -d 'Message bytes a second after a burst o
 complete -c chatd -l flood-lag -d 'How long a flooder\'s messages are delayed in a row before they are refused instead (429 on the chat port, a NOTICE on IRC)' -r
 complete -c chatd -l no-metrics -d 'Serve no /metrics on the web port'
 complete -c chatd -l no-healthz -d 'Serve no /healthz on the web port'
+complete -c chatd -l no-sendfile -d 'Write room lines to plaintext members by copy only: no memfd mirror, no sendfile(2). For clients on this host, whose kernel pays more to read from shared file pages than chatd saves'
 complete -c chatd -l require-login -d 'Admit registered accounts only (`chatctl user add`); without it, unregistered names may join too (registered names always need their password)'
 complete -c chatd -l log-messages -d 'Also log the text of chat messages (off by default, for privacy)'
 complete -c chatd -s h -l help -d 'Print help (see more with \'--help\')'

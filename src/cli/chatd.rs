@@ -225,6 +225,12 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
     pub tcp_keepalive: Duration,
 
+    /// Write room lines to plaintext members by copy only: no memfd
+    /// mirror, no sendfile(2). For clients on this host, whose kernel pays
+    /// more to read from shared file pages than chatd saves.
+    #[arg(long)]
+    pub no_sendfile: bool,
+
     /// Seconds a new connection has to send its handshake.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub handshake_timeout: Duration,

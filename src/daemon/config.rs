@@ -85,6 +85,8 @@ pub struct Config {
     pub exempt: crate::core::fair::Exempt,
     /// TCP keepalive idle time (probes and TCP_USER_TIMEOUT follow from it).
     pub tcp_keepalive: Duration,
+    /// No room mirrors: plaintext members are written to by copy only.
+    pub no_sendfile: bool,
     pub handshake_timeout: Duration,
     pub sendq: usize,
     pub write_timeout: Duration,
@@ -202,6 +204,7 @@ impl Config {
             max_handshakes,
             address_limit_exempt,
             tcp_keepalive,
+            no_sendfile,
             handshake_timeout,
             sendq,
             write_timeout,
@@ -292,6 +295,7 @@ impl Config {
                 crate::core::fair::Exempt(address_limit_exempt.into_iter().flatten().collect())
             },
             tcp_keepalive,
+            no_sendfile,
             handshake_timeout,
             sendq,
             write_timeout,

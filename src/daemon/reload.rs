@@ -8,7 +8,8 @@
 //! (--max-frame, --sendq, --handshake-timeout and --write-timeout for the
 //! connections that come next; --max-clients down to any value and up to
 //! the one chatd started with; --control-timeout; the per-address limits
-//! and exemptions; --tcp-keepalive for new connections); --require-login; the
+//! and exemptions; --tcp-keepalive for new connections); --no-sendfile (for
+//! the writes that come next); --require-login; the
 //! TLS certificate and key paths (when TLS is on); the OIDC settings.
 //! After a restart only: the listen addresses, the control socket, the
 //! state directory, and --room (rooms from flags are added at start-up;
@@ -147,6 +148,7 @@ pub fn plan(old: &Config, new: &Config, max_clients_ceiling: usize) -> Plan {
         secs(old.tcp_keepalive),
         secs(new.tcp_keepalive),
     );
+    live("no-sendfile", dbg(&old.no_sendfile), dbg(&new.no_sendfile));
     live(
         "require-login",
         dbg(&old.require_login),
@@ -534,6 +536,7 @@ mod tests {
             max_handshakes: None,
             exempt: crate::core::fair::Exempt::loopback(),
             tcp_keepalive: Duration::from_secs(30),
+            no_sendfile: false,
             handshake_timeout: Duration::from_secs(10),
             sendq: 1 << 20,
             write_timeout: Duration::from_secs(10),

@@ -665,3 +665,51 @@ fn slow_plaintext_readers_get_every_line_whole_and_in_order() {
     }
     speaker.join().unwrap();
 }
+
+/// A room of 4 or more with writes of 4 KiB or more gets its mirror: a
+/// memfd at or above descriptor 1024, so select(2)'s descriptors stay for
+/// clients. `--no-sendfile` makes none.
+#[test]
+fn a_busy_room_gets_a_mirror_above_selects_reach_unless_no_sendfile() {
+    for (flag, want) in [(None, true), (Some("--no-sendfile"), false)] {
+        let mut args = vec!["--room", "Teste:6", "--flood-rate", "0"];
+        args.extend(flag);
+        let d = Daemon::start(&args);
+        let readers: Vec<Client> = ["Ana", "Cai", "Dan", "Eva"]
+            .iter()
+            .map(|n| d.joined(n, "Teste"))
+            .collect();
+        let mut bia = d.joined("Bia", "Teste");
+        // In one write: chatd reads many lines a pass, so writes are big.
+        let burst: Vec<u8> = (0..2000)
+            .flat_map(|i| frame(format!("{i} {}", "x".repeat(100)).as_bytes()))
+            .collect();
+        bia.send_raw(&burst);
+        let mut admin = d.admin();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while admin.request(serde_json::json!({"cmd":"stats"}))["stats"]["messages_relayed"] != 2000
+        {
+            assert!(Instant::now() < deadline, "the burst was not relayed");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let mirrors: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let target = std::fs::read_link(e.path()).ok()?;
+                target
+                    .to_string_lossy()
+                    .contains("memfd:chatd-ring")
+                    .then(|| e.file_name().to_string_lossy().parse().ok())?
+            })
+            .collect();
+        match want {
+            true => {
+                assert_eq!(mirrors.len(), 1, "{mirrors:?}");
+                assert!(mirrors[0] >= 1024, "{mirrors:?}");
+            }
+            false => assert!(mirrors.is_empty(), "{mirrors:?}"),
+        }
+        drop(readers);
+    }
+}

@@ -378,7 +378,9 @@ impl Chat {
                 continue;
             }
             let own = c.session.output().len();
-            if own == 0
+            let mirrored = !sh.cfg.no_sendfile;
+            if mirrored
+                && own == 0
                 && c.is_plain()
                 && self.rings.pending(c) >= MIRROR_MIN_WRITE
                 && let Err(e) = self.rings.sync_mirror(c)
@@ -390,7 +392,10 @@ impl Chat {
             let mut spans: [&[u8]; MAX_SPANS] = [&[]; MAX_SPANS];
             let n = self.rings.spans(c, &mut spans);
             let mut from_mirror = [(0, 0); MIRROR_SPANS];
-            let result = match self.rings.mirror_for(c, &spans[..n], own, &mut from_mirror) {
+            let from = mirrored
+                .then(|| self.rings.mirror_for(c, &spans[..n], own, &mut from_mirror))
+                .flatten();
+            let result = match from {
                 Some((m, k)) => c.send_mirrored(m, &from_mirror[..k]),
                 None => c.write_once(&spans[..n]),
             };
